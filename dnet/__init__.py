@@ -1,0 +1,4 @@
+"""dnet: declare, apply and prove Docker networking across many servers."""
+
+__version__ = "0.1.0"
+MANAGED_LABEL = "dnet.managed"

@@ -1,0 +1,4 @@
+"""`python -m dnet`."""
+from dnet.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The `dnet` command line: one thin module per command."""

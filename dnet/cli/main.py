@@ -1,0 +1,58 @@
+"""Entry point: the click group and error handling (never a traceback)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dnet import __version__
+from dnet.cli import show, validate
+from dnet.cli.common import EXIT_ERROR, err
+from dnet.errors import DnetError, InventoryError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="dnet")
+def cli() -> None:
+    """Declare, apply and prove Docker networking across many servers.
+
+    Exit codes: 0 success; 1 error (invalid inventory, failed host, usage
+    error); 2 changes pending (plan --detailed-exitcode only); 130 interrupted.
+    """
+
+
+cli.add_command(validate.command)
+cli.add_command(show.command)
+
+
+def _lazy_commands() -> None:
+    from dnet.cli import lab
+
+    cli.add_command(lab.group)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI, turning every dnet error into a calm message and exit code."""
+    try:
+        _lazy_commands()
+    except ImportError:  # optional parts not present yet
+        pass
+    try:
+        code = cli.main(args=argv, prog_name="dnet", standalone_mode=False)
+    except InventoryError as exc:
+        for p in exc.problems:
+            click.echo(str(p), err=True)
+        sys.exit(EXIT_ERROR)
+    except DnetError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(EXIT_ERROR)
+    except click.exceptions.Abort:
+        err.print("aborted", markup=False)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,40 @@
+"""One exception base for dnet; inventory errors carry file:line:col."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DnetError(Exception):
+    """Base of every error dnet reports to a user (never shown as a traceback)."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One finding about an inventory, anchored at a place in its file."""
+
+    line: int
+    col: int
+    message: str
+    file: str = ""
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        tag = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}:{self.col}: {tag}{self.message}"
+
+
+class InventoryError(DnetError):
+    """The inventory is not valid; `problems` lists every finding."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class CommandError(DnetError):
+    """A command on a host failed; carries host, command, exit code, output tail."""
+
+    def __init__(self, host: str, command: str, code: int, output: str) -> None:
+        self.host, self.command, self.code, self.output = host, command, code, output
+        tail = "\n".join(output.strip().splitlines()[-8:])
+        super().__init__(f"{host}: `{command}` exited {code}" + (f":\n{tail}" if tail else ""))

@@ -1,0 +1,66 @@
+"""Effective per-host settings: inventory host > ~/.ssh/config > defaults > built-ins."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from dnet.inventory.schema import DockerEngine, Inventory
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """Everything dnet needs to reach and configure one host."""
+
+    name: str
+    hostname: str
+    port: int
+    user: str
+    identity_file: str | None
+    proxy_jump: str | None
+    roles: tuple[str, ...]
+    labels: dict[str, str] = field(hash=False)
+    advertise_addr: str | None
+    engine: DockerEngine
+    known_hosts: str | None = None
+    local: bool = False
+
+    @property
+    def is_manager(self) -> bool:
+        return "manager" in self.roles
+
+
+def ssh_config(path: str | None = None) -> paramiko.SSHConfig:
+    """Read the user's ssh_config (empty when there is none)."""
+    cfg_path = Path(path or os.environ.get("DNET_SSH_CONFIG", "~/.ssh/config")).expanduser()
+    if cfg_path.is_file():
+        return paramiko.SSHConfig.from_path(str(cfg_path))
+    return paramiko.SSHConfig()
+
+
+def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str, HostSpec]:
+    """Resolve every host's effective connection and engine settings."""
+    config = config if config is not None else ssh_config()
+    out: dict[str, HostSpec] = {}
+    d = inv.defaults
+    for name, h in inv.hosts.items():
+        sc = config.lookup(h.address or name) if config else {}
+        ident = h.identity_file or (sc.get("identityfile") or [None])[0] or d.identity_file
+        engine = d.docker if h.docker is None else d.docker.model_copy(update=h.docker.model_dump(exclude_unset=True))
+        out[name] = HostSpec(
+            name=name,
+            hostname=sc.get("hostname", h.address or name),
+            port=h.port or (int(sc["port"]) if "port" in sc else None) or d.port or 22,
+            user=h.user or sc.get("user") or d.user or "root",
+            identity_file=os.path.expanduser(ident) if ident else None,
+            proxy_jump=sc.get("proxyjump"),
+            roles=tuple(h.roles),
+            labels=dict(h.labels),
+            advertise_addr=h.advertise_addr,
+            engine=engine,
+            known_hosts=os.path.expanduser(d.known_hosts) if d.known_hosts else None,
+            local=(h.address or name) == "local",
+        )
+    return out

@@ -1,0 +1,255 @@
+"""The inventory schema: frozen pydantic models, one per section of the YAML."""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=63)]
+Protocol = Literal["tcp", "udp"]
+
+
+def _ip(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IP address as a string, got {value!r}")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"'{value}' is not a valid IP address") from None
+
+
+def _cidr(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a CIDR like 10.0.0.0/24, got {value!r}")
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not a valid network in CIDR form ({exc})") from None
+
+
+def _str_labels(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, (int, float, bool)) else v
+                for k, v in value.items()}
+    return value
+
+
+def _command(value: Any) -> Any:
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in value]
+    return value
+
+
+IP = Annotated[str, BeforeValidator(_ip)]
+CIDR = Annotated[str, BeforeValidator(_cidr)]
+Labels = Annotated[dict[str, str], BeforeValidator(_str_labels)]
+Command = Annotated[list[str] | str, BeforeValidator(_command)]
+
+
+class Model(BaseModel):
+    """Base: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AddressPool(Model):
+    base: CIDR
+    size: Annotated[int, Field(strict=True, ge=1, le=32)]
+
+    @model_validator(mode="after")
+    def _size_fits(self) -> AddressPool:
+        if self.size < ipaddress.ip_network(self.base).prefixlen:
+            raise ValueError(f"size /{self.size} is larger than the pool {self.base}")
+        return self
+
+
+class DockerEngine(Model):
+    mtu: Annotated[int, Field(strict=True, ge=576, le=9216)] | None = None
+    dns: list[IP] = []
+    default_address_pools: list[AddressPool] = []
+
+
+class Defaults(Model):
+    user: str | None = None
+    port: Port | None = None
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    docker: DockerEngine = DockerEngine()
+
+
+class Host(Model):
+    address: str | None = None
+    port: Port | None = None
+    user: str | None = None
+    identity_file: str | None = None
+    roles: list[Literal["manager", "worker"]] = []
+    labels: Labels = {}
+    advertise_addr: IP | None = None
+    docker: DockerEngine | None = None
+
+    @field_validator("roles")
+    @classmethod
+    def _one_role(cls, roles: list[str]) -> list[str]:
+        if len(set(roles)) > 1:
+            raise ValueError("a host is either a manager or a worker, not both")
+        return roles
+
+
+class Swarm(Model):
+    advertise_interface: str | None = None
+    default_addr_pool: list[CIDR] = []
+    subnet_size: Annotated[int, Field(strict=True, ge=16, le=29)] = 24
+    data_path_port: Port | None = None
+    autolock: bool = False
+
+
+class Network(Model):
+    driver: Literal["overlay", "bridge"]
+    subnet: CIDR | None = None
+    gateway: IP | None = None
+    attachable: bool = False
+    internal: bool = False
+    encrypted: bool = False
+    hosts: list[str] = []
+
+    @model_validator(mode="after")
+    def _gateway_in_subnet(self) -> Network:
+        if self.gateway and not self.subnet:
+            raise ValueError("a gateway needs a subnet")
+        if self.gateway and self.subnet:
+            net = ipaddress.ip_network(self.subnet)
+            gw = ipaddress.ip_address(self.gateway)
+            if gw not in net or gw in (net.network_address, net.broadcast_address):
+                raise ValueError(f"gateway {self.gateway} is not a usable address of {self.subnet}")
+        if self.driver == "overlay" and self.hosts:
+            raise ValueError("an overlay network spans the whole swarm; 'hosts' is only for bridge networks")
+        if self.driver == "bridge" and self.encrypted:
+            raise ValueError("'encrypted' is only for overlay networks")
+        return self
+
+
+class ServicePort(Model):
+    published: Port
+    target: Port
+    protocol: Protocol = "tcp"
+    mode: Literal["ingress", "host"] = "ingress"
+
+
+class Service(Model):
+    image: str
+    command: Command | None = None
+    replicas: Annotated[int, Field(strict=True, ge=0, le=10000)] = 1
+    networks: list[str] = []
+    endpoint_mode: Literal["vip", "dnsrr"] = "vip"
+    ports: list[ServicePort] = []
+
+
+PORT_RE = re.compile(r"^(?:(?P<ip>[0-9.]+):)?(?P<host>\d+):(?P<ctr>\d+)(?:/(?P<proto>tcp|udp))?$")
+
+
+class ContainerPort(Model):
+    """A parsed `H:C[/proto]` (or `IP:H:C[/proto]`) port mapping."""
+
+    host_ip: str | None = None
+    published: Port
+    target: Port
+    protocol: Protocol = "tcp"
+
+    @classmethod
+    def parse(cls, text: Any) -> Any:
+        if isinstance(text, dict):
+            return text
+        if not isinstance(text, str):
+            raise ValueError(f"expected a port mapping like \"8080:80/tcp\", got {text!r}")
+        m = PORT_RE.match(text.strip())
+        if not m:
+            raise ValueError(f"'{text}' is not a port mapping; write HOST:CONTAINER[/tcp|udp], e.g. \"8080:80/tcp\"")
+        if m["ip"]:
+            _ip(m["ip"])
+        for part in ("host", "ctr"):
+            if not 1 <= int(m[part]) <= 65535:
+                raise ValueError(f"port {m[part]} in '{text}' is out of range 1-65535")
+        return {"host_ip": m["ip"], "published": int(m["host"]), "target": int(m["ctr"]),
+                "protocol": m["proto"] or "tcp"}
+
+    def __str__(self) -> str:
+        ip = f"{self.host_ip}:" if self.host_ip else ""
+        return f"{ip}{self.published}:{self.target}/{self.protocol}"
+
+
+class Container(Model):
+    host: str
+    image: str
+    command: Command | None = None
+    networks: list[str] = []
+    ports: list[Annotated[ContainerPort, BeforeValidator(ContainerPort.parse)]] = []
+    aliases: list[str] = []
+
+
+TARGET_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<port>\d+)$")
+
+
+class Forward(Model):
+    host: str
+    listen: Port
+    to: str
+    protocol: Protocol = "tcp"
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: str) -> str:
+        m = TARGET_RE.match(value)
+        if not m:
+            raise ValueError(f"'{value}' is not HOST:PORT; write for example \"node2:9090\"")
+        if not 1 <= int(m["port"]) <= 65535:
+            raise ValueError(f"port {m['port']} in '{value}' is out of range 1-65535")
+        return value
+
+    @property
+    def to_host(self) -> str:
+        return self.to.rsplit(":", 1)[0]
+
+    @property
+    def to_port(self) -> int:
+        return int(self.to.rsplit(":", 1)[1])
+
+
+URL_RE = re.compile(r"^(?P<scheme>https?)://(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>\d+))?(?P<path>/[^\s]*)?$")
+
+
+def _egress(value: Any) -> Any:
+    if isinstance(value, str) and not URL_RE.match(value):
+        raise ValueError(f"'{value}' is not an http(s) URL; write for example http://upstream.lab/")
+    return value
+
+
+class Check(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    expect: Literal["reachable", "unreachable"] = "reachable"
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: str) -> str:
+        if URL_RE.match(value) or TARGET_RE.match(value):
+            return value
+        raise ValueError(f"'{value}' is neither NAME:PORT nor an http(s) URL")
+
+
+class Inventory(Model):
+    version: Literal[1]
+    defaults: Defaults = Defaults()
+    hosts: dict[Name, Host] = Field(min_length=1)
+    groups: dict[Name, list[str]] = {}
+    swarm: Swarm | None = None
+    networks: dict[Name, Network] = {}
+    services: dict[Name, Service] = {}
+    containers: dict[Name, Container] = {}
+    forwards: list[Forward] = []
+    egress: list[Annotated[str, BeforeValidator(_egress)]] = []
+    checks: list[Check] = []

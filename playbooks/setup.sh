@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install everything dnet and its tests need on a Debian machine, start dockerd, make .venv.
+# Idempotent: re-running it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in docker.io iptables debootstrap busybox-static openssh-client python3-venv vagrant git; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: starting dockerd"
+  if [ -d /run/systemd/system ]; then
+    sudo systemctl start docker
+  else
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO sh -c 'nohup dockerd >/var/log/dnet-dockerd.log 2>&1 &'
+  fi
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/dnet-dockerd.log" >&2; exit 1; }
+fi
+
+if [ ! -x .venv/bin/dnet ] || [ setup.cfg -nt .venv/.installed ]; then
+  echo "setup: creating .venv and installing dnet"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[test]'
+  touch .venv/.installed
+fi
+echo "setup: ready ($(.venv/bin/dnet --version), engine $(docker info --format '{{.ServerVersion}}'))"

@@ -1,0 +1,82 @@
+"""Inventory loading: the example, the bad corpus, ssh_config aliases."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from dnet.errors import InventoryError
+from dnet.inventory import hosts, load, loads
+from tests.conftest import EXAMPLE, ROOT, SHARED_EXAMPLE
+
+BAD = sorted((ROOT / "tests" / "bad").glob("*.yml"))
+WARN = sorted((ROOT / "tests" / "warn").glob("*.yml"))
+
+
+def expected(path: Path) -> list[str]:
+    return [ln.removeprefix("# expect: ") for ln in path.read_text().splitlines() if ln.startswith("# expect: ")]
+
+
+def test_example_loads_with_every_section() -> None:
+    inv = load(EXAMPLE).model
+    assert list(inv.hosts) == ["node1", "node2", "node3"]
+    assert inv.hosts["node1"].roles == ["manager"]
+    assert inv.defaults.docker.mtu == 1450 and inv.defaults.docker.dns == ["192.168.77.2"]
+    assert inv.swarm and inv.swarm.default_addr_pool == ["10.220.0.0/16"]
+    assert inv.networks["backnet"].internal and inv.networks["localnet"].hosts == ["edge"]
+    assert inv.services["web"].endpoint_mode == "dnsrr" and inv.services["web"].ports[0].mode == "host"
+    assert str(inv.containers["edge"].ports[0]) == "9090:80/tcp"
+    assert inv.forwards[0].to_host == "node2" and inv.forwards[0].to_port == 9090
+    assert inv.checks[2].from_ == "db" and inv.checks[2].expect == "unreachable"
+    assert inv.egress == ["http://upstream.lab/"]
+
+
+@pytest.mark.skipif(not SHARED_EXAMPLE.exists(), reason="../shared is not beside this checkout")
+def test_shared_example_is_accepted_as_is() -> None:
+    assert load(SHARED_EXAMPLE).warnings == []
+    assert SHARED_EXAMPLE.read_text() == EXAMPLE.read_text()
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_bad_inventory_is_rejected_at_the_right_place(path: Path) -> None:
+    with pytest.raises(InventoryError) as exc:
+        load(path)
+    got = [str(p).removeprefix(f"{path}:") for p in exc.value.problems]
+    assert got == expected(path)
+
+
+@pytest.mark.parametrize("path", WARN, ids=[p.stem for p in WARN])
+def test_warnings_do_not_fail(path: Path) -> None:
+    got = [str(p).removeprefix(f"{path}:") for p in load(path).warnings]
+    assert got == expected(path)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(InventoryError) as exc:
+        load("/nonexistent/inv.yml")
+    assert str(exc.value) == "/nonexistent/inv.yml:1:1: no such inventory file; pass one with -i FILE"
+
+
+def test_effective_settings_host_overrides_defaults() -> None:
+    text = EXAMPLE.read_text().replace("    port: 22\n    roles: [worker]", "    port: 2222\n    user: ops\n    roles: [worker]")
+    resolved = hosts(loads(text).model, paramiko.SSHConfig())
+    assert (resolved["node3"].port, resolved["node3"].user) == (2222, "ops")
+    assert (resolved["node1"].port, resolved["node1"].user) == (22, "root")
+    assert resolved["node1"].identity_file and resolved["node1"].identity_file.endswith("/.ssh/id_ed25519")
+    assert resolved["node2"].engine.mtu == 1450
+
+
+def test_ssh_config_alias_resolves_a_bare_name() -> None:
+    cfg = paramiko.SSHConfig.from_text(
+        "Host db1\n  HostName 10.9.8.7\n  Port 2200\n  User admin\n  IdentityFile ~/.ssh/db\n  ProxyJump bastion\n")
+    inv = loads("version: 1\nhosts:\n  db1: {roles: [manager]}\n").model
+    h = hosts(inv, cfg)["db1"]
+    assert (h.hostname, h.port, h.user, h.proxy_jump) == ("10.9.8.7", 2200, "admin", "bastion")
+    assert h.identity_file and h.identity_file.endswith("/.ssh/db")
+
+
+def test_model_is_immutable() -> None:
+    inv = load(EXAMPLE).model
+    with pytest.raises(Exception):
+        inv.hosts["node1"].address = "1.2.3.4"  # type: ignore[misc]
