@@ -1,6 +1,7 @@
 """Entry point: the click group and error handling (never a traceback)."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -55,4 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - a bug still gets a calm answer
+        if os.environ.get("DNET_DEBUG"):
+            raise
+        err.print(f"dnet: internal error: {type(exc).__name__}: {exc} (set DNET_DEBUG=1 for a traceback and "
+                  "report it)", markup=False)
+        sys.exit(EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else 0)

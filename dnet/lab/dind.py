@@ -1,0 +1,272 @@
+"""Docker-in-Docker labs: K nodes with sshd and their own dockerd, plus an upstream 'internet' host."""
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, NotFound
+
+from dnet import MANAGED_LABEL
+from dnet.errors import DnetError
+from dnet.images import ensure_image
+from dnet.inventory.resolve import HostSpec
+from dnet.inventory.schema import DockerEngine
+from dnet.lab.image import PROBE_IMAGE, build_node_image, build_probe_image, node_image_tag
+from dnet.lab.state import LabState, Node
+from dnet.runner import parallel
+from dnet.transport.ssh import SSHTransport
+
+LAB_LABEL = "dnet.lab"
+FALLBACK_CAPS = ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "NET_RAW", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETFCAP",
+                 "DAC_READ_SEARCH", "IPC_LOCK"]
+Log = Callable[[str], None]
+
+
+def client() -> docker.DockerClient:
+    """A client for the operator's engine, or a clear error when none answers."""
+    try:
+        c = docker.from_env(timeout=120)
+        c.ping()
+        return c
+    except DockerException as exc:
+        raise DnetError(f"no Docker engine answers here ({exc}); start one, e.g. bash playbooks/setup.sh") from None
+
+
+def labels(name: str, role: str) -> dict[str, str]:
+    return {LAB_LABEL: name, f"{LAB_LABEL}.role": role, MANAGED_LABEL: "true"}
+
+
+def _check_free(c: docker.DockerClient, name: str, subnet: ipaddress.IPv4Network) -> None:
+    if c.containers.list(all=True, filters={"label": f"{LAB_LABEL}={name}"}) or \
+            c.networks.list(filters={"label": f"{LAB_LABEL}={name}"}):
+        raise LabExists(f"a lab named '{name}' exists already; remove it with dnet lab down --name {name} "
+                        f"or pick another --name")
+    for net in c.networks.list():
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            sub = cfg.get("Subnet")
+            if sub and ":" not in sub and ipaddress.ip_network(sub, strict=False).overlaps(subnet):
+                raise LabExists(f"lab subnet {subnet} clashes with {sub} of docker network '{net.name}'; "
+                                f"pass another --subnet")
+    routes = subprocess.run(["ip", "-4", "-o", "route"], capture_output=True, text=True).stdout.splitlines()
+    for line in routes:
+        dest = line.split()[0] if line.split() else "default"
+        if dest != "default" and ipaddress.ip_network(dest, strict=False).overlaps(subnet):
+            raise LabExists(f"lab subnet {subnet} clashes with the route '{line.strip()}' on this machine; "
+                            f"pass another --subnet")
+
+
+def _forwarders() -> str:
+    """dnsmasq --server flags for this machine's non-loopback resolvers."""
+    try:
+        text = open("/etc/resolv.conf", encoding="utf-8").read()
+    except OSError:
+        return ""
+    servers = [ln.split()[1] for ln in text.splitlines() if ln.startswith("nameserver") and len(ln.split()) > 1]
+    return " ".join(f"--server={s}" for s in servers if not s.startswith("127.") and s != "::1")
+
+
+class LabExists(DnetError):
+    """The lab name or its subnet is taken (nothing was created)."""
+
+
+class _Starter:
+    """Creates node containers, trying --privileged first and falling back to explicit caps."""
+
+    def __init__(self, c: docker.DockerClient, lab: str, network: str, log: Log) -> None:
+        self.c, self.lab, self.network, self.log = c, lab, network, log
+        self.privileged: bool | None = None
+
+    def start(self, name: str, image: str, ip: str, env: dict[str, str], role: str, engine: bool) -> str:
+        cname = f"dnet-lab-{self.lab}-{name}"
+        binds: dict[str, dict[str, str]] = {}
+        if engine:
+            vol = self.c.volumes.create(f"{cname}-docker", labels=labels(self.lab, "volume"))
+            binds[vol.name] = {"bind": "/var/lib/docker", "mode": "rw"}
+        for privileged in ([self.privileged] if self.privileged is not None else [True, False]):
+            if not engine:  # the upstream host needs no special rights
+                privileged = False
+            hc = self._host_config(privileged, engine, binds, env.get("DNET_DNS"))
+            netcfg = self.c.api.create_networking_config(
+                {self.network: self.c.api.create_endpoint_config(ipv4_address=ip)})
+            cid = self.c.api.create_container(image, name=cname, hostname=name, environment=env,
+                                              labels=labels(self.lab, role), host_config=hc,
+                                              networking_config=netcfg)["Id"]
+            try:
+                self.c.api.start(cid)
+            except APIError as exc:
+                self.c.api.remove_container(cid, force=True)
+                if privileged and ("caps" in str(exc) or "not permitted" in str(exc)):
+                    self.log("--privileged is refused by this engine; using the explicit capability set")
+                    continue
+                raise DnetError(f"cannot start lab node {name}: {exc.explanation or exc}") from None
+            if engine:
+                self.privileged = privileged
+            return cid
+        raise DnetError(f"cannot start lab node {name}")
+
+    def _host_config(self, privileged: bool, engine: bool, binds: dict[str, Any], dns: str | None) -> Any:
+        kw: dict[str, Any] = {"init": True, "binds": binds, "dns": [dns] if dns else None}
+        if engine and privileged:
+            kw["privileged"] = True
+        elif engine:
+            kw.update(cap_add=FALLBACK_CAPS, cgroupns="host",
+                      security_opt=["apparmor=unconfined", "seccomp=unconfined"])
+            kw["binds"] = {**binds, "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}}
+        hc = self.c.api.create_host_config(**kw)
+        if engine and not privileged:  # the API form of --security-opt systempaths=unconfined
+            hc["MaskedPaths"], hc["ReadonlyPaths"] = [], []
+        return hc
+
+
+def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
+    """Create the lab and wait until every node answers on SSH; on failure remove what was made."""
+    c = client()
+    try:
+        net = ipaddress.ip_network(subnet)
+    except ValueError as exc:
+        raise DnetError(f"--subnet {subnet}: {exc}") from None
+    if not 1 <= nodes <= min(200, net.num_addresses - 12):
+        raise DnetError(f"--nodes must be between 1 and {min(200, net.num_addresses - 12)} for {subnet}")
+    _check_free(c, name, net)
+    try:
+        return _up(c, name, nodes, net, bare, log)
+    except (DnetError, DockerException, KeyboardInterrupt) as exc:
+        log(f"lab '{name}' failed to come up; removing what it made")
+        down(name, log)
+        if isinstance(exc, DockerException):
+            raise DnetError(f"lab '{name}': the engine refused: {exc}") from None
+        raise
+
+
+def _up(c: docker.DockerClient, name: str, nodes: int, net: ipaddress.IPv4Network | ipaddress.IPv6Network,
+        bare: bool, log: Log) -> LabState:
+    subnet = str(net)
+    t = build_probe_image()
+    log(f"probe image {PROBE_IMAGE}: " + (f"built in {t:.1f}s" if t else "cached"))
+    image = node_image_tag(bare)
+    t = build_node_image(bare=bare, log=log)
+    log(f"node image {image}: " + (f"built in {t:.1f}s" if t else "cached"))
+    hosts = list(net.hosts())
+    state = LabState(name=name, provider="docker", subnet=str(net))
+    state.upstream = Node("upstream", str(hosts[1]), role="upstream")
+    state.nodes = [Node(f"node{i + 1}", str(hosts[10 + i])) for i in range(nodes)]
+    pub = state.make_key()
+    state.save()
+    netname = f"dnet-lab-{name}"
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(net), gateway=str(hosts[0]))])
+    try:
+        c.networks.create(netname, driver="bridge", ipam=ipam, labels=labels(name, "network"))
+    except APIError as exc:
+        raise DnetError(f"cannot create the lab network {netname} ({subnet}): {exc.explanation or exc}") from None
+    records = " ".join(f"--host-record={n.name},{n.name}.lab,{n.address}" for n in state.nodes)
+    starter = _Starter(c, name, netname, log)
+    up_ip = state.upstream.address
+    state.upstream.container = starter.start(
+        "upstream", image, up_ip, {"DNET_ROLE": "upstream", "DNET_UPSTREAM_IP": up_ip, "DNET_AUTHORIZED_KEY": pub,
+                                   "DNET_DNS_RECORDS": records, "DNET_DNS_FORWARD": _forwarders()}, "upstream", False)
+    for n in state.nodes:
+        n.container = starter.start(n.name, image, n.address, {"DNET_AUTHORIZED_KEY": pub, "DNET_DNS": up_ip},
+                                    "node", not bare)
+    state.save()
+    log(f"started {nodes} nodes and the upstream host on {subnet}; waiting for sshd and dockerd")
+    _trust_host_keys(c, state)
+    results = parallel(state.nodes, lambda n: _wait_ready(state, n, not bare, log), name=lambda n: n.name)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise DnetError("; ".join(f"{r.host}: {r.error}" for r in failed) + f" (inspect with dnet lab status --name {name})")
+    return state
+
+
+def _trust_host_keys(c: docker.DockerClient, state: LabState, timeout: float = 30) -> None:
+    """Record each node's host key, read out of band from the container we created."""
+    lines = []
+    for n in [*state.nodes, *([state.upstream] if state.upstream else [])]:
+        deadline = time.monotonic() + timeout
+        while True:
+            code, out = c.containers.get(n.container).exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
+            if code == 0:
+                break
+            if time.monotonic() > deadline:
+                raise DnetError(f"{n.name}: sshd host key did not appear within {timeout:.0f}s")
+            time.sleep(0.2)
+        kind, key = out.decode().split()[:2]
+        lines.append(f"{n.address} {kind} {key}")
+    state.known_hosts.write_text("\n".join(lines) + "\n")
+
+
+def host_spec(state: LabState, n: Node) -> HostSpec:
+    """Connection settings for one lab node."""
+    return HostSpec(name=n.name, hostname=n.address, port=n.ssh_port, user="root", identity_file=str(state.key),
+                    proxy_jump=None, roles=(), labels={}, advertise_addr=None, engine=DockerEngine(),
+                    known_hosts=str(state.known_hosts))
+
+
+def _wait_ready(state: LabState, n: Node, engine: bool, log: Log, timeout: float = 90) -> str:
+    start = time.monotonic()
+    deadline = start + timeout
+    while True:
+        try:
+            t = SSHTransport(host_spec(state, n), connect_timeout=5)
+            break
+        except DnetError as exc:
+            if time.monotonic() > deadline:
+                raise DnetError(f"no SSH within {timeout:.0f}s: {exc}") from None
+            time.sleep(0.3)
+    try:
+        if not engine:
+            log(f"{n.name}: ssh ok ({time.monotonic() - start:.1f}s), no engine (bare)")
+            return "bare"
+        while True:
+            r = t.run("docker info --format '{{.ServerVersion}}'", check=False, timeout=20)
+            if r.ok and r.stdout.strip():
+                break
+            if time.monotonic() > deadline:
+                raise DnetError(f"dockerd not ready within {timeout:.0f}s: {(r.stdout + r.stderr).strip()[-300:]}")
+            time.sleep(0.3)
+        version = r.stdout.strip()
+        how = ensure_image(t, PROBE_IMAGE)
+        log(f"{n.name}: ssh ok, engine {version} ready, probe image {how} ({time.monotonic() - start:.1f}s)")
+        return version
+    finally:
+        t.close()
+
+
+def down(name: str, log: Log) -> int:
+    """Remove exactly what the lab made (containers, volumes, network) and its state; return the count."""
+    c = client()
+    flt = {"label": f"{LAB_LABEL}={name}"}
+    removed = 0
+    for ctr in c.containers.list(all=True, filters=flt):
+        ctr.remove(force=True, v=True)
+        removed += 1
+    for vol in c.volumes.list(filters=flt):
+        try:
+            vol.remove(force=True)
+            removed += 1
+        except NotFound:
+            pass
+    for net in c.networks.list(filters=flt):
+        net.remove()
+        removed += 1
+    try:
+        LabState.load(name).remove()
+    except DnetError:
+        pass
+    log(f"lab '{name}': removed {removed} containers, volumes and networks")
+    return removed
+
+
+def status(name: str) -> list[dict[str, str]]:
+    """One row per lab container: node, address, state."""
+    c = client()
+    rows = []
+    for ctr in c.containers.list(all=True, filters={"label": f"{LAB_LABEL}={name}"}):
+        nets = ctr.attrs["NetworkSettings"]["Networks"]
+        ip = next((v.get("IPAddress", "") for v in nets.values()), "")
+        rows.append({"lab": name, "node": ctr.attrs["Config"]["Hostname"], "address": ip, "state": ctr.status,
+                     "container": ctr.name, "role": ctr.labels.get(f"{LAB_LABEL}.role", "")})
+    return sorted(rows, key=lambda r: (r["role"] != "upstream", r["node"]))

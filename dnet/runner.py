@@ -1,0 +1,49 @@
+"""Run one function per host in parallel; collect per-host results instead of dying on the first error."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from dnet.errors import DnetError
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+
+@dataclass
+class HostResult(Generic[T]):
+    """The outcome on one host: a value or an error message."""
+
+    host: str
+    value: T | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def parallel(items: Iterable[K], fn: Callable[[K], T], *, name: Callable[[K], str] = str, workers: int = 16,
+             on_done: Callable[[HostResult[T]], None] | None = None) -> list[HostResult[T]]:
+    """Apply fn to every item on a bounded pool; results come back in input order."""
+    items = list(items)
+    results: dict[int, HostResult[T]] = {}
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
+        futures = {pool.submit(fn, it): i for i, it in enumerate(items)}
+        for fut in as_completed(futures):
+            i = futures[fut]
+            host = name(items[i])
+            try:
+                res: HostResult[T] = HostResult(host, value=fut.result())
+            except DnetError as exc:
+                res = HostResult(host, error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - one host's bug must not kill the others
+                res = HostResult(host, error=f"{type(exc).__name__}: {exc}")
+            results[i] = res
+            if on_done:
+                on_done(res)
+    return [results[i] for i in range(len(items))]

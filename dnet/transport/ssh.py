@@ -1,0 +1,142 @@
+"""One SSH connection per host, opened once and reused; host keys verified by default."""
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import socket
+import time
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+import paramiko
+from fabric import Connection
+
+from dnet.errors import DnetError
+from dnet.transport.base import Result, mask
+
+_opened = 0
+_lock = threading.Lock()
+
+
+def connections_opened() -> int:
+    """How many SSH connections this process has opened (for benchmarks)."""
+    return _opened
+
+
+class AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
+    """Record unknown host keys (like OpenSSH's accept-new); changed keys still fail."""
+
+    def __init__(self, save_to: str) -> None:
+        self.save_to = save_to
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        Path(self.save_to).parent.mkdir(parents=True, exist_ok=True)
+        with _lock, open(self.save_to, "a", encoding="utf-8") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class UnknownHostKey(paramiko.MissingHostKeyPolicy):
+    """Refuse hosts whose key is not in known_hosts, with advice."""
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise DnetError(f"{hostname}: host key {key.get_name()} {key.get_fingerprint().hex()} is not in known_hosts; "
+                        "check it and add it (ssh-keyscan), or run with --accept-new-host-keys")
+
+
+class SSHTransport:
+    """Runs commands over one Fabric connection; `sudo -n` for non-root users."""
+
+    def __init__(self, spec: Any, accept_new_host_keys: bool = False, connect_timeout: float = 10) -> None:
+        self.name = spec.name
+        self.spec = spec
+        kwargs: dict[str, Any] = {"allow_agent": True, "look_for_keys": spec.identity_file is None,
+                                  "banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
+        if spec.identity_file:
+            kwargs["key_filename"] = [spec.identity_file]
+        gateway = Connection(spec.proxy_jump, connect_timeout=int(connect_timeout)) if spec.proxy_jump else None
+        self.conn = Connection(spec.hostname, user=spec.user, port=spec.port, connect_kwargs=kwargs,
+                               connect_timeout=int(connect_timeout), gateway=gateway)
+        client = self.conn.client
+        known = os.path.expanduser("~/.ssh/known_hosts")
+        if os.path.exists(known):
+            client.load_host_keys(known)
+        if spec.known_hosts and os.path.exists(spec.known_hosts):
+            client.load_host_keys(spec.known_hosts)
+        policy = AcceptNewPolicy(spec.known_hosts or known) if accept_new_host_keys else UnknownHostKey()
+        client.set_missing_host_key_policy(policy)
+        self.prefix = "" if spec.user == "root" else "sudo -n "
+        self._open()
+
+    def _open(self) -> None:
+        global _opened
+        where = f"{self.spec.user}@{self.spec.hostname}:{self.spec.port}"
+        try:
+            self.conn.open()
+        except paramiko.BadHostKeyException as exc:
+            raise DnetError(f"{self.name} ({where}): the host key CHANGED (got {exc.key.get_name()} "
+                            f"{exc.key.get_fingerprint().hex()}); refusing to connect. If the host was rebuilt, "
+                            f"remove the old key with ssh-keygen -R and try again") from None
+        except paramiko.AuthenticationException as exc:
+            raise DnetError(f"{self.name} ({where}): authentication failed ({exc}); check user and identity_file") from None
+        except (OSError, socket.timeout, paramiko.SSHException, EOFError) as exc:
+            raise DnetError(f"{self.name} ({where}): cannot connect: {exc or type(exc).__name__}") from None
+        with _lock:
+            _opened += 1
+
+    def run(self, command: str, *, check: bool = True, stdin: bytes | None = None, timeout: float | None = None,
+            secrets: tuple[str, ...] = ()) -> Result:
+        chan = self._session()
+        chan.exec_command(self.prefix + "sh -c " + shlex.quote(command))
+        if stdin is not None:
+            chan.sendall(stdin)
+        chan.shutdown_write()
+        return self._finish(chan, command, check, secrets, timeout)
+
+    def stream_in(self, command: str, source: IO[bytes], *, secrets: tuple[str, ...] = ()) -> Result:
+        chan = self._session()
+        chan.exec_command(self.prefix + "sh -c " + shlex.quote(command))
+        while chunk := source.read(1 << 16):
+            chan.sendall(chunk)
+        chan.shutdown_write()
+        return self._finish(chan, command, True, secrets)
+
+    def _session(self) -> paramiko.Channel:
+        transport = self.conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise DnetError(f"{self.name}: the SSH connection was lost")
+        try:
+            chan = transport.open_session()
+        except (paramiko.SSHException, OSError) as exc:
+            raise DnetError(f"{self.name}: the SSH connection was lost ({exc})") from None
+        return chan
+
+    def _finish(self, chan: paramiko.Channel, command: str, check: bool, secrets: tuple[str, ...],
+                timeout: float | None = None) -> Result:
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout if timeout else None
+        code = -1
+        try:
+            while True:
+                while chan.recv_ready():
+                    out += chan.recv(1 << 16)
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(1 << 16)
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    code = chan.recv_exit_status()
+                    break
+                if chan.closed and not chan.exit_status_ready():
+                    raise DnetError(f"{self.name}: the SSH connection was lost while running `{mask(command, secrets)}`")
+                if deadline and time.monotonic() > deadline:
+                    code, err = 124, err + f"\n(timed out after {timeout:.0f}s)".encode()
+                    break
+                select.select([chan], [], [], 0.05)
+        finally:
+            chan.close()
+        r = Result(self.name, command, code, out.decode(errors="replace"), err.decode(errors="replace"))
+        return r.check(secrets) if check else r
+
+    def close(self) -> None:
+        self.conn.close()
