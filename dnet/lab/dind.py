@@ -264,9 +264,14 @@ def status(name: str) -> list[dict[str, str]]:
     """One row per lab container: node, address, state."""
     c = client()
     rows = []
+    try:
+        state = LabState.load(name)
+        known = {n.name: n.address for n in [*state.nodes, *([state.upstream] if state.upstream else [])]}
+    except DnetError:
+        known = {}
     for ctr in c.containers.list(all=True, filters={"label": f"{LAB_LABEL}={name}"}):
         nets = ctr.attrs["NetworkSettings"]["Networks"]
-        ip = next((v.get("IPAddress", "") for v in nets.values()), "")
+        ip = known.get(ctr.attrs["Config"]["Hostname"]) or next((v.get("IPAddress", "") for v in nets.values()), "")
         rows.append({"lab": name, "node": ctr.attrs["Config"]["Hostname"], "address": ip, "state": ctr.status,
                      "container": ctr.name, "role": ctr.labels.get(f"{LAB_LABEL}.role", "")})
     return sorted(rows, key=lambda r: (r["role"] != "upstream", r["node"]))

@@ -30,7 +30,7 @@ def _files(name: str) -> str:
 
 def node_image_tag(bare: bool = False) -> str:
     """Tag of the node image for the current recipe (changes when the recipe does)."""
-    recipe = "|".join([SUITE, *BASE_PACKAGES, *([] if bare else ENGINE_PACKAGES), _files("node-init"), "v1"])
+    recipe = "|".join([SUITE, *BASE_PACKAGES, *([] if bare else ENGINE_PACKAGES), _files("node-init"), "v2"])
     return f"dnet/node{'-bare' if bare else ''}:{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
 
 
@@ -115,6 +115,8 @@ def _customise(root: Path) -> None:
     rc = root / "etc/init.d/docker"
     if rc.exists():  # ulimit fails without CAP_SYS_RESOURCE and the engine then never starts
         rc.write_text(re.sub(r"(?m)^(\s*ulimit\b.*)$", r"\1 || true", rc.read_text()))
+    for key in (root / "etc/ssh").glob("ssh_host_*"):  # each node makes its own at first start
+        key.unlink()
     for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
         shutil.rmtree(root / junk, ignore_errors=True)
     (root / "etc/hostname").write_text("node\n")

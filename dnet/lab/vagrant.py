@@ -1,0 +1,111 @@
+"""Vagrant labs: the same lab as real VMs (virtualbox/libvirt) or as docker-provider machines."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from dnet.errors import DnetError
+from dnet.lab.image import build_node_image, build_probe_image, node_image_tag
+from dnet.lab.state import LabState, Node
+from dnet.runner import parallel
+
+VAGRANT_DIR = Path(__file__).resolve().parents[2] / "vagrant"
+Log = Callable[[str], None]
+
+
+def provider() -> str:
+    """The Vagrant provider to use: VAGRANT_DEFAULT_PROVIDER, else a VM one if present, else docker."""
+    if os.environ.get("VAGRANT_DEFAULT_PROVIDER"):
+        return os.environ["VAGRANT_DEFAULT_PROVIDER"]
+    if shutil.which("VBoxManage"):
+        return "virtualbox"
+    if shutil.which("virsh"):
+        return "libvirt"
+    return "docker"
+
+
+def _env(state: LabState, nodes: int, bare: bool) -> dict[str, str]:
+    prefix = ".".join(state.subnet.split("/")[0].split(".")[:3])
+    return {**os.environ, "VAGRANT_CWD": str(VAGRANT_DIR), "VAGRANT_DOTFILE_PATH": str(state.dir / "vagrant"),
+            "DNET_NODES": str(nodes), "DNET_SUBNET_PREFIX": prefix, "DNET_LAB_NAME": state.name,
+            "DNET_NODE_IMAGE": node_image_tag(bare), "DNET_LAB_KEY": str(state.key), "DNET_BARE": "1" if bare else "0",
+            "DNET_LAB_PUBKEY": (state.dir / "id_ed25519.pub").read_text().strip()}
+
+
+def _vagrant(args: list[str], env: dict[str, str], log: Log | None = None, logfile: Path | None = None) -> str:
+    if not shutil.which("vagrant"):
+        raise DnetError("vagrant is not installed: apt-get install vagrant")
+    proc = subprocess.Popen(["vagrant", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if log and line.startswith("==>"):
+            log(line.strip())
+    proc.wait()
+    text = "".join(lines)
+    if logfile:
+        with open(logfile, "a", encoding="utf-8") as fh:
+            fh.write(text)
+    if proc.returncode != 0:
+        raise DnetError(f"vagrant {' '.join(args)} failed ({proc.returncode}):\n" + "".join(lines[-15:]).strip())
+    return text
+
+
+def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
+    """`vagrant up` the lab, record host keys, wait for sshd and dockerd."""
+    net = ipaddress.ip_network(subnet)
+    if net.prefixlen != 24 or net.version != 4:
+        raise DnetError("the Vagrant lab needs an IPv4 /24 --subnet (nodes at .11, .12, ...)")
+    hosts = list(net.hosts())
+    state = LabState(name=name, provider="vagrant", subnet=str(net))
+    if (state.dir / "lab.json").exists():
+        raise DnetError(f"a lab named '{name}' exists already; remove it with dnet lab down --name {name}")
+    which = provider()
+    if which == "docker":
+        build_probe_image()
+        t = build_node_image(bare=bare, log=log)
+        log(f"node image {node_image_tag(bare)}: " + (f"built in {t:.1f}s" if t else "cached"))
+    state.upstream = Node("upstream", str(hosts[1]), role="upstream")
+    state.nodes = [Node(f"node{i + 1}", str(hosts[10 + i])) for i in range(nodes)]
+    state.make_key()
+    state.save()
+    env = _env(state, nodes, bare)
+    log(f"vagrant up --provider={which} ({nodes} nodes + upstream); log in {state.dir / 'vagrant.log'}")
+    try:
+        _vagrant(["up", f"--provider={which}"], env, log, state.dir / "vagrant.log")
+        lines = []
+        for n in [state.upstream, *state.nodes]:
+            if which == "docker":
+                n.container = f"dnet-vagrant-{name}-{n.name}"
+            key = _vagrant(["ssh", n.name, "-c", "cat /etc/ssh/ssh_host_ed25519_key.pub"], env).split()
+            lines.append(f"{n.address} {key[0]} {key[1]}")
+        state.known_hosts.write_text("\n".join(lines) + "\n")
+        state.save()
+        from dnet.lab.dind import _wait_ready
+
+        results = parallel(state.nodes, lambda n: _wait_ready(state, n, not bare, log), name=lambda n: n.name)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise DnetError("; ".join(f"{r.host}: {r.error}" for r in failed))
+    except (DnetError, KeyboardInterrupt):
+        log(f"lab '{name}' failed to come up; destroying its machines")
+        down(state, log)
+        raise
+    return state
+
+
+def down(state: LabState, log: Log) -> None:
+    """`vagrant destroy -f` the lab's machines and remove their engine volumes and the lab state."""
+    nodes = len(state.nodes)
+    if (state.dir / "vagrant").exists():
+        _vagrant(["destroy", "-f"], _env(state, nodes, False))
+    for n in state.nodes:
+        subprocess.run(["docker", "volume", "rm", "-f", f"dnet-vagrant-{state.name}-{n.name}-docker"],
+                       capture_output=True)
+    state.remove()
+    log(f"lab '{state.name}': vagrant machines destroyed")

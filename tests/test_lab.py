@@ -1,0 +1,172 @@
+"""Real-engine lab tests: bring up Docker-in-Docker nodes, log in over SSH, tear down exactly."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from dnet.errors import DnetError
+from dnet.inventory import load
+from dnet.lab import dind
+from dnet.lab.image import PROBE_IMAGE, build_probe_image
+from dnet.lab.state import LabState
+from dnet.transport.ssh import SSHTransport
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.lab
+SUBNET = "192.168.91.0/24"
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=600)
+
+
+def dnet(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dnet", *args], capture_output=True, text=True, cwd=ROOT, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def sentinel() -> Iterator[tuple[str, str]]:
+    """A container and a network made outside dnet; lab down must leave them alone."""
+    build_probe_image()
+    tag = uuid.uuid4().hex[:6]
+    net, ctr = f"sentinel-net-{tag}", f"sentinel-ctr-{tag}"
+    sh("docker", "network", "create", net)
+    sh("docker", "run", "-d", "--name", ctr, "--network", net, PROBE_IMAGE)
+    yield ctr, net
+    sh("docker", "rm", "-f", ctr, check=False)
+    sh("docker", "network", "rm", net, check=False)
+
+
+@pytest.fixture(scope="module")
+def lab(sentinel: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    name = f"t{uuid.uuid4().hex[:6]}"
+    inv = str(tmp_path_factory.mktemp("lab") / "lab.yml")
+    r = dnet("lab", "up", "--name", name, "--subnet", SUBNET, "--with-example", "-o", inv)
+    assert r.returncode == 0, r.stderr
+    yield name, inv
+    dnet("lab", "down", "--name", name)
+
+
+def test_inventory_is_valid_and_pairs_the_example(lab: tuple[str, str]) -> None:
+    inv = load(lab[1]).model
+    assert [h.address for h in inv.hosts.values()] == ["192.168.91.11", "192.168.91.12", "192.168.91.13"]
+    assert inv.defaults.docker.dns == ["192.168.91.2"] and "web" in inv.services and "appnet" in inv.networks
+
+
+def test_every_node_answers_over_ssh_with_its_own_engine(lab: tuple[str, str]) -> None:
+    state = LabState.load(lab[0])
+    seen = set()
+    for n in state.nodes:
+        t = SSHTransport(dind.host_spec(state, n))
+        try:
+            assert t.run("hostname").stdout.strip() == n.name
+            info = json.loads(t.run("docker info --format '{{json .}}'").stdout)
+            seen.add(info["ID"])
+            assert info["Name"] == n.name
+            assert t.run(f"docker image inspect {PROBE_IMAGE} --format ok").stdout.strip() == "ok"
+        finally:
+            t.close()
+    assert len(seen) == 3  # three distinct engines
+
+
+def test_upstream_resolves_and_serves_from_node_and_container(lab: tuple[str, str]) -> None:
+    state = LabState.load(lab[0])
+    t = SSHTransport(dind.host_spec(state, state.nodes[1]))
+    try:
+        assert t.run("dig +short upstream.lab").stdout.strip() == "192.168.91.2"
+        assert t.run("curl -sf http://upstream.lab/").stdout.strip() == "dnet upstream ok"
+        r = t.run(f"docker run --rm {PROBE_IMAGE} sh -c 'nslookup upstream.lab >/dev/null && wget -qO- http://upstream.lab/'")
+        assert r.stdout.strip() == "dnet upstream ok"
+    finally:
+        t.close()
+
+
+def test_engine_restarts_after_daemon_json_change(lab: tuple[str, str]) -> None:
+    state = LabState.load(lab[0])
+    t = SSHTransport(dind.host_spec(state, state.nodes[2]))
+    try:
+        t.run("""echo '{"dns": ["192.168.91.2"], "mtu": 1450}' > /etc/docker/daemon.json && service docker restart""")
+        t.run("for i in $(seq 60); do docker info >/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1")
+        assert t.run("docker info --format '{{.ServerVersion}}'").stdout.strip()
+    finally:
+        t.close()
+
+
+def test_a_taken_name_and_a_clashing_subnet_are_refused(lab: tuple[str, str]) -> None:
+    r = dnet("lab", "up", "--name", lab[0], "--subnet", "192.168.92.0/24")
+    assert r.returncode == 1 and "exists already" in r.stderr and "Traceback" not in r.stderr
+    r = dnet("lab", "up", "--name", "other" + lab[0], "--subnet", "192.168.91.128/25")
+    assert r.returncode == 1 and "clashes with" in r.stderr
+    assert not dind.status("other" + lab[0])
+
+
+def test_ssh_with_a_wrong_host_key_is_refused(lab: tuple[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    state = LabState.load(lab[0])
+    n = state.nodes[0]
+    other = state.known_hosts.read_text().splitlines()[1].split()[1:]  # node2's key for node1's address
+    bad = tmp_path / "known_hosts"
+    bad.write_text(f"{n.address} {other[0]} {other[1]}\n")
+    spec = dind.host_spec(state, n)
+    from dataclasses import replace
+
+    with pytest.raises(DnetError, match="CHANGED"):
+        SSHTransport(replace(spec, known_hosts=str(bad)))
+    with pytest.raises(DnetError, match="not in known_hosts"):
+        SSHTransport(replace(spec, known_hosts=str(tmp_path / "empty")))
+
+
+def test_down_removes_exactly_the_lab(sentinel: tuple[str, str], lab: tuple[str, str]) -> None:
+    name = lab[0]
+    assert dnet("lab", "down", "--name", name).returncode == 0
+    for kind in ("ps -a", "volume ls", "network ls"):
+        out = sh("docker", *kind.split(), "-q", "--filter", f"label=dnet.lab={name}").stdout
+        assert out.strip() == "", kind
+    ctr, net = sentinel
+    assert sh("docker", "inspect", "-f", "{{.State.Running}}", ctr).stdout.strip() == "true"
+    assert sh("docker", "network", "inspect", net).returncode == 0
+
+
+def test_bare_nodes_have_no_engine() -> None:
+    name = f"b{uuid.uuid4().hex[:6]}"
+    try:
+        state = dind.up(name, 1, "192.168.93.0/24", True, lambda m: None)
+        t = SSHTransport(dind.host_spec(state, state.nodes[0]))
+        try:
+            assert t.run("command -v dockerd", check=False).code != 0
+            assert t.run("command -v apt-get").ok
+        finally:
+            t.close()
+    finally:
+        dind.down(name, lambda m: None)
+
+
+def test_vagrant_validate() -> None:
+    r = subprocess.run(["vagrant", "validate"], cwd=ROOT / "vagrant", capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_vagrant_up_with_the_docker_provider(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    name = f"v{uuid.uuid4().hex[:6]}"
+    inv = str(tmp_path / "v.yml")
+    r = dnet("lab", "up", "--provider", "vagrant", "--name", name, "--nodes", "2", "--subnet", "192.168.94.0/24",
+             "-o", inv)
+    try:
+        assert r.returncode == 0, r.stderr
+        state = LabState.load(name)
+        t = SSHTransport(dind.host_spec(state, state.nodes[1]))
+        try:
+            assert t.run("hostname").stdout.strip() == "node2"
+            assert "192.168.94.12" in t.run("ip -4 -o addr").stdout
+            assert t.run("ping -c1 -W2 192.168.94.11").ok  # private addresses carry node-to-node traffic
+            assert t.run("docker info --format '{{.ServerVersion}}'").stdout.strip()
+        finally:
+            t.close()
+        assert load(inv).model.hosts["node1"].address == "192.168.94.11"
+    finally:
+        assert dnet("lab", "down", "--name", name).returncode == 0
+    assert sh("docker", "ps", "-aq", "--filter", f"label=dnet.lab={name}").stdout.strip() == ""
