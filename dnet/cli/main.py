@@ -27,17 +27,17 @@ cli.add_command(show.command)
 
 
 def _lazy_commands() -> None:
-    from dnet.cli import lab
+    from dnet.cli import converge_cmds, lab
 
     cli.add_command(lab.group)
+    cli.add_command(converge_cmds.plan_cmd)
+    cli.add_command(converge_cmds.apply_cmd)
+    cli.add_command(converge_cmds.destroy_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning every dnet error into a calm message and exit code."""
-    try:
-        _lazy_commands()
-    except ImportError:  # optional parts not present yet
-        pass
+    _lazy_commands()
     try:
         code = cli.main(args=argv, prog_name="dnet", standalone_mode=False)
     except InventoryError as exc:
