@@ -69,8 +69,7 @@ def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log) -> Sessio
 
 def make_plan(s: Session) -> Plan:
     """Diff the inventory against the reachable hosts."""
-    reachable = {h: sp for h, sp in s.specs.items() if h in s.facts}
-    w = World(s.loaded.model, reachable, s.facts, s.local_images)
+    w = World(s.loaded.model, s.specs, s.facts, s.local_images)
     leader = w.leader()
     if leader and leader not in s.facts:
         plan = Plan(errors=[f"{leader}: the swarm's first manager is unreachable; swarm, overlay and service changes "
@@ -94,8 +93,7 @@ class Outcome:
 def apply(s: Session, plan: Plan, log: Log) -> list[Outcome]:
     """Carry out the plan phase by phase; hosts in parallel; a failed host skips its later changes."""
     inv = s.loaded.model
-    reachable = {h: sp for h, sp in s.specs.items() if h in s.facts}
-    ctx = Context(inv, reachable, s.facts, s.transports, World(inv, reachable, s.facts, s.local_images).leader())
+    ctx = Context(inv, s.specs, s.facts, s.transports, World(inv, s.specs, s.facts, s.local_images).leader())
     failed: set[str] = set(s.host_errors)
     outcomes: list[Outcome] = []
     changes = plan.ordered()
@@ -156,10 +154,20 @@ def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
         time.sleep(0.5)
 
 
+def wait_tasks_gone(s: Session, timeout: float = 60) -> list[str]:
+    """Wait until no task containers of dnet services remain; return hosts where some still do."""
+    def one(h: str) -> bool:
+        cmd = ("for i in $(seq %d); do [ -z \"$(docker ps -aq --filter label=dnet.service)\" ] && exit 0; "
+               "sleep 0.5; done; exit 1") % int(timeout * 2)
+        return s.transports[h].run(cmd, check=False, timeout=timeout + 10).ok
+
+    return [r.host for r in parallel(list(s.transports), one) if not r.value]
+
+
 def destroy_plan(s: Session, leave_swarm: bool) -> Plan:
     """Every dnet-managed thing on the reachable hosts, as removals (and swarm leaves when asked)."""
     plan = Plan()
-    w = World(s.loaded.model, {h: sp for h, sp in s.specs.items() if h in s.facts}, s.facts, s.local_images)
+    w = World(s.loaded.model, s.specs, s.facts, s.local_images)
     for h, f in s.facts.items():
         for svc in f.services:
             if (svc.get("Spec") or {}).get("Labels", {}).get("dnet.managed") == "true" and f.is_manager:

@@ -4,13 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash playbooks/setup.sh
 dnet=.venv/bin/dnet
-$dnet lab up --name demo --with-example -o inventories/demo.yml
-$dnet validate -i inventories/demo.yml
-if $dnet --help | grep -q '^  apply'; then
-  $dnet apply -i inventories/demo.yml --yes
-fi
-if $dnet --help | grep -q '^  verify'; then
-  $dnet verify -i inventories/demo.yml
+if $dnet lab status --name demo --json | grep -q '"node"'; then
+  echo "demo: lab 'demo' is already up; reusing it (dnet lab down --name demo for a fresh one)"
 else
-  $dnet lab status --name demo
+  $dnet lab up --name demo --with-example -o inventories/demo.yml
 fi
+$dnet validate -i inventories/demo.yml
+$dnet apply -i inventories/demo.yml --yes
+$dnet verify -i inventories/demo.yml

@@ -152,6 +152,8 @@ def destroy_cmd(inventory: str, yes: bool, leave_swarm: bool, as_json: bool, acc
         if plan.changes:
             _confirm(yes, f"remove {len(plan.changes)} dnet-managed things")
         outcomes = converge.apply(s, plan, log)
+        for h in converge.wait_tasks_gone(s):
+            s.host_errors[h] = "task containers of removed services are still there after 60s"
     finally:
         s.close()
     sys.exit(_report(outcomes, {}, as_json, s, plan, time.monotonic() - start))

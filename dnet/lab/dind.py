@@ -170,7 +170,7 @@ def _up(c: docker.DockerClient, name: str, nodes: int, net: ipaddress.IPv4Networ
                                    "DNET_DNS_RECORDS": records, "DNET_DNS_FORWARD": _forwarders()}, "upstream", False)
     for n in state.nodes:
         n.container = starter.start(n.name, image, n.address, {"DNET_AUTHORIZED_KEY": pub, "DNET_DNS": up_ip},
-                                    "node", not bare)
+                                    "node", True)  # bare nodes get an engine later: same rights
     state.save()
     log(f"started {nodes} nodes and the upstream host on {subnet}; waiting for sshd and dockerd")
     _trust_host_keys(c, state)

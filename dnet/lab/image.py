@@ -30,7 +30,8 @@ def _files(name: str) -> str:
 
 def node_image_tag(bare: bool = False) -> str:
     """Tag of the node image for the current recipe (changes when the recipe does)."""
-    recipe = "|".join([SUITE, *BASE_PACKAGES, *([] if bare else ENGINE_PACKAGES), _files("node-init"), "v2"])
+    recipe = "|".join([SUITE, *BASE_PACKAGES, *([] if bare else ENGINE_PACKAGES), _files("node-init"),
+                       _files("fix-docker-init"), "v3"])
     return f"dnet/node{'-bare' if bare else ''}:{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
 
 
@@ -53,19 +54,28 @@ def image_exists(tag: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
 
 
-def _import(root: Path, tag: str, cmd: str) -> None:
+def _import(root: Path, tag: str, cmd: str, labels: dict[str, str] | None = None) -> None:
     tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-    imp = subprocess.run(["docker", "import", "--change", f"CMD {cmd}", "--change", f"LABEL {IMAGE_LABEL}=true",
-                          "-", tag], stdin=tar.stdout, capture_output=True, text=True)
+    changes = [a for k, v in {IMAGE_LABEL: "true", **(labels or {})}.items() for a in ("--change", f"LABEL {k}={v}")]
+    imp = subprocess.run(["docker", "import", "--change", f"CMD {cmd}", *changes, "-", tag],
+                         stdin=tar.stdout, capture_output=True, text=True)
     assert tar.stdout is not None
     tar.stdout.close()
     if tar.wait() != 0 or imp.returncode != 0:
         raise DnetError(f"docker import of {tag} failed: {imp.stderr.strip()[-500:]}")
 
 
+def probe_recipe() -> str:
+    """A hash of what goes into the probe image (a change rebuilds it)."""
+    text = "|".join([*PROBE_APPLETS, _files("probe-index.html"), _files("probe-fetch"), "p1"])
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def build_probe_image(force: bool = False) -> float:
     """Build dnet/probe:latest from the host's busybox-static; return seconds spent (0 when cached)."""
-    if not force and image_exists(PROBE_IMAGE):
+    have = subprocess.run(["docker", "image", "inspect", "--format", '{{index .Config.Labels "dnet.recipe"}}',
+                           PROBE_IMAGE], capture_output=True, text=True).stdout.strip()
+    if not force and have == probe_recipe():
         return 0.0
     busybox = shutil.which("busybox")
     if not busybox or subprocess.run(["ldd", busybox], capture_output=True).returncode == 0:
@@ -80,7 +90,10 @@ def build_probe_image(force: bool = False) -> float:
             (root / "bin" / applet).symlink_to("busybox")
         (root / "www" / "index.html").write_text(_files("probe-index.html"))
         (root / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
-        _import(root, PROBE_IMAGE, '["httpd", "-f", "-p", "80", "-h", "/www"]')
+        fetch = root / "bin" / "fetch"
+        fetch.write_text(_files("probe-fetch"))
+        fetch.chmod(0o755)
+        _import(root, PROBE_IMAGE, '["httpd", "-f", "-p", "80", "-h", "/www"]', {"dnet.recipe": probe_recipe()})
     return time.monotonic() - start
 
 
@@ -112,9 +125,12 @@ def _customise(root: Path) -> None:
     init = root / "usr/local/sbin/dnet-node-init"
     init.write_text(_files("node-init"))
     init.chmod(0o755)
-    rc = root / "etc/init.d/docker"
-    if rc.exists():  # ulimit fails without CAP_SYS_RESOURCE and the engine then never starts
-        rc.write_text(re.sub(r"(?m)^(\s*ulimit\b.*)$", r"\1 || true", rc.read_text()))
+    fix = root / "usr/local/sbin/dnet-fix-docker-init"
+    fix.write_text(_files("fix-docker-init"))
+    fix.chmod(0o755)
+    (root / "etc/apt/apt.conf.d/99dnet-lab").write_text(
+        'DPkg::Post-Invoke { "/usr/local/sbin/dnet-fix-docker-init || true"; };\n')
+    subprocess.run(["chroot", str(root), "/usr/local/sbin/dnet-fix-docker-init"], check=True)
     for key in (root / "etc/ssh").glob("ssh_host_*"):  # each node makes its own at first start
         key.unlink()
     for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):

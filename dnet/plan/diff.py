@@ -53,6 +53,8 @@ def diff(w: World) -> Plan:
 
 def _engine(w: World, plan: Plan) -> None:
     for h, spec in w.specs.items():
+        if h not in w.facts:
+            continue
         f = w.facts[h]
         if f.engine is None:
             if f.engine_error == "MISSING":
@@ -88,6 +90,8 @@ def _swarm(w: World, plan: Plan) -> None:
         plan.add(Change(leader, "swarm", "swarm", "swarm", "init", f"first manager; overlay pools {pools}"))
     known_nodes = {n.get("ID"): n for n in lf.nodes} if cluster else {}
     for h in members:
+        if h not in w.facts:  # unreachable: reported by the caller
+            continue
         f = w.facts[h]
         role = "manager" if "manager" in w.inv.hosts[h].roles else "worker"
         if h == leader and not cluster:
@@ -154,6 +158,8 @@ def _networks(w: World, plan: Plan) -> None:
         want = d.spec_hash(d.network_spec(net))
         for h in where:
             wanted.setdefault(h, set()).add(name)
+            if h not in w.facts:
+                continue
             have = w.facts[h].network(name)
             data = {"spec": d.network_spec(net)}
             if have is None:
@@ -163,10 +169,12 @@ def _networks(w: World, plan: Plan) -> None:
                                    "inventory or remove it by hand")
             elif _managed(have).get(d.SPEC_LABEL) != want:
                 ctrs, svcs = _attached(w, {have.get("Id", "")}, name)
+                ours = [x for x in svcs if x in w.inv.services]  # removed here, created again from the inventory
                 who = ", ".join([f"container {c['name']}@{c['host']}" for c in ctrs] + [f"service {s}" for s in svcs])
                 plan.add(Change(h, "network", "network", name, "recreate",
                                 f"{_describe(net)}; disconnects and reconnects: {who or 'nothing'}",
-                                {**data, "containers": ctrs, "services": svcs}))
+                                {**data, "containers": ctrs, "services": [x for x in svcs if x not in ours],
+                                 "services_rm": ours}))
     for h, f in w.facts.items():
         for n in f.networks:
             labels = _managed(n)
@@ -187,6 +195,8 @@ def _overlaps(w: World, plan: Plan, name: str, subnet: str | None, hosts: list[s
         return
     mine = ipaddress.ip_network(subnet)
     for h in hosts:
+        if h not in w.facts:
+            continue
         f = w.facts[h]
         docker_nets = set()
         for n in f.networks:
@@ -234,6 +244,8 @@ def _workloads(w: World, plan: Plan) -> None:
             need.setdefault(h, set()).add(s.image)
     ids: dict[tuple[str, str], str | None] = {}
     for h, images in need.items():
+        if h not in w.facts:
+            continue
         for image in sorted(images):
             ids[(h, image)], change = _image_ids(w, h, image)
             if change:
@@ -246,6 +258,8 @@ def _workloads(w: World, plan: Plan) -> None:
             if labels.get(MANAGED_LABEL) == "true" and labels.get(d.KIND_LABEL) == "container" and cname not in declared:
                 plan.add(Change(h, "prune", "container", cname, "remove", "no longer in the inventory"))
     for name, c in w.inv.containers.items():
+        if c.host not in w.facts:
+            continue
         spec = d.container_spec(name, c, ids.get((c.host, c.image)))
         have = w.facts[c.host].container(name)
         data = {"spec": spec, "labels": d.labels("container", spec)}
@@ -256,6 +270,9 @@ def _workloads(w: World, plan: Plan) -> None:
                                "rename it in the inventory or remove it by hand")
         elif _managed(have, ("Config", "Labels")).get(d.SPEC_LABEL) != d.spec_hash(spec):
             plan.add(Change(c.host, "workload", "container", name, "recreate", _ctr_detail(c), data))
+        elif (drift := _net_drift(set(((have.get("NetworkSettings") or {}).get("Networks") or {})),
+                                  set(c.networks) or {"bridge"})):
+            plan.add(Change(c.host, "workload", "container", name, "recreate", drift, data))
         elif not (have.get("State") or {}).get("Running"):
             plan.add(Change(c.host, "workload", "container", name, "start", "stopped"))
     if not leader:
@@ -265,21 +282,39 @@ def _workloads(w: World, plan: Plan) -> None:
         labels = _managed(s, ("Spec", "Labels"))
         if labels.get(MANAGED_LABEL) == "true" and s["Spec"]["Name"] not in w.inv.services:
             plan.add(Change(leader, "prune", "service", s["Spec"]["Name"], "remove", "no longer in the inventory"))
+    rebuilt = {x for c in plan.changes if c.kind == "network" for x in c.data.get("services_rm", [])}
     for name, s in w.inv.services.items():
         spec = d.service_spec(name, s, ids.get((leader, s.image)))
         have = lf.service(name)
         data = {"spec": spec, "labels": d.labels("service", spec)}
         detail = f"{s.image} x{s.replicas} on {', '.join(s.networks) or 'no network'}"
-        if have is None:
+        if name in rebuilt:
+            plan.add(Change(leader, "workload", "service", name, "recreate", f"{detail} (after its network)", data))
+        elif have is None:
             plan.add(Change(leader, "workload", "service", name, "create", detail, data))
         elif _managed(have, ("Spec", "Labels")).get(MANAGED_LABEL) != "true":
             plan.errors.append(f"service '{name}' exists but was not created by dnet; rename it or remove it by hand")
         elif _managed(have, ("Spec", "Labels")).get(d.SPEC_LABEL) != d.spec_hash(spec):
             plan.add(Change(leader, "workload", "service", name, "recreate", detail, data))
+        elif drift := _net_drift(_service_nets(lf, have), set(s.networks)):
+            plan.add(Change(leader, "workload", "service", name, "recreate", drift, data))
         if (s.endpoint_mode == "vip" or any(p.mode == "ingress" for p in s.ports)) and \
-                not any(w.facts[h].ipvs for h in swarm_hosts(w.inv)):
+                not any(w.facts[h].ipvs for h in swarm_hosts(w.inv) if h in w.facts):
             plan.warnings.append(f"service '{name}' needs IPVS (endpoint_mode vip or ingress publish) but no swarm host "
                                  "has ip_vs loaded: use endpoint_mode dnsrr with mode: host ports")
+
+
+def _net_drift(have: set[str], want: set[str]) -> str:
+    """Describe a difference between attached and declared networks ('' when none)."""
+    if have == want:
+        return ""
+    return f"networks drifted: attached to {', '.join(sorted(have)) or 'none'}, declared {', '.join(sorted(want))}"
+
+
+def _service_nets(lf: HostFacts, svc: dict[str, Any]) -> set[str]:
+    names = {n.get("Id"): n.get("Name") for n in lf.networks}
+    targets = [n.get("Target") for n in ((svc.get("Spec") or {}).get("TaskTemplate") or {}).get("Networks") or []]
+    return {names.get(t) or t or "?" for t in targets}
 
 
 def _ctr_detail(c: Any) -> str:
@@ -288,7 +323,7 @@ def _ctr_detail(c: Any) -> str:
 
 
 def _forwards(w: World, plan: Plan) -> None:
-    for h in w.specs:
+    for h in w.facts:
         rules = d.forward_rules(w.inv, w.specs, h)
         want = sorted(r["comment"] for r in rules)
         f = w.facts[h]

@@ -5,6 +5,7 @@ import ipaddress
 import time
 from typing import Any
 
+from dnet.errors import DnetError
 from dnet.plan import desired as d
 from dnet.plan.model import Change
 from dnet.tasks import Context
@@ -39,15 +40,17 @@ def remove(ctx: Context, c: Change) -> str:
     return "removed"
 
 
-def _rm(ctx: Context, host: str, name: str, wait: float = 30) -> None:
-    """Remove a network, waiting while swarm tasks let go of it."""
+def _rm(ctx: Context, host: str, name: str, wait: float = 60) -> None:
+    """Remove a network and wait until it is really gone (swarm lets go of attachments asynchronously)."""
+    t = ctx.transports[host]
     deadline = time.monotonic() + wait
     while True:
-        r = ctx.transports[host].run(quote("docker", "network", "rm", name), check=False)
-        if r.ok or "not found" in r.stderr.lower():
+        r = t.run(quote("docker", "network", "rm", name), check=False)
+        if not t.run(quote("docker", "network", "inspect", name), check=False).ok:
             return
         if time.monotonic() > deadline:
             r.check()
+            raise DnetError(f"{host}: network {name} is still there {wait:.0f}s after docker network rm")
         time.sleep(0.5)
 
 
@@ -55,12 +58,15 @@ def recreate(ctx: Context, c: Change) -> str:
     """Disconnect everything attached, recreate the network, reconnect with aliases and addresses."""
     name, spec = c.name, c.data["spec"]
     leader = ctx.transports[c.host]
-    for svc in c.data["services"]:
-        leader.run(quote("docker", "service", "update", "--detach", "--network-rm", name, svc) + " >/dev/null")
+    for svc in c.data.get("services_rm", []):  # dnet's own: created again from the inventory afterwards
+        leader.run(quote("docker", "service", "rm", svc) + " >/dev/null", check=False)
+    for svc in c.data["services"]:  # waits until the tasks have left the network
+        leader.run(quote("docker", "service", "update", "--quiet", "--network-rm", name, svc) + " >/dev/null",
+                   timeout=300)
     for ctr in c.data["containers"]:
         ctx.transports[ctr["host"]].run(quote("docker", "network", "disconnect", "-f", name, ctr["name"]), check=False)
     _rm(ctx, c.host, name)
-    leader.run(quote(*create_args(name, spec)) + " >/dev/null")
+    net_id = leader.run(quote(*create_args(name, spec))).stdout.strip()
     subnet = ipaddress.ip_network(spec["subnet"]) if spec["subnet"] else None
     for ctr in c.data["containers"]:
         args = ["docker", "network", "connect"]
@@ -69,7 +75,7 @@ def recreate(ctx: Context, c: Change) -> str:
                 args += ["--alias", alias]
         if ctr["ip"] and subnet and ipaddress.ip_address(ctr["ip"]) in subnet:
             args += ["--ip", ctr["ip"]]
-        ctx.transports[ctr["host"]].run(quote(*args, name, ctr["name"]))
+        ctx.transports[ctr["host"]].run(quote(*args, net_id, ctr["name"]))  # by ID: a worker may still cache the old name
     for svc in c.data["services"]:
         leader.run(quote("docker", "service", "update", "--detach", "--network-add", name, svc) + " >/dev/null")
     n = len(c.data["containers"]) + len(c.data["services"])

@@ -60,7 +60,9 @@ def service(ctx: Context, c: Change) -> str:
     spec: dict[str, Any] = c.data["spec"]
     t = ctx.transports[c.host]
     if c.action == "recreate":
-        t.run(quote("docker", "service", "rm", c.name) + " >/dev/null")
+        r = t.run(quote("docker", "service", "rm", c.name), check=False)
+        if not r.ok and not any(m in r.stderr.lower() for m in ("not found", "no such service")):
+            r.check()
     args = ["docker", "service", "create", "--detach", "--name", c.name, *_label_args(c.data["labels"]),
             *_label_args({"dnet.managed": "true", "dnet.service": c.name}, "--container-label"),
             "--replicas", str(spec["replicas"]), "--endpoint-mode", spec["endpoint_mode"]]

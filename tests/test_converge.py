@@ -1,0 +1,165 @@
+"""Apply, re-apply, change, fail and destroy on a real 3-node lab; results checked with plain docker."""
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lablib import dnet, dnet_json, http_get, node_sh, write
+
+pytestmark = pytest.mark.lab
+NET = "192.168.97"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    name = f"c{uuid.uuid4().hex[:6]}"
+    d = tmp_path_factory.mktemp("converge")
+    inv = d / "lab.yml"
+    r = dnet("lab", "up", "--name", name, "--subnet", f"{NET}.0/24", "--with-example", "-o", str(inv))
+    assert r.returncode == 0, r.stderr
+    yield name, inv
+    dnet("lab", "down", "--name", name)
+
+
+def test_apply_builds_the_example(lab: tuple[str, Path]) -> None:
+    name, inv = lab
+    code, out = dnet_json("apply", "-i", str(inv), "--yes")
+    assert code == 0, out
+    assert out["summary"]["failed"] == 0 and out["summary"]["changed"] == 16
+    assert out["services"] == {"web": "3/3"}
+    nodes = node_sh(name, "node1", "docker node ls --format '{{.Hostname}} {{.ManagerStatus}} {{.Status}}'")
+    assert sorted(nodes.split("\n")[:-1]) == ["node1 Leader Ready", "node2  Ready", "node3  Ready"]
+    labels = node_sh(name, "node1", "docker node inspect node2 --format '{{json .Spec.Labels}}'")
+    assert json.loads(labels)["zone"] == "b"
+    subnets = node_sh(name, "node1", "docker network inspect appnet backnet --format "
+                                     "'{{.Name}} {{(index .IPAM.Config 0).Subnet}} {{.Internal}} {{.Labels}}'")
+    assert "appnet 10.77.0.0/24 false" in subnets and "backnet 10.78.0.0/24 true" in subnets
+    assert "dnet.managed:true" in subnets
+    assert "172.30.0.0/24" in node_sh(name, "node2", "docker network inspect localnet")
+    daemon = json.loads(node_sh(name, "node3", "cat /etc/docker/daemon.json"))
+    assert daemon["mtu"] == 1450 and daemon["dns"] == [f"{NET}.2"]
+    web = node_sh(name, "node3", "docker run --rm --network appnet dnet/probe:latest fetch http://web/")
+    assert web.strip() == "dnet probe ok"
+    assert http_get(f"http://{NET}.12:8080/").strip() == "dnet probe ok"  # published port, host mode
+    assert http_get(f"http://{NET}.11:8443/").strip() == "dnet probe ok"  # forward node1:8443 -> node2:9090
+    svc_image = node_sh(name, "node1", "docker service inspect web --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}'")
+    assert svc_image.startswith("sha256:")  # side-loaded image pinned by ID
+
+
+def test_second_apply_changes_nothing(lab: tuple[str, Path]) -> None:
+    code, out = dnet_json("apply", "-i", str(lab[1]), "--yes")
+    assert code == 0 and out["changes"] == [] and out["summary"] == {"changed": 0, "failed": 0}
+    assert dnet("plan", "-i", str(lab[1]), "--detailed-exitcode", "-q").returncode == 0
+
+
+def test_subnet_change_names_disconnects_and_reconnects(lab: tuple[str, Path], tmp_path: Path) -> None:
+    name, inv = lab
+    changed = write(tmp_path / "inv.yml", inv.read_text().replace("subnet: 10.78.0.0/24", "subnet: 10.79.0.0/24"))
+    r = dnet("plan", "-i", changed, "--detailed-exitcode", "--json")
+    assert r.returncode == 2
+    c, svc = json.loads(r.stdout)["changes"]
+    assert (c["name"], c["action"]) == ("backnet", "recreate")
+    assert (svc["name"], svc["action"]) == ("web", "recreate")
+    assert "container db@node3" in c["detail"] and "service web" in c["detail"]
+    code, out = dnet_json("apply", "-i", changed, "--yes")
+    assert code == 0, out
+    ip = node_sh(name, "node3", "docker inspect db --format '{{.NetworkSettings.Networks.backnet.IPAddress}}'")
+    assert ip.startswith("10.79.0.")
+    nets = node_sh(name, "node1", "docker service inspect web --format '{{json .Spec.TaskTemplate.Networks}}'")
+    assert len(json.loads(nets)) == 2
+    assert dnet("plan", "-i", changed, "--detailed-exitcode", "-q").returncode == 0
+    assert dnet_json("apply", "-i", str(inv), "--yes")[0] == 0  # back to the original
+
+
+def test_unreachable_host_is_a_clean_error_and_a_rerun_converges(lab: tuple[str, Path], tmp_path: Path) -> None:
+    name, inv = lab
+    more = inv.read_text().replace("containers:", "containers:\n  extra2: {host: node2, image: dnet/probe:latest}\n"
+                                                 "  extra3: {host: node3, image: dnet/probe:latest}", 1)
+    changed = write(tmp_path / "more.yml", more)
+    subprocess.run(["docker", "exec", f"dnet-lab-{name}-node3", "pkill", "-x", "sshd"], check=True)
+    try:
+        r = dnet("apply", "-i", changed, "--yes", "--json")
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        out = json.loads(r.stdout)
+        assert "node3" in out["unreachable"] and "cannot connect" in out["unreachable"]["node3"]
+        assert [(c["host"], c["name"], c["status"]) for c in out["changes"]] == [("node2", "extra2", "ok")]
+    finally:
+        subprocess.run(["docker", "exec", f"dnet-lab-{name}-node3", "/usr/sbin/sshd", "-o",
+                        "HostKey=/etc/ssh/ssh_host_ed25519_key"], check=True)
+    code, out = dnet_json("apply", "-i", changed, "--yes")
+    assert code == 0 and [(c["host"], c["name"]) for c in out["changes"]] == [("node3", "extra3")]
+    assert dnet_json("apply", "-i", str(inv), "--yes")[0] == 0  # prunes extra2/extra3
+
+
+def test_failed_command_names_host_command_and_output(lab: tuple[str, Path], tmp_path: Path) -> None:
+    name, inv = lab
+    node_sh(name, "node2", "docker run -d --name squatter -p 9191:80 dnet/probe:latest")
+    try:
+        more = inv.read_text().replace("containers:", "containers:\n  clash: {host: node2, image: dnet/probe:latest, "
+                                                     "ports: ['9191:80']}\n  fine3: {host: node3, image: dnet/probe:latest}", 1)
+        changed = write(tmp_path / "clash.yml", more)
+        code, out = dnet_json("apply", "-i", changed, "--yes")
+        assert code == 1
+        status = {c["name"]: c for c in out["changes"]}
+        assert status["fine3"]["status"] == "ok" and status["clash"]["status"] == "failed"
+        msg = status["clash"]["message"]
+        assert msg.startswith("node2: `docker run -d --name clash") and "exited 125" in msg
+        assert "port is already allocated" in msg or "address already in use" in msg
+    finally:
+        node_sh(name, "node2", "docker rm -f squatter clash", check=False)
+    assert dnet_json("apply", "-i", str(inv), "--yes")[0] == 0
+
+
+def test_destroy_removes_only_what_dnet_made(lab: tuple[str, Path]) -> None:
+    name, inv = lab
+    node_sh(name, "node2", "docker network create theirs >/dev/null && docker run -d --name theirs-ctr "
+                           "--network theirs dnet/probe:latest >/dev/null")
+    code, out = dnet_json("destroy", "-i", str(inv), "--yes", "--leave-swarm")
+    assert code == 0, out
+    for node in ("node1", "node2", "node3"):
+        left = node_sh(name, node, "docker ps -aq --filter label=dnet.managed=true; "
+                                   "docker network ls -q --filter label=dnet.managed=true; "
+                                   "iptables -t nat -S | grep DNET || true")
+        assert left.strip() == "", (node, left)
+        assert node_sh(name, node, "docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "inactive"
+    assert node_sh(name, "node2", "docker inspect -f '{{.State.Running}}' theirs-ctr").strip() == "true"
+    assert node_sh(name, "node2", "docker network inspect theirs -f '{{.Name}}'").strip() == "theirs"
+
+
+def test_engine_is_installed_on_a_bare_host(tmp_path: Path) -> None:
+    from dnet.lab import dind
+    from dnet.lab.state import LabState
+
+    name = f"e{uuid.uuid4().hex[:6]}"
+    r = dnet("lab", "up", "--name", name, "--nodes", "1", "--bare", "--subnet", "192.168.99.0/24",
+             "-o", str(tmp_path / "bare.yml"))
+    assert r.returncode == 0, r.stderr
+    try:
+        state = LabState.load(name)
+        inv = write(tmp_path / "inv.yml", f"""version: 1
+defaults:
+  identity_file: {state.key}
+  known_hosts: {state.known_hosts}
+  docker: {{dns: [192.168.99.2], mtu: 1400}}
+hosts:
+  solo: {{address: 192.168.99.11}}
+networks:
+  lan: {{driver: bridge, subnet: 172.31.5.0/24}}
+containers:
+  app: {{host: solo, image: dnet/probe:latest, networks: [lan], ports: ["8088:80"]}}
+""")
+        assert "MISSING" in node_sh(name, "node1", "command -v docker || echo MISSING")
+        plan = json.loads(dnet("plan", "-i", inv, "--json").stdout)
+        assert ("engine", "install") in {(c["kind"], c["action"]) for c in plan["changes"]}
+        code, out = dnet_json("apply", "-i", inv, "--yes")
+        assert code == 0, out
+        assert http_get("http://192.168.99.11:8088/").strip() == "dnet probe ok"
+        assert json.loads(node_sh(name, "node1", "cat /etc/docker/daemon.json"))["mtu"] == 1400
+        assert dnet("plan", "-i", inv, "--detailed-exitcode", "-q").returncode == 0
+    finally:
+        dind.down(name, lambda m: None)
