@@ -27,12 +27,13 @@ cli.add_command(show.command)
 
 
 def _lazy_commands() -> None:
-    from dnet.cli import converge_cmds, lab
+    from dnet.cli import converge_cmds, lab, verify
 
     cli.add_command(lab.group)
     cli.add_command(converge_cmds.plan_cmd)
     cli.add_command(converge_cmds.apply_cmd)
     cli.add_command(converge_cmds.destroy_cmd)
+    cli.add_command(verify.command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,47 @@
+"""`dnet verify`: prove every path the inventory implies, scope by scope, and explain failures."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dnet import converge
+from dnet.cli.common import EXIT_ERROR, err, inventory_option, json_option, load_inventory, out, print_json
+from dnet.cli.converge_cmds import _log, accept_option, quiet_option
+from dnet.verify import report, verify
+
+
+@click.command("verify")
+@inventory_option
+@json_option
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write a JUnit XML report.")
+@accept_option
+@quiet_option
+def command(inventory: str, as_json: bool, junit_path: str | None, accept_new_host_keys: bool, quiet: bool) -> None:
+    """Probe every derived and declared path; exit 0 only when every check holds."""
+    loaded = load_inventory(inventory)
+    log = _log(quiet or as_json)
+    s = converge.open_session(loaded, accept_new_host_keys, log)
+    try:
+        checks, hints, seconds = verify(s, log)
+    finally:
+        s.close()
+    failed = [c for c in checks if not c.ok]
+    if junit_path:
+        report.junit(checks, junit_path, seconds)
+    if as_json:
+        data = report.as_json(checks, hints, seconds)
+        data["unreachable"] = s.host_errors
+        print_json(data)
+    else:
+        report.tables(out, checks)
+        report.matrix(out, checks)
+        for h, e in s.host_errors.items():
+            out.print(f"[red]unreachable[/red] {h}: {e}", highlight=False)
+        for hint in hints:
+            out.print(f"[yellow]likely cause[/yellow]: {hint}", highlight=False)
+        out.print(f"{len(checks) - len(failed)} passed, {len(failed)} failed in {seconds:.1f}s")
+    if failed or s.host_errors:
+        sys.exit(EXIT_ERROR)
+    if not checks:
+        err.print("no checks could be derived from this inventory", markup=False)

@@ -1,0 +1,38 @@
+"""Prove the network: derive checks from the inventory, probe them in parallel, explain failures."""
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+
+from dnet.converge import Session
+from dnet.inventory.schema import URL_RE
+from dnet.verify import explain, probe
+from dnet.verify.derive import derive
+from dnet.verify.model import Check
+
+Log = Callable[[str], None]
+
+
+def egress_addresses(s: Session) -> dict[str, str]:
+    """Resolve each egress host once, on a reachable host with its own resolver (not the containers')."""
+    names = sorted({URL_RE.match(u)["host"] for u in s.loaded.model.egress})  # type: ignore[index]
+    out: dict[str, str] = {}
+    if not names or not s.transports:
+        return out
+    t = next(iter(s.transports.values()))
+    for n in names:
+        r = t.run(f"getent ahostsv4 {subprocess.list2cmdline([n])} | head -1", check=False)
+        if r.ok and r.stdout.split():
+            out[n] = r.stdout.split()[0]
+    return out
+
+
+def verify(s: Session, log: Log) -> tuple[list[Check], list[str], float]:
+    """Derive, probe and explain; return checks, hints and seconds spent."""
+    start = time.monotonic()
+    checks = derive(s.loaded.model, s.specs, s.facts, egress_addresses(s))
+    log(f"{len(checks)} checks derived; probing")
+    probe.run(checks, s.transports, log)
+    hints = explain.hints(checks, s.facts)
+    return checks, hints, time.monotonic() - start

@@ -1,0 +1,62 @@
+"""Turn patterns of failures into likely causes."""
+from __future__ import annotations
+
+from collections import Counter
+
+from dnet.facts import HostFacts
+from dnet.verify.model import Check
+
+KIND = {"refused": "connection refused: nothing listens there (stopped container, wrong port, lost DNAT)",
+        "unresolved": "name did not resolve (missing workload, or not on a shared network)",
+        "timeout": "timed out: packets dropped (firewall, routing, MTU) or the host is down",
+        "wrong": "wrong answer", "error": "could not probe"}
+
+
+def hints(checks: list[Check], facts: dict[str, HostFacts]) -> list[str]:
+    """Likely causes, most specific first; each also lands on the checks it explains."""
+    out: list[str] = []
+    failed = [c for c in checks if not c.ok]
+
+    def note(cs: list[Check], text: str) -> None:
+        out.append(text)
+        for c in cs:
+            c.tags.setdefault("hint", text)
+
+    overlay = [c for c in failed if "pair" in c.tags]
+    if overlay:
+        nodes = Counter(n for c in overlay for n in set(c.tags["pair"].split(">")))
+        suspect, count = nodes.most_common(1)[0]
+        fine = [c for c in checks if "pair" in c.tags and c.ok and suspect not in c.tags["pair"].split(">")]
+        if count == len(overlay) and (fine or len(nodes) <= 2):
+            note(overlay, f"overlay traffic fails only between {suspect} and other hosts: VXLAN (4789/udp) or gossip "
+                          f"(7946) is blocked on {suspect}, or its MTU does not match")
+        else:
+            note(overlay, "overlay traffic fails between several hosts: check 4789/udp and 7946 between all swarm hosts "
+                          "and that every host advertises a reachable address")
+    ingress = [c for c in failed if c.tags.get("mode") == "ingress"]
+    host_mode_ok = any(c.ok for c in checks if c.tags.get("mode") == "host")
+    if ingress and (host_mode_ok or not any(f.ipvs for f in facts.values())):
+        note(ingress, "published ports fail only in ingress mode: the kernel has no IPVS (ip_vs), so the routing "
+                      "mesh cannot work; publish with mode: host and use endpoint_mode: dnsrr")
+    by_src: dict[str, dict[str, list[Check]]] = {}
+    for c in checks:
+        if "egress" in c.tags:
+            by_src.setdefault(c.src, {}).setdefault(c.tags["egress"], []).append(c)
+    dns_broken = [cs for cs in by_src.values()
+                  if any(not c.ok for c in cs.get("dns", [])) and all(c.ok for c in cs.get("ip", [None]) if c)]
+    if dns_broken:
+        cs = [c for group in dns_broken for k in ("dns", "http") for c in group.get(k, []) if not c.ok]
+        srcs = sorted({c.src for c in cs})
+        note(cs, f"egress DNS fails from {', '.join(srcs)} while fetching by IP works: the engine's DNS servers "
+                 "(dns in /etc/docker/daemon.json) do not answer")
+    leaks = [c for c in failed if c.tags.get("egress") == "internal"]
+    if leaks:
+        note(leaks, "a container on internal networks only reached the internet: the network has a way out "
+                    "(not internal, or an extra route/NAT rule)")
+    isolation = [c for c in failed if c.tags.get("isolation")]
+    if isolation:
+        note(isolation, "containers on different networks of one host reach each other: bridge isolation is broken "
+                        "(iptables DOCKER-ISOLATION rules missing?)")
+    for c in failed:
+        c.tags.setdefault("hint", KIND.get(c.result, "") if c.expect else "reachable, but must not be")
+    return out

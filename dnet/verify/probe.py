@@ -1,0 +1,148 @@
+"""Run checks: one probe container per source, in that source's network namespace; hosts in parallel."""
+from __future__ import annotations
+
+import shlex
+import socket
+import uuid
+from collections.abc import Callable
+
+from dnet.images import ensure_image
+from dnet.lab.image import PROBE_IMAGE
+from dnet.runner import parallel
+from dnet.transport.base import Transport, quote
+from dnet.verify.model import Check
+
+# Shell verbs run inside the probe; each prints "@@ ID RESULT DETAIL". Every check runs in the background.
+LIB = r"""
+r() { printf '@@ %s %s %s\n' "$1" "$2" "$(printf '%s' "$3" | tr '\n' ' ' | cut -c1-240)"; }
+cls() { case "$2" in *refused*) r "$1" refused "$2";; *"bad address"*) r "$1" unresolved "$2";;
+  *"server returned error"*) r "$1" wrong "$2";; *) r "$1" timeout "${2:-no answer within the timeout}";; esac; }
+tcp() { o=$(nc -w 2 "$2" "$3" </dev/null 2>&1) && r "$1" ok "connected" || cls "$1" "$o"; }
+dns() { o=$(timeout 4 nslookup "$2" 2>&1); ips=$(printf '%s\n' "$o" | sed -n 's/^Address: \([0-9.]*\)$/\1/p' | tr '\n' ' ')
+  if [ -z "$ips" ]; then r "$1" unresolved "$(printf '%s' "$o" | tail -2)"; return; fi
+  if [ -z "$3" ]; then r "$1" ok "$ips"; return; fi
+  for w in $(printf '%s' "$3" | tr ',' ' '); do case " $ips" in *" $w "*) r "$1" ok "$ips"; return;; esac; done
+  r "$1" wrong "resolved to $ips, expected one of $3"; }
+http() { o=$(timeout 5 wget -qO- "$2" 2>&1); rc=$?; if [ $rc = 0 ]; then r "$1" ok "$(printf '%s' "$o" | head -c 60)";
+  elif [ $rc -ge 124 ]; then r "$1" timeout "no answer within 5s"; else cls "$1" "$o"; fi; }
+ping() { o=$(command ping -c1 -W2 "$2" 2>&1) && r "$1" ok "reply" || r "$1" timeout "no reply"; }
+arp() { command ping -c1 -W1 "$2" >/dev/null 2>&1; o=$(ip neigh show "$2" 2>&1)
+  case "$o" in *lladdr*) r "$1" ok "$o";; *) r "$1" wrong "no neighbour entry for $2 (${o:-empty})";; esac; }
+"""
+
+Log = Callable[[str], None]
+
+
+def script(checks: list[Check]) -> str:
+    """The probe script for one source."""
+    lines = [LIB]
+    for c in checks:
+        lines.append(" ".join([shlex.quote(c.action[0]), c.id, *map(shlex.quote, c.action[1:])]) + " &")
+    lines.append("wait")
+    return "\n".join(lines)
+
+
+def parse(output: str, checks: list[Check]) -> None:
+    """Fill in each check's result from probe output; checks with no line are errors."""
+    seen: dict[str, tuple[str, str]] = {}
+    for line in output.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) >= 3 and parts[0] == "@@":
+            seen[parts[1]] = (parts[2], parts[3] if len(parts) > 3 else "")
+    for c in checks:
+        c.result, c.detail = seen.get(c.id, ("error", "the probe printed no result"))
+
+
+def _run_remote(t: Transport, where: tuple[str, ...], checks: list[Check], run_id: str, n: int) -> None:
+    net = f"container:{where[2]}" if where[0] == "ctr" else "host"
+    cmd = quote("docker", "run", "--rm", "--name", f"dnet-probe-{run_id}-{n}", "--label", "dnet.managed=true",
+                "--label", f"dnet.probe={run_id}", "--network", net, "--entrypoint", "sh", PROBE_IMAGE,
+                "-c", script(checks))
+    r = t.run(cmd, check=False, timeout=60)
+    parse(r.stdout, checks)
+    if not r.ok and not r.stdout.strip():
+        for c in checks:
+            c.result, c.detail = "error", f"probe failed on {t.name}: {(r.stderr or '').strip()[-200:]}"
+
+
+def operator(c: Check) -> None:
+    """Run a check from this machine (only ever towards inventory hosts)."""
+    if c.action[0] == "tcp":
+        c.result, c.detail = _connect(c.action[1], int(c.action[2]))
+    elif c.action[0] == "same":
+        a = _http_head(c.action[1], int(c.action[2]))
+        z = _http_head(c.action[3], int(c.action[4]))
+        if a[0] != "ok":
+            c.result, c.detail = a
+        elif z[0] != "ok":
+            c.result, c.detail = "wrong", f"the forward answers but its target does not: {z[1]}"
+        elif a[1] != z[1]:
+            c.result, c.detail = "wrong", f"forward said {a[1]!r}, target said {z[1]!r}"
+        else:
+            c.result, c.detail = "ok", f"same answer: {a[1]}"
+
+
+def _connect(host: str, port: int) -> tuple[str, str]:
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return "ok", "connected"
+    except ConnectionRefusedError:
+        return "refused", f"{host}:{port} refused"
+    except socket.timeout:
+        return "timeout", f"{host}:{port} timed out"
+    except OSError as exc:
+        return "timeout", f"{host}:{port}: {exc}"
+
+
+def _http_head(host: str, port: int) -> tuple[str, str]:
+    try:
+        with socket.create_connection((host, port), timeout=3) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            s.settimeout(3)
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+            body = data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace").strip()
+            status = data.split(b"\r\n", 1)[0].decode(errors="replace")
+            return "ok", f"{status} {body[:40]}".strip()
+    except ConnectionRefusedError:
+        return "refused", f"{host}:{port} refused"
+    except OSError as exc:
+        return "timeout", f"{host}:{port}: {exc}"
+
+
+def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None:
+    """Run every check; probe containers are removed even when interrupted."""
+    run_id = uuid.uuid4().hex[:8]
+    groups: dict[tuple[str, ...], list[Check]] = {}
+    for c in checks:
+        if c.where[0] == "missing":
+            c.result, c.detail = "error", f"{c.where[2]} is not running on {c.where[1]}, so nothing can be probed from it"
+        elif c.where[0] != "operator" and c.where[1] not in transports:
+            c.result, c.detail = "error", f"host {c.where[1]} is unreachable"
+        else:
+            groups.setdefault(c.where, []).append(c)
+    hosts = sorted({w[1] for w in groups if w[0] != "operator"})
+    for r in parallel(hosts, lambda h: ensure_image(transports[h], PROBE_IMAGE)):
+        if not r.ok:
+            for w, cs in groups.items():
+                if w[0] != "operator" and w[1] == r.host:
+                    for c in cs:
+                        c.result, c.detail = "error", f"probe image unavailable on {r.host}: {r.error}"
+    todo = [(w, cs) for w, cs in groups.items() if all(c.result == "pending" for c in cs)]
+    done = [0]
+
+    def work(item: tuple[int, tuple[tuple[str, ...], list[Check]]]) -> None:
+        n, (where, cs) = item
+        if where[0] == "operator":
+            parallel(cs, operator, name=lambda c: c.id)
+        else:
+            _run_remote(transports[where[1]], where, cs, run_id, n)
+        done[0] += 1
+        log(f"probed {done[0]}/{len(todo)} sources ({len(cs)} checks from {where[-1][:12] if where[0] == 'ctr' else where[-1]})")
+
+    try:
+        parallel(list(enumerate(todo)), work, workers=24)
+    finally:
+        cleanup = f"docker ps -aq --filter label=dnet.probe={run_id} | xargs -r docker rm -f >/dev/null 2>&1; true"
+        parallel(hosts, lambda h: transports[h].run(cleanup, check=False, timeout=30))

@@ -1,0 +1,73 @@
+"""Present verify results: tables by scope, a sources x destinations matrix, JSON and JUnit."""
+from __future__ import annotations
+
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from rich.console import Console
+from rich.table import Table
+
+from dnet.verify.model import SCOPES, Check
+
+
+def tables(out: Console, checks: list[Check]) -> None:
+    """One table per scope."""
+    for scope, title in SCOPES.items():
+        cs = [c for c in checks if c.scope == scope]
+        if not cs:
+            continue
+        t = Table(title=f"{scope}. {title}", title_justify="left")
+        for col in ("", "from", "to", "check", "expect", "result", "detail / hint"):
+            t.add_column(col)
+        for c in cs:
+            mark = "[green]ok[/green]" if c.ok else "[red]FAIL[/red]"
+            detail = c.detail if c.ok else f"{c.detail} -> {c.tags.get('hint', '')}"
+            t.add_row(mark, c.src, c.dst, c.what, "reach" if c.expect else "must not", c.result, detail[:160])
+        out.print(t)
+
+
+def matrix(out: Console, checks: list[Check]) -> None:
+    """Sources x destinations: ok when every check of the pair holds, FAIL otherwise, counts inside."""
+    srcs = sorted({c.src for c in checks}, key=lambda s: (s == "operator", s))
+    dsts = sorted({c.dst.split(":")[0] if c.scope in (3, 5) and ":" in c.dst and not c.dst.startswith("http")
+                   else c.dst for c in checks})
+    t = Table(title="connectivity matrix (rows: from, columns: to; ok/total)", title_justify="left")
+    t.add_column("from \\ to")
+    for d in dsts:
+        t.add_column(d, justify="center")
+    for s in srcs:
+        row = []
+        for d in dsts:
+            cs = [c for c in checks if c.src == s and (c.dst == d or c.dst.split(":")[0] == d)]
+            if not cs:
+                row.append("[dim]·[/dim]")
+                continue
+            good = sum(c.ok for c in cs)
+            color = "green" if good == len(cs) else "red"
+            row.append(f"[{color}]{good}/{len(cs)}[/{color}]")
+        t.add_row(s, *row)
+    out.print(t)
+
+
+def as_json(checks: list[Check], hints: list[str], seconds: float) -> dict[str, Any]:
+    passed = sum(c.ok for c in checks)
+    return {"checks": [c.public() for c in checks], "hints": hints,
+            "summary": {"passed": passed, "failed": len(checks) - passed, "seconds": round(seconds, 2)}}
+
+
+def junit(checks: list[Check], path: str, seconds: float) -> None:
+    """Write a JUnit XML report: one testsuite per scope."""
+    root = ET.Element("testsuites", name="dnet verify", tests=str(len(checks)),
+                      failures=str(sum(not c.ok for c in checks)), time=f"{seconds:.2f}")
+    for scope, title in SCOPES.items():
+        cs = [c for c in checks if c.scope == scope]
+        if not cs:
+            continue
+        suite = ET.SubElement(root, "testsuite", name=title, tests=str(len(cs)), failures=str(sum(not c.ok for c in cs)))
+        for c in cs:
+            case = ET.SubElement(suite, "testcase", classname=title.replace(" ", "_"),
+                                 name=f"{c.src} -> {c.dst}: {c.what}")
+            if not c.ok:
+                fail = ET.SubElement(case, "failure", message=f"{c.result}: {c.tags.get('hint', '')}")
+                fail.text = c.detail
+    ET.ElementTree(root).write(path, encoding="unicode", xml_declaration=True)
