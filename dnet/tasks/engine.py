@@ -34,8 +34,9 @@ def start(ctx: Context, c: Change) -> str:
 
 
 def restart(ctx: Context, t: Transport, host: str) -> None:
-    """Restart the engine and wait until it answers."""
+    """Restart the engine, wait until it answers, and start dnet's containers that did not come back."""
     t.run(_service(ctx, host, "restart") + " >/dev/null 2>&1; sleep 0.5; " + WAIT_READY, timeout=120)
+    t.run("docker ps -aq --filter label=dnet.kind=container --filter status=exited | xargs -r docker start >/dev/null")
 
 
 def daemon_json(ctx: Context, c: Change) -> str:

@@ -88,7 +88,10 @@ def derive(inv: Inventory, specs: dict[str, HostSpec], facts: dict[str, HostFact
     by_name = {i.name: i for i in insts}
     kinds = {n: net.driver for n, net in inv.networks.items()}
     addr = {h: address_of(s) for h, s in specs.items()}
-    # 1. inside a container: declared ports answer on loopback
+    # 1. inside a container: every declared instance runs, and its declared ports answer on loopback
+    for name, svc in inv.services.items():
+        n = sum(1 for i in insts if i.workload == name and i.running)
+        b.add(1, name, name, f"{svc.replicas} tasks running", ["count", n, svc.replicas], ("local",))
     for i in insts:
         for p in i.ports:
             b.add(1, i.name, i.name, f"tcp 127.0.0.1:{p}", ["tcp", "127.0.0.1", p], _from(i))
@@ -165,9 +168,9 @@ def _published(b: Builder, hosts: list[str], addr: dict[str, str], on: str, port
 
 
 def _out(b: Builder, inv: Inventory, insts: list[Instance], egress_ips: dict[str, str]) -> None:
-    for i in insts:
-        nets = [inv.networks[n] for n in i.ips if n in inv.networks]
-        way_out = not i.ips or any(not n.internal for n in nets) or any(n not in inv.networks for n in i.ips)
+    for i in insts:  # judged by the declared networks: an undeclared way out must show up as a failure
+        declared = (inv.containers[i.workload].networks if i.kind == "container" else inv.services[i.workload].networks)
+        way_out = not declared or any(not inv.networks[n].internal for n in declared)
         for url in inv.egress:
             host = URL_RE.match(url)["host"]  # type: ignore[index]
             if way_out:

@@ -47,4 +47,4 @@ class Check:
     def public(self) -> dict[str, Any]:
         return {"scope": SCOPES[self.scope], "from": self.src, "to": self.dst, "ok": self.ok,
                 "detail": self.detail, "check": self.what, "expect": "reachable" if self.expect else "unreachable",
-                "result": self.result, **self.tags}
+                "result": self.result, "on": self.where[1] if len(self.where) > 1 else "operator", **self.tags}

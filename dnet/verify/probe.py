@@ -116,7 +116,10 @@ def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None
     run_id = uuid.uuid4().hex[:8]
     groups: dict[tuple[str, ...], list[Check]] = {}
     for c in checks:
-        if c.where[0] == "missing":
+        if c.where[0] == "local":  # decided from the facts already read
+            have, want = int(c.action[1]), int(c.action[2])
+            c.result, c.detail = ("ok" if have == want else "wrong"), f"{have}/{want} running"
+        elif c.where[0] == "missing":
             c.result, c.detail = "error", f"{c.where[2]} is not running on {c.where[1]}, so nothing can be probed from it"
         elif c.where[0] != "operator" and c.where[1] not in transports:
             c.result, c.detail = "error", f"host {c.where[1]} is unreachable"

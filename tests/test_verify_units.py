@@ -1,0 +1,77 @@
+"""Verify without a lab: derivation from recorded facts, probe output parsing, hints."""
+from __future__ import annotations
+
+from collections import Counter
+
+import paramiko
+
+from dnet.inventory import hosts, loads
+from dnet.verify import explain, probe
+from dnet.verify.derive import derive, instances
+from dnet.verify.model import Check
+from tests.conftest import EXAMPLE
+from tests.test_facts_plan import facts
+
+
+def checks() -> list[Check]:
+    inv = loads(EXAMPLE.read_text()).model
+    return derive(inv, hosts(inv, paramiko.SSHConfig()), facts("applied"), {"upstream.lab": "192.168.77.2"})
+
+
+def test_instances_from_facts() -> None:
+    inv = loads(EXAMPLE.read_text()).model
+    insts = {i.name: i for i in instances(inv, facts("applied"))}
+    assert {"edge", "db", "web.1", "web.2", "web.3"} == set(insts)
+    assert insts["edge"].host == "node2" and insts["edge"].ports == [80] and "localnet" in insts["edge"].ips
+    assert insts["db"].ports == [5432] and set(insts["db"].ips) == {"backnet"}
+    assert {insts[f"web.{n}"].host for n in (1, 2, 3)} == {"node1", "node2", "node3"}
+
+
+def test_every_scope_is_derived() -> None:
+    cs = checks()
+    by_scope = Counter(c.scope for c in cs)
+    assert set(by_scope) == {1, 2, 3, 4, 5}
+    assert by_scope[1] == 6  # one declared port per instance, plus web's task count
+    pairs = {c.tags["pair"] for c in cs if c.tags.get("vxlan")}
+    assert len(pairs) == 6  # every ordered pair of the three hosts
+    assert sum(1 for c in cs if c.tags.get("swarm") == "control") == 2
+    assert sum(1 for c in cs if c.tags.get("swarm") == "gossip") == 6
+    db_out = [c for c in cs if c.src == "db" and c.scope == 4]
+    assert [c.expect for c in db_out] == [False]  # backnet is internal: must not reach
+    assert any(c.tags.get("egress") == "ip" and "192.168.77.2" in c.what for c in cs)
+
+
+def test_isolation_probes_only_local_bridge_addresses() -> None:
+    iso = [c for c in checks() if c.tags.get("isolation")]
+    assert iso and all(c.tags["net"] == "localnet" and not c.expect for c in iso)
+
+
+def test_probe_script_and_parse() -> None:
+    cs = [Check("c1", 1, "a", "a", "t", ["tcp", "127.0.0.1", "80"], where=("ctr", "h", "x")),
+          Check("c2", 1, "a", "b", "t", ["dns", "web", "10.0.0.1,10.0.0.2"], where=("ctr", "h", "x")),
+          Check("c3", 1, "a", "b", "t", ["http", "http://x/"], False, where=("ctr", "h", "x"))]
+    text = probe.script(cs)
+    assert "tcp c1 127.0.0.1 80 &" in text and text.rstrip().endswith("wait")
+    probe.parse("noise\n@@ c1 ok connected\n@@ c3 timeout no answer\n", cs)
+    assert (cs[0].result, cs[0].ok) == ("ok", True)
+    assert (cs[1].result, cs[1].ok) == ("error", False)
+    assert (cs[2].result, cs[2].ok) == ("timeout", True)  # must-not-reach that did not reach
+
+
+def test_hint_names_vxlan_and_the_node() -> None:
+    cs = checks()
+    for c in cs:
+        c.result = "timeout" if c.tags.get("vxlan") and "node1" in c.tags["pair"].split(">") else "ok"
+        if not c.expect and c.result == "ok":
+            c.result = "timeout"
+    hints = explain.hints(cs, facts("applied"))
+    assert any("VXLAN (4789/udp)" in h and "node1" in h for h in hints)
+
+
+def test_hint_for_daemon_dns() -> None:
+    cs = checks()
+    for c in cs:
+        bad = c.src == "edge" and c.tags.get("egress") in ("dns", "http")
+        c.result = "unresolved" if bad else ("ok" if c.expect else "timeout")
+    hints = explain.hints(cs, facts("applied"))
+    assert any("egress DNS fails from edge" in h and "daemon.json" in h for h in hints)
