@@ -120,6 +120,22 @@ def test_ssh_with_a_wrong_host_key_is_refused(lab: tuple[str, str], tmp_path) ->
         SSHTransport(replace(spec, known_hosts=str(tmp_path / "empty")))
 
 
+def test_accept_new_host_keys_records_the_key(lab: tuple[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    state = LabState.load(lab[0])
+    n = state.nodes[2]
+    known = tmp_path / "known_hosts"
+    spec = replace(dind.host_spec(state, n), known_hosts=str(known))
+    t = SSHTransport(spec, accept_new_host_keys=True)
+    t.close()
+    recorded = known.read_text().split()
+    assert recorded[0] == n.address and recorded[1:] == state.known_hosts.read_text().splitlines()[2].split()[1:]
+    t = SSHTransport(spec)  # now known: verified without the flag
+    assert t.run("hostname").stdout.strip() == n.name
+    t.close()
+
+
 def test_down_removes_exactly_the_lab(sentinel: tuple[str, str], lab: tuple[str, str]) -> None:
     name = lab[0]
     assert dnet("lab", "down", "--name", name).returncode == 0

@@ -174,7 +174,7 @@ def _up(c: docker.DockerClient, name: str, nodes: int, net: ipaddress.IPv4Networ
     state.save()
     log(f"started {nodes} nodes and the upstream host on {subnet}; waiting for sshd and dockerd")
     _trust_host_keys(c, state)
-    results = parallel(state.nodes, lambda n: _wait_ready(state, n, not bare, log), name=lambda n: n.name)
+    results = parallel(state.nodes, lambda n: wait_ready(state, n, not bare, log), name=lambda n: n.name)
     failed = [r for r in results if not r.ok]
     if failed:
         raise DnetError("; ".join(f"{r.host}: {r.error}" for r in failed) + f" (inspect with dnet lab status --name {name})")
@@ -205,7 +205,7 @@ def host_spec(state: LabState, n: Node) -> HostSpec:
                     known_hosts=str(state.known_hosts))
 
 
-def _wait_ready(state: LabState, n: Node, engine: bool, log: Log, timeout: float = 90) -> str:
+def wait_ready(state: LabState, n: Node, engine: bool, log: Log, timeout: float = 90) -> str:
     start = time.monotonic()
     deadline = start + timeout
     while True:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dnet.errors import DnetError
+from dnet.lab.dind import wait_ready
 from dnet.lab.image import build_node_image, build_probe_image, node_image_tag
 from dnet.lab.state import LabState, Node
 from dnet.runner import parallel
@@ -86,9 +87,7 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
             lines.append(f"{n.address} {key[0]} {key[1]}")
         state.known_hosts.write_text("\n".join(lines) + "\n")
         state.save()
-        from dnet.lab.dind import _wait_ready
-
-        results = parallel(state.nodes, lambda n: _wait_ready(state, n, not bare, log), name=lambda n: n.name)
+        results = parallel(state.nodes, lambda n: wait_ready(state, n, not bare, log), name=lambda n: n.name)
         failed = [r for r in results if not r.ok]
         if failed:
             raise DnetError("; ".join(f"{r.host}: {r.error}" for r in failed))
