@@ -162,3 +162,27 @@ def test_internal_network_with_a_way_out(lab: tuple[str, Path]) -> None:
     assert leak and all(c["expect"] == "unreachable" and not c["ok"] and c["result"] == "ok" for c in leak)
     assert any("has a way out" in h for h in hints)
     healthy(inv)
+
+
+def test_interrupted_verify_leaves_no_probe_containers(lab: tuple[str, Path]) -> None:
+    import signal
+    import sys
+
+    from tests.conftest import ROOT
+
+    name, inv = lab
+    proc = subprocess.Popen([sys.executable, "-m", "dnet", "verify", "-i", str(inv)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # interrupt once probes are running somewhere
+        if any(node_sh(name, n, "docker ps -q --filter label=dnet.probe", check=False).strip()
+               for n in ("node1", "node2", "node3")):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("no probe container ever ran")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    for n in ("node1", "node2", "node3"):
+        assert node_sh(name, n, "docker ps -aq --filter label=dnet.probe").strip() == ""

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 
 from dnet.images import ensure_image
-from dnet.lab.image import PROBE_IMAGE
+from dnet.lab.image import PROBE_IMAGE, build_probe_image
 from dnet.runner import parallel
 from dnet.transport.base import Transport, quote
 from dnet.verify.model import Check
@@ -126,6 +126,8 @@ def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None
         else:
             groups.setdefault(c.where, []).append(c)
     hosts = sorted({w[1] for w in groups if w[0] != "operator"})
+    if hosts:
+        build_probe_image()  # cached; hosts that lack it get it streamed from here
     for r in parallel(hosts, lambda h: ensure_image(transports[h], PROBE_IMAGE)):
         if not r.ok:
             for w, cs in groups.items():
