@@ -136,6 +136,26 @@ def test_accept_new_host_keys_records_the_key(lab: tuple[str, str], tmp_path) ->
     t.close()
 
 
+def test_proxyjump_through_another_node(lab: tuple[str, str], tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dnet.inventory import hosts as resolve
+    from dnet.inventory import loads
+
+    state = LabState.load(lab[0])
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"Host behind\n  HostName 192.168.91.13\n  ProxyJump root@192.168.91.11\n"
+                   f"  IdentityFile {state.key}\n")
+    monkeypatch.setenv("DNET_SSH_CONFIG", str(cfg))
+    inv = loads(f"version: 1\ndefaults: {{known_hosts: {state.known_hosts}}}\nhosts:\n  behind: {{}}\n").model
+    spec = resolve(inv)["behind"]
+    assert (spec.hostname, spec.proxy_jump) == ("192.168.91.13", "root@192.168.91.11")
+    t = SSHTransport(spec)
+    try:
+        assert t.run("hostname").stdout.strip() == "node3"
+        assert "192.168.91.11" in t.run("echo $SSH_CONNECTION").stdout  # it came through node1
+    finally:
+        t.close()
+
+
 def test_down_removes_exactly_the_lab(sentinel: tuple[str, str], lab: tuple[str, str]) -> None:
     name = lab[0]
     assert dnet("lab", "down", "--name", name).returncode == 0

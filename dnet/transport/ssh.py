@@ -46,6 +46,35 @@ class UnknownHostKey(paramiko.MissingHostKeyPolicy):
                         "check it and add it (ssh-keyscan), or run with --accept-new-host-keys")
 
 
+def _verify_keys(client: paramiko.SSHClient, extra: str | None, accept_new: bool) -> None:
+    """Check host keys against ~/.ssh/known_hosts and the inventory's file (Fabric alone accepts any key)."""
+    known = os.path.expanduser("~/.ssh/known_hosts")
+    for path in (known, extra):
+        if path and os.path.exists(path):
+            client.load_host_keys(path)
+    client.set_missing_host_key_policy(AcceptNewPolicy(extra or known) if accept_new else UnknownHostKey())
+
+
+def _jump(spec: Any, kwargs: dict[str, Any], timeout: int, accept_new: bool) -> Connection | None:
+    """The ProxyJump gateway as a Fabric connection whose host key is verified like any other."""
+    if not spec.proxy_jump or spec.proxy_jump == "none":
+        return None
+    if "," in spec.proxy_jump:
+        raise DnetError(f"{spec.name}: ProxyJump with several hops ({spec.proxy_jump}) is not supported; use one hop")
+    from dnet.inventory.resolve import ssh_config
+
+    user, _, hostport = spec.proxy_jump.rpartition("@")
+    host, _, port = hostport.partition(":")
+    cfg = ssh_config().lookup(host)
+    jump_kwargs = dict(kwargs)
+    if cfg.get("identityfile"):
+        jump_kwargs["key_filename"] = [os.path.expanduser(cfg["identityfile"][0])]
+    gw = Connection(cfg.get("hostname", host), user=user or cfg.get("user") or spec.user,
+                    port=int(port or cfg.get("port") or 22), connect_kwargs=jump_kwargs, connect_timeout=timeout)
+    _verify_keys(gw.client, spec.known_hosts, accept_new)
+    return gw
+
+
 class SSHTransport:
     """Runs commands over one Fabric connection; `sudo -n` for non-root users."""
 
@@ -56,17 +85,10 @@ class SSHTransport:
                                   "banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
         if spec.identity_file:
             kwargs["key_filename"] = [spec.identity_file]
-        gateway = Connection(spec.proxy_jump, connect_timeout=int(connect_timeout)) if spec.proxy_jump else None
+        gateway = _jump(spec, kwargs, int(connect_timeout), accept_new_host_keys)
         self.conn = Connection(spec.hostname, user=spec.user, port=spec.port, connect_kwargs=kwargs,
                                connect_timeout=int(connect_timeout), gateway=gateway)
-        client = self.conn.client
-        known = os.path.expanduser("~/.ssh/known_hosts")
-        if os.path.exists(known):
-            client.load_host_keys(known)
-        if spec.known_hosts and os.path.exists(spec.known_hosts):
-            client.load_host_keys(spec.known_hosts)
-        policy = AcceptNewPolicy(spec.known_hosts or known) if accept_new_host_keys else UnknownHostKey()
-        client.set_missing_host_key_policy(policy)
+        _verify_keys(self.conn.client, spec.known_hosts, accept_new_host_keys)
         self.prefix = "" if spec.user == "root" else "sudo -n "
         self._open()
 
