@@ -102,9 +102,9 @@ def apply(s: Session, plan: Plan, log: Log) -> list[Outcome]:
         if not batch:
             continue
         if phase == "swarm":  # init first, then joins in parallel
-            inits = [c for c in batch if c.action == "init"]
-            outcomes += _run(ctx, inits, failed, log)
-            if any(o.status != "ok" for o in outcomes[-len(inits):]) if inits else False:
+            init = _run(ctx, [c for c in batch if c.action == "init"], failed, log)
+            outcomes += init
+            if any(o.status != "ok" for o in init):
                 failed.update(swarm_hosts(inv))
             batch = [c for c in batch if c.action != "init"]
         outcomes += _run(ctx, batch, failed, log)
