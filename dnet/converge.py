@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dnet import MANAGED_LABEL
 from dnet.errors import CommandError, DnetError
 from dnet.facts import HostFacts, gather
 from dnet.images import local_image_id
@@ -165,32 +166,33 @@ def wait_tasks_gone(s: Session, timeout: float = 60) -> list[str]:
 
 
 def destroy_plan(s: Session, leave_swarm: bool) -> Plan:
-    """Every dnet-managed thing on the reachable hosts, as removals (and swarm leaves when asked)."""
+    """Every dnet-managed thing on the reachable hosts, as removals (and swarm leaves when asked).
+
+    Cluster-wide things (services, overlay networks) are read from one manager only.
+    """
     plan = Plan()
-    w = World(s.loaded.model, s.specs, s.facts, s.local_images)
+    leader = World(s.loaded.model, s.specs, s.facts, s.local_images).leader()
+    manager = leader if leader in s.facts and s.facts[leader].is_manager else None
+
+    def ours(labels: dict[str, str] | None) -> bool:
+        return (labels or {}).get(MANAGED_LABEL) == "true"
+
+    if manager:
+        for svc in s.facts[manager].services:
+            if ours(svc["Spec"].get("Labels")):
+                plan.add(Change(manager, "prune", "service", svc["Spec"]["Name"], "remove", "dnet-managed"))
     for h, f in s.facts.items():
-        for svc in f.services:
-            if (svc.get("Spec") or {}).get("Labels", {}).get("dnet.managed") == "true" and f.is_manager:
-                name = svc["Spec"]["Name"]
-                if not any(c.name == name and c.kind == "service" for c in plan.changes):
-                    plan.add(Change(h, "prune", "service", name, "remove", "dnet-managed"))
         for ctr in f.containers:
             labels = (ctr.get("Config") or {}).get("Labels") or {}
-            if labels.get("dnet.managed") == "true" and labels.get(d.KIND_LABEL) == "container":
+            if ours(labels) and labels.get(d.KIND_LABEL) == "container":
                 plan.add(Change(h, "prune", "container", ctr["Name"].lstrip("/"), "remove", "dnet-managed"))
-    for h, f in s.facts.items():
         for n in f.networks:
-            if (n.get("Labels") or {}).get("dnet.managed") != "true":
-                continue
-            if n.get("Scope") == "swarm" and (not f.is_manager or any(
-                    c.name == n["Name"] and c.kind == "network" for c in plan.changes)):
-                continue
-            plan.add(Change(h, "network", "network", n["Name"], "remove", "dnet-managed"))
+            if ours(n.get("Labels")) and (n.get("Scope") != "swarm" or h == manager):
+                plan.add(Change(h, "network", "network", n["Name"], "remove", "dnet-managed"))
         if any(r.startswith("-N DNET-") or "-j DNET-" in r for r in f.nat_rules + f.filter_rules):
             plan.add(Change(h, "forward", "forward", "forwards", "remove", "dnet's NAT chains"))
     if leave_swarm:
         members = [h for h, f in s.facts.items() if f.swarm_state == "active"]
-        leader = w.leader()
         for h in sorted(members, key=lambda x: (x == leader, s.facts[x].is_manager)):
             plan.add(Change(h, "forward", "swarm", "swarm", "leave", "leave the swarm"))
     return plan

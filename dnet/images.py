@@ -21,8 +21,6 @@ def remote_image_id(t: Transport, image: str) -> str | None:
 
 def stream_image(t: Transport, image: str) -> None:
     """Pipe `docker save` on this machine into `docker load` on the host (no temporary files)."""
-    if local_image_id(image) is None:
-        raise DnetError(f"{t.name}: image {image} is missing there and on this machine; build or pull it here first")
     save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert save.stdout is not None
     try:
@@ -31,12 +29,15 @@ def stream_image(t: Transport, image: str) -> None:
         save.stdout.close()
         _, err = save.communicate()
     if save.returncode != 0:
-        raise DnetError(f"docker save {image} failed here: {err.decode(errors='replace').strip()}")
+        raise DnetError(f"{t.name}: cannot stream {image} from this machine (docker save: "
+                        f"{err.decode(errors='replace').strip()}); build or pull it here first")
 
 
-def ensure_image(t: Transport, image: str) -> str:
-    """Make sure the host has image (same ID as here when we have it); return how: present|streamed."""
-    local = local_image_id(image)
+def ensure_image(t: Transport, image: str, local: str | None) -> str:
+    """Make sure the host has image with this machine's ID `local` (looked up once by the caller).
+
+    Returns how: present|streamed.
+    """
     remote = remote_image_id(t, image)
     if remote and (local is None or remote == local):
         return "present"

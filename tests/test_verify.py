@@ -37,6 +37,15 @@ def run(inv: Path) -> tuple[int, list[dict[str, Any]], list[str]]:
     return code, out["checks"], out["hints"]
 
 
+def run_broken(inv: Path, node: str, lab: str, breaker: str, mender: str) -> tuple[int, list[dict[str, Any]], list[str]]:
+    """Break something on a node over SSH, verify, and mend it again whatever happened."""
+    node_sh(lab, node, breaker)
+    try:
+        return run(inv)
+    finally:
+        node_sh(lab, node, mender)
+
+
 def failed(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c for c in checks if not c["ok"]]
 
@@ -49,10 +58,6 @@ def healthy(inv: Path) -> None:
             break
         time.sleep(2)
     assert code == 0, [(c["from"], c["to"], c["check"], c["result"], c["detail"]) for c in failed(checks)]
-
-
-def ctr(name: str, node: str) -> str:
-    return f"dnet-lab-{name}-{node}"
 
 
 def test_healthy_after_apply(lab: tuple[str, Path], tmp_path: Path) -> None:
@@ -73,11 +78,7 @@ def test_healthy_after_apply(lab: tuple[str, Path], tmp_path: Path) -> None:
 def test_blocked_vxlan_on_one_node(lab: tuple[str, Path]) -> None:
     name, inv = lab
     rule = "INPUT -p udp --dport 4789 -j DROP"
-    subprocess.run(["docker", "exec", ctr(name, "node1"), "sh", "-c", f"iptables -I {rule}"], check=True)
-    try:
-        code, checks, hints = run(inv)
-    finally:
-        subprocess.run(["docker", "exec", ctr(name, "node1"), "sh", "-c", f"iptables -D {rule}"], check=True)
+    code, checks, hints = run_broken(inv, "node1", name, f"iptables -I {rule}", f"iptables -D {rule}")
     assert code == 1
     vxlan_node1 = [c for c in checks if c.get("vxlan") and "node1" in c["pair"].split(">")]
     assert vxlan_node1 and all(not c["ok"] for c in vxlan_node1)
@@ -91,11 +92,7 @@ def test_blocked_vxlan_on_one_node(lab: tuple[str, Path]) -> None:
 
 def test_stopped_container(lab: tuple[str, Path]) -> None:
     name, inv = lab
-    node_sh(name, "node2", "docker stop -t 1 edge >/dev/null")
-    try:
-        code, checks, _ = run(inv)
-    finally:
-        node_sh(name, "node2", "docker start edge >/dev/null")
+    code, checks, _ = run_broken(inv, "node2", name, "docker stop -t 1 edge >/dev/null", "docker start edge >/dev/null")
     assert code == 1
     bad = failed(checks)
     to_edge = [c for c in bad if c["to"] in ("node2:9090", "node1:8443")]
@@ -110,13 +107,9 @@ def test_stopped_container(lab: tuple[str, Path]) -> None:
 
 def test_published_port_without_dnat_and_proxy(lab: tuple[str, Path]) -> None:
     name, inv = lab
-    node_sh(name, "node2", "iptables -t nat -S DOCKER | grep -- '--dport 9090 ' | sed 's/^-A/-D/' | "
-                           "while read -r r; do eval iptables -t nat $r; done; "
-                           "pkill -f '[d]ocker-proxy.*-host-port 9090'; true")
-    try:
-        code, checks, _ = run(inv)
-    finally:
-        node_sh(name, "node2", "docker restart -t 1 edge >/dev/null")
+    breaker = ("iptables -t nat -S DOCKER | grep -- '--dport 9090 ' | sed 's/^-A/-D/' | "
+               "while read -r r; do eval iptables -t nat $r; done; pkill -f '[d]ocker-proxy.*-host-port 9090'; true")
+    code, checks, _ = run_broken(inv, "node2", name, breaker, "docker restart -t 1 edge >/dev/null")
     assert code == 1
     bad = failed(checks)
     assert {c["to"] for c in bad} <= {"node2:9090", "node1:8443"}
@@ -152,11 +145,8 @@ docker start edge >/dev/null""")  # a killed engine does not always restart unle
 
 def test_internal_network_with_a_way_out(lab: tuple[str, Path]) -> None:
     name, inv = lab
-    node_sh(name, "node3", "docker network connect bridge db")
-    try:
-        code, checks, hints = run(inv)
-    finally:
-        node_sh(name, "node3", "docker network disconnect bridge db")
+    code, checks, hints = run_broken(inv, "node3", name, "docker network connect bridge db",
+                                    "docker network disconnect bridge db")
     assert code == 1
     leak = [c for c in checks if c["from"] == "db" and c["scope"] == "out to the internet"]
     assert leak and all(c["expect"] == "unreachable" and not c["ok"] and c["result"] == "ok" for c in leak)

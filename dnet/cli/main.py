@@ -7,7 +7,7 @@ import sys
 import click
 
 from dnet import __version__
-from dnet.cli import show, validate
+from dnet.cli import converge_cmds, lab, show, validate, verify
 from dnet.cli.common import EXIT_ERROR, err
 from dnet.errors import DnetError, InventoryError
 
@@ -22,23 +22,13 @@ def cli() -> None:
     """
 
 
-cli.add_command(validate.command)
-cli.add_command(show.command)
-
-
-def _lazy_commands() -> None:
-    from dnet.cli import converge_cmds, lab, verify
-
-    cli.add_command(lab.group)
-    cli.add_command(converge_cmds.plan_cmd)
-    cli.add_command(converge_cmds.apply_cmd)
-    cli.add_command(converge_cmds.destroy_cmd)
-    cli.add_command(verify.command)
+for command in (validate.command, show.command, lab.group, converge_cmds.plan_cmd, converge_cmds.apply_cmd,
+                converge_cmds.destroy_cmd, verify.command):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning every dnet error into a calm message and exit code."""
-    _lazy_commands()
     try:
         code = cli.main(args=argv, prog_name="dnet", standalone_mode=False)
     except InventoryError as exc:

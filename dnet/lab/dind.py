@@ -12,7 +12,7 @@ from docker.errors import APIError, DockerException, NotFound
 
 from dnet import MANAGED_LABEL
 from dnet.errors import DnetError
-from dnet.images import ensure_image
+from dnet.images import ensure_image, local_image_id
 from dnet.inventory.resolve import HostSpec
 from dnet.inventory.schema import DockerEngine
 from dnet.lab.image import PROBE_IMAGE, build_node_image, build_probe_image, node_image_tag
@@ -150,14 +150,13 @@ def _up(c: docker.DockerClient, name: str, nodes: int, net: ipaddress.IPv4Networ
     image = node_image_tag(bare)
     t = build_node_image(bare=bare, log=log)
     log(f"node image {image}: " + (f"built in {t:.1f}s" if t else "cached"))
-    hosts = list(net.hosts())
-    state = LabState(name=name, provider="docker", subnet=str(net))
-    state.upstream = Node("upstream", str(hosts[1]), role="upstream")
-    state.nodes = [Node(f"node{i + 1}", str(hosts[10 + i])) for i in range(nodes)]
+    state = LabState.layout(name, "docker", net, nodes)
+    assert state.upstream
     pub = state.make_key()
     state.save()
     netname = f"dnet-lab-{name}"
-    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(net), gateway=str(hosts[0]))])
+    gateway = str(next(net.hosts()))
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(net), gateway=gateway)])
     try:
         c.networks.create(netname, driver="bridge", ipam=ipam, labels=labels(name, "network"))
     except APIError as exc:
@@ -174,10 +173,7 @@ def _up(c: docker.DockerClient, name: str, nodes: int, net: ipaddress.IPv4Networ
     state.save()
     log(f"started {nodes} nodes and the upstream host on {subnet}; waiting for sshd and dockerd")
     _trust_host_keys(c, state)
-    results = parallel(state.nodes, lambda n: wait_ready(state, n, not bare, log), name=lambda n: n.name)
-    failed = [r for r in results if not r.ok]
-    if failed:
-        raise DnetError("; ".join(f"{r.host}: {r.error}" for r in failed) + f" (inspect with dnet lab status --name {name})")
+    wait_all(state, bare, log)
     return state
 
 
@@ -205,7 +201,17 @@ def host_spec(state: LabState, n: Node) -> HostSpec:
                     known_hosts=str(state.known_hosts))
 
 
-def wait_ready(state: LabState, n: Node, engine: bool, log: Log, timeout: float = 90) -> str:
+def wait_all(state: LabState, bare: bool, log: Log) -> None:
+    """Wait for every node in parallel; raise one error naming every node that did not come up."""
+    probe_id = local_image_id(PROBE_IMAGE)
+    results = parallel(state.nodes, lambda n: wait_ready(state, n, not bare, log, probe_id), name=lambda n: n.name)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise DnetError("; ".join(f"{r.host}: {r.error}" for r in failed) +
+                        f" (inspect with dnet lab status --name {state.name})")
+
+
+def wait_ready(state: LabState, n: Node, engine: bool, log: Log, probe_id: str | None, timeout: float = 90) -> str:
     start = time.monotonic()
     deadline = start + timeout
     while True:
@@ -228,7 +234,7 @@ def wait_ready(state: LabState, n: Node, engine: bool, log: Log, timeout: float 
                 raise DnetError(f"dockerd not ready within {timeout:.0f}s: {(r.stdout + r.stderr).strip()[-300:]}")
             time.sleep(0.3)
         version = r.stdout.strip()
-        how = ensure_image(t, PROBE_IMAGE)
+        how = ensure_image(t, PROBE_IMAGE, probe_id)
         log(f"{n.name}: ssh ok, engine {version} ready, probe image {how} ({time.monotonic() - start:.1f}s)")
         return version
     finally:

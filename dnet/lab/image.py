@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from dnet.errors import DnetError
+from dnet.images import local_image_id
 
 PROBE_IMAGE = "dnet/probe:latest"
 SUITE = "bookworm"
@@ -47,11 +48,6 @@ def debian_mirror() -> str:
         for m in re.finditer(r"(?m)^(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)(\S+/debian)/?\s", text):
             return m.group(1)
     raise DnetError("cannot find a Debian mirror in /etc/apt/sources.list*; set DNET_DEBIAN_MIRROR=URL")
-
-
-def image_exists(tag: str) -> bool:
-    """True when the local engine has `tag`."""
-    return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
 
 
 def _import(root: Path, tag: str, cmd: str, labels: dict[str, str] | None = None) -> None:
@@ -100,7 +96,7 @@ def build_probe_image(force: bool = False) -> float:
 def build_node_image(bare: bool = False, force: bool = False, log: Callable[[str], None] | None = None) -> float:
     """Build the Debian node image with debootstrap; return seconds spent (0 when cached)."""
     tag = node_image_tag(bare)
-    if not force and image_exists(tag):
+    if not force and local_image_id(tag):
         return 0.0
     if not shutil.which("debootstrap"):
         raise DnetError("building lab nodes needs debootstrap: apt-get install debootstrap")

@@ -1,6 +1,7 @@
 """Where a lab keeps its key, known_hosts and description."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -36,6 +37,14 @@ class LabState:
     nodes: list[Node] = field(default_factory=list)
     upstream: Node | None = None
     inventory: str = ""
+
+    @classmethod
+    def layout(cls, name: str, provider: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network,
+               nodes: int) -> LabState:
+        """A new lab's fixed addresses: upstream at .2, nodes from .11."""
+        hosts = list(net.hosts())
+        return cls(name=name, provider=provider, subnet=str(net), upstream=Node("upstream", str(hosts[1]), role="upstream"),
+                   nodes=[Node(f"node{i + 1}", str(hosts[10 + i])) for i in range(nodes)])
 
     @property
     def dir(self) -> Path:

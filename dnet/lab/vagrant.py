@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dnet.errors import DnetError
-from dnet.lab.dind import wait_ready
+from dnet.lab.dind import wait_all
 from dnet.lab.image import build_node_image, build_probe_image, node_image_tag
-from dnet.lab.state import LabState, Node
-from dnet.runner import parallel
+from dnet.lab.state import LabState
 
 VAGRANT_DIR = Path(__file__).resolve().parents[2] / "vagrant"
 Log = Callable[[str], None]
@@ -62,8 +61,7 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
     net = ipaddress.ip_network(subnet)
     if net.prefixlen != 24 or net.version != 4:
         raise DnetError("the Vagrant lab needs an IPv4 /24 --subnet (nodes at .11, .12, ...)")
-    hosts = list(net.hosts())
-    state = LabState(name=name, provider="vagrant", subnet=str(net))
+    state = LabState.layout(name, "vagrant", net, nodes)
     if (state.dir / "lab.json").exists():
         raise DnetError(f"a lab named '{name}' exists already; remove it with dnet lab down --name {name}")
     which = provider()
@@ -71,8 +69,6 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
         build_probe_image()
         t = build_node_image(bare=bare, log=log)
         log(f"node image {node_image_tag(bare)}: " + (f"built in {t:.1f}s" if t else "cached"))
-    state.upstream = Node("upstream", str(hosts[1]), role="upstream")
-    state.nodes = [Node(f"node{i + 1}", str(hosts[10 + i])) for i in range(nodes)]
     state.make_key()
     state.save()
     env = _env(state, nodes, bare)
@@ -80,6 +76,7 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
     try:
         _vagrant(["up", f"--provider={which}"], env, log, state.dir / "vagrant.log")
         lines = []
+        assert state.upstream
         for n in [state.upstream, *state.nodes]:
             if which == "docker":
                 n.container = f"dnet-vagrant-{name}-{n.name}"
@@ -87,10 +84,7 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
             lines.append(f"{n.address} {key[0]} {key[1]}")
         state.known_hosts.write_text("\n".join(lines) + "\n")
         state.save()
-        results = parallel(state.nodes, lambda n: wait_ready(state, n, not bare, log), name=lambda n: n.name)
-        failed = [r for r in results if not r.ok]
-        if failed:
-            raise DnetError("; ".join(f"{r.host}: {r.error}" for r in failed))
+        wait_all(state, bare, log)
     except (DnetError, KeyboardInterrupt):
         log(f"lab '{name}' failed to come up; destroying its machines")
         down(state, log)

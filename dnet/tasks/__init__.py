@@ -22,6 +22,7 @@ class Context:
     leader: str | None
     tokens: dict[str, str] = field(default_factory=dict, repr=False)
     manager_addr: str = ""
+    node_ids: dict[str, str] = field(default_factory=dict)  # host -> swarm node ID, read at most once
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(self.tokens.values())

@@ -66,10 +66,15 @@ def leave(ctx: Context, c: Change) -> str:
 
 
 def _node_id(ctx: Context, host: str) -> str:
-    node = ctx.transports[host].run("docker info --format '{{.Swarm.NodeID}}'").stdout.strip()
-    if not node:
-        raise DnetError(f"{host}: not in the swarm (no node ID)")
-    return node
+    """The host's swarm node ID: from the facts when it was already a member, else asked once."""
+    if host not in ctx.node_ids:
+        f = ctx.facts[host]
+        node = f.node_id if f.swarm_state == "active" else ""
+        node = node or ctx.transports[host].run("docker info --format '{{.Swarm.NodeID}}'").stdout.strip()
+        if not node:
+            raise DnetError(f"{host}: not in the swarm (no node ID)")
+        ctx.node_ids[host] = node
+    return ctx.node_ids[host]
 
 
 def role(ctx: Context, c: Change) -> str:

@@ -6,7 +6,7 @@ import socket
 import uuid
 from collections.abc import Callable
 
-from dnet.images import ensure_image
+from dnet.images import ensure_image, local_image_id
 from dnet.lab.image import PROBE_IMAGE, build_probe_image
 from dnet.runner import parallel
 from dnet.transport.base import Transport, quote
@@ -128,7 +128,8 @@ def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None
     hosts = sorted({w[1] for w in groups if w[0] != "operator"})
     if hosts:
         build_probe_image()  # cached; hosts that lack it get it streamed from here
-    for r in parallel(hosts, lambda h: ensure_image(transports[h], PROBE_IMAGE)):
+    probe_id = local_image_id(PROBE_IMAGE)
+    for r in parallel(hosts, lambda h: ensure_image(transports[h], PROBE_IMAGE, probe_id)):
         if not r.ok:
             for w, cs in groups.items():
                 if w[0] != "operator" and w[1] == r.host:
