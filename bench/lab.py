@@ -9,7 +9,8 @@ import statistics
 import time
 
 from dnet.lab import dind
-from dnet.lab.image import build_node_image, build_probe_image
+from dnet.images import build_probe_image
+from dnet.lab.image import build_node_image
 
 
 def main() -> None:

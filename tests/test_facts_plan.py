@@ -7,9 +7,10 @@ import paramiko
 import pytest
 
 from dnet.errors import CommandError
-from dnet.facts import parse
+from dnet.facts import FactsError, HostFacts, NetworkFact, parse
 from dnet.inventory import hosts, loads
 from dnet.plan.diff import World, diff
+from dnet.plan.model import SwarmJoin
 from dnet.tasks import Context, swarm
 from dnet.testing import FakeTransport
 from tests.conftest import EXAMPLE, ROOT
@@ -18,7 +19,7 @@ DATA = ROOT / "tests" / "data"
 NODES = ["node1", "node2", "node3"]
 
 
-def facts(kind: str) -> dict:
+def facts(kind: str) -> dict[str, HostFacts]:
     return {n: parse(n, (DATA / f"{kind}-{n}.txt").read_text()) for n in NODES}
 
 
@@ -33,7 +34,7 @@ def test_parse_fresh_node() -> None:
     f = facts("fresh")["node2"]
     assert f.os_id == "debian" and f.init == "sysv" and f.engine and f.engine.startswith("20.10")
     assert f.daemon == {"dns": ["192.168.77.2"]} and f.swarm_state == "inactive"
-    assert {n["Name"] for n in f.networks} == {"bridge", "host", "none"}
+    assert {n.name for n in f.networks} == {"bridge", "host", "none"}
     assert f.images["dnet/probe:latest"].startswith("sha256:") and not f.nat_rules and not f.ipvs
 
 
@@ -41,16 +42,30 @@ def test_parse_applied_manager_and_worker() -> None:
     f = facts("applied")
     m, w = f["node1"], f["node2"]
     assert m.is_manager and m.cluster_id and len(m.nodes) == 3
-    assert m.service("web")["Spec"]["Labels"]["dnet.managed"] == "true"
-    assert m.network("appnet")["IPAM"]["Config"][0]["Subnet"] == "10.77.0.0/24"
-    assert not w.is_manager and w.swarm_state == "active" and w.node_id in {n["ID"] for n in m.nodes}
-    assert w.container("edge")["Config"]["Labels"]["dnet.kind"] == "container"
+    assert m.service("web").labels["dnet.managed"] == "true"
+    assert m.network("appnet").subnets[0] == "10.77.0.0/24"
+    assert not w.is_manager and w.swarm_state == "active" and w.node_id in {n.id for n in m.nodes}
+    assert w.container("edge").labels["dnet.kind"] == "container"
     assert any("DNET-FWD" in r for r in m.nat_rules) and m.daemon["mtu"] == 1450
 
 
-def test_parse_tolerates_garbage_and_missing_docker() -> None:
-    f = parse("x", "@@dnet:docker\nMISSING\n@@dnet:daemon\n{not json\n@@dnet:networks\n[1,\n")
+def test_parse_missing_docker_and_a_broken_daemon_json() -> None:
+    f = parse("x", "@@dnet:docker\nMISSING\n@@dnet:daemon\n{not json\n@@dnet:networks\n\n")
     assert f.engine is None and f.engine_error == "MISSING" and f.daemon == {} and f.networks == []
+    assert not f.daemon_valid
+
+
+@pytest.mark.parametrize(("section", "body", "says"), [
+    ("networks", "[1,\n", "cannot read its networks (not JSON"),
+    ("containers", '{"Id": "x"}', "cannot read its containers (expected a JSON list of objects"),
+    ("containers", '[{"Id": "x"}]', "cannot read its containers ('Name' is missing)"),
+    ("services", '[{"ID": "s", "Spec": {"Name": "web", "Labels": []}}]', "'Labels' is a list, expected an object"),
+    ("swarm", '"active"', "cannot read its swarm state (expected a JSON object"),
+])
+def test_malformed_facts_are_a_host_error(section: str, body: str, says: str) -> None:
+    with pytest.raises(FactsError) as exc:
+        parse("node9", f"@@dnet:{section}\n{body}\n@@dnet:end\n")
+    assert str(exc.value).startswith("node9: ") and says in str(exc.value)
 
 
 def test_fresh_plan_is_complete_and_ordered() -> None:
@@ -63,9 +78,7 @@ def test_fresh_plan_is_complete_and_ordered() -> None:
     assert ("node2", "network", "localnet", "create") in steps and ("node1", "service", "web", "create") in steps
     assert ("node1", "forward", "1 forwards", "rewrite") in steps and ("node3", "container", "db", "create") in steps
     assert len(steps) == 16
-    assert [c.phase for c in plan.ordered()] == sorted([c.phase for c in plan.ordered()],
-                                                       key=["engine", "swarm", "node", "prune", "network", "image",
-                                                            "workload", "forward"].index)
+    assert [c.order for c in plan.ordered()] == sorted(c.order for c in plan.ordered())
 
 
 def test_applied_plan_is_empty() -> None:
@@ -79,13 +92,13 @@ def test_subnet_change_names_what_it_disconnects() -> None:
     c, svc = plan.ordered()
     assert (c.host, c.name, c.action) == ("node1", "backnet", "recreate")
     assert "container db@node3" in c.detail and "service web" in c.detail
-    assert c.data["containers"][0]["name"] == "db" and c.data["services_rm"] == ["web"]
+    assert c.containers[0].container == "db" and c.services_rm == ("web",)
     assert (svc.kind, svc.name, svc.action) == ("service", "web", "recreate")
 
 
 def test_overlap_with_an_existing_network_or_route_is_refused_in_the_plan() -> None:
     w = world("applied")
-    w.facts["node2"].networks.append({"Name": "theirs", "Labels": {}, "IPAM": {"Config": [{"Subnet": "172.30.0.0/16"}]}})
+    w.facts["node2"].networks.append(NetworkFact({}, "id", "theirs", "bridge", "local", ["172.30.0.0/16"], False, False))
     w.facts["node2"].routes.append("172.30.0.128/25 dev eth7 proto kernel scope link src 172.30.0.130")
     plan = diff(w)
     assert "node2: network 'localnet' (172.30.0.0/24) overlaps existing docker network 'theirs' (172.30.0.0/16); " \
@@ -96,14 +109,14 @@ def test_overlap_with_an_existing_network_or_route_is_refused_in_the_plan() -> N
 
 def test_host_in_another_swarm_is_reported_not_skipped() -> None:
     w = world("applied")
-    w.facts["node3"].swarm["NodeID"] = "someothernode"
+    w.facts["node3"].swarm.node_id = "someothernode"
     plan = diff(w)
     assert any(e.startswith("node3: already in another swarm") for e in plan.errors)
 
 
 def test_network_not_made_by_dnet_is_not_touched() -> None:
     w = world("applied")
-    w.facts["node2"].network("localnet")["Labels"] = {}
+    w.facts["node2"].network("localnet").labels = {}
     plan = diff(w)
     assert any("network 'localnet' exists but was not created by dnet" in e for e in plan.errors)
     assert not any(c.name == "localnet" for c in plan.changes)
@@ -111,9 +124,9 @@ def test_network_not_made_by_dnet_is_not_touched() -> None:
 
 def test_stopped_container_is_started_and_label_drift_is_fixed() -> None:
     w = world("applied")
-    w.facts["node3"].container("db")["State"]["Running"] = False
-    node2 = next(n for n in w.facts["node1"].nodes if n["Description"]["Hostname"] == "node2")
-    node2["Spec"]["Labels"]["zone"] = "z"
+    w.facts["node3"].container("db").running = False
+    node2 = next(n for n in w.facts["node1"].nodes if n.hostname == "node2")
+    node2.labels["zone"] = "z"
     plan = diff(w)
     assert {(c.name, c.action, c.detail) for c in plan.changes} == {("db", "start", "stopped"),
                                                                      ("node2", "label", "+zone=b")}
@@ -134,10 +147,8 @@ def test_join_token_never_reaches_errors() -> None:
     leader = FakeTransport("node1", [(r"join-token -q", 0, token + "\n", ""), (r"NodeAddr", 0, "10.0.0.1\n", "")])
     node2 = FakeTransport("node2", [(r"swarm join", 1, "", f"Error: bad token {token}")])
     ctx = Context(inv, specs, facts("fresh"), {"node1": leader, "node2": node2}, "node1")
-    from dnet.plan.model import Change
-
     with pytest.raises(CommandError) as exc:
-        swarm.join(ctx, Change("node2", "swarm", "swarm", "swarm", "join", "", {"role": "worker"}))
+        swarm.join(ctx, SwarmJoin("node2", "worker"))
     text = str(exc.value) + repr(exc.value.__dict__)
     assert token not in text and "***" in text and "exited 1" in text
     assert token in node2.commands[0]  # it was used, only never shown

@@ -12,7 +12,7 @@ import pytest
 from dnet.errors import DnetError
 from dnet.inventory import load
 from dnet.lab import dind
-from dnet.lab.image import PROBE_IMAGE, build_probe_image
+from dnet.images import PROBE_IMAGE, build_probe_image
 from dnet.lab.state import LabState
 from dnet.transport.ssh import SSHTransport
 from tests.conftest import ROOT

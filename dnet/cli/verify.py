@@ -5,9 +5,9 @@ import sys
 
 import click
 
-from dnet import converge
 from dnet.cli.common import EXIT_ERROR, err, inventory_option, json_option, load_inventory, out, print_json
 from dnet.cli.converge_cmds import _log, accept_option, quiet_option
+from dnet.session import open_session
 from dnet.verify import report, verify
 
 
@@ -21,7 +21,7 @@ def command(inventory: str, as_json: bool, junit_path: str | None, accept_new_ho
     """Probe every derived and declared path; exit 0 only when every check holds."""
     loaded = load_inventory(inventory)
     log = _log(quiet or as_json)
-    s = converge.open_session(loaded, accept_new_host_keys, log)
+    s = open_session(loaded, accept_new_host_keys, log)
     try:
         checks, hints, seconds = verify(s, log)
     finally:

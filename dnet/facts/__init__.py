@@ -1,4 +1,4 @@
-"""Read a host's actual state in one round trip: one shell script, then a pure parse()."""
+"""Read a host's actual state in one round trip: one shell script, then a pure parse() into typed views."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,12 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from dnet.facts.model import (ContainerFact, Endpoint, FactsError, NetworkFact, NodeFact, Reader, ServiceFact,
+                              SwarmFact)
 from dnet.transport.base import Transport
+
+__all__ = ["ContainerFact", "Endpoint", "FactsError", "HostFacts", "NetworkFact", "NodeFact", "ServiceFact",
+           "SwarmFact", "gather", "parse", "script"]
 
 MARK = "@@dnet:"
 
@@ -17,7 +22,8 @@ def script(images: list[str]) -> str:
     return f"""S() {{ printf '\\n{MARK}%s\\n' "$1"; }}
 S os; (. /etc/os-release 2>/dev/null; echo "${{ID:-unknown}}")
 S init; [ -d /run/systemd/system ] && echo systemd || echo sysv
-S docker; if command -v docker >/dev/null 2>&1; then docker version --format '{{{{.Server.Version}}}}' 2>&1 | head -1; else echo MISSING; fi
+S docker; if command -v docker >/dev/null 2>&1; then docker version --format '{{{{.Server.Version}}}}' 2>&1 | head -1; \
+else echo MISSING; fi
 S daemon; cat /etc/docker/daemon.json 2>/dev/null
 S swarm; docker info --format '{{{{json .Swarm}}}}' 2>/dev/null
 S networks; docker network ls -q 2>/dev/null | xargs -r docker network inspect 2>/dev/null
@@ -44,11 +50,11 @@ class HostFacts:
     engine_error: str = ""
     daemon: dict[str, Any] = field(default_factory=dict)
     daemon_raw: str = ""
-    swarm: dict[str, Any] = field(default_factory=dict)
-    networks: list[dict[str, Any]] = field(default_factory=list)
-    containers: list[dict[str, Any]] = field(default_factory=list)
-    services: list[dict[str, Any]] = field(default_factory=list)
-    nodes: list[dict[str, Any]] = field(default_factory=list)
+    swarm: SwarmFact = field(default_factory=SwarmFact)
+    networks: list[NetworkFact] = field(default_factory=list)
+    containers: list[ContainerFact] = field(default_factory=list)
+    services: list[ServiceFact] = field(default_factory=list)
+    nodes: list[NodeFact] = field(default_factory=list)
     images: dict[str, str] = field(default_factory=dict)
     nat_rules: list[str] = field(default_factory=list)
     filter_rules: list[str] = field(default_factory=list)
@@ -57,74 +63,156 @@ class HostFacts:
 
     @property
     def swarm_state(self) -> str:
-        return str(self.swarm.get("LocalNodeState") or "inactive")
+        return self.swarm.state
 
     @property
     def node_id(self) -> str:
-        return str(self.swarm.get("NodeID") or "")
+        return self.swarm.node_id
 
     @property
     def cluster_id(self) -> str:
-        return str((self.swarm.get("Cluster") or {}).get("ID") or "")
+        return self.swarm.cluster_id
 
     @property
     def is_manager(self) -> bool:
-        return bool(self.swarm.get("ControlAvailable"))
+        return self.swarm.control_available
 
-    def network(self, name: str) -> dict[str, Any] | None:
-        return next((n for n in self.networks if n.get("Name") == name), None)
+    @property
+    def daemon_valid(self) -> bool:
+        """False when daemon.json exists but is not a JSON object."""
+        return not self.daemon_raw.strip() or bool(self.daemon)
 
-    def container(self, name: str) -> dict[str, Any] | None:
-        return next((c for c in self.containers if c.get("Name", "").lstrip("/") == name), None)
+    def network(self, name: str) -> NetworkFact | None:
+        return next((n for n in self.networks if n.name == name), None)
 
-    def service(self, name: str) -> dict[str, Any] | None:
-        return next((s for s in self.services if (s.get("Spec") or {}).get("Name") == name), None)
+    def container(self, name: str) -> ContainerFact | None:
+        return next((c for c in self.containers if c.name == name), None)
+
+    def service(self, name: str) -> ServiceFact | None:
+        return next((s for s in self.services if s.name == name), None)
 
 
-def _json(text: str, default: Any) -> Any:
+def _json(host: str, section: str, text: str, default: Any) -> Any:
     text = text.strip()
     if not text:
         return default
     try:
         return json.loads(text)
-    except ValueError:
-        return default
+    except ValueError as exc:
+        raise FactsError(host, section, f"not JSON: {exc}; output began {text[:60]!r}") from None
 
 
-def parse(host: str, text: str) -> HostFacts:
-    """Turn the script's output into HostFacts (pure; tested from recorded output)."""
-    sections: dict[str, str] = {}
+def _list(host: str, section: str, text: str) -> list[dict[str, Any]]:
+    val = _json(host, section, text, [])
+    if not isinstance(val, list) or not all(isinstance(x, dict) for x in val):
+        raise FactsError(host, section, f"expected a JSON list of objects, got {type(val).__name__}")
+    return val
+
+
+def container(r: Reader, d: dict[str, Any]) -> ContainerFact:
+    """One `docker inspect` entry."""
+    state, config = r.obj(d, "State"), r.obj(d, "Config")
+    endpoints = {}
+    for net, ep in r.obj(r.obj(d, "NetworkSettings"), "Networks").items():
+        if not isinstance(ep, dict):
+            raise r.fail(f"network '{net}' of a container is not an object")
+        endpoints[net] = Endpoint(net, r.text(ep, "NetworkID"), r.text(ep, "IPAddress"),
+                                  r.text(r.obj(ep, "IPAMConfig"), "IPv4Address"),
+                                  [str(a) for a in r.seq(ep, "Aliases")])
+    return ContainerFact(r.labels(config), r.text(d, "Id", True), r.text(d, "Name", True).lstrip("/"),
+                         r.text(config, "Image"), r.flag(state, "Running"), r.text(state, "Status"),
+                         r.number(d, "RestartCount"), r.text(r.obj(r.obj(d, "HostConfig"), "RestartPolicy"), "Name"),
+                         endpoints)
+
+
+def network(r: Reader, d: dict[str, Any]) -> NetworkFact:
+    """One `docker network inspect` entry."""
+    subnets = [r.text(c, "Subnet") for c in r.seq(r.obj(d, "IPAM"), "Config") if isinstance(c, dict)]
+    mtu = r.obj(d, "Options").get("com.docker.network.driver.mtu")
+    return NetworkFact(r.labels(d), r.text(d, "Id", True), r.text(d, "Name", True), r.text(d, "Driver"),
+                       r.text(d, "Scope"), [s for s in subnets if s], r.flag(d, "Internal"), r.flag(d, "Attachable"),
+                       int(mtu) if isinstance(mtu, str) and mtu.isdigit() else None)
+
+
+def service(r: Reader, d: dict[str, Any]) -> ServiceFact:
+    """One `docker service inspect` entry."""
+    spec = r.obj(d, "Spec")
+    task = r.obj(spec, "TaskTemplate")
+    nets = r.seq(task, "Networks") or r.seq(spec, "Networks")
+    replicated = r.obj(r.obj(spec, "Mode"), "Replicated")
+    return ServiceFact(r.labels(spec), r.text(d, "ID", True), r.text(spec, "Name", True),
+                       r.text(r.obj(task, "ContainerSpec"), "Image"),
+                       r.number(replicated, "Replicas") if "Replicated" in r.obj(spec, "Mode") else None,
+                       [r.text(n, "Target") for n in nets if isinstance(n, dict)])
+
+
+def node(r: Reader, d: dict[str, Any]) -> NodeFact:
+    """One `docker node inspect` entry."""
+    spec, status = r.obj(d, "Spec"), r.obj(d, "Status")
+    return NodeFact(r.labels(spec), r.text(d, "ID", True), r.text(r.obj(d, "Description"), "Hostname"),
+                    r.text(spec, "Role"), r.text(spec, "Availability"), r.text(status, "State"),
+                    r.text(status, "Addr"))
+
+
+def swarm(r: Reader, d: dict[str, Any]) -> SwarmFact:
+    """`docker info` .Swarm."""
+    cluster = r.obj(d, "Cluster")
+    enc = r.obj(r.obj(cluster, "Spec"), "EncryptionConfig")
+    return SwarmFact(r.text(d, "LocalNodeState") or "inactive", r.text(d, "NodeID"), r.text(d, "NodeAddr"),
+                     r.text(cluster, "ID"), r.flag(d, "ControlAvailable"), r.text(d, "Error"),
+                     r.flag(enc, "AutoLockManagers"))
+
+
+def sections(text: str) -> dict[str, str]:
+    """Split the script's output at its section marks."""
+    out: dict[str, str] = {}
     name = ""
     for line in text.splitlines():
         if line.startswith(MARK):
             name = line[len(MARK):].strip()
-            sections[name] = ""
+            out[name] = ""
         elif name:
-            sections[name] += line + "\n"
+            out[name] += line + "\n"
+    return out
+
+
+def parse(host: str, text: str) -> HostFacts:
+    """Turn the script's output into HostFacts (pure; tested from recorded output).
+
+    Raises FactsError, naming the host and section, when docker printed something that is not what it should be.
+    """
+    sec = sections(text)
     f = HostFacts(host)
-    f.os_id = sections.get("os", "").strip() or "unknown"
-    f.init = sections.get("init", "").strip() or "sysv"
-    ver = sections.get("docker", "").strip()
+    f.os_id = sec.get("os", "").strip() or "unknown"
+    f.init = sec.get("init", "").strip() or "sysv"
+    ver = sec.get("docker", "").strip()
     if ver and ver != "MISSING" and not ver.lower().startswith(("cannot", "error", "template")) and " " not in ver:
         f.engine = ver
     else:
         f.engine_error = ver or "no output"
-    f.daemon_raw = sections.get("daemon", "")
-    daemon = _json(f.daemon_raw, {})
+    f.daemon_raw = sec.get("daemon", "")
+    try:  # the operator's file: a broken one is reported when dnet would write it, not here
+        daemon = json.loads(f.daemon_raw) if f.daemon_raw.strip() else {}
+    except ValueError:
+        daemon = {}
     f.daemon = daemon if isinstance(daemon, dict) else {}
-    swarm = _json(sections.get("swarm", ""), {})
-    f.swarm = swarm if isinstance(swarm, dict) else {}
-    for key in ("networks", "containers", "services", "nodes"):
-        val = _json(sections.get(key, ""), [])
-        setattr(f, key, val if isinstance(val, list) else [])
-    for line in sections.get("images", "").splitlines():
+    sw = _json(host, "swarm state", sec.get("swarm", ""), {})
+    if not isinstance(sw, dict):
+        raise FactsError(host, "swarm state", f"expected a JSON object, got {type(sw).__name__}")
+    f.swarm = swarm(Reader(host, "swarm state"), sw)
+    f.networks = [network(Reader(host, "networks"), d) for d in _list(host, "networks", sec.get("networks", ""))]
+    f.containers = [container(Reader(host, "containers"), d)
+                    for d in _list(host, "containers", sec.get("containers", ""))]
+    f.services = [service(Reader(host, "services"), d) for d in _list(host, "services", sec.get("services", ""))]
+    f.nodes = [node(Reader(host, "swarm nodes"), d) for d in _list(host, "swarm nodes", sec.get("nodes", ""))]
+    for line in sec.get("images", "").splitlines():
         if " " in line.strip():
             ref, iid = line.strip().rsplit(" ", 1)
             f.images[ref] = iid
-    f.nat_rules = [ln for ln in sections.get("nat", "").splitlines() if ln.strip()]
-    f.filter_rules = [ln for ln in sections.get("filter", "").splitlines() if ln.strip()]
-    f.routes = [ln for ln in sections.get("routes", "").splitlines() if ln.strip()]
-    f.ipvs = sections.get("ipvs", "").strip() == "yes"
+    f.nat_rules = [ln for ln in sec.get("nat", "").splitlines() if ln.strip()]
+    f.filter_rules = [ln for ln in sec.get("filter", "").splitlines() if ln.strip()]
+    f.routes = [ln for ln in sec.get("routes", "").splitlines() if ln.strip()]
+    f.ipvs = sec.get("ipvs", "").strip() == "yes"
     return f
 
 
@@ -133,4 +221,5 @@ def gather(t: Transport, images: list[str]) -> HostFacts:
     r = t.run(script(images), check=False, timeout=120)
     if "end" not in r.stdout.split(MARK)[-1]:
         r.check()
+        raise FactsError(t.name, "facts", "the facts script stopped before its end")
     return parse(t.name, r.stdout)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,3 +65,11 @@ def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str,
             local=(h.address or name) == "local",
         )
     return out
+
+
+def address_of(spec: HostSpec) -> str:
+    """An IP for a host (resolving its name here when the inventory gives a name)."""
+    try:
+        return socket.gethostbyname(spec.hostname)
+    except OSError:
+        return spec.hostname

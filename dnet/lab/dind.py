@@ -12,10 +12,11 @@ from docker.errors import APIError, DockerException, NotFound
 
 from dnet import MANAGED_LABEL
 from dnet.errors import DnetError
-from dnet.images import ensure_image, local_image_id
+from dnet.poll import poll
+from dnet.images import PROBE_IMAGE, build_probe_image, ensure_image, local_image_id
 from dnet.inventory.resolve import HostSpec
 from dnet.inventory.schema import DockerEngine
-from dnet.lab.image import PROBE_IMAGE, build_node_image, build_probe_image, node_image_tag
+from dnet.lab.image import build_node_image, node_image_tag
 from dnet.lab.state import LabState, Node
 from dnet.runner import parallel
 from dnet.transport.ssh import SSHTransport
@@ -181,14 +182,13 @@ def _trust_host_keys(c: docker.DockerClient, state: LabState, timeout: float = 3
     """Record each node's host key, read out of band from the container we created."""
     lines = []
     for n in [*state.nodes, *([state.upstream] if state.upstream else [])]:
-        deadline = time.monotonic() + timeout
-        while True:
-            code, out = c.containers.get(n.container).exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
-            if code == 0:
-                break
-            if time.monotonic() > deadline:
-                raise DnetError(f"{n.name}: sshd host key did not appear within {timeout:.0f}s")
-            time.sleep(0.2)
+        ctr = c.containers.get(n.container)
+
+        def read_key(ctr: Any = ctr) -> bytes | None:
+            code, out = ctr.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
+            return bytes(out) if code == 0 else None
+
+        out = poll(read_key, timeout=timeout, what=f"{n.name}'s sshd host key")
         kind, key = out.decode().split()[:2]
         lines.append(f"{n.address} {kind} {key}")
     state.known_hosts.write_text("\n".join(lines) + "\n")
@@ -213,27 +213,29 @@ def wait_all(state: LabState, bare: bool, log: Log) -> None:
 
 def wait_ready(state: LabState, n: Node, engine: bool, log: Log, probe_id: str | None, timeout: float = 90) -> str:
     start = time.monotonic()
-    deadline = start + timeout
-    while True:
+    errors: list[str] = []
+
+    def ssh() -> SSHTransport | None:
         try:
-            t = SSHTransport(host_spec(state, n), connect_timeout=5)
-            break
+            return SSHTransport(host_spec(state, n), connect_timeout=5)
         except DnetError as exc:
-            if time.monotonic() > deadline:
-                raise DnetError(f"no SSH within {timeout:.0f}s: {exc}") from None
-            time.sleep(0.3)
+            errors.append(str(exc))
+            return None
+
+    t = poll(ssh, timeout=timeout, what="SSH", last=lambda: errors[-1] if errors else "nothing")
     try:
         if not engine:
             log(f"{n.name}: ssh ok ({time.monotonic() - start:.1f}s), no engine (bare)")
             return "bare"
-        while True:
+        seen: list[str] = []
+
+        def engine_up() -> str | None:
             r = t.run("docker info --format '{{.ServerVersion}}'", check=False, timeout=20)
-            if r.ok and r.stdout.strip():
-                break
-            if time.monotonic() > deadline:
-                raise DnetError(f"dockerd not ready within {timeout:.0f}s: {(r.stdout + r.stderr).strip()[-300:]}")
-            time.sleep(0.3)
-        version = r.stdout.strip()
+            seen.append((r.stdout + r.stderr).strip()[-300:])
+            return r.stdout.strip() if r.ok and r.stdout.strip() else None
+
+        left = max(5.0, timeout - (time.monotonic() - start))
+        version = poll(engine_up, timeout=left, what="dockerd", last=lambda: seen[-1] if seen else "")
         how = ensure_image(t, PROBE_IMAGE, probe_id)
         log(f"{n.name}: ssh ok, engine {version} ready, probe image {how} ({time.monotonic() - start:.1f}s)")
         return version

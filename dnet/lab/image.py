@@ -13,16 +13,12 @@ from importlib import resources
 from pathlib import Path
 
 from dnet.errors import DnetError
-from dnet.images import local_image_id
+from dnet.images import import_rootfs, local_image_id
 
-PROBE_IMAGE = "dnet/probe:latest"
 SUITE = "bookworm"
 BASE_PACKAGES = ["openssh-server", "iproute2", "iptables", "iputils-ping", "netcat-openbsd", "dnsutils", "curl",
                  "procps", "dnsmasq-base", "busybox", "ca-certificates", "conntrack"]
 ENGINE_PACKAGES = ["docker.io"]
-PROBE_APPLETS = ["sh", "httpd", "nc", "nslookup", "ping", "wget", "ip", "arp", "cat", "echo", "sleep", "hostname",
-                 "ls", "ps", "timeout", "grep", "kill", "true", "false"]
-IMAGE_LABEL = "dnet.lab.image"
 
 
 def _files(name: str) -> str:
@@ -50,49 +46,6 @@ def debian_mirror() -> str:
     raise DnetError("cannot find a Debian mirror in /etc/apt/sources.list*; set DNET_DEBIAN_MIRROR=URL")
 
 
-def _import(root: Path, tag: str, cmd: str, labels: dict[str, str] | None = None) -> None:
-    tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-    changes = [a for k, v in {IMAGE_LABEL: "true", **(labels or {})}.items() for a in ("--change", f"LABEL {k}={v}")]
-    imp = subprocess.run(["docker", "import", "--change", f"CMD {cmd}", *changes, "-", tag],
-                         stdin=tar.stdout, capture_output=True, text=True)
-    assert tar.stdout is not None
-    tar.stdout.close()
-    if tar.wait() != 0 or imp.returncode != 0:
-        raise DnetError(f"docker import of {tag} failed: {imp.stderr.strip()[-500:]}")
-
-
-def probe_recipe() -> str:
-    """A hash of what goes into the probe image (a change rebuilds it)."""
-    text = "|".join([*PROBE_APPLETS, _files("probe-index.html"), _files("probe-fetch"), "p1"])
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def build_probe_image(force: bool = False) -> float:
-    """Build dnet/probe:latest from the host's busybox-static; return seconds spent (0 when cached)."""
-    have = subprocess.run(["docker", "image", "inspect", "--format", '{{index .Config.Labels "dnet.recipe"}}',
-                           PROBE_IMAGE], capture_output=True, text=True).stdout.strip()
-    if not force and have == probe_recipe():
-        return 0.0
-    busybox = shutil.which("busybox")
-    if not busybox or subprocess.run(["ldd", busybox], capture_output=True).returncode == 0:
-        raise DnetError("the probe image needs a static busybox: apt-get install busybox-static")
-    start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="dnet-probe-") as tmp:
-        root = Path(tmp)
-        for d in ("bin", "www", "tmp", "etc"):
-            (root / d).mkdir()
-        shutil.copy2(busybox, root / "bin" / "busybox")
-        for applet in PROBE_APPLETS:
-            (root / "bin" / applet).symlink_to("busybox")
-        (root / "www" / "index.html").write_text(_files("probe-index.html"))
-        (root / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
-        fetch = root / "bin" / "fetch"
-        fetch.write_text(_files("probe-fetch"))
-        fetch.chmod(0o755)
-        _import(root, PROBE_IMAGE, '["httpd", "-f", "-p", "80", "-h", "/www"]', {"dnet.recipe": probe_recipe()})
-    return time.monotonic() - start
-
-
 def build_node_image(bare: bool = False, force: bool = False, log: Callable[[str], None] | None = None) -> float:
     """Build the Debian node image with debootstrap; return seconds spent (0 when cached)."""
     tag = node_image_tag(bare)
@@ -113,7 +66,7 @@ def build_node_image(bare: bool = False, force: bool = False, log: Callable[[str
         _customise(root)
         if log:
             log(f"importing {tag}")
-        _import(root, tag, '["/usr/local/sbin/dnet-node-init"]')
+        import_rootfs(root, tag, '["/usr/local/sbin/dnet-node-init"]')
     return time.monotonic() - start
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from dnet.errors import DnetError
 from dnet.lab.dind import wait_all
-from dnet.lab.image import build_node_image, build_probe_image, node_image_tag
+from dnet.images import build_probe_image
+from dnet.lab.image import build_node_image, node_image_tag
 from dnet.lab.state import LabState
 
 VAGRANT_DIR = Path(__file__).resolve().parents[2] / "vagrant"

@@ -1,17 +1,20 @@
-"""What the inventory wants, in the shapes Docker reports, plus stable hashes for change detection."""
+"""What the inventory wants, as typed specs in the shapes Docker reports, plus stable hashes for change detection."""
 from __future__ import annotations
 
 import hashlib
 import json
-import socket
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from dnet import MANAGED_LABEL
-from dnet.inventory.resolve import HostSpec
+from dnet.facts.model import KIND_LABEL, SPEC_LABEL
+from dnet.inventory.resolve import HostSpec, address_of
 from dnet.inventory.schema import Container, Inventory, Network, Service
 
-SPEC_LABEL = "dnet.spec"
-KIND_LABEL = "dnet.kind"
+__all__ = ["KIND_LABEL", "NODE_LABELS", "SPEC_LABEL", "ContainerSpec", "ForwardRule", "NetworkSpec", "ServicePortSpec",
+           "ServiceSpec", "address_of", "container_spec", "daemon_settings", "forward_rules", "labels", "network_spec",
+           "service_spec", "spec_hash"]
+
 NODE_LABELS = "dnet.labels"  # node label listing the label keys dnet manages
 
 
@@ -33,13 +36,88 @@ def daemon_settings(spec: HostSpec) -> dict[str, Any]:
     return out
 
 
-def network_spec(net: Network) -> dict[str, Any]:
-    return {"driver": net.driver, "subnet": net.subnet, "gateway": net.gateway, "attachable": net.attachable,
-            "internal": net.internal, "encrypted": net.encrypted}
+class Spec:
+    """A desired object: its dict form is what gets hashed into the dnet.spec label."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload, no-any-return]
+
+    @property
+    def hash(self) -> str:
+        return spec_hash(self.as_dict())
 
 
-def labels(kind: str, spec: dict[str, Any]) -> dict[str, str]:
-    return {MANAGED_LABEL: "true", KIND_LABEL: kind, SPEC_LABEL: spec_hash(spec)}
+@dataclass(frozen=True)
+class NetworkSpec(Spec):
+    driver: str
+    subnet: str | None
+    gateway: str | None
+    attachable: bool
+    internal: bool
+    encrypted: bool
+
+    def describe(self) -> str:
+        flags = [f for f in ("attachable", "internal", "encrypted") if getattr(self, f)]
+        return f"{self.driver} {self.subnet or 'auto'}" + (f" ({', '.join(flags)})" if flags else "")
+
+
+@dataclass(frozen=True)
+class ContainerSpec(Spec):
+    name: str
+    image: str
+    image_id: str | None
+    command: list[str] | None
+    networks: list[str]
+    ports: list[str]
+    aliases: list[str]
+
+
+@dataclass(frozen=True)
+class ServicePortSpec:
+    published: int
+    target: int
+    protocol: str
+    mode: str
+
+    def flag(self) -> str:
+        return f"published={self.published},target={self.target},protocol={self.protocol},mode={self.mode}"
+
+
+@dataclass(frozen=True)
+class ServiceSpec(Spec):
+    name: str
+    image: str
+    image_id: str | None
+    command: list[str] | None
+    replicas: int
+    networks: list[str]
+    endpoint_mode: str
+    ports: list[ServicePortSpec]
+
+
+@dataclass(frozen=True)
+class ForwardRule:
+    """One kernel NAT forward on a host, its target resolved to an address."""
+
+    listen: int
+    protocol: str
+    to_ip: str
+    to_port: int
+
+    @property
+    def comment(self) -> str:
+        return f"dnet:fwd:{self.listen}/{self.protocol}->{self.to_ip}:{self.to_port}"
+
+    def __str__(self) -> str:
+        return f"{self.listen}/{self.protocol} -> {self.to_ip}:{self.to_port}"
+
+
+def network_spec(net: Network) -> NetworkSpec:
+    return NetworkSpec(net.driver, net.subnet, net.gateway, net.attachable, net.internal, net.encrypted)
+
+
+def labels(kind: Literal["network", "container", "service"], spec: Spec) -> dict[str, str]:
+    return {MANAGED_LABEL: "true", KIND_LABEL: kind, SPEC_LABEL: spec.hash}
 
 
 def command_list(cmd: list[str] | str | None) -> list[str] | None:
@@ -48,33 +126,23 @@ def command_list(cmd: list[str] | str | None) -> list[str] | None:
     return ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
 
 
-def container_spec(name: str, c: Container, image_id: str | None) -> dict[str, Any]:
-    return {"name": name, "image": c.image, "image_id": image_id, "command": command_list(c.command),
-            "networks": list(c.networks), "ports": [str(p) for p in c.ports], "aliases": list(c.aliases)}
+def container_spec(name: str, c: Container, image_id: str | None) -> ContainerSpec:
+    return ContainerSpec(name, c.image, image_id, command_list(c.command), list(c.networks),
+                         [str(p) for p in c.ports], list(c.aliases))
 
 
-def service_spec(name: str, s: Service, image_id: str | None) -> dict[str, Any]:
-    return {"name": name, "image": s.image, "image_id": image_id, "command": command_list(s.command),
-            "replicas": s.replicas, "networks": list(s.networks), "endpoint_mode": s.endpoint_mode,
-            "ports": [p.model_dump() for p in s.ports]}
+def service_spec(name: str, s: Service, image_id: str | None) -> ServiceSpec:
+    ports = [ServicePortSpec(p.published, p.target, p.protocol, p.mode) for p in s.ports]
+    return ServiceSpec(name, s.image, image_id, command_list(s.command), s.replicas, list(s.networks),
+                       s.endpoint_mode, ports)
 
 
-def address_of(spec: HostSpec) -> str:
-    """An IP for a host (resolving its name here when the inventory gives a name)."""
-    try:
-        return socket.gethostbyname(spec.hostname)
-    except OSError:
-        return spec.hostname
-
-
-def forward_rules(inv: Inventory, specs: dict[str, HostSpec], host: str) -> list[dict[str, Any]]:
+def forward_rules(inv: Inventory, specs: dict[str, HostSpec], host: str) -> list[ForwardRule]:
     """The forwards that listen on `host`, with their targets resolved to addresses."""
     out = []
     for f in inv.forwards:
         if f.host != host:
             continue
-        target = specs[f.to_host] if f.to_host in specs else None
-        ip = address_of(target) if target else f.to_host
-        out.append({"listen": f.listen, "protocol": f.protocol, "to_ip": ip, "to_port": f.to_port,
-                    "comment": f"dnet:fwd:{f.listen}/{f.protocol}->{ip}:{f.to_port}"})
+        ip = address_of(specs[f.to_host]) if f.to_host in specs else f.to_host
+        out.append(ForwardRule(f.listen, f.protocol, ip, f.to_port))
     return out

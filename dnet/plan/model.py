@@ -1,28 +1,581 @@
-"""Changes and plans: data only, nothing runs here."""
+"""Changes and plans: data only, nothing runs here.
+
+A change is one of a closed set of typed classes; each says what it is (kind, action, phase), describes itself, and
+shows its before and after values. How each is carried out lives in dnet.tasks, keyed on the class.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum, IntEnum
+from typing import Any, ClassVar, Literal
 
-# Apply order: lower phases first; within a phase hosts run in parallel.
-PHASES = ["engine", "swarm", "node", "prune", "network", "image", "workload", "forward"]
+from dnet.plan.desired import ContainerSpec, ForwardRule, NetworkSpec, ServiceSpec
+
+Role = Literal["manager", "worker"]
 
 
-@dataclass
+class Phase(IntEnum):
+    """Apply order: lower phases first; within a phase hosts run in parallel."""
+
+    ENGINE = 0
+    SWARM = 1
+    NODE = 2
+    PRUNE = 3
+    NETWORK = 4
+    IMAGE = 5
+    WORKLOAD = 6
+    FORWARD = 7
+    LEAVE = 8
+
+
+class Action(str, Enum):
+    """What a change does."""
+
+    INSTALL = "install"
+    START = "start"
+    UPDATE = "update"
+    INIT = "init"
+    JOIN = "join"
+    LEAVE = "leave"
+    PROMOTE = "promote"
+    DEMOTE = "demote"
+    LABEL = "label"
+    CREATE = "create"
+    RECREATE = "recreate"
+    REMOVE = "remove"
+    STREAM = "stream"
+    PULL = "pull"
+    REWRITE = "rewrite"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
 class Change:
-    """One thing apply will do on one host."""
+    """One thing apply will do on one host. Subclasses are the closed set of change kinds."""
 
     host: str
-    phase: str
-    kind: str  # engine|daemon|swarm|node|network|image|container|service|forward
-    name: str
-    action: str  # install|start|update|init|join|promote|demote|label|create|recreate|remove|stream|pull|rewrite
-    detail: str = ""
-    data: dict[str, Any] = field(default_factory=dict, repr=False)
+    kind: ClassVar[str] = ""
+    phase: ClassVar[Phase] = Phase.ENGINE
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+    verb: ClassVar[Action] = Action.UPDATE
+
+    @property
+    def action(self) -> Action:
+        return self.verb
+
+    @property
+    def order(self) -> Phase:
+        return self.phase
+
+    @property
+    def detail(self) -> str:
+        return ""
+
+    def before(self) -> Any:
+        return None
+
+    def after(self) -> Any:
+        return None
 
     def public(self) -> dict[str, Any]:
-        """The JSON form (no payload: payloads may hold internal details)."""
-        return {"host": self.host, "kind": self.kind, "name": self.name, "action": self.action, "detail": self.detail}
+        """The JSON form: what, where, why, and the values before and after (never secrets)."""
+        return {"host": self.host, "kind": self.kind, "name": self.name, "action": str(self.action),
+                "detail": self.detail, "before": self.before(), "after": self.after()}
+
+
+@dataclass(frozen=True)
+class EngineInstall(Change):
+    kind: ClassVar[str] = "engine"
+    verb: ClassVar[Action] = Action.INSTALL
+
+    @property
+    def name(self) -> str:
+        return "docker"
+
+    @property
+    def detail(self) -> str:
+        return "apt-get install docker.io"
+
+    def before(self) -> Any:
+        return {"installed": False}
+
+    def after(self) -> Any:
+        return {"installed": True, "running": True}
+
+
+@dataclass(frozen=True)
+class EngineStart(Change):
+    error: str = ""
+    kind: ClassVar[str] = "engine"
+    verb: ClassVar[Action] = Action.START
+
+    @property
+    def name(self) -> str:
+        return "docker"
+
+    @property
+    def detail(self) -> str:
+        return f"engine not answering: {self.error[:120]}"
+
+    def before(self) -> Any:
+        return {"running": False}
+
+    def after(self) -> Any:
+        return {"running": True}
+
+
+@dataclass(frozen=True)
+class DaemonUpdate(Change):
+    settings: dict[str, Any] = field(default_factory=dict)  # the keys dnet manages, as wanted
+    current: dict[str, Any] = field(default_factory=dict)  # the same keys as the host has them
+    kind: ClassVar[str] = "daemon"
+    verb: ClassVar[Action] = Action.UPDATE
+
+    @property
+    def name(self) -> str:
+        return "/etc/docker/daemon.json"
+
+    @property
+    def detail(self) -> str:
+        keys = ", ".join(f"{k}: {self.current.get(k)!r} -> {v!r}" for k, v in self.settings.items()
+                         if self.current.get(k) != v)
+        return f"{keys}; restarts the engine"
+
+    def before(self) -> Any:
+        return self.current
+
+    def after(self) -> Any:
+        return self.settings
+
+
+@dataclass(frozen=True)
+class SwarmInit(Change):
+    pools: tuple[str, ...] = ()
+    kind: ClassVar[str] = "swarm"
+    phase: ClassVar[Phase] = Phase.SWARM
+    verb: ClassVar[Action] = Action.INIT
+
+    @property
+    def detail(self) -> str:
+        return f"first manager; overlay pools {', '.join(self.pools) or 'default pools'}"
+
+    def before(self) -> Any:
+        return {"swarm": "inactive"}
+
+    def after(self) -> Any:
+        return {"swarm": "active", "role": "manager"}
+
+
+@dataclass(frozen=True)
+class SwarmJoin(Change):
+    role: Role = "worker"
+    kind: ClassVar[str] = "swarm"
+    phase: ClassVar[Phase] = Phase.SWARM
+    verb: ClassVar[Action] = Action.JOIN
+
+    @property
+    def detail(self) -> str:
+        return f"as {self.role}"
+
+    def before(self) -> Any:
+        return {"swarm": "inactive"}
+
+    def after(self) -> Any:
+        return {"swarm": "active", "role": self.role}
+
+
+@dataclass(frozen=True)
+class SwarmLeave(Change):
+    kind: ClassVar[str] = "swarm"
+    phase: ClassVar[Phase] = Phase.LEAVE
+    verb: ClassVar[Action] = Action.LEAVE
+
+    @property
+    def detail(self) -> str:
+        return "leave the swarm"
+
+    def before(self) -> Any:
+        return {"swarm": "active"}
+
+    def after(self) -> Any:
+        return {"swarm": "inactive"}
+
+
+@dataclass(frozen=True)
+class NodeRole(Change):
+    """Promote or demote a node; runs on a manager (host), acts on target."""
+
+    target: str = ""
+    role: Role = "worker"
+    current: str = ""
+    kind: ClassVar[str] = "node"
+    phase: ClassVar[Phase] = Phase.NODE
+
+    @property
+    def name(self) -> str:
+        return self.target
+
+    @property
+    def action(self) -> Action:
+        return Action.PROMOTE if self.role == "manager" else Action.DEMOTE
+
+    @property
+    def detail(self) -> str:
+        return f"{self.current} -> {self.role}"
+
+    def before(self) -> Any:
+        return {"role": self.current}
+
+    def after(self) -> Any:
+        return {"role": self.role}
+
+
+@dataclass(frozen=True)
+class NodeLabels(Change):
+    """Set the node labels dnet owns on target; runs on a manager (host)."""
+
+    target: str = ""
+    add: dict[str, str] = field(default_factory=dict)
+    rm: tuple[str, ...] = ()
+    owned: str = ""  # comma-separated keys dnet manages after this change
+    current: dict[str, str] = field(default_factory=dict)
+    kind: ClassVar[str] = "node"
+    phase: ClassVar[Phase] = Phase.NODE
+    verb: ClassVar[Action] = Action.LABEL
+
+    @property
+    def name(self) -> str:
+        return self.target
+
+    @property
+    def detail(self) -> str:
+        return " ".join([f"+{k}={v}" for k, v in self.add.items()] + [f"-{k}" for k in self.rm]) or \
+            "record owned labels"
+
+    def before(self) -> Any:
+        return self.current
+
+    def after(self) -> Any:
+        out = {k: v for k, v in self.current.items() if k not in self.rm}
+        return {**out, **self.add}
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A plain container attached to a network (to reconnect after the network is recreated)."""
+
+    host: str
+    container: str
+    aliases: tuple[str, ...]
+    ip: str
+    managed: bool
+
+
+@dataclass(frozen=True)
+class NetworkCreate(Change):
+    network: str = ""
+    spec: NetworkSpec | None = None
+    kind: ClassVar[str] = "network"
+    phase: ClassVar[Phase] = Phase.NETWORK
+    verb: ClassVar[Action] = Action.CREATE
+
+    @property
+    def name(self) -> str:
+        return self.network
+
+    @property
+    def detail(self) -> str:
+        return self.spec.describe() if self.spec else ""
+
+    def after(self) -> Any:
+        return self.spec.as_dict() if self.spec else None
+
+
+@dataclass(frozen=True)
+class NetworkRecreate(Change):
+    network: str = ""
+    spec: NetworkSpec | None = None
+    current: dict[str, Any] = field(default_factory=dict)
+    containers: tuple[Attachment, ...] = ()
+    services: tuple[str, ...] = ()  # services kept: detached and attached again
+    services_rm: tuple[str, ...] = ()  # dnet's services: removed here, created again from the inventory
+    kind: ClassVar[str] = "network"
+    phase: ClassVar[Phase] = Phase.NETWORK
+    verb: ClassVar[Action] = Action.RECREATE
+
+    @property
+    def name(self) -> str:
+        return self.network
+
+    @property
+    def detail(self) -> str:
+        who = ", ".join([f"container {c.container}@{c.host}" for c in self.containers] +
+                        [f"service {s}" for s in sorted(self.services + self.services_rm)])
+        return f"{self.spec.describe() if self.spec else ''}; disconnects and reconnects: {who or 'nothing'}"
+
+    def before(self) -> Any:
+        return self.current
+
+    def after(self) -> Any:
+        return self.spec.as_dict() if self.spec else None
+
+
+@dataclass(frozen=True)
+class NetworkRemove(Change):
+    network: str = ""
+    why: str = "no longer in the inventory"
+    pruning: bool = True  # prune phase during apply; network phase (after workloads) during destroy
+    kind: ClassVar[str] = "network"
+    verb: ClassVar[Action] = Action.REMOVE
+
+    @property
+    def name(self) -> str:
+        return self.network
+
+    @property
+    def detail(self) -> str:
+        return self.why
+
+    @property
+    def order(self) -> Phase:
+        return Phase.PRUNE if self.pruning else Phase.NETWORK
+
+    def before(self) -> Any:
+        return {"exists": True}
+
+    def after(self) -> Any:
+        return {"exists": False}
+
+
+@dataclass(frozen=True)
+class ImageStream(Change):
+    image: str = ""
+    image_id: str = ""
+    current: str | None = None
+    kind: ClassVar[str] = "image"
+    phase: ClassVar[Phase] = Phase.IMAGE
+    verb: ClassVar[Action] = Action.STREAM
+
+    @property
+    def name(self) -> str:
+        return self.image
+
+    @property
+    def detail(self) -> str:
+        return f"from this machine ({self.image_id[7:19]})"
+
+    def before(self) -> Any:
+        return {"id": self.current}
+
+    def after(self) -> Any:
+        return {"id": self.image_id}
+
+
+@dataclass(frozen=True)
+class ImagePull(Change):
+    image: str = ""
+    kind: ClassVar[str] = "image"
+    phase: ClassVar[Phase] = Phase.IMAGE
+    verb: ClassVar[Action] = Action.PULL
+
+    @property
+    def name(self) -> str:
+        return self.image
+
+    @property
+    def detail(self) -> str:
+        return "from its registry"
+
+    def before(self) -> Any:
+        return {"present": False}
+
+    def after(self) -> Any:
+        return {"present": True}
+
+
+@dataclass(frozen=True)
+class ContainerRun(Change):
+    """Create a container, or remove and create it again (recreate)."""
+
+    spec: ContainerSpec | None = None
+    recreate: bool = False
+    why: str = ""
+    current: dict[str, Any] | None = None
+    kind: ClassVar[str] = "container"
+    phase: ClassVar[Phase] = Phase.WORKLOAD
+
+    @property
+    def name(self) -> str:
+        return self.spec.name if self.spec else ""
+
+    @property
+    def action(self) -> Action:
+        return Action.RECREATE if self.recreate else Action.CREATE
+
+    @property
+    def detail(self) -> str:
+        if self.why:
+            return self.why
+        s = self.spec
+        assert s is not None
+        return f"{s.image} on {', '.join(s.networks) or 'default bridge'}" + \
+            (f", ports {', '.join(s.ports)}" if s.ports else "")
+
+    def before(self) -> Any:
+        return self.current
+
+    def after(self) -> Any:
+        return self.spec.as_dict() if self.spec else None
+
+
+@dataclass(frozen=True)
+class ContainerStart(Change):
+    container: str = ""
+    kind: ClassVar[str] = "container"
+    phase: ClassVar[Phase] = Phase.WORKLOAD
+    verb: ClassVar[Action] = Action.START
+
+    @property
+    def name(self) -> str:
+        return self.container
+
+    @property
+    def detail(self) -> str:
+        return "stopped"
+
+    def before(self) -> Any:
+        return {"running": False}
+
+    def after(self) -> Any:
+        return {"running": True}
+
+
+@dataclass(frozen=True)
+class ContainerRemove(Change):
+    container: str = ""
+    why: str = "no longer in the inventory"
+    kind: ClassVar[str] = "container"
+    phase: ClassVar[Phase] = Phase.PRUNE
+    verb: ClassVar[Action] = Action.REMOVE
+
+    @property
+    def name(self) -> str:
+        return self.container
+
+    @property
+    def detail(self) -> str:
+        return self.why
+
+    def before(self) -> Any:
+        return {"exists": True}
+
+    def after(self) -> Any:
+        return {"exists": False}
+
+
+@dataclass(frozen=True)
+class ServiceRun(Change):
+    """Create a service, or remove and create it again (recreate). Runs on a manager."""
+
+    spec: ServiceSpec | None = None
+    recreate: bool = False
+    why: str = ""
+    current: dict[str, Any] | None = None
+    kind: ClassVar[str] = "service"
+    phase: ClassVar[Phase] = Phase.WORKLOAD
+
+    @property
+    def name(self) -> str:
+        return self.spec.name if self.spec else ""
+
+    @property
+    def action(self) -> Action:
+        return Action.RECREATE if self.recreate else Action.CREATE
+
+    @property
+    def detail(self) -> str:
+        s = self.spec
+        assert s is not None
+        base = f"{s.image} x{s.replicas} on {', '.join(s.networks) or 'no network'}"
+        return f"{base} ({self.why})" if self.why else base
+
+    def before(self) -> Any:
+        return self.current
+
+    def after(self) -> Any:
+        return self.spec.as_dict() if self.spec else None
+
+
+@dataclass(frozen=True)
+class ServiceRemove(Change):
+    service: str = ""
+    why: str = "no longer in the inventory"
+    kind: ClassVar[str] = "service"
+    phase: ClassVar[Phase] = Phase.PRUNE
+    verb: ClassVar[Action] = Action.REMOVE
+
+    @property
+    def name(self) -> str:
+        return self.service
+
+    @property
+    def detail(self) -> str:
+        return self.why
+
+    def before(self) -> Any:
+        return {"exists": True}
+
+    def after(self) -> Any:
+        return {"exists": False}
+
+
+@dataclass(frozen=True)
+class ForwardRewrite(Change):
+    rules: tuple[ForwardRule, ...] = ()
+    current: tuple[str, ...] = ()  # the rule comments the host has now
+    kind: ClassVar[str] = "forward"
+    phase: ClassVar[Phase] = Phase.FORWARD
+    verb: ClassVar[Action] = Action.REWRITE
+
+    @property
+    def name(self) -> str:
+        return f"{len(self.rules)} forwards"
+
+    @property
+    def detail(self) -> str:
+        return "; ".join(map(str, self.rules))
+
+    def before(self) -> Any:
+        return list(self.current)
+
+    def after(self) -> Any:
+        return [r.comment for r in self.rules]
+
+
+@dataclass(frozen=True)
+class ForwardRemove(Change):
+    why: str = "remove all"
+    label: str = "0 forwards"
+    kind: ClassVar[str] = "forward"
+    phase: ClassVar[Phase] = Phase.FORWARD
+    verb: ClassVar[Action] = Action.REMOVE
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def detail(self) -> str:
+        return self.why
+
+    def after(self) -> Any:
+        return []
 
 
 @dataclass
@@ -37,7 +590,7 @@ class Plan:
         self.changes.extend(changes)
 
     def ordered(self) -> list[Change]:
-        return sorted(self.changes, key=lambda c: PHASES.index(c.phase))
+        return sorted(self.changes, key=lambda c: c.order)
 
     def public(self) -> dict[str, Any]:
         return {"changes": [c.public() for c in self.ordered()], "errors": self.errors, "warnings": self.warnings,

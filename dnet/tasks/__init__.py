@@ -1,19 +1,28 @@
-"""Idempotent operations that turn a Change into commands on hosts."""
+"""Idempotent operations that turn a Change into commands on hosts, one task per change class."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from dnet.facts import HostFacts
 from dnet.inventory.resolve import HostSpec
 from dnet.inventory.schema import Inventory
 from dnet.plan.model import Change
-from dnet.transport.base import Transport
+from dnet.transport.base import Result, Transport
+
+C = TypeVar("C", bound=Change)
+Task = Callable[[Any, Any], str]
+_TASKS: dict[type[Change], Task] = {}
 
 
 @dataclass
 class Context:
-    """What tasks share during one apply. Tokens live only here, in memory."""
+    """What tasks share during one apply. Tokens live only here, in memory.
+
+    With dry_run set, the transports only record commands (plan --show-commands): `read` then gives a placeholder
+    for values only the host knows, and waits return at once.
+    """
 
     inv: Inventory
     specs: dict[str, HostSpec]
@@ -23,30 +32,39 @@ class Context:
     tokens: dict[str, str] = field(default_factory=dict, repr=False)
     manager_addr: str = ""
     node_ids: dict[str, str] = field(default_factory=dict)  # host -> swarm node ID, read at most once
+    dry_run: bool = False
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(self.tokens.values())
 
+    def run(self, host: str, command: str, **kw: Any) -> Result:
+        return self.transports[host].run(command, secrets=self.secrets(), **kw)
 
-Task = Callable[[Context, Change], str]
+    def read(self, host: str, command: str, what: str) -> str:
+        """Run a command whose output a later command needs; in a dry run, `<what>` stands for it."""
+        if self.dry_run:
+            self.transports[host].run(command, check=False)
+            return f"<{what}>"
+        return self.transports[host].run(command).stdout.strip()
 
 
-def handler(change: Change) -> Task:
+def task(kind: type[C]) -> Callable[[Callable[[Context, C], str]], Callable[[Context, C], str]]:
+    """Register the function that carries out one change class."""
+    def register(fn: Callable[[Context, C], str]) -> Callable[[Context, C], str]:
+        _TASKS[kind] = fn
+        return fn
+    return register
+
+
+def handler(change: Change) -> Callable[[Context, Change], str]:
     """The function that carries out a change."""
-    from dnet.tasks import engine, forward, network, swarm, workload
+    from dnet.tasks import engine, forward, network, swarm, workload  # noqa: F401 - they register themselves
 
-    table: dict[tuple[str, str], Task] = {
-        ("engine", "install"): engine.install, ("engine", "start"): engine.start,
-        ("daemon", "update"): engine.daemon_json,
-        ("swarm", "init"): swarm.init, ("swarm", "join"): swarm.join, ("swarm", "leave"): swarm.leave,
-        ("node", "promote"): swarm.role, ("node", "demote"): swarm.role, ("node", "label"): swarm.labels,
-        ("network", "create"): network.create, ("network", "recreate"): network.recreate,
-        ("network", "remove"): network.remove,
-        ("image", "stream"): workload.stream, ("image", "pull"): workload.pull,
-        ("container", "create"): workload.container, ("container", "recreate"): workload.container,
-        ("container", "start"): workload.start, ("container", "remove"): workload.remove_container,
-        ("service", "create"): workload.service, ("service", "recreate"): workload.service,
-        ("service", "remove"): workload.remove_service,
-        ("forward", "rewrite"): forward.rewrite, ("forward", "remove"): forward.remove,
-    }
-    return table[(change.kind, change.action)]
+    return _TASKS[type(change)]
+
+
+def registered() -> dict[type[Change], Task]:
+    """Every change class with its task (tests check that none is missing)."""
+    from dnet.tasks import engine, forward, network, swarm, workload  # noqa: F401,F811
+
+    return dict(_TASKS)

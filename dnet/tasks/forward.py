@@ -1,10 +1,9 @@
 """Forward tasks: kernel NAT (DNAT + MASQUERADE) in dnet's own iptables chains."""
 from __future__ import annotations
 
-from typing import Any
-
-from dnet.plan.model import Change
-from dnet.tasks import Context
+from dnet.plan.desired import ForwardRule
+from dnet.plan.model import ForwardRemove, ForwardRewrite
+from dnet.tasks import Context, task
 from dnet.transport.base import quote
 
 HOOKS = [("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "DNET-FWD"]),
@@ -18,17 +17,14 @@ def _ipt(table: str, *args: str) -> str:
     return quote("iptables", "-w", "-t", table, *args)
 
 
-def rules(r: dict[str, Any]) -> list[str]:
+def rules(r: ForwardRule) -> list[str]:
     """The iptables commands for one forward."""
-    p, c = r["protocol"], ["-m", "comment", "--comment", r["comment"]]
-    dest = f"{r['to_ip']}:{r['to_port']}"
-    return [_ipt("nat", "-A", "DNET-FWD", "-p", p, "--dport", str(r["listen"]), *c, "-j", "DNAT", "--to-destination", dest),
-            _ipt("nat", "-A", "DNET-FWD-POST", "-p", p, "-d", r["to_ip"], "--dport", str(r["to_port"]), *c,
-                 "-j", "MASQUERADE"),
-            _ipt("filter", "-A", "DNET-FWD-FILTER", "-p", p, "-d", r["to_ip"], "--dport", str(r["to_port"]), *c,
-                 "-j", "ACCEPT"),
-            _ipt("filter", "-A", "DNET-FWD-FILTER", "-p", p, "-s", r["to_ip"], "--sport", str(r["to_port"]), *c,
-                 "-j", "ACCEPT")]
+    p, c = r.protocol, ["-m", "comment", "--comment", r.comment]
+    dest, port, listen = f"{r.to_ip}:{r.to_port}", str(r.to_port), str(r.listen)
+    return [_ipt("nat", "-A", "DNET-FWD", "-p", p, "--dport", listen, *c, "-j", "DNAT", "--to-destination", dest),
+            _ipt("nat", "-A", "DNET-FWD-POST", "-p", p, "-d", r.to_ip, "--dport", port, *c, "-j", "MASQUERADE"),
+            _ipt("filter", "-A", "DNET-FWD-FILTER", "-p", p, "-d", r.to_ip, "--dport", port, *c, "-j", "ACCEPT"),
+            _ipt("filter", "-A", "DNET-FWD-FILTER", "-p", p, "-s", r.to_ip, "--sport", port, *c, "-j", "ACCEPT")]
 
 
 def _unhook() -> list[str]:
@@ -36,22 +32,24 @@ def _unhook() -> list[str]:
             for t, chain, spec in HOOKS]
 
 
-def rewrite(ctx: Context, c: Change) -> str:
+@task(ForwardRewrite)
+def rewrite(ctx: Context, c: ForwardRewrite) -> str:
     """Replace dnet's forward rules on a host with exactly the declared ones."""
     cmds = ["set -e"]
     cmds += [f"{_ipt(t, '-N', ch)} 2>/dev/null || true; {_ipt(t, '-F', ch)}" for t, ch in CHAINS]
     cmds += _unhook()
     cmds += [_ipt(t, "-I", chain, "1", *spec) for t, chain, spec in HOOKS]
-    for r in c.data["rules"]:
+    for r in c.rules:
         cmds += rules(r)
     cmds.append("sysctl -qw net.ipv4.ip_forward=1")
-    ctx.transports[c.host].run("\n".join(cmds))
-    return f"{len(c.data['rules'])} forwards: {c.detail}"
+    ctx.run(c.host, "\n".join(cmds))
+    return f"{len(c.rules)} forwards: {c.detail}"
 
 
-def remove(ctx: Context, c: Change) -> str:
+@task(ForwardRemove)
+def remove(ctx: Context, c: ForwardRemove) -> str:
     """Remove dnet's chains and the jumps into them."""
     cmds = _unhook()
     cmds += [f"{_ipt(t, '-F', ch)} 2>/dev/null || true; {_ipt(t, '-X', ch)} 2>/dev/null || true" for t, ch in CHAINS]
-    ctx.transports[c.host].run("\n".join(cmds))
+    ctx.run(c.host, "\n".join(cmds))
     return "forwards removed"

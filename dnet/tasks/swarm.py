@@ -1,10 +1,11 @@
-"""Swarm tasks: init, join with in-memory tokens, roles and node labels."""
+"""Swarm tasks: init, join with in-memory tokens, leave, roles and node labels."""
 from __future__ import annotations
 
 from dnet.errors import DnetError
+from dnet.inventory.resolve import address_of
 from dnet.plan import desired as d
-from dnet.plan.model import Change
-from dnet.tasks import Context
+from dnet.plan.model import NodeLabels, NodeRole, SwarmInit, SwarmJoin, SwarmLeave
+from dnet.tasks import Context, task
 from dnet.transport.base import quote
 
 
@@ -15,11 +16,11 @@ def advertise(ctx: Context, host: str) -> str:
         return spec.advertise_addr
     if ctx.inv.swarm and ctx.inv.swarm.advertise_interface:
         return ctx.inv.swarm.advertise_interface
-    return d.address_of(spec)
+    return address_of(spec)
 
 
-def init(ctx: Context, c: Change) -> str:
-    t = ctx.transports[c.host]
+@task(SwarmInit)
+def init(ctx: Context, c: SwarmInit) -> str:
     adv = advertise(ctx, c.host)
     args = ["docker", "swarm", "init", "--advertise-addr", adv, "--data-path-addr", adv]
     sw = ctx.inv.swarm
@@ -32,7 +33,7 @@ def init(ctx: Context, c: Change) -> str:
             args += ["--data-path-port", str(sw.data_path_port)]
         if sw.autolock:
             args += ["--autolock"]
-    t.run(quote(*args) + " >/dev/null")  # stdout may hold the unlock key: never kept
+    ctx.run(c.host, quote(*args) + " >/dev/null")  # stdout may hold the unlock key: never kept
     load_tokens(ctx)
     return f"swarm initialised, advertising {adv}"
 
@@ -41,27 +42,26 @@ def load_tokens(ctx: Context) -> None:
     """Fetch join tokens and the manager address from the leader into memory."""
     if ctx.tokens or not ctx.leader:
         return
-    t = ctx.transports[ctx.leader]
     for role in ("worker", "manager"):
-        ctx.tokens[role] = t.run(f"docker swarm join-token -q {role}").stdout.strip()
-    ctx.manager_addr = t.run("docker info --format '{{.Swarm.NodeAddr}}'").stdout.strip()
+        ctx.tokens[role] = ctx.read(ctx.leader, f"docker swarm join-token -q {role}", f"{role} join token")
+    ctx.manager_addr = ctx.read(ctx.leader, "docker info --format '{{.Swarm.NodeAddr}}'", "manager address")
 
 
-def join(ctx: Context, c: Change) -> str:
+@task(SwarmJoin)
+def join(ctx: Context, c: SwarmJoin) -> str:
     load_tokens(ctx)
     if not ctx.tokens:
         raise DnetError(f"{c.host}: no manager to join")
-    role = c.data["role"]
     adv = advertise(ctx, c.host)
-    t = ctx.transports[c.host]
-    cmd = quote("docker", "swarm", "join", "--token", ctx.tokens[role], "--advertise-addr", adv,
+    cmd = quote("docker", "swarm", "join", "--token", ctx.tokens[c.role], "--advertise-addr", adv,
                 "--data-path-addr", adv, f"{ctx.manager_addr}:2377")
-    t.run(cmd + " >/dev/null", secrets=ctx.secrets(), timeout=120)
-    return f"joined as {role}"
+    ctx.run(c.host, cmd + " >/dev/null", timeout=120)
+    return f"joined as {c.role}"
 
 
-def leave(ctx: Context, c: Change) -> str:
-    ctx.transports[c.host].run("docker swarm leave --force >/dev/null")
+@task(SwarmLeave)
+def leave(ctx: Context, c: SwarmLeave) -> str:
+    ctx.run(c.host, "docker swarm leave --force >/dev/null")
     return "left the swarm"
 
 
@@ -70,26 +70,26 @@ def _node_id(ctx: Context, host: str) -> str:
     if host not in ctx.node_ids:
         f = ctx.facts[host]
         node = f.node_id if f.swarm_state == "active" else ""
-        node = node or ctx.transports[host].run("docker info --format '{{.Swarm.NodeID}}'").stdout.strip()
+        node = node or ctx.read(host, "docker info --format '{{.Swarm.NodeID}}'", f"{host} node ID")
         if not node:
             raise DnetError(f"{host}: not in the swarm (no node ID)")
         ctx.node_ids[host] = node
     return ctx.node_ids[host]
 
 
-def role(ctx: Context, c: Change) -> str:
-    target = c.data["target"]
-    ctx.transports[c.host].run(quote("docker", "node", c.action, _node_id(ctx, target)) + " >/dev/null")
-    return f"{target} {c.action}d"
+@task(NodeRole)
+def role(ctx: Context, c: NodeRole) -> str:
+    ctx.run(c.host, quote("docker", "node", str(c.action), _node_id(ctx, c.target)) + " >/dev/null")
+    return f"{c.target} {c.action}d"
 
 
-def labels(ctx: Context, c: Change) -> str:
-    target = c.data["target"]
+@task(NodeLabels)
+def labels(ctx: Context, c: NodeLabels) -> str:
     args = ["docker", "node", "update"]
-    for k, v in c.data["add"].items():
+    for k, v in c.add.items():
         args += ["--label-add", f"{k}={v}"]
-    for k in c.data["rm"]:
+    for k in c.rm:
         args += ["--label-rm", k]
-    args += ["--label-add", f"{d.NODE_LABELS}={c.data['owned']}", _node_id(ctx, target)]
-    ctx.transports[c.host].run(quote(*args) + " >/dev/null")
-    return f"labels on {target}: {c.detail}"
+    args += ["--label-add", f"{d.NODE_LABELS}={c.owned}", _node_id(ctx, c.target)]
+    ctx.run(c.host, quote(*args) + " >/dev/null")
+    return f"labels on {c.target}: {c.detail}"

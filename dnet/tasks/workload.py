@@ -1,21 +1,27 @@
 """Workload tasks: images (stream or pull), containers and services."""
 from __future__ import annotations
 
-from typing import Any
-
+from dnet import MANAGED_LABEL
 from dnet.images import stream_image
-from dnet.plan.model import Change
-from dnet.tasks import Context
+from dnet.plan import desired as d
+from dnet.plan.model import (ContainerRemove, ContainerRun, ContainerStart, ImagePull, ImageStream, ServiceRemove,
+                             ServiceRun)
+from dnet.tasks import Context, task
 from dnet.transport.base import quote
 
 
-def stream(ctx: Context, c: Change) -> str:
-    stream_image(ctx.transports[c.host], c.data["image"])
+@task(ImageStream)
+def stream(ctx: Context, c: ImageStream) -> str:
+    if ctx.dry_run:
+        ctx.run(c.host, f"docker load -q  # stdin: docker save {quote(c.image)} on this machine")
+    else:
+        stream_image(ctx.transports[c.host], c.image)
     return "streamed from this machine"
 
 
-def pull(ctx: Context, c: Change) -> str:
-    ctx.transports[c.host].run(quote("docker", "pull", "-q", c.data["image"]), timeout=600)
+@task(ImagePull)
+def pull(ctx: Context, c: ImagePull) -> str:
+    ctx.run(c.host, quote("docker", "pull", "-q", c.image), timeout=600)
     return "pulled"
 
 
@@ -23,63 +29,69 @@ def _label_args(labels: dict[str, str], flag: str = "--label") -> list[str]:
     return [a for k, v in labels.items() for a in (flag, f"{k}={v}")]
 
 
-def container(ctx: Context, c: Change) -> str:
-    spec: dict[str, Any] = c.data["spec"]
-    t = ctx.transports[c.host]
-    if c.action == "recreate":
-        t.run(quote("docker", "rm", "-f", c.name) + " >/dev/null")
-    args = ["docker", "run", "-d", "--name", c.name, "--hostname", c.name, "--restart", "unless-stopped",
-            *_label_args(c.data["labels"])]
-    nets = spec["networks"]
+@task(ContainerRun)
+def container(ctx: Context, c: ContainerRun) -> str:
+    spec = c.spec
+    assert spec is not None
+    if c.recreate:
+        ctx.run(c.host, quote("docker", "rm", "-f", spec.name) + " >/dev/null")
+    args = ["docker", "run", "-d", "--name", spec.name, "--hostname", spec.name, "--restart", "unless-stopped",
+            *_label_args(d.labels("container", spec))]
+    nets = spec.networks
     if nets:
         args += ["--network", nets[0]]
-        for alias in spec["aliases"]:
+        for alias in spec.aliases:
             args += ["--network-alias", alias]
-    for p in spec["ports"]:
+    for p in spec.ports:
         args += ["-p", p]
-    args.append(spec["image"])
-    args += spec["command"] or []
-    t.run(quote(*args) + " >/dev/null")
+    args.append(spec.image)
+    args += spec.command or []
+    ctx.run(c.host, quote(*args) + " >/dev/null")
     for net in nets[1:]:
-        extra = [a for alias in spec["aliases"] for a in ("--alias", alias)]
-        t.run(quote("docker", "network", "connect", *extra, net, c.name))
+        extra = [a for alias in spec.aliases for a in ("--alias", alias)]
+        ctx.run(c.host, quote("docker", "network", "connect", *extra, net, spec.name))
     return f"{c.action}d: {c.detail}"
 
 
-def start(ctx: Context, c: Change) -> str:
-    ctx.transports[c.host].run(quote("docker", "start", c.name) + " >/dev/null")
+@task(ContainerStart)
+def start(ctx: Context, c: ContainerStart) -> str:
+    ctx.run(c.host, quote("docker", "start", c.container) + " >/dev/null")
     return "started"
 
 
-def remove_container(ctx: Context, c: Change) -> str:
-    ctx.transports[c.host].run(quote("docker", "rm", "-f", c.name) + " >/dev/null")
+@task(ContainerRemove)
+def remove_container(ctx: Context, c: ContainerRemove) -> str:
+    ctx.run(c.host, quote("docker", "rm", "-f", c.container) + " >/dev/null")
     return "removed"
 
 
-def service(ctx: Context, c: Change) -> str:
-    spec: dict[str, Any] = c.data["spec"]
-    t = ctx.transports[c.host]
-    if c.action == "recreate":
-        r = t.run(quote("docker", "service", "rm", c.name), check=False)
+@task(ServiceRun)
+def service(ctx: Context, c: ServiceRun) -> str:
+    spec = c.spec
+    assert spec is not None
+    if c.recreate:
+        r = ctx.run(c.host, quote("docker", "service", "rm", spec.name), check=False)
         if not r.ok and not any(m in r.stderr.lower() for m in ("not found", "no such service")):
             r.check()
-    args = ["docker", "service", "create", "--detach", "--name", c.name, *_label_args(c.data["labels"]),
-            *_label_args({"dnet.managed": "true", "dnet.service": c.name}, "--container-label"),
-            "--replicas", str(spec["replicas"]), "--endpoint-mode", spec["endpoint_mode"]]
-    for net in spec["networks"]:
+    args = ["docker", "service", "create", "--detach", "--name", spec.name,
+            *_label_args(d.labels("service", spec)),
+            *_label_args({MANAGED_LABEL: "true", "dnet.service": spec.name}, "--container-label"),
+            "--replicas", str(spec.replicas), "--endpoint-mode", spec.endpoint_mode]
+    for net in spec.networks:
         args += ["--network", net]
-    for p in spec["ports"]:
-        args += ["--publish", f"published={p['published']},target={p['target']},protocol={p['protocol']},mode={p['mode']}"]
+    for p in spec.ports:
+        args += ["--publish", p.flag()]
     # A side-loaded image is pinned by ID so that no node reaches for a registry.
-    image = spec["image_id"] or spec["image"]
-    if spec["image_id"]:
+    image = spec.image_id or spec.image
+    if spec.image_id:
         args.append("--no-resolve-image")
     args.append(image)
-    args += spec["command"] or []
-    t.run(quote(*args) + " >/dev/null")
+    args += spec.command or []
+    ctx.run(c.host, quote(*args) + " >/dev/null")
     return f"{c.action}d: {c.detail}"
 
 
-def remove_service(ctx: Context, c: Change) -> str:
-    ctx.transports[c.host].run(quote("docker", "service", "rm", c.name) + " >/dev/null")
+@task(ServiceRemove)
+def remove_service(ctx: Context, c: ServiceRemove) -> str:
+    ctx.run(c.host, quote("docker", "service", "rm", c.service) + " >/dev/null")
     return "removed"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from dnet.converge import Session
 from dnet.inventory.schema import URL_RE
+from dnet.session import Session
 from dnet.transport.base import quote
 from dnet.verify import explain, probe
 from dnet.verify.derive import derive

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any
 
-from dnet.facts import HostFacts
-from dnet.inventory.resolve import HostSpec
+from dnet.facts import ContainerFact, HostFacts
+from dnet.inventory.resolve import HostSpec, address_of
 from dnet.inventory.schema import TARGET_RE, URL_RE, Inventory
 from dnet.inventory.semantic import swarm_hosts
-from dnet.plan.desired import address_of
 from dnet.verify.model import Check, Instance
 
 
@@ -26,9 +24,8 @@ def _declared_ports(inv: Inventory) -> dict[str, set[int]]:
     return ports
 
 
-def _ips(ctr: dict[str, Any]) -> dict[str, str]:
-    nets = (ctr.get("NetworkSettings") or {}).get("Networks") or {}
-    return {n: ep.get("IPAddress") for n, ep in nets.items() if ep.get("IPAddress") and n != "ingress"}
+def _ips(ctr: ContainerFact) -> dict[str, str]:
+    return {n: ep.ip for n, ep in ctr.endpoints.items() if ep.ip and n != "ingress"}
 
 
 def instances(inv: Inventory, facts: dict[str, HostFacts]) -> list[Instance]:
@@ -37,19 +34,17 @@ def instances(inv: Inventory, facts: dict[str, HostFacts]) -> list[Instance]:
     out: list[Instance] = []
     for name, c in inv.containers.items():
         d = facts[c.host].container(name) if c.host in facts else None
-        running = bool(d and (d.get("State") or {}).get("Running"))
-        out.append(Instance(name, name, "container", c.host, d["Id"] if running and d else "",
-                            _ips(d) if running and d else {}, sorted(ports.get(name, set()))))
+        running = d is not None and d.running
+        out.append(Instance(name, name, "container", c.host, d.id if d and running else "",
+                            _ips(d) if d and running else {}, sorted(ports.get(name, set()))))
     for svc in inv.services:
         found = False
         for h, f in sorted(facts.items()):
-            for d in f.containers:
-                labels = (d.get("Config") or {}).get("Labels") or {}
-                if labels.get("com.docker.swarm.service.name") != svc or not (d.get("State") or {}).get("Running"):
+            for t in f.containers:
+                if t.service != svc or not t.running:
                     continue
-                task = labels.get("com.docker.swarm.task.name", svc)
-                short = ".".join(task.split(".")[:2])
-                out.append(Instance(short, svc, "task", h, d["Id"], _ips(d), sorted(ports.get(svc, set()))))
+                short = ".".join((t.task_name or svc).split(".")[:2])
+                out.append(Instance(short, svc, "task", h, t.id, _ips(t), sorted(ports.get(svc, set()))))
                 found = True
         if not found:
             out.append(Instance(svc, svc, "task", "?", "", {}, sorted(ports.get(svc, set()))))

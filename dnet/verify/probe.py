@@ -6,8 +6,7 @@ import socket
 import uuid
 from collections.abc import Callable
 
-from dnet.images import ensure_image, local_image_id
-from dnet.lab.image import PROBE_IMAGE, build_probe_image
+from dnet.images import PROBE_IMAGE, build_probe_image, ensure_image, local_image_id
 from dnet.runner import parallel
 from dnet.transport.base import Transport, quote
 from dnet.verify.model import Check

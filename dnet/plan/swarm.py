@@ -1,0 +1,63 @@
+"""Swarm part of the diff: init, joins, roles and node labels."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dnet.facts import NodeFact
+from dnet.inventory.semantic import swarm_hosts
+from dnet.plan import desired as d
+from dnet.plan.model import NodeLabels, NodeRole, Plan, Role, SwarmInit, SwarmJoin
+
+if TYPE_CHECKING:
+    from dnet.plan.diff import World
+
+
+def diff(w: World, plan: Plan) -> None:
+    """Plan swarm membership for every swarm host, and refuse hosts that belong to another swarm."""
+    members = swarm_hosts(w.inv)
+    leader = w.leader()
+    if not leader:
+        return
+    lf = w.facts[leader]
+    cluster = lf.cluster_id if lf.swarm_state == "active" and lf.is_manager else ""
+    if not cluster:
+        if lf.swarm_state != "inactive":
+            plan.errors.append(f"{leader}: swarm state is '{lf.swarm_state}' ({lf.swarm.error or 'no detail'}); "
+                               "fix or leave that swarm by hand (docker swarm leave --force)")
+            return
+        sw = w.inv.swarm
+        plan.add(SwarmInit(leader, tuple(sw.default_addr_pool) if sw else ()))
+    known_nodes = {n.id: n for n in lf.nodes} if cluster else {}
+    for h in members:
+        if h not in w.facts:  # unreachable: reported by the caller
+            continue
+        f = w.facts[h]
+        role: Role = "manager" if "manager" in w.inv.hosts[h].roles else "worker"
+        if h == leader and not cluster:
+            pass
+        elif f.swarm_state == "inactive":
+            plan.add(SwarmJoin(h, role))
+        elif f.swarm_state != "active":
+            plan.errors.append(f"{h}: swarm state is '{f.swarm_state}'; fix it by hand (docker swarm leave --force)")
+            continue
+        elif not cluster or (f.is_manager and f.cluster_id != cluster) or \
+                (not f.is_manager and f.node_id not in known_nodes):
+            other = f.cluster_id or "unknown to this swarm's managers"
+            plan.errors.append(f"{h}: already in another swarm (cluster {other[:12]}); dnet will not move it. "
+                               f"Leave that swarm on {h} (docker swarm leave) or drop {h} from the inventory")
+            continue
+        _node(w, plan, h, role, known_nodes.get(f.node_id), leader)
+
+
+def _node(w: World, plan: Plan, h: str, role: Role, node: NodeFact | None, leader: str) -> None:
+    if node and node.role != role:
+        plan.add(NodeRole(leader, h, role, node.role))
+    have = node.labels if node else {}
+    owned = [k for k in have.get(d.NODE_LABELS, "").split(",") if k]
+    want = dict(w.inv.hosts[h].labels)
+    add = {k: v for k, v in want.items() if have.get(k) != v}
+    rm = tuple(k for k in owned if k not in want and k in have)
+    new_owned = ",".join(sorted(want))
+    if add or rm or have.get(d.NODE_LABELS, "") != new_owned:
+        current = {k: v for k, v in have.items() if k in want or k in owned}
+        plan.add(NodeLabels(leader, h, add, rm, new_owned, current))

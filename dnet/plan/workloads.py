@@ -1,0 +1,114 @@
+"""Workload part of the diff: images, containers and services (create, recreate, start, prune)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dnet.facts import ContainerFact, HostFacts, ServiceFact
+from dnet.inventory.semantic import swarm_hosts
+from dnet.plan import desired as d
+from dnet.plan.model import (Change, ContainerRemove, ContainerRun, ContainerStart, ImagePull, ImageStream,
+                             NetworkRecreate, Plan, ServiceRemove, ServiceRun)
+
+if TYPE_CHECKING:
+    from dnet.plan.diff import World
+
+
+def _image_ids(w: World, h: str, image: str) -> tuple[str | None, Change | None]:
+    """The image ID the host will run, and the change that gets it there (if any)."""
+    local = w.local_images.get(image)
+    have = w.facts[h].images.get(image)
+    if have and (local is None or have == local):
+        return have, None
+    if local:
+        return local, ImageStream(h, image, local, have)
+    return None, ImagePull(h, image)
+
+
+def _ctr_before(c: ContainerFact) -> dict[str, Any]:
+    return {"image": c.image, "running": c.running, "networks": sorted(c.endpoints), "spec": c.spec_hash}
+
+
+def _svc_before(s: ServiceFact, nets: set[str]) -> dict[str, Any]:
+    return {"image": s.image, "replicas": s.replicas, "networks": sorted(nets), "spec": s.spec_hash}
+
+
+def diff(w: World, plan: Plan) -> None:
+    leader = w.leader()
+    need: dict[str, set[str]] = {}
+    for c in w.inv.containers.values():
+        need.setdefault(c.host, set()).add(c.image)
+    for s in w.inv.services.values():
+        for h in swarm_hosts(w.inv):
+            need.setdefault(h, set()).add(s.image)
+    ids: dict[tuple[str, str], str | None] = {}
+    for h, images in need.items():
+        if h not in w.facts:
+            continue
+        for image in sorted(images):
+            ids[(h, image)], change = _image_ids(w, h, image)
+            if change:
+                plan.add(change)
+    for h, f in w.facts.items():
+        declared = {n for n, c in w.inv.containers.items() if c.host == h}
+        for have in f.containers:
+            if have.managed and have.kind == "container" and have.name not in declared:
+                plan.add(ContainerRemove(h, have.name))
+    _containers(w, plan, ids)
+    if leader:
+        _services(w, plan, leader, ids)
+
+
+def _containers(w: World, plan: Plan, ids: dict[tuple[str, str], str | None]) -> None:
+    for name, c in w.inv.containers.items():
+        if c.host not in w.facts:
+            continue
+        spec = d.container_spec(name, c, ids.get((c.host, c.image)))
+        have = w.facts[c.host].container(name)
+        if have is None:
+            plan.add(ContainerRun(c.host, spec))
+        elif not have.managed:
+            plan.errors.append(f"{c.host}: a container named '{name}' exists but was not created by dnet; "
+                               "rename it in the inventory or remove it by hand")
+        elif have.spec_hash != spec.hash:
+            plan.add(ContainerRun(c.host, spec, True, current=_ctr_before(have)))
+        elif drift := _net_drift(set(have.endpoints), set(c.networks) or {"bridge"}):
+            plan.add(ContainerRun(c.host, spec, True, drift, _ctr_before(have)))
+        elif not have.running:
+            plan.add(ContainerStart(c.host, name))
+
+
+def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str | None]) -> None:
+    lf = w.facts[leader]
+    for svc in lf.services:
+        if svc.managed and svc.name not in w.inv.services:
+            plan.add(ServiceRemove(leader, svc.name))
+    rebuilt = {x for c in plan.changes if isinstance(c, NetworkRecreate) for x in c.services_rm}
+    for name, s in w.inv.services.items():
+        spec = d.service_spec(name, s, ids.get((leader, s.image)))
+        have = lf.service(name)
+        if name in rebuilt:
+            plan.add(ServiceRun(leader, spec, True, "after its network"))
+        elif have is None:
+            plan.add(ServiceRun(leader, spec))
+        elif not have.managed:
+            plan.errors.append(f"service '{name}' exists but was not created by dnet; rename it or remove it by hand")
+        elif have.spec_hash != spec.hash:
+            plan.add(ServiceRun(leader, spec, True, current=_svc_before(have, _service_nets(lf, have))))
+        elif drift := _net_drift(_service_nets(lf, have), set(s.networks)):
+            plan.add(ServiceRun(leader, spec, True, drift, _svc_before(have, _service_nets(lf, have))))
+        if (s.endpoint_mode == "vip" or any(p.mode == "ingress" for p in s.ports)) and \
+                not any(w.facts[h].ipvs for h in swarm_hosts(w.inv) if h in w.facts):
+            plan.warnings.append(f"service '{name}' needs IPVS (endpoint_mode vip or ingress publish) but no swarm "
+                                 "host has ip_vs loaded: use endpoint_mode dnsrr with mode: host ports")
+
+
+def _net_drift(have: set[str], want: set[str]) -> str:
+    """Describe a difference between attached and declared networks ('' when none)."""
+    if have == want:
+        return ""
+    return f"networks drifted: attached to {', '.join(sorted(have)) or 'none'}, declared {', '.join(sorted(want))}"
+
+
+def _service_nets(lf: HostFacts, svc: ServiceFact) -> set[str]:
+    names = {n.id: n.name for n in lf.networks}
+    return {names.get(t) or t or "?" for t in svc.network_targets}

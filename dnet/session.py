@@ -1,0 +1,76 @@
+"""One run's connections and facts: every host connected once, in parallel, facts read in one round trip each."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dnet.facts import HostFacts, gather
+from dnet.images import local_image_id
+from dnet.inventory import Loaded
+from dnet.inventory.resolve import HostSpec, hosts
+from dnet.runner import HostResult, parallel
+from dnet.transport import Transport, connect
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Session:
+    """Open connections and gathered facts for one run; close() when done."""
+
+    loaded: Loaded
+    specs: dict[str, HostSpec]
+    transports: dict[str, Transport] = field(default_factory=dict)
+    facts: dict[str, HostFacts] = field(default_factory=dict)
+    host_errors: dict[str, str] = field(default_factory=dict)
+    local_images: dict[str, str | None] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for t in self.transports.values():
+            t.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def images_of(loaded: Loaded) -> list[str]:
+    """Every image the inventory's workloads use."""
+    inv = loaded.model
+    return sorted({c.image for c in inv.containers.values()} | {x.image for x in inv.services.values()})
+
+
+def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
+                 wrap: Callable[[Transport], Transport] | None = None) -> Session:
+    """Connect to every host (one connection each, in parallel) and read their facts.
+
+    `wrap` decorates each transport (for example to log every command with -v).
+    """
+    s = Session(loaded, hosts(loaded.model))
+    images = images_of(loaded)
+    start = time.monotonic()
+
+    def work(spec: HostSpec) -> tuple[Transport, HostFacts]:
+        t = connect(spec, accept_new_host_keys)
+        if wrap:
+            t = wrap(t)
+        try:
+            return t, gather(t, images)
+        except BaseException:
+            t.close()
+            raise
+
+    def done(r: HostResult[tuple[Transport, HostFacts]]) -> None:
+        log(f"{r.host}: " + ("facts read" if r.ok else f"unreachable: {r.error}"))
+
+    for r in parallel(s.specs.values(), work, name=lambda sp: sp.name, on_done=done):
+        if r.ok and r.value:
+            s.transports[r.host], s.facts[r.host] = r.value
+        else:
+            s.host_errors[r.host] = r.error or "unknown error"
+    s.local_images = {i: local_image_id(i) for i in images}
+    log(f"{len(s.transports)}/{len(s.specs)} hosts read in {time.monotonic() - start:.1f}s")
+    return s
