@@ -6,6 +6,7 @@ Run: .venv/bin/python bench/converge.py [--runs N]. Prints figures; asserts noth
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import time
@@ -57,9 +58,10 @@ def plain_ssh(name: str) -> float:
     ssh = ["ssh", "-i", str(key / "id_ed25519"), "-o", f"UserKnownHostsFile={key / 'known_hosts'}",
            "-o", "BatchMode=yes"]
     ip = {n: f"{SUBNET}.{10 + i}" for i, n in enumerate(["node1", "node2", "node3"], 1)}
-    daemon = ('echo \'{"dns": ["%s.2"], "mtu": 1450, "default-address-pools": [{"base": "10.210.0.0/16", "size": 24}]}\' '
-              '> /etc/docker/daemon.json && service docker restart >/dev/null && '
-              'until docker info >/dev/null 2>&1; do sleep 0.2; done' % SUBNET)
+    body = json.dumps({"dns": [f"{SUBNET}.2"], "mtu": 1450,
+                       "default-address-pools": [{"base": "10.210.0.0/16", "size": 24}]})
+    daemon = (f"echo '{body}' > /etc/docker/daemon.json && service docker restart >/dev/null && "
+              "until docker info >/dev/null 2>&1; do sleep 0.2; done")
     steps = [(n, daemon) for n in ip]
     steps += [("node1", "docker swarm init --advertise-addr eth0 --data-path-addr eth0 "
                         "--default-addr-pool 10.220.0.0/16 >/dev/null")]
@@ -102,10 +104,10 @@ def main() -> None:
         name = f"benchc{i}"
         lab_inventory(name, path)
         try:
-            t, n, c = dnet_apply(path)
+            t, _, c = dnet_apply(path)
             cold.append(t)
             conns.append(c)
-            t, n2, c2 = dnet_apply(path)
+            t, n2, _ = dnet_apply(path)
             noop.append(t)
             assert n2 == 0, "second apply changed things"
             plan.append(dnet_plan(path))

@@ -8,8 +8,8 @@ import argparse
 import statistics
 import time
 
-from dnet.lab import dind
 from dnet.images import build_probe_image
+from dnet.lab import dind
 from dnet.lab.image import build_node_image
 
 

@@ -1,7 +1,7 @@
 """Plan -> apply, host by host in parallel, with per-host results."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -95,7 +95,7 @@ def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[
                 msg = handler(c)(ctx, c)
                 out.append(Outcome(c, "ok", msg))
                 log(f"{host}: {c.kind} {c.name}: {msg}")
-            except Exception as exc:  # noqa: BLE001 - any failure is this change's, never dropped
+            except Exception as exc:
                 failed.add(host)
                 why = str(exc) if isinstance(exc, DnetError) else f"{type(exc).__name__}: {exc}"
                 text = mask(why, ctx.secrets())
@@ -125,18 +125,16 @@ def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
         done = all(v.split("/")[0] == v.split("/")[1] for v in state.values() if "/" in v)
         return done and len(state) == len(wanted)
 
-    try:
+    with contextlib.suppress(PollTimeout):  # a shortfall shows in the running/desired counts
         poll(ready, timeout=timeout, interval=0.5, max_interval=1, what="services to run every replica")
-    except PollTimeout:
-        pass  # reported as the running/desired counts
     return state
 
 
 def wait_tasks_gone(s: Session, timeout: float = 60) -> list[str]:
     """Wait until no task containers of dnet services remain; return hosts where some still do."""
     def one(h: str) -> bool:
-        cmd = ("for i in $(seq %d); do [ -z \"$(docker ps -aq --filter label=dnet.service)\" ] && exit 0; "
-               "sleep 0.5; done; exit 1") % int(timeout * 2)
+        cmd = (f"for i in $(seq {int(timeout * 2)}); do "
+               "[ -z \"$(docker ps -aq --filter label=dnet.service)\" ] && exit 0; sleep 0.5; done; exit 1")
         return s.transports[h].run(cmd, check=False, timeout=timeout + 10).ok
 
     return [r.host for r in parallel(list(s.transports), one) if not r.value]

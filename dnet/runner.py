@@ -41,7 +41,7 @@ def parallel(items: Iterable[K], fn: Callable[[K], T], *, name: Callable[[K], st
                 res: HostResult[T] = HostResult(host, value=fut.result())
             except DnetError as exc:
                 res = HostResult(host, error=str(exc))
-            except Exception as exc:  # noqa: BLE001 - one host's bug must not kill the others
+            except Exception as exc:
                 res = HostResult(host, error=f"{type(exc).__name__}: {exc}")
             results[i] = res
             if on_done:

@@ -39,7 +39,7 @@ def node_sh(lab: str, node: str, command: str, check: bool = True) -> str:
 
 
 def http_get(url: str, timeout: float = 5) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - lab addresses only
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return resp.read().decode()
 
 

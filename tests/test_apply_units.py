@@ -33,7 +33,7 @@ def test_apply_runs_every_change_in_phase_order() -> None:
     outcomes = converge.apply(s, plan(s), lambda m: None)
     assert len(outcomes) == 16 and all(o.status == "ok" for o in outcomes)
     node1 = ts["node1"].commands
-    first = lambda pat: next(i for i, c in enumerate(node1) if pat in c)  # noqa: E731
+    first = lambda pat: next(i for i, c in enumerate(node1) if pat in c)
     assert first("daemon.json") < first("docker swarm init") < first("docker network create") < \
         first("docker service create") < first("DNET-FWD")
     joins = [c for t in ts.values() for c in t.commands if "swarm join --token" in c]
@@ -41,7 +41,7 @@ def test_apply_runs_every_change_in_phase_order() -> None:
 
 
 def test_a_failed_host_skips_its_later_changes_while_others_finish() -> None:
-    s, ts = session({"node3": r"docker swarm join"})
+    s, _ = session({"node3": r"docker swarm join"})
     outcomes = converge.apply(s, plan(s), lambda m: None)
     by = {(o.change.host, o.change.name): o for o in outcomes}
     assert by[("node3", "swarm")].status == "failed"

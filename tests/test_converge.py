@@ -47,7 +47,8 @@ def test_apply_builds_the_example(lab: tuple[str, Path]) -> None:
     assert web.strip() == "dnet probe ok"
     assert http_get(f"http://{NET}.12:8080/").strip() == "dnet probe ok"  # published port, host mode
     assert http_get(f"http://{NET}.11:8443/").strip() == "dnet probe ok"  # forward node1:8443 -> node2:9090
-    svc_image = node_sh(name, "node1", "docker service inspect web --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}'")
+    svc_image = node_sh(name, "node1",
+                        "docker service inspect web --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}'")
     assert svc_image.startswith("sha256:")  # side-loaded image pinned by ID
 
 
@@ -100,8 +101,9 @@ def test_failed_command_names_host_command_and_output(lab: tuple[str, Path], tmp
     name, inv = lab
     node_sh(name, "node2", "docker run -d --name squatter -p 9191:80 dnet/probe:latest")
     try:
-        more = inv.read_text().replace("containers:", "containers:\n  clash: {host: node2, image: dnet/probe:latest, "
-                                                     "ports: ['9191:80']}\n  fine3: {host: node3, image: dnet/probe:latest}", 1)
+        extra = ("containers:\n  clash: {host: node2, image: dnet/probe:latest, ports: ['9191:80']}\n"
+                 "  fine3: {host: node3, image: dnet/probe:latest}")
+        more = inv.read_text().replace("containers:", extra, 1)
         changed = write(tmp_path / "clash.yml", more)
         code, out = dnet_json("apply", "-i", changed, "--yes")
         assert code == 1

@@ -74,7 +74,8 @@ def test_fresh_plan_is_complete_and_ordered() -> None:
     steps = [(c.host, c.kind, c.name, c.action) for c in plan.ordered()]
     assert steps[:3] == [(n, "daemon", "/etc/docker/daemon.json", "update") for n in NODES]
     assert steps[3] == ("node1", "swarm", "swarm", "init")
-    assert {s for s in steps if s[3] == "join"} == {("node2", "swarm", "swarm", "join"), ("node3", "swarm", "swarm", "join")}
+    assert {s for s in steps if s[3] == "join"} == {("node2", "swarm", "swarm", "join"), ("node3", "swarm", "swarm",
+                                                                                          "join")}
     assert ("node2", "network", "localnet", "create") in steps and ("node1", "service", "web", "create") in steps
     assert ("node1", "forward", "1 forwards", "rewrite") in steps and ("node3", "container", "db", "create") in steps
     assert len(steps) == 16
@@ -98,7 +99,8 @@ def test_subnet_change_names_what_it_disconnects() -> None:
 
 def test_overlap_with_an_existing_network_or_route_is_refused_in_the_plan() -> None:
     w = world("applied")
-    w.facts["node2"].networks.append(NetworkFact({}, "id", "theirs", "bridge", "local", ["172.30.0.0/16"], False, False))
+    w.facts["node2"].networks.append(NetworkFact({}, "id", "theirs", "bridge", "local", ["172.30.0.0/16"], False,
+                                                 False))
     w.facts["node2"].routes.append("172.30.0.128/25 dev eth7 proto kernel scope link src 172.30.0.130")
     plan = diff(w)
     assert "node2: network 'localnet' (172.30.0.0/24) overlaps existing docker network 'theirs' (172.30.0.0/16); " \

@@ -18,17 +18,18 @@ LINE = re.compile(r"^<fuzz>:\d+:\d+: .+")
 leaf = st.one_of(st.none(), st.booleans(), st.integers(-70000, 70000), st.text(max_size=12),
                  st.sampled_from(["10.0.0.0/8", "300.1.1.1", "node1", "appnet", "8080:80/udp", "tcp", "host"]))
 value = st.recursive(leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                   st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=6)
+                                                   st.dictionaries(st.text(max_size=8), inner,
+                                                                   max_size=3)), max_leaves=6)
 
 
 def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     out = [prefix]
     if isinstance(node, dict):
         for k, v in node.items():
-            out += paths(v, prefix + (k,))
+            out += paths(v, (*prefix, k))
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            out += paths(v, prefix + (i,))
+            out += paths(v, (*prefix, i))
     return out
 
 

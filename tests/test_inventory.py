@@ -5,6 +5,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from pydantic import ValidationError
 
 from dnet.errors import InventoryError
 from dnet.inventory import hosts, load, loads
@@ -59,7 +60,8 @@ def test_missing_file() -> None:
 
 
 def test_effective_settings_host_overrides_defaults() -> None:
-    text = EXAMPLE.read_text().replace("    port: 22\n    roles: [worker]", "    port: 2222\n    user: ops\n    roles: [worker]")
+    text = EXAMPLE.read_text().replace("    port: 22\n    roles: [worker]",
+                                       "    port: 2222\n    user: ops\n    roles: [worker]")
     resolved = hosts(loads(text).model, paramiko.SSHConfig())
     assert (resolved["node3"].port, resolved["node3"].user) == (2222, "ops")
     assert (resolved["node1"].port, resolved["node1"].user) == (22, "root")
@@ -78,5 +80,5 @@ def test_ssh_config_alias_resolves_a_bare_name() -> None:
 
 def test_model_is_immutable() -> None:
     inv = load(EXAMPLE).model
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         inv.hosts["node1"].address = "1.2.3.4"  # type: ignore[misc]

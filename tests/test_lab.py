@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from dnet.errors import DnetError
+from dnet.images import PROBE_IMAGE, build_probe_image
 from dnet.inventory import load
 from dnet.lab import dind
-from dnet.images import PROBE_IMAGE, build_probe_image
 from dnet.lab.state import LabState
 from dnet.transport.ssh import SSHTransport
 from tests.conftest import ROOT

@@ -37,7 +37,8 @@ def run(inv: Path) -> tuple[int, list[dict[str, Any]], list[str]]:
     return code, out["checks"], out["hints"]
 
 
-def run_broken(inv: Path, node: str, lab: str, breaker: str, mender: str) -> tuple[int, list[dict[str, Any]], list[str]]:
+def run_broken(inv: Path, node: str, lab: str, breaker: str, mender: str) -> tuple[int, list[dict[str, Any]],
+                                                                                   list[str]]:
     """Break something on a node over SSH, verify, and mend it again whatever happened."""
     node_sh(lab, node, breaker)
     try:
@@ -133,7 +134,8 @@ docker start edge >/dev/null""")  # a killed engine does not always restart unle
         egress = [c for c in checks if c.get("egress") in ("dns", "http", "ip")]
         on2 = [c for c in egress if c["on"] == "node2"]
         assert {c["from"] for c in on2} >= {"edge"}
-        assert all(not c["ok"] and c["result"] in ("unresolved", "timeout") for c in on2 if c["egress"] in ("dns", "http"))
+        assert all(not c["ok"] and c["result"] in ("unresolved", "timeout") for c in on2 if c["egress"] in ("dns",
+                                                                                                            "http"))
         assert all(c["ok"] for c in on2 if c["egress"] == "ip")
         assert all(c["ok"] for c in egress if c["on"] != "node2")
         assert any("egress DNS fails from" in h and "edge" in h for h in hints)

@@ -9,7 +9,16 @@ import click
 from rich.table import Table
 
 from dnet import converge
-from dnet.cli.common import EXIT_CHANGES, EXIT_ERROR, err, inventory_option, json_option, load_inventory, out, print_json
+from dnet.cli.common import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    err,
+    inventory_option,
+    json_option,
+    load_inventory,
+    out,
+    print_json,
+)
 from dnet.plan.model import Plan
 
 accept_option = click.option("--accept-new-host-keys", is_flag=True,

@@ -30,7 +30,8 @@ def group() -> None:
 @click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 200))
 @click.option("--provider", type=click.Choice(["docker", "vagrant"]), default="docker", show_default=True)
 @click.option("--bare", is_flag=True, help="Nodes without a Docker engine (to test engine installation).")
-@click.option("--subnet", default="192.168.77.0/24", show_default=True, help="Lab network (upstream at .2, nodes from .11).")
+@click.option("--subnet", default="192.168.77.0/24", show_default=True,
+              help="Lab network (upstream at .2, nodes from .11).")
 @click.option("--with-example", "with_example", is_flag=True, help="Pair the lab hosts with inventories/example.yml.")
 @click.option("--example", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Inventory whose networks and workloads --with-example uses.")
@@ -100,6 +101,7 @@ def ssh(name: str, node: str, command: tuple[str, ...]) -> None:
     if node not in nodes:
         raise DnetError(f"lab '{name}' has no node '{node}'; it has {', '.join(nodes)}")
     n = nodes[node]
-    args = ["ssh", "-i", str(state.key), "-o", f"UserKnownHostsFile={state.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+    args = ["ssh", "-i", str(state.key), "-o", f"UserKnownHostsFile={state.known_hosts}", "-o",
+            "StrictHostKeyChecking=yes",
             "-o", "IdentitiesOnly=yes", "-p", str(n.ssh_port), f"root@{n.address}", *command]
     os.execvp("ssh", args)

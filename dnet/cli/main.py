@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - a bug still gets a calm answer
+    except Exception as exc:
         if os.environ.get("DNET_DEBUG"):
             raise
         err.print(f"dnet: internal error: {type(exc).__name__}: {exc} (set DNET_DEBUG=1 for a traceback and "

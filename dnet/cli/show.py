@@ -28,7 +28,8 @@ def command(inventory: str, as_json: bool) -> None:
         t.add_column(col)
     for h in resolved.values():
         eng = h.engine
-        engine = f"mtu={eng.mtu} dns={','.join(eng.dns)} pools={','.join(f'{p.base}/{p.size}' for p in eng.default_address_pools)}"
+        pools = ",".join(f"{p.base}/{p.size}" for p in eng.default_address_pools)
+        engine = f"mtu={eng.mtu} dns={','.join(eng.dns)} pools={pools}"
         jump = f" via {h.proxy_jump}" if h.proxy_jump else ""
         t.add_row(h.name, f"{h.user}@{h.hostname}:{h.port}{jump}", h.identity_file or "-", ",".join(h.roles) or "-",
                   ",".join(f"{k}={v}" for k, v in h.labels.items()) or "-", engine)

@@ -6,8 +6,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from dnet.facts.model import (ContainerFact, Endpoint, FactsError, NetworkFact, NodeFact, Reader, ServiceFact,
-                              SwarmFact)
+from dnet.facts.model import ContainerFact, Endpoint, FactsError, NetworkFact, NodeFact, Reader, ServiceFact, SwarmFact
 from dnet.transport.base import Transport
 
 __all__ = ["ContainerFact", "Endpoint", "FactsError", "HostFacts", "NetworkFact", "NodeFact", "ServiceFact",

@@ -41,7 +41,8 @@ def loads(text: str, filename: str = "<inventory>") -> Loaded:
     except _YamlProblems as exc:
         raise InventoryError(exc.problems) from None
     if not isinstance(data, dict):
-        raise InventoryError([Problem(1, 1, "the inventory must be a mapping with at least 'version' and 'hosts'", filename)])
+        raise InventoryError([Problem(1, 1, "the inventory must be a mapping with at least 'version' and 'hosts'",
+                                      filename)])
 
     def where(path: tuple[Any, ...]) -> tuple[int, int]:
         while path and path not in values:
@@ -64,7 +65,7 @@ def _clean(loc: tuple[Any, ...], values: Positions) -> tuple[Any, ...]:
     """Drop pydantic's union/validator tags from an error location."""
     path: tuple[Any, ...] = ()
     for el in loc:
-        if path + (el,) in values:
+        if (*path, el) in values:
             path += (el,)
     return path
 
@@ -87,7 +88,7 @@ def _problem(e: Any, keys: Positions, values: Positions, filename: str) -> Probl
         known = _fields_at(Inventory, parent)
         near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
         hint = f"; did you mean '{near[0]}'?" if near else (f"; known keys: {', '.join(known)}" if known else "")
-        line, col = keys.get(parent + (key,), values.get(parent, (1, 1)))
+        line, col = keys.get((*parent, key), values.get(parent, (1, 1)))
         return Problem(line, col, f"unknown key '{key}' in {_dotted(parent)}{hint}", filename)
     if kind == "missing":
         field = loc[-1]

@@ -76,25 +76,29 @@ def _references(inv: Inventory, err: Callable[..., None]) -> None:
     for n, net in inv.networks.items():
         for i, h in enumerate(net.hosts):
             if h not in inv.hosts and h not in inv.groups:
-                err(("networks", n, "hosts", i), f"network '{n}' lists unknown host or group '{h}'{_nearest(h, targets)}")
+                err(("networks", n, "hosts", i),
+                    f"network '{n}' lists unknown host or group '{h}'{_nearest(h, targets)}")
     nets = list(inv.networks)
     for s, svc in inv.services.items():
         for i, n in enumerate(svc.networks):
             if n not in inv.networks:
                 err(("services", s, "networks", i), f"service '{s}' uses unknown network '{n}'{_nearest(n, nets)}")
             elif inv.networks[n].driver != "overlay":
-                err(("services", s, "networks", i), f"service '{s}' can only join overlay networks; '{n}' is a {inv.networks[n].driver}")
+                err(("services", s, "networks", i),
+                    f"service '{s}' can only join overlay networks; '{n}' is a {inv.networks[n].driver}")
     for c, ctr in inv.containers.items():
         if c in inv.services:
             err(("containers", c), f"container '{c}' has the same name as a service; their DNS names would clash")
         if ctr.host not in inv.hosts:
-            err(("containers", c, "host"), f"container '{c}' is on unknown host '{ctr.host}'{_nearest(ctr.host, hosts)}")
+            err(("containers", c, "host"),
+                f"container '{c}' is on unknown host '{ctr.host}'{_nearest(ctr.host, hosts)}")
         for i, n in enumerate(ctr.networks):
             spec = inv.networks.get(n)
             if spec is None:
                 err(("containers", c, "networks", i), f"container '{c}' uses unknown network '{n}'{_nearest(n, nets)}")
             elif spec.driver == "overlay" and not spec.attachable:
-                err(("containers", c, "networks", i), f"container '{c}' cannot join overlay '{n}': it is not attachable; "
+                err(("containers", c, "networks", i),
+                    f"container '{c}' cannot join overlay '{n}': it is not attachable; "
                     f"set attachable: true on network '{n}'")
             elif spec.driver == "bridge" and ctr.host in inv.hosts and ctr.host not in bridge_hosts(inv, n):
                 err(("containers", c, "networks", i), f"bridge network '{n}' is not created on host '{ctr.host}'; "
@@ -129,7 +133,8 @@ def _addresses(inv: Inventory, err: Callable[..., None]) -> None:
             continue
         key = (h.address, h.port or inv.defaults.port or 22)
         if key in seen:
-            err(("hosts", n, "address"), f"host '{n}' has the same address and port ({key[0]}:{key[1]}) as host '{seen[key]}'")
+            err(("hosts", n, "address"),
+                f"host '{n}' has the same address and port ({key[0]}:{key[1]}) as host '{seen[key]}'")
         else:
             seen[key] = n
 
@@ -144,8 +149,9 @@ def _subnets(inv: Inventory, err: Callable[..., None]) -> None:
             spans.append((ipaddress.ip_network(p.base), ("hosts", n, "docker", "default_address_pools", i, "base"),
                           f"host '{n}''s engine address pool"))
     if inv.swarm:
-        for i, p in enumerate(inv.swarm.default_addr_pool):
-            spans.append((ipaddress.ip_network(p), ("swarm", "default_addr_pool", i), "the swarm's default address pool"))
+        for i, pool in enumerate(inv.swarm.default_addr_pool):
+            spans.append((ipaddress.ip_network(pool), ("swarm", "default_addr_pool", i),
+                          "the swarm's default address pool"))
     for n, net in inv.networks.items():
         if net.subnet:
             spans.append((ipaddress.ip_network(net.subnet), ("networks", n, "subnet"), f"network '{n}'"))
@@ -171,7 +177,8 @@ def _managers(inv: Inventory, err: Callable[..., None]) -> None:
             if "worker" in h.roles:
                 err(("hosts", n, "roles"), f"host '{n}' is a worker, but no host has role manager")
     elif len(managers) % 2 == 0:
-        err(("hosts", managers[-1], "roles"), f"{len(managers)} managers: an even number tolerates no more failures than "
+        err(("hosts", managers[-1], "roles"),
+            f"{len(managers)} managers: an even number tolerates no more failures than "
             f"{len(managers) - 1} and loses raft quorum sooner; use an odd number", "warning")
 
 
@@ -189,11 +196,12 @@ def _ports(inv: Inventory, err: Callable[..., None]) -> None:
         for i, p in enumerate(ctr.ports):
             claim(ctr.host, p.published, p.protocol, f"container '{c}'", ("containers", c, "ports", i))
     for s, svc in inv.services.items():
-        for i, p in enumerate(svc.ports):
+        for i, sp in enumerate(svc.ports):
             for h in swarm_hosts(inv):
-                claim(h, p.published, p.protocol, f"service '{s}' ({p.mode} mode)", ("services", s, "ports", i))
-            if p.mode == "host" and svc.replicas > len(swarm_hosts(inv)):
-                err(("services", s, "replicas"), f"service '{s}' publishes {p.published}/{p.protocol} in host mode, so at most "
-                    f"one task fits per node, but asks for {svc.replicas} replicas on {len(swarm_hosts(inv))} nodes", "warning")
+                claim(h, sp.published, sp.protocol, f"service '{s}' ({sp.mode} mode)", ("services", s, "ports", i))
+            if sp.mode == "host" and svc.replicas > len(swarm_hosts(inv)):
+                err(("services", s, "replicas"), f"service '{s}' publishes {sp.published}/{sp.protocol} in host mode, "
+                    f"so at most one task fits per node, but asks for {svc.replicas} replicas on "
+                    f"{len(swarm_hosts(inv))} nodes", "warning")
     for i, f in enumerate(inv.forwards):
         claim(f.host, f.listen, f.protocol, f"forward #{i + 1}", ("forwards", i, "listen"))

@@ -52,22 +52,24 @@ def load_with_positions(text: str, filename: str) -> tuple[Any, Positions, Posit
             seen: dict[Any, tuple[int, int]] = {}
             for knode, vnode in n.value:
                 if knode.tag == "tag:yaml.org,2002:merge":
-                    problems.append(Problem(*at(knode), "merge keys (<<) are not supported; write the keys out", filename))
+                    problems.append(Problem(*at(knode), "merge keys (<<) are not supported; write the keys out",
+                                            filename))
                     continue
-                key = walk(knode, path + ("<key>",), depth + 1)
+                key = walk(knode, (*path, "<key>"), depth + 1)
                 if not isinstance(key, (str, int, float, bool)) or key is None:
                     problems.append(Problem(*at(knode), "a mapping key must be a plain scalar", filename))
                     continue
                 if key in seen:
                     first = seen[key][0]
-                    problems.append(Problem(*at(knode), f"duplicate key '{key}' (first defined on line {first}); remove one", filename))
+                    problems.append(Problem(*at(knode), f"duplicate key '{key}' (first defined on line {first}); "
+                                            "remove one", filename))
                     continue
                 seen[key] = at(knode)
-                keys[path + (key,)] = at(knode)
-                out[key] = walk(vnode, path + (key,), depth + 1)
+                keys[(*path, key)] = at(knode)
+                out[key] = walk(vnode, (*path, key), depth + 1)
             return out
         if isinstance(n, yaml.SequenceNode):
-            return [walk(item, path + (i,), depth + 1) for i, item in enumerate(n.value)]
+            return [walk(item, (*path, i), depth + 1) for i, item in enumerate(n.value)]
         try:
             return loader.construct_object(n, deep=True)
         except (yaml.YAMLError, ValueError, TypeError) as exc:

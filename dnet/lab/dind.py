@@ -1,10 +1,12 @@
 """Docker-in-Docker labs: K nodes with sshd and their own dockerd, plus an upstream 'internet' host."""
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -12,12 +14,12 @@ from docker.errors import APIError, DockerException, NotFound
 
 from dnet import MANAGED_LABEL
 from dnet.errors import DnetError
-from dnet.poll import poll
 from dnet.images import PROBE_IMAGE, build_probe_image, ensure_image, local_image_id
 from dnet.inventory.resolve import HostSpec
 from dnet.inventory.schema import DockerEngine
 from dnet.lab.image import build_node_image, node_image_tag
 from dnet.lab.state import LabState, Node
+from dnet.poll import poll
 from dnet.runner import parallel
 from dnet.transport.ssh import SSHTransport
 
@@ -41,7 +43,7 @@ def labels(name: str, role: str) -> dict[str, str]:
     return {LAB_LABEL: name, f"{LAB_LABEL}.role": role, MANAGED_LABEL: "true"}
 
 
-def _check_free(c: docker.DockerClient, name: str, subnet: ipaddress.IPv4Network) -> None:
+def _check_free(c: docker.DockerClient, name: str, subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
     if c.containers.list(all=True, filters={"label": f"{LAB_LABEL}={name}"}) or \
             c.networks.list(filters={"label": f"{LAB_LABEL}={name}"}):
         raise LabExists(f"a lab named '{name}' exists already; remove it with dnet lab down --name {name} "
@@ -63,7 +65,7 @@ def _check_free(c: docker.DockerClient, name: str, subnet: ipaddress.IPv4Network
 def _forwarders() -> str:
     """dnsmasq --server flags for this machine's non-loopback resolvers."""
     try:
-        text = open("/etc/resolv.conf", encoding="utf-8").read()
+        text = Path("/etc/resolv.conf").read_text(encoding="utf-8")
     except OSError:
         return ""
     servers = [ln.split()[1] for ln in text.splitlines() if ln.startswith("nameserver") and len(ln.split()) > 1]
@@ -96,6 +98,7 @@ class _Starter:
             cid = self.c.api.create_container(image, name=cname, hostname=name, environment=env,
                                               labels=labels(self.lab, role), host_config=hc,
                                               networking_config=netcfg)["Id"]
+            cid = str(cid)
             try:
                 self.c.api.start(cid)
             except APIError as exc:
@@ -260,10 +263,8 @@ def down(name: str, log: Log) -> int:
     for net in c.networks.list(filters=flt):
         net.remove()
         removed += 1
-    try:
+    with contextlib.suppress(DnetError):
         LabState.load(name).remove()
-    except DnetError:
-        pass
     log(f"lab '{name}': removed {removed} containers, volumes and networks")
     return removed
 

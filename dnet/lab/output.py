@@ -28,7 +28,7 @@ def inventory(state: LabState, example: Path | None = None) -> str:
         data.setdefault("defaults", {}).update(defaults)
         if upstream:
             data["defaults"].setdefault("docker", {})["dns"] = [upstream]
-        for node, name in zip(state.nodes, names + [n.name for n in state.nodes[len(names):]]):
+        for node, name in zip(state.nodes, names + [n.name for n in state.nodes[len(names):]], strict=True):
             host = data["hosts"].setdefault(name, {"roles": ["worker"]})
             host["address"] = node.address
             host.pop("port", None) if node.ssh_port == 22 else host.update(port=node.ssh_port)

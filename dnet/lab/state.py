@@ -43,7 +43,8 @@ class LabState:
                nodes: int) -> LabState:
         """A new lab's fixed addresses: upstream at .2, nodes from .11."""
         hosts = list(net.hosts())
-        return cls(name=name, provider=provider, subnet=str(net), upstream=Node("upstream", str(hosts[1]), role="upstream"),
+        return cls(name=name, provider=provider, subnet=str(net), upstream=Node("upstream", str(hosts[1]),
+                                                                                role="upstream"),
                    nodes=[Node(f"node{i + 1}", str(hosts[10 + i])) for i in range(nodes)])
 
     @property

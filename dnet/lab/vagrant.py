@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dnet.errors import DnetError
-from dnet.lab.dind import wait_all
 from dnet.images import build_probe_image
+from dnet.lab.dind import wait_all
 from dnet.lab.image import build_node_image, node_image_tag
 from dnet.lab.state import LabState
 

@@ -6,7 +6,7 @@ shows its before and after values. How each is carried out lives in dnet.tasks, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any, ClassVar, Literal
 
 from dnet.plan.desired import ContainerSpec, ForwardRule, NetworkSpec, ServiceSpec
@@ -28,7 +28,7 @@ class Phase(IntEnum):
     LEAVE = 8
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What a change does."""
 
     INSTALL = "install"

@@ -6,8 +6,18 @@ from typing import TYPE_CHECKING, Any
 from dnet.facts import ContainerFact, HostFacts, ServiceFact
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan import desired as d
-from dnet.plan.model import (Change, ContainerRemove, ContainerRun, ContainerStart, ImagePull, ImageStream,
-                             NetworkRecreate, Plan, ServiceRemove, ServiceRun)
+from dnet.plan.model import (
+    Change,
+    ContainerRemove,
+    ContainerRun,
+    ContainerStart,
+    ImagePull,
+    ImageStream,
+    NetworkRecreate,
+    Plan,
+    ServiceRemove,
+    ServiceRun,
+)
 
 if TYPE_CHECKING:
     from dnet.plan.diff import World

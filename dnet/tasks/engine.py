@@ -5,7 +5,7 @@ import json
 
 from dnet.errors import DnetError
 from dnet.plan.model import DaemonUpdate, EngineInstall, EngineStart
-from dnet.tasks import Context, task
+from dnet.tasks.base import Context, task
 
 WAIT_READY = "for i in $(seq 120); do docker info >/dev/null 2>&1 && exit 0; sleep 0.5; done; " \
              "echo 'the engine did not come up within 60s' >&2; exit 1"

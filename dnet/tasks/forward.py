@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dnet.plan.desired import ForwardRule
 from dnet.plan.model import ForwardRemove, ForwardRewrite
-from dnet.tasks import Context, task
+from dnet.tasks.base import Context, task
 from dnet.transport.base import quote
 
 HOOKS = [("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "DNET-FWD"]),

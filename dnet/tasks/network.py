@@ -6,7 +6,7 @@ import ipaddress
 from dnet.plan import desired as d
 from dnet.plan.model import NetworkCreate, NetworkRecreate, NetworkRemove
 from dnet.poll import poll
-from dnet.tasks import Context, task
+from dnet.tasks.base import Context, task
 from dnet.transport.base import quote
 
 

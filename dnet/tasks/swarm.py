@@ -5,7 +5,7 @@ from dnet.errors import DnetError
 from dnet.inventory.resolve import address_of
 from dnet.plan import desired as d
 from dnet.plan.model import NodeLabels, NodeRole, SwarmInit, SwarmJoin, SwarmLeave
-from dnet.tasks import Context, task
+from dnet.tasks.base import Context, task
 from dnet.transport.base import quote
 
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 from dnet import MANAGED_LABEL
 from dnet.images import stream_image
 from dnet.plan import desired as d
-from dnet.plan.model import (ContainerRemove, ContainerRun, ContainerStart, ImagePull, ImageStream, ServiceRemove,
-                             ServiceRun)
-from dnet.tasks import Context, task
+from dnet.plan.model import (
+    ContainerRemove,
+    ContainerRun,
+    ContainerStart,
+    ImagePull,
+    ImageStream,
+    ServiceRemove,
+    ServiceRun,
+)
+from dnet.tasks.base import Context, task
 from dnet.transport.base import quote
 
 

@@ -16,7 +16,8 @@ class LocalTransport:
     def run(self, command: str, *, check: bool = True, stdin: bytes | None = None, timeout: float | None = None,
             secrets: tuple[str, ...] = ()) -> Result:
         p = subprocess.run(["sh", "-c", command], input=stdin, capture_output=True, timeout=timeout)
-        r = Result(self.name, command, p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
+        r = Result(self.name, command, p.returncode, p.stdout.decode(errors="replace"),
+                   p.stderr.decode(errors="replace"))
         return r.check(secrets) if check else r
 
     def stream_in(self, command: str, source: IO[bytes], *, secrets: tuple[str, ...] = ()) -> Result:

@@ -4,9 +4,8 @@ from __future__ import annotations
 import os
 import select
 import shlex
-import socket
-import time
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -102,8 +101,9 @@ class SSHTransport:
                             f"{exc.key.get_fingerprint().hex()}); refusing to connect. If the host was rebuilt, "
                             f"remove the old key with ssh-keygen -R and try again") from None
         except paramiko.AuthenticationException as exc:
-            raise DnetError(f"{self.name} ({where}): authentication failed ({exc}); check user and identity_file") from None
-        except (OSError, socket.timeout, paramiko.SSHException, EOFError) as exc:
+            raise DnetError(f"{self.name} ({where}): authentication failed ({exc}); "
+                            "check user and identity_file") from None
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
             raise DnetError(f"{self.name} ({where}): cannot connect: {exc or type(exc).__name__}") from None
         with _lock:
             _opened += 1
@@ -133,7 +133,7 @@ class SSHTransport:
             chan = transport.open_session()
         except (paramiko.SSHException, OSError) as exc:
             raise DnetError(f"{self.name}: the SSH connection was lost ({exc})") from None
-        return chan
+        return chan  # type: ignore[no-any-return]
 
     def _finish(self, chan: paramiko.Channel, command: str, check: bool, secrets: tuple[str, ...],
                 timeout: float | None = None) -> Result:
@@ -150,7 +150,8 @@ class SSHTransport:
                     code = chan.recv_exit_status()
                     break
                 if chan.closed and not chan.exit_status_ready():
-                    raise DnetError(f"{self.name}: the SSH connection was lost while running `{mask(command, secrets)}`")
+                    raise DnetError(f"{self.name}: the SSH connection was lost while running "
+                                    f"`{mask(command, secrets)}`")
                 if deadline and time.monotonic() > deadline:
                     code, err = 124, err + f"\n(timed out after {timeout:.0f}s)".encode()
                     break

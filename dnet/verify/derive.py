@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Mapping, Sequence
 
 from dnet.facts import ContainerFact, HostFacts
 from dnet.inventory.resolve import HostSpec, address_of
@@ -57,7 +58,7 @@ class Builder:
     def __init__(self) -> None:
         self.checks: list[Check] = []
 
-    def add(self, scope: int, src: str, dst: str, what: str, action: list[str], where: tuple[str, ...],
+    def add(self, scope: int, src: str, dst: str, what: str, action: Sequence[str | int], where: tuple[str, ...],
             expect: bool = True, **tags: str) -> None:
         self.checks.append(Check(f"c{len(self.checks) + 1}", scope, src, dst, what, [str(a) for a in action], expect,
                                  where, dict(tags)))
@@ -103,7 +104,7 @@ def derive(inv: Inventory, specs: dict[str, HostSpec], facts: dict[str, HostFact
             _probe_target(b, 2, a, c.name, ip, c.ports, True, net=net)
             if kinds[net] == "bridge":
                 b.add(2, a.name, c.name, f"arp {ip}", ["arp", ip], _from(a), net=net)
-        else:  # only bridge addresses: the host routes them locally; an overlay address would leave by the default route
+        else:  # bridge addresses only: the host routes them locally; an overlay one would leave by the default route
             for net, ip in sorted(c.ips.items()):
                 if kinds.get(net) == "bridge":
                     _probe_target(b, 2, a, c.name, ip, c.ports, False, net=net, isolation="true")
@@ -113,7 +114,7 @@ def derive(inv: Inventory, specs: dict[str, HostSpec], facts: dict[str, HostFact
     return b.checks
 
 
-def _across(b: Builder, inv: Inventory, insts: list[Instance], kinds: dict[str, str], addr: dict[str, str],
+def _across(b: Builder, inv: Inventory, insts: list[Instance], kinds: Mapping[str, str], addr: dict[str, str],
             facts: dict[str, HostFacts]) -> None:
     running = [i for i in insts if i.running]
     for net in [n for n, k in kinds.items() if k == "overlay"]:
@@ -123,31 +124,32 @@ def _across(b: Builder, inv: Inventory, insts: list[Instance], kinds: dict[str, 
             a = next(i for i in members if i.host == h1)
             c = next((i for i in members if i.host == h2 and i.ports), next(i for i in members if i.host == h2))
             ip = c.ips[net]
-            tags = {"net": net, "pair": f"{h1}>{h2}"}
+            pair = f"{h1}>{h2}"
             want = ",".join(c.ips[n] for n in sorted(set(a.ips) & set(c.ips)))  # the resolver answers for one network
             if c.kind == "task":
                 b.add(3, a.name, c.name, f"dns tasks.{c.workload}", ["dns", f"tasks.{c.workload}", want],
-                      _from(a), **tags)
+                      _from(a), net=net, pair=pair)
             vip = c.kind == "task" and inv.services[c.workload].endpoint_mode == "vip"
-            b.add(3, a.name, c.name, f"dns {c.workload}", ["dns", c.workload, "" if vip else want], _from(a), **tags)
-            _probe_target(b, 3, a, c.name, ip, c.ports, True, vxlan="true", **tags)
+            b.add(3, a.name, c.name, f"dns {c.workload}", ["dns", c.workload, "" if vip else want], _from(a),
+                  net=net, pair=pair)
+            _probe_target(b, 3, a, c.name, ip, c.ports, True, vxlan="true", net=net, pair=pair)
     others = list(addr)
     for name, ctr in inv.containers.items():
         for p in ctr.ports:
             _published(b, others, addr, ctr.host, p.published, f"{name} port {p.published}/{p.protocol}")
     for name, svc in inv.services.items():
-        for p in svc.ports:
-            on = sorted({i.host for i in running if i.workload == name}) if p.mode == "host" else swarm_hosts(inv)
+        for sp in svc.ports:
+            on = sorted({i.host for i in running if i.workload == name}) if sp.mode == "host" else swarm_hosts(inv)
             for h in on:
-                _published(b, others, addr, h, p.published, f"{name} port {p.published} ({p.mode})", mode=p.mode)
+                _published(b, others, addr, h, sp.published, f"{name} port {sp.published} ({sp.mode})", mode=sp.mode)
     for f in inv.forwards:
         _published(b, others, addr, f.host, f.listen, f"forward {f.host}:{f.listen}", forward="true")
         to_ip = addr.get(f.to_host, f.to_host)
         b.add(3, "operator", f"{f.host}:{f.listen}", f"forward reaches {f.to}",
               ["same", addr[f.host], f.listen, to_ip, f.to_port], ("operator",), forward="true")
-    members = swarm_hosts(inv)
-    managers = [h for h in members if "manager" in inv.hosts[h].roles]
-    for h1, h2 in itertools.permutations(members, 2):
+    swarm_members = swarm_hosts(inv)
+    managers = [h for h in swarm_members if "manager" in inv.hosts[h].roles]
+    for h1, h2 in itertools.permutations(swarm_members, 2):
         if h1 not in facts:
             continue
         b.add(3, h1, h2, "swarm gossip 7946/tcp", ["tcp", addr[h2], 7946], ("host", h1), swarm="gossip")
@@ -155,11 +157,13 @@ def _across(b: Builder, inv: Inventory, insts: list[Instance], kinds: dict[str, 
             b.add(3, h1, h2, "swarm control 2377/tcp", ["tcp", addr[h2], 2377], ("host", h1), swarm="control")
 
 
-def _published(b: Builder, hosts: list[str], addr: dict[str, str], on: str, port: int, what: str, **tags: str) -> None:
+def _published(b: Builder, hosts: list[str], addr: dict[str, str], on: str, port: int, what: str,
+               **tags: str) -> None:
     for h in hosts:
         if h != on:
-            b.add(3, h, f"{on}:{port}", what, ["tcp", addr[on], port], ("host", h), published="true", **tags)
-    b.add(3, "operator", f"{on}:{port}", what, ["tcp", addr[on], port], ("operator",), published="true", **tags)
+            b.add(3, h, f"{on}:{port}", what, ["tcp", addr[on], port], ("host", h), True, published="true", **tags)
+    b.add(3, "operator", f"{on}:{port}", what, ["tcp", addr[on], port], ("operator",), True, published="true",
+          **tags)
 
 
 def _out(b: Builder, inv: Inventory, insts: list[Instance], egress_ips: dict[str, str]) -> None:

@@ -31,7 +31,8 @@ def hints(checks: list[Check], facts: dict[str, HostFacts]) -> list[str]:
             note(overlay, f"overlay traffic fails only between {suspect} and other hosts: VXLAN (4789/udp) or gossip "
                           f"(7946) is blocked on {suspect}, or its MTU does not match")
         else:
-            note(overlay, "overlay traffic fails between several hosts: check 4789/udp and 7946 between all swarm hosts "
+            note(overlay,
+                 "overlay traffic fails between several hosts: check 4789/udp and 7946 between all swarm hosts "
                           "and that every host advertises a reachable address")
     ingress = [c for c in failed if c.tags.get("mode") == "ingress"]
     host_mode_ok = any(c.ok for c in checks if c.tags.get("mode") == "host")

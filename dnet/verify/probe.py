@@ -17,7 +17,8 @@ r() { printf '@@ %s %s %s\n' "$1" "$2" "$(printf '%s' "$3" | tr '\n' ' ' | cut -
 cls() { case "$2" in *refused*) r "$1" refused "$2";; *"bad address"*) r "$1" unresolved "$2";;
   *"server returned error"*) r "$1" wrong "$2";; *) r "$1" timeout "${2:-no answer within the timeout}";; esac; }
 tcp() { o=$(nc -w 2 "$2" "$3" </dev/null 2>&1) && r "$1" ok "connected" || cls "$1" "$o"; }
-dns() { o=$(timeout 4 nslookup "$2" 2>&1); ips=$(printf '%s\n' "$o" | sed -n 's/^Address: \([0-9.]*\)$/\1/p' | tr '\n' ' ')
+dns() { o=$(timeout 4 nslookup "$2" 2>&1)
+  ips=$(printf '%s\n' "$o" | sed -n 's/^Address: \([0-9.]*\)$/\1/p' | tr '\n' ' ')
   if [ -z "$ips" ]; then r "$1" unresolved "$(printf '%s' "$o" | tail -2)"; return; fi
   if [ -z "$3" ]; then r "$1" ok "$ips"; return; fi
   for w in $(printf '%s' "$3" | tr ',' ' '); do case " $ips" in *" $w "*) r "$1" ok "$ips"; return;; esac; done
@@ -87,7 +88,7 @@ def _connect(host: str, port: int) -> tuple[str, str]:
             return "ok", "connected"
     except ConnectionRefusedError:
         return "refused", f"{host}:{port} refused"
-    except socket.timeout:
+    except TimeoutError:
         return "timeout", f"{host}:{port} timed out"
     except OSError as exc:
         return "timeout", f"{host}:{port}: {exc}"
@@ -119,7 +120,8 @@ def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None
             have, want = int(c.action[1]), int(c.action[2])
             c.result, c.detail = ("ok" if have == want else "wrong"), f"{have}/{want} running"
         elif c.where[0] == "missing":
-            c.result, c.detail = "error", f"{c.where[2]} is not running on {c.where[1]}, so nothing can be probed from it"
+            c.result = "error"
+            c.detail = f"{c.where[2]} is not running on {c.where[1]}, so nothing can be probed from it"
         elif c.where[0] != "operator" and c.where[1] not in transports:
             c.result, c.detail = "error", f"host {c.where[1]} is unreachable"
         else:
@@ -144,7 +146,8 @@ def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None
         else:
             _run_remote(transports[where[1]], where, cs, run_id, n)
         done[0] += 1
-        log(f"probed {done[0]}/{len(todo)} sources ({len(cs)} checks from {where[-1][:12] if where[0] == 'ctr' else where[-1]})")
+        src = where[-1][:12] if where[0] == "ctr" else where[-1]
+        log(f"probed {done[0]}/{len(todo)} sources ({len(cs)} checks from {src})")
 
     try:
         parallel(list(enumerate(todo)), work, workers=24)

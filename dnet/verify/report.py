@@ -63,7 +63,8 @@ def junit(checks: list[Check], path: str, seconds: float) -> None:
         cs = [c for c in checks if c.scope == scope]
         if not cs:
             continue
-        suite = ET.SubElement(root, "testsuite", name=title, tests=str(len(cs)), failures=str(sum(not c.ok for c in cs)))
+        suite = ET.SubElement(root, "testsuite", name=title, tests=str(len(cs)),
+                              failures=str(sum(not c.ok for c in cs)))
         for c in cs:
             case = ET.SubElement(suite, "testcase", classname=title.replace(" ", "_"),
                                  name=f"{c.src} -> {c.dst}: {c.what}")

@@ -1,0 +1,66 @@
+"""What tasks share (Context) and the registry that maps each change class to its task."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from dnet.facts import HostFacts
+from dnet.inventory.resolve import HostSpec
+from dnet.inventory.schema import Inventory
+from dnet.plan.model import Change
+from dnet.transport.base import Result, Transport
+
+C = TypeVar("C", bound=Change)
+Task = Callable[[Any, Any], str]
+_TASKS: dict[type[Change], Task] = {}
+
+
+@dataclass
+class Context:
+    """What tasks share during one apply. Tokens live only here, in memory.
+
+    With dry_run set, the transports only record commands (plan --show-commands): `read` then gives a placeholder
+    for values only the host knows, and waits return at once.
+    """
+
+    inv: Inventory
+    specs: dict[str, HostSpec]
+    facts: dict[str, HostFacts]
+    transports: dict[str, Transport]
+    leader: str | None
+    tokens: dict[str, str] = field(default_factory=dict, repr=False)
+    manager_addr: str = ""
+    node_ids: dict[str, str] = field(default_factory=dict)  # host -> swarm node ID, read at most once
+    dry_run: bool = False
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self.tokens.values())
+
+    def run(self, host: str, command: str, **kw: Any) -> Result:
+        return self.transports[host].run(command, secrets=self.secrets(), **kw)
+
+    def read(self, host: str, command: str, what: str) -> str:
+        """Run a command whose output a later command needs; in a dry run, `<what>` stands for it."""
+        if self.dry_run:
+            self.transports[host].run(command, check=False)
+            return f"<{what}>"
+        return self.transports[host].run(command).stdout.strip()
+
+
+def task(kind: type[C]) -> Callable[[Callable[[Context, C], str]], Callable[[Context, C], str]]:
+    """Register the function that carries out one change class."""
+    def register(fn: Callable[[Context, C], str]) -> Callable[[Context, C], str]:
+        _TASKS[kind] = fn
+        return fn
+    return register
+
+
+def handler(change: Change) -> Callable[[Context, Change], str]:
+    """The function that carries out a change (the task modules register on import of dnet.tasks)."""
+    return _TASKS[type(change)]
+
+
+def registered() -> dict[type[Change], Task]:
+    """Every change class with its task (tests check that none is missing)."""
+    return dict(_TASKS)
