@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,8 +17,10 @@ from dnet.session import Log, Session, open_session
 from dnet.tasks import Context, handler
 from dnet.transport import Transport
 from dnet.transport.base import mask
+from dnet.transport.record import Recorder
 
-__all__ = ["Log", "Outcome", "Session", "apply", "destroy_plan", "make_plan", "open_session", "wait_services",
+__all__ = ["Log", "Outcome", "Session", "apply", "commands", "destroy_plan", "make_plan", "open_session",
+           "wait_services",
            "wait_tasks_gone"]
 
 
@@ -55,14 +58,29 @@ class Outcome:
         return {**self.change.public(), "status": self.status, "message": self.message}
 
 
-def apply(s: Session, plan: Plan, log: Log, transports: dict[str, Transport] | None = None,
-          dry_run: bool = False) -> list[Outcome]:
-    """Carry out the plan phase by phase; hosts in parallel; a failed host skips its later changes.
+def commands(s: Session, plan: Plan) -> list[tuple[Change, list[tuple[str, str]]]]:
+    """The exact commands apply would run for each change, as (host, command), without running any.
 
-    With dry_run, `transports` are recorders (plan --show-commands) and nothing waits.
+    Values only a host can tell (join tokens, node and network IDs) show as <placeholders>; secrets as ***.
     """
+    log: list[tuple[str, str]] = []
+    recorders: dict[str, Transport] = {h: Recorder(h, log) for h in s.specs}
+    ctx = Context(s.loaded.model, s.specs, copy.deepcopy(s.facts), recorders, world(s).leader(), dry_run=True)
+    out = []
+    for c in plan.ordered():
+        start = len(log)
+        try:
+            handler(c)(ctx, c)
+        except DnetError as exc:
+            log.append((c.host, f"# stops here: {exc}"))
+        out.append((c, log[start:]))
+    return out
+
+
+def apply(s: Session, plan: Plan, log: Log) -> list[Outcome]:
+    """Carry out the plan phase by phase; hosts in parallel; a failed host skips its later changes."""
     inv = s.loaded.model
-    ctx = Context(inv, s.specs, s.facts, transports or s.transports, world(s).leader(), dry_run=dry_run)
+    ctx = Context(inv, s.specs, s.facts, s.transports, world(s).leader())
     failed: set[str] = set(s.host_errors)
     outcomes: list[Outcome] = []
     changes = plan.ordered()

@@ -11,6 +11,12 @@ from tests.conftest import EXAMPLE
 from tests.test_facts_plan import facts
 
 TOKEN = "SWMTKN-1-topsecret"
+# Every command the example's cold apply sends (the fake refuses any other).
+SENT = [r"^mkdir -p /etc/docker && cat > /etc/docker/daemon.json.dnet", r"^service docker restart",
+        r"^docker ps -aq --filter label=dnet.kind=container --filter status=exited \| xargs -r docker start",
+        r"^docker swarm init --advertise-addr eth0", r"^docker swarm join --token ",
+        r"^docker node update --label-add zone=", r"^docker run -d --name (edge|db) ",
+        r"^docker service create --detach --name web ", r"^set -e\niptables -w -t nat -N DNET-FWD"]
 
 
 def session(fail: dict[str, str]) -> tuple[converge.Session, dict[str, FakeTransport]]:
@@ -19,7 +25,8 @@ def session(fail: dict[str, str]) -> tuple[converge.Session, dict[str, FakeTrans
     f = facts("fresh")
     common = [(r"join-token -q", 0, TOKEN + "\n", ""), (r"Swarm.NodeAddr", 0, "192.168.77.11\n", ""),
               (r"Swarm.NodeID", 0, "nodeid\n", ""), (r"docker network create", 0, "netid\n", "")]
-    ts = {h: FakeTransport(h, ([(fail[h], 1, "", f"boom {TOKEN}")] if h in fail else []) + common) for h in specs}
+    ts = {h: FakeTransport(h, ([(fail[h], 1, "", f"boom {TOKEN}")] if h in fail else []) + common).expect(*SENT)
+          for h in specs}
     s = converge.Session(loaded, specs, dict(ts), f, {}, {"dnet/probe:latest": f["node1"].images["dnet/probe:latest"]})
     return s, ts
 
@@ -57,3 +64,43 @@ def test_failed_init_stops_the_swarm_hosts() -> None:
     by = {(o.change.host, o.change.kind, o.change.name): o.status for o in outcomes}
     assert by[("node1", "swarm", "swarm")] == "failed"
     assert by[("node2", "swarm", "swarm")] == "skipped" and by[("node3", "container", "db")] == "skipped"
+
+
+def test_every_change_class_has_a_task() -> None:
+    from dnet.plan import model
+    from dnet.tasks import registered
+
+    kinds = {c for c in vars(model).values() if isinstance(c, type) and issubclass(c, model.Change)
+             and c is not model.Change}
+    assert kinds and kinds == set(registered())
+
+
+def test_an_unexpected_command_fails_the_change() -> None:
+    s, ts = session({})
+    ts["node2"].responses = [r for r in ts["node2"].responses if "docker run" not in r[0]]
+    outcomes = converge.apply(s, plan(s), lambda m: None)
+    by = {(o.change.host, o.change.name): o for o in outcomes}
+    assert by[("node2", "edge")].status == "failed" and "unexpected command: docker run" in by[("node2",
+                                                                                                "edge")].message
+    assert ts["node2"].unexpected and by[("node3", "db")].status == "ok"
+
+
+def test_show_commands_lists_what_apply_sends_without_sending_it() -> None:
+    s, ts = session({})
+    listed = converge.commands(s, plan(s))
+    assert all(not t.commands for t in ts.values())  # nothing reached the hosts
+    by = {(c.host, c.kind, c.name): cmds for c, cmds in listed}
+    assert len(listed) == 16
+    join = by[("node2", "swarm", "swarm")]
+    assert join == [("node2", "docker swarm join --token '***' --advertise-addr eth0 --data-path-addr eth0 "
+                              "'<manager address>:2377' >/dev/null")]
+    init = [c for _, c in by[("node1", "swarm", "swarm")]]
+    assert init[0].startswith("docker swarm init --advertise-addr eth0 --data-path-addr eth0 "
+                              "--default-addr-pool 10.220.0.0/16")
+    daemon = by[("node1", "daemon", "/etc/docker/daemon.json")]
+    assert '# stdin: { "dns": [ "192.168.77.2" ], "mtu": 1450,' in daemon[0][1]
+    assert daemon[1][1].startswith("service docker restart")
+    net = by[("node1", "network", "appnet")]
+    assert net[0][1].startswith("docker network create --driver overlay --subnet 10.77.0.0/24 --attachable "
+                                "--label dnet.managed=true")
+    assert "SWMTKN" not in repr(listed)

@@ -146,7 +146,9 @@ class SSHTransport:
                     out += chan.recv(1 << 16)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(1 << 16)
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                # sshd may send the exit status before the last output: done only at EOF (or close)
+                finished = chan.exit_status_ready() and (chan.eof_received or chan.closed)
+                if finished and not chan.recv_ready() and not chan.recv_stderr_ready():
                     code = chan.recv_exit_status()
                     break
                 if chan.closed and not chan.exit_status_ready():
