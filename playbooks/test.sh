@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash playbooks/setup.sh
+echo "lint: ruff check, mypy --strict (settings in pyproject.toml and setup.cfg)"
+.venv/bin/ruff check dnet tests bench
+.venv/bin/mypy dnet
 exec .venv/bin/python -m pytest -ra "$@"

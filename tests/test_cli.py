@@ -44,9 +44,11 @@ def test_validate_directory_and_garbage(tmp_path: Path) -> None:
         assert r.stderr.startswith(f"{target}:1:1: ")
 
 
-def test_usage_error_exits_1() -> None:
+def test_usage_error_exits_2() -> None:  # click's convention (it was 1 before the CLI conventions issue)
     r = dnet("validate")
-    assert r.returncode == 1 and "inventory" in r.stderr.lower()
+    assert r.returncode == 2 and "inventory" in r.stderr.lower()
+    r = dnet("plan", "-i", str(EXAMPLE), "--no-such-flag")
+    assert r.returncode == 2 and "no such option" in r.stderr.lower()
 
 
 def test_show_json_has_effective_hosts() -> None:

@@ -1,28 +1,34 @@
-"""Shared CLI pieces: the inventory option, output helpers, exit codes."""
+"""Shared CLI pieces: the inventory option, output helpers, logging options, exit codes."""
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 
 from dnet.inventory import Loaded, load
+from dnet.output import err, out, say, styled
+from dnet.transport import Transport
+from dnet.transport.record import Logged
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+__all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "FORMAT_VERSION", "accept_option",
+           "command_logger", "err", "inventory_option", "json_option", "load_inventory", "log_to", "out",
+           "print_json", "quiet_option", "say", "styled", "verbose_option"]
 
-def _width(stream: object) -> int | None:
-    return None if getattr(stream, "isatty", lambda: False)() else 200
-
-
-out = Console(highlight=False, width=_width(sys.stdout))
-err = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 2
+FORMAT_VERSION = 1  # bumped when a --json shape changes incompatibly; documented in docs/json.md
+F = TypeVar("F", bound=Callable[..., Any])
 
 inventory_option = click.option(
     "-i", "--inventory", "inventory", envvar="DNET_INVENTORY", required=True,
     type=click.Path(dir_okay=False), help="Inventory YAML file (or set DNET_INVENTORY).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress lines or warnings; results only.")
+verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show every command run on every host.")
+accept_option = click.option("--accept-new-host-keys", is_flag=True,
+                             help="Record unknown SSH host keys (like OpenSSH accept-new); changed keys are refused.")
 
 
 def load_inventory(path: str, quiet: bool = False) -> Loaded:
@@ -30,10 +36,24 @@ def load_inventory(path: str, quiet: bool = False) -> Loaded:
     loaded = load(path)
     if not quiet:
         for w in loaded.warnings:
-            err.print(str(w), markup=False)
+            click.echo(str(w), err=True)
     return loaded
 
 
-def print_json(data: Any) -> None:
-    """Write JSON to stdout (no colour, stable key order)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+def log_to(quiet: bool) -> Callable[[str], None]:
+    """Progress lines on stderr (dim on a terminal), or nothing."""
+    if quiet:
+        return lambda m: None
+    return lambda m: say(err, styled(m, "dim"))
+
+
+def command_logger(verbose: bool) -> Callable[[Transport], Transport] | None:
+    """With -v, wrap each host's transport so that every command is shown on stderr as `host$ command`."""
+    if not verbose:
+        return None
+    return lambda t: Logged(t, lambda m: say(err, styled(m, "cyan")))
+
+
+def print_json(data: dict[str, Any]) -> None:
+    """Write JSON to stdout (no colour, stable key order), tagged with the format version."""
+    sys.stdout.write(json.dumps({"format_version": FORMAT_VERSION, **data}, indent=2, default=str) + "\n")

@@ -6,52 +6,66 @@ import time
 from typing import Any
 
 import click
-from rich.table import Table
 
 from dnet import converge
 from dnet.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
-    err,
+    accept_option,
+    command_logger,
     inventory_option,
     json_option,
     load_inventory,
+    log_to,
     out,
     print_json,
+    quiet_option,
+    say,
+    styled,
+    verbose_option,
 )
+from dnet.output import row, show, table
 from dnet.plan.model import Plan
-
-accept_option = click.option("--accept-new-host-keys", is_flag=True,
-                             help="Record unknown SSH host keys (like OpenSSH accept-new); changed keys are refused.")
-quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+from dnet.session import Session
 
 
-def _log(quiet: bool) -> converge.Log:
-    return (lambda m: None) if quiet else (lambda m: err.print(f"[dim]{m}[/dim]", highlight=False, markup=True))
+def open_session(inventory: str, accept: bool, quiet: bool, verbose: bool) -> Session:
+    loaded = load_inventory(inventory, quiet)
+    return converge.open_session(loaded, accept, log_to(quiet), command_logger(verbose))
 
 
 def show_plan(plan: Plan, host_errors: dict[str, str]) -> None:
     """Print a plan as a table, with blocking errors and warnings after it."""
     if plan.changes:
-        t = Table(title="plan")
-        for col in ("host", "kind", "name", "action", "detail"):
-            t.add_column(col)
+        t = table(out, "plan", "host", "kind", "name", "action", "detail")
         for c in plan.ordered():
-            t.add_row(c.host, c.kind, c.name, c.action, c.detail)
-        out.print(t)
+            row(t, c.host, c.kind, c.name, str(c.action), c.detail)
+        show(out, t)
     for h, e in host_errors.items():
-        out.print(f"[red]unreachable[/red] {h}: {e}", highlight=False)
+        say(out, styled("unreachable", "red"), f" {h}: {e}")
     for e in plan.errors:
-        out.print(f"[red]error[/red] {e}", highlight=False)
+        say(out, styled("error", "red"), f" {e}")
     for wmsg in plan.warnings:
-        out.print(f"[yellow]warning[/yellow] {wmsg}", highlight=False)
+        say(out, styled("warning", "yellow"), f" {wmsg}")
     if not plan.changes and not plan.errors:
-        out.print("No changes: the hosts match the inventory.")
+        say(out, "No changes: the hosts match the inventory.")
     elif plan.changes:
-        out.print(f"{len(plan.changes)} changes on {len({c.host for c in plan.changes})} hosts.")
+        say(out, f"{len(plan.changes)} changes on {len({c.host for c in plan.changes})} hosts.")
 
 
-def _public(s: converge.Session, plan: Plan) -> dict[str, Any]:
+def list_commands(s: Session, plan: Plan, as_json: bool) -> list[dict[str, Any]]:
+    """Print (or return for JSON) the exact commands apply would run, change by change."""
+    listed = converge.commands(s, plan)
+    if as_json:
+        return [{**c.public(), "commands": [{"host": h, "command": cmd} for h, cmd in cmds]} for c, cmds in listed]
+    for c, cmds in listed:
+        say(out, styled(f"# {c.host}: {c.kind} {c.name} {c.action}", "bold"))
+        for h, cmd in cmds:
+            say(out, f"{h}$ {cmd}")
+    return []
+
+
+def _public(s: Session, plan: Plan) -> dict[str, Any]:
     return {**plan.public(), "unreachable": s.host_errors}
 
 
@@ -59,17 +73,24 @@ def _public(s: converge.Session, plan: Plan) -> dict[str, Any]:
 @inventory_option
 @json_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 2 changes pending, 1 error.")
+@click.option("--show-commands", is_flag=True, help="Also list the exact commands apply would run on each host.")
 @accept_option
 @quiet_option
-def plan_cmd(inventory: str, as_json: bool, detailed_exitcode: bool, accept_new_host_keys: bool, quiet: bool) -> None:
+@verbose_option
+def plan_cmd(inventory: str, as_json: bool, detailed_exitcode: bool, show_commands: bool, accept_new_host_keys: bool,
+             quiet: bool, verbose: bool) -> None:
     """Show what apply would change, touching nothing."""
-    loaded = load_inventory(inventory)
-    s = converge.open_session(loaded, accept_new_host_keys, _log(quiet or as_json))
-    try:
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose) as s:
         plan = converge.make_plan(s)
-    finally:
-        s.close()
-    print_json(_public(s, plan)) if as_json else show_plan(plan, s.host_errors)
+        if as_json:
+            data = _public(s, plan)
+            if show_commands:
+                data["changes"] = list_commands(s, plan, True)
+            print_json(data)
+        else:
+            show_plan(plan, s.host_errors)
+            if show_commands and plan.changes and not plan.errors:
+                list_commands(s, plan, False)
     if plan.errors or s.host_errors:
         sys.exit(EXIT_ERROR)
     if detailed_exitcode and plan.changes:
@@ -85,7 +106,7 @@ def _confirm(yes: bool, what: str) -> None:
         raise click.Abort()
 
 
-def _report(outcomes: list[converge.Outcome], services: dict[str, str], as_json: bool, s: converge.Session,
+def _report(outcomes: list[converge.Outcome], services: dict[str, str], as_json: bool, s: Session,
             plan: Plan, seconds: float) -> int:
     failed = [o for o in outcomes if o.status != "ok"]
     if as_json:
@@ -94,20 +115,18 @@ def _report(outcomes: list[converge.Outcome], services: dict[str, str], as_json:
                     "summary": {"changed": len(outcomes) - len(failed), "failed": len(failed)}})
     else:
         if outcomes:
-            t = Table(title="applied")
-            for col in ("host", "kind", "name", "action", "status", "result"):
-                t.add_column(col)
+            t = table(out, "applied", "host", "kind", "name", "action", "status", "result")
             for o in outcomes:
                 color = {"ok": "green", "failed": "red", "skipped": "yellow"}[o.status]
-                t.add_row(o.change.host, o.change.kind, o.change.name, o.change.action,
-                          f"[{color}]{o.status}[/{color}]", o.message)
-            out.print(t)
+                row(t, o.change.host, o.change.kind, o.change.name, str(o.change.action), styled(o.status, color),
+                    o.message)
+            show(out, t)
         for h, e in s.host_errors.items():
-            out.print(f"[red]unreachable[/red] {h}: {e}", highlight=False)
+            say(out, styled("unreachable", "red"), f" {h}: {e}")
         for name, state in services.items():
-            out.print(f"service {name}: {state} replicas running", highlight=False)
-        out.print(f"{len(outcomes) - len(failed)} changed, {len(failed)} failed or skipped, "
-                  f"{len(s.host_errors)} unreachable in {seconds:.1f}s.")
+            say(out, f"service {name}: {state} replicas running")
+        say(out, f"{len(outcomes) - len(failed)} changed, {len(failed)} failed or skipped, "
+                 f"{len(s.host_errors)} unreachable in {seconds:.1f}s.")
     return EXIT_ERROR if failed or s.host_errors else 0
 
 
@@ -117,13 +136,12 @@ def _report(outcomes: list[converge.Outcome], services: dict[str, str], as_json:
 @json_option
 @accept_option
 @quiet_option
-def apply_cmd(inventory: str, yes: bool, as_json: bool, accept_new_host_keys: bool, quiet: bool) -> None:
+@verbose_option
+def apply_cmd(inventory: str, yes: bool, as_json: bool, accept_new_host_keys: bool, quiet: bool,
+              verbose: bool) -> None:
     """Make the hosts match the inventory (plan first, then apply)."""
-    loaded = load_inventory(inventory)
     start = time.monotonic()
-    log = _log(quiet or as_json)
-    s = converge.open_session(loaded, accept_new_host_keys, log)
-    try:
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose) as s:
         plan = converge.make_plan(s)
         if not as_json:
             show_plan(plan, {})
@@ -133,10 +151,8 @@ def apply_cmd(inventory: str, yes: bool, as_json: bool, accept_new_host_keys: bo
             sys.exit(EXIT_ERROR)
         if plan.changes:
             _confirm(yes, f"apply {len(plan.changes)} changes")
-        outcomes = converge.apply(s, plan, log)
+        outcomes = converge.apply(s, plan, log_to(quiet or as_json))
         services = converge.wait_services(s) if any(c.kind == "service" for c in plan.changes) else {}
-    finally:
-        s.close()
     sys.exit(_report(outcomes, services, as_json, s, plan, time.monotonic() - start))
 
 
@@ -147,22 +163,18 @@ def apply_cmd(inventory: str, yes: bool, as_json: bool, accept_new_host_keys: bo
 @json_option
 @accept_option
 @quiet_option
+@verbose_option
 def destroy_cmd(inventory: str, yes: bool, leave_swarm: bool, as_json: bool, accept_new_host_keys: bool,
-                quiet: bool) -> None:
+                quiet: bool, verbose: bool) -> None:
     """Remove everything dnet created (label dnet.managed=true) and nothing else."""
-    loaded = load_inventory(inventory)
     start = time.monotonic()
-    log = _log(quiet or as_json)
-    s = converge.open_session(loaded, accept_new_host_keys, log)
-    try:
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose) as s:
         plan = converge.destroy_plan(s, leave_swarm)
         if not as_json:
             show_plan(plan, {})
         if plan.changes:
             _confirm(yes, f"remove {len(plan.changes)} dnet-managed things")
-        outcomes = converge.apply(s, plan, log)
+        outcomes = converge.apply(s, plan, log_to(quiet or as_json))
         for h in converge.wait_tasks_gone(s):
             s.host_errors[h] = "task containers of removed services are still there after 60s"
-    finally:
-        s.close()
     sys.exit(_report(outcomes, {}, as_json, s, plan, time.monotonic() - start))

@@ -3,21 +3,23 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from dnet.cli.common import err, json_option, out, print_json
+from dnet.cli.common import json_option, log_to, out, print_json, quiet_option, say
 from dnet.errors import DnetError
 from dnet.lab import dind, output
 from dnet.lab.state import LabState, all_labs
+from dnet.output import row, show, table
 
 name_option = click.option("--name", default="lab", show_default=True, help="Lab name.")
 
 
-def log(msg: str) -> None:
-    err.print(f"[dim]lab[/dim] {msg}", highlight=False)
+def logger(quiet: bool) -> Callable[[str], None]:
+    show = log_to(quiet)
+    return lambda msg: show(f"lab {msg}")
 
 
 @click.group("lab")
@@ -32,14 +34,17 @@ def group() -> None:
 @click.option("--bare", is_flag=True, help="Nodes without a Docker engine (to test engine installation).")
 @click.option("--subnet", default="192.168.77.0/24", show_default=True,
               help="Lab network (upstream at .2, nodes from .11).")
-@click.option("--with-example", "with_example", is_flag=True, help="Pair the lab hosts with inventories/example.yml.")
+@click.option("--with-example", "with_example", is_flag=True,
+              help="Pair the lab hosts with the example inventory's networks and workloads.")
 @click.option("--example", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Inventory whose networks and workloads --with-example uses.")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), default=None,
-              help="Where to write the lab's inventory (default inventories/NAME.yml).")
+              help="Where to write the lab's inventory (default: inventory.yml in the lab's state folder).")
+@quiet_option
 def up(name: str, nodes: int, provider: str, bare: bool, subnet: str, with_example: bool, example: Path | None,
-       output_path: str | None) -> None:
-    """Start a lab and write an inventory for it."""
+       output_path: str | None, quiet: bool) -> None:
+    """Start a lab and write an inventory for it; print the inventory's path."""
+    log = logger(quiet)
     start = time.monotonic()
     if provider == "vagrant":
         from dnet.lab import vagrant
@@ -48,19 +53,21 @@ def up(name: str, nodes: int, provider: str, bare: bool, subnet: str, with_examp
     else:
         state = dind.up(name, nodes, subnet, bare, log)
     text = output.inventory(state, (example or output.EXAMPLE) if with_example else None)
-    path = output_path or os.path.join("inventories", f"{name}.yml")
+    path = output_path or str(state.dir / "inventory.yml")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text)
     state.inventory = os.path.abspath(path)
     state.save()
     log(f"lab '{name}' is up in {time.monotonic() - start:.1f}s; inventory: {path}")
-    out.print(path, markup=False)
+    say(out, path)
 
 
 @group.command("down")
 @name_option
-def down(name: str) -> None:
+@quiet_option
+def down(name: str, quiet: bool) -> None:
     """Remove the lab: exactly what it created, nothing else."""
+    log = logger(quiet)
     try:
         state = LabState.load(name)
     except DnetError:
@@ -76,25 +83,25 @@ def down(name: str) -> None:
 @group.command("status")
 @click.option("--name", default=None, help="Only this lab (default: every lab).")
 @json_option
-def status(name: str | None, as_json: bool) -> None:
+@quiet_option
+def status(name: str | None, as_json: bool, quiet: bool) -> None:
     """List labs and their nodes."""
     rows = [r for lab in ([name] if name else all_labs()) for r in dind.status(lab)]
     if as_json:
-        print_json(rows)
+        print_json({"nodes": rows})
         return
-    t = Table(title="labs")
-    for col in ("lab", "node", "role", "address", "state", "container"):
-        t.add_column(col)
+    t = table(out, "labs", "lab", "node", "role", "address", "state", "container")
     for r in rows:
-        t.add_row(r["lab"], r["node"], r["role"], r["address"], r["state"], r["container"])
-    out.print(t)
+        row(t, r["lab"], r["node"], r["role"], r["address"], r["state"], r["container"])
+    show(out, t)
 
 
-@group.command("ssh", context_settings={"ignore_unknown_options": True})
+@group.command("ssh", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @name_option
 @click.argument("node")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def ssh(name: str, node: str, command: tuple[str, ...]) -> None:
+@quiet_option
+def ssh(name: str, node: str, command: tuple[str, ...], quiet: bool) -> None:
     """Log in to a lab node (or run COMMAND there) with the lab's key."""
     state = LabState.load(name)
     nodes = {n.name: n for n in [*state.nodes, *([state.upstream] if state.upstream else [])]}
@@ -103,5 +110,6 @@ def ssh(name: str, node: str, command: tuple[str, ...]) -> None:
     n = nodes[node]
     args = ["ssh", "-i", str(state.key), "-o", f"UserKnownHostsFile={state.known_hosts}", "-o",
             "StrictHostKeyChecking=yes",
-            "-o", "IdentitiesOnly=yes", "-p", str(n.ssh_port), f"root@{n.address}", *command]
+            "-o", "IdentitiesOnly=yes", *(["-q"] if quiet else []), "-p", str(n.ssh_port), f"root@{n.address}",
+            *command]
     os.execvp("ssh", args)

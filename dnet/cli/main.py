@@ -8,7 +8,7 @@ import click
 
 from dnet import __version__
 from dnet.cli import converge_cmds, lab, show, validate, verify
-from dnet.cli.common import EXIT_ERROR, err
+from dnet.cli.common import EXIT_ERROR, err, say
 from dnet.errors import DnetError, InventoryError
 
 
@@ -17,8 +17,9 @@ from dnet.errors import DnetError, InventoryError
 def cli() -> None:
     """Declare, apply and prove Docker networking across many servers.
 
-    Exit codes: 0 success; 1 error (invalid inventory, failed host, usage
-    error); 2 changes pending (plan --detailed-exitcode only); 130 interrupted.
+    Exit codes: 0 success; 1 error (invalid inventory, failed host or
+    check); 2 usage error, or changes pending (plan --detailed-exitcode);
+    130 interrupted.
     """
 
 
@@ -36,21 +37,21 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(str(p), err=True)
         sys.exit(EXIT_ERROR)
     except DnetError as exc:
-        err.print(f"error: {exc}", markup=False)
+        say(err, f"error: {exc}")
         sys.exit(EXIT_ERROR)
     except click.exceptions.Abort:
-        err.print("aborted", markup=False)
+        say(err, "aborted")
         sys.exit(130)
-    except click.ClickException as exc:
+    except click.ClickException as exc:  # usage errors exit 2, as click does
         exc.show()
-        sys.exit(EXIT_ERROR)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err.print("interrupted", markup=False)
+        say(err, "interrupted")
         sys.exit(130)
     except Exception as exc:
         if os.environ.get("DNET_DEBUG"):
             raise
-        err.print(f"dnet: internal error: {type(exc).__name__}: {exc} (set DNET_DEBUG=1 for a traceback and "
-                  "report it)", markup=False)
+        say(err, f"dnet: internal error: {type(exc).__name__}: {exc} (set DNET_DEBUG=1 for a traceback and "
+                 "report it)")
         sys.exit(EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else 0)

@@ -5,8 +5,22 @@ import sys
 
 import click
 
-from dnet.cli.common import EXIT_ERROR, err, inventory_option, json_option, load_inventory, out, print_json
-from dnet.cli.converge_cmds import _log, accept_option, quiet_option
+from dnet.cli.common import (
+    EXIT_ERROR,
+    accept_option,
+    command_logger,
+    err,
+    inventory_option,
+    json_option,
+    load_inventory,
+    log_to,
+    out,
+    print_json,
+    quiet_option,
+    say,
+    styled,
+    verbose_option,
+)
 from dnet.session import open_session
 from dnet.verify import report, verify
 
@@ -17,15 +31,14 @@ from dnet.verify import report, verify
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write a JUnit XML report.")
 @accept_option
 @quiet_option
-def command(inventory: str, as_json: bool, junit_path: str | None, accept_new_host_keys: bool, quiet: bool) -> None:
+@verbose_option
+def command(inventory: str, as_json: bool, junit_path: str | None, accept_new_host_keys: bool, quiet: bool,
+            verbose: bool) -> None:
     """Probe every derived and declared path; exit 0 only when every check holds."""
-    loaded = load_inventory(inventory)
-    log = _log(quiet or as_json)
-    s = open_session(loaded, accept_new_host_keys, log)
-    try:
+    loaded = load_inventory(inventory, quiet)
+    log = log_to(quiet or as_json)
+    with open_session(loaded, accept_new_host_keys, log, command_logger(verbose)) as s:
         checks, hints, seconds = verify(s, log)
-    finally:
-        s.close()
     failed = [c for c in checks if not c.ok]
     if junit_path:
         report.junit(checks, junit_path, seconds)
@@ -37,11 +50,11 @@ def command(inventory: str, as_json: bool, junit_path: str | None, accept_new_ho
         report.tables(out, checks)
         report.matrix(out, checks)
         for h, e in s.host_errors.items():
-            out.print(f"[red]unreachable[/red] {h}: {e}", highlight=False)
+            say(out, styled("unreachable", "red"), f" {h}: {e}")
         for hint in hints:
-            out.print(f"[yellow]likely cause[/yellow]: {hint}", highlight=False)
-        out.print(f"{len(checks) - len(failed)} passed, {len(failed)} failed in {seconds:.1f}s")
+            say(out, styled("likely cause", "yellow"), f": {hint}")
+        say(out, f"{len(checks) - len(failed)} passed, {len(failed)} failed in {seconds:.1f}s")
     if failed or s.host_errors:
         sys.exit(EXIT_ERROR)
     if not checks:
-        err.print("no checks could be derived from this inventory", markup=False)
+        say(err, "no checks could be derived from this inventory")

@@ -1,44 +1,77 @@
-"""Write the inventory for a lab: its hosts alone, or paired with the example's networks and workloads."""
+"""Write the inventory for a lab: its hosts alone, or paired with the example's networks and workloads.
+
+The example is edited in place (ruamel.yaml round trip), so its comments and layout survive.
+"""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from dnet.errors import DnetError
 from dnet.inventory import loads
 from dnet.lab.state import LabState
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "example.yml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "files" / "example.yml"
+
+
+def _flow(items: list[Any]) -> CommentedSeq:
+    seq = CommentedSeq(items)
+    seq.fa.set_flow_style()
+    return seq
+
+
+def _yaml() -> YAML:
+    y = YAML()
+    y.width = 100
+    y.indent(mapping=2, sequence=4, offset=2)
+    y.preserve_quotes = True
+    return y
 
 
 def inventory(state: LabState, example: Path | None = None) -> str:
-    """Return inventory YAML for the lab (validated before it is returned)."""
-    defaults: dict[str, Any] = {"user": "root", "port": 22, "identity_file": str(state.key),
-                                "known_hosts": str(state.known_hosts)}
+    """Return inventory YAML for the lab (validated before it is returned; ends with a newline)."""
     upstream = state.upstream.address if state.upstream else None
+    y = _yaml()
     if example is not None:
         if not example.exists():
             raise DnetError(f"{example}: no such example inventory")
-        data = yaml.safe_load(example.read_text())
-        names = list(data.get("hosts", {}))
+        data = y.load(example.read_text())
+        names = list(data.get("hosts") or {})
         if len(state.nodes) < len(names):
             raise DnetError(f"the example needs {len(names)} hosts; bring the lab up with --nodes {len(names)} or more")
-        data.setdefault("defaults", {}).update(defaults)
-        if upstream:
-            data["defaults"].setdefault("docker", {})["dns"] = [upstream]
-        for node, name in zip(state.nodes, names + [n.name for n in state.nodes[len(names):]], strict=True):
-            host = data["hosts"].setdefault(name, {"roles": ["worker"]})
-            host["address"] = node.address
-            host.pop("port", None) if node.ssh_port == 22 else host.update(port=node.ssh_port)
     else:
-        data = {"version": 1, "defaults": {**defaults, "docker": {"dns": [upstream]} if upstream else {}},
-                "hosts": {n.name: {"address": n.address, "roles": ["manager" if i == 0 else "worker"]}
-                          for i, n in enumerate(state.nodes)},
-                "swarm": {"advertise_interface": "eth0"}, "egress": ["http://upstream.lab/"]}
+        data = CommentedMap(version=1, defaults=CommentedMap(), hosts=CommentedMap())
+        names = []
+    defaults = data.setdefault("defaults", CommentedMap())
+    defaults["user"] = "root"
+    defaults["port"] = 22
+    defaults["identity_file"] = str(state.key)
+    defaults["known_hosts"] = str(state.known_hosts)
+    if upstream:
+        defaults.setdefault("docker", CommentedMap())["dns"] = _flow([upstream])
+    hosts = data["hosts"]
+    extra = [n.name for n in state.nodes[len(names):]]
+    for i, (node, name) in enumerate(zip(state.nodes, names + extra, strict=True)):
+        if name not in hosts:
+            role = "manager" if example is None and i == 0 else "worker"
+            hosts[name] = CommentedMap(roles=_flow([role]))
+        host = hosts[name]
+        host.insert(0, "address", node.address) if "address" not in host else host.__setitem__("address", node.address)
+        if node.ssh_port != 22:
+            host["port"] = node.ssh_port
+        elif "port" in host and host["port"] != 22:
+            del host["port"]
+    if example is None:
+        data["swarm"] = CommentedMap(advertise_interface="eth0")
+        data["egress"] = ["http://upstream.lab/"]
+    buf = io.StringIO()
+    y.dump(data, buf)
     head = (f"# Inventory for dnet lab '{state.name}' ({state.provider}, {state.subnet}); written by dnet lab up.\n"
             f"# The upstream host {upstream} plays the internet: DNS for *.lab and HTTP.\n")
-    text = head + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    text = head + buf.getvalue().rstrip("\n") + "\n"
     loads(text, f"<inventory for lab {state.name}>")
     return text

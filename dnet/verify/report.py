@@ -5,8 +5,9 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
+from dnet.output import row, show, styled, table
 from dnet.verify.model import SCOPES, Check
 
 
@@ -16,14 +17,12 @@ def tables(out: Console, checks: list[Check]) -> None:
         cs = [c for c in checks if c.scope == scope]
         if not cs:
             continue
-        t = Table(title=f"{scope}. {title}", title_justify="left")
-        for col in ("", "from", "to", "check", "expect", "result", "detail / hint"):
-            t.add_column(col)
+        t = table(out, f"{scope}. {title}", "", "from", "to", "check", "expect", "result", "detail / hint")
         for c in cs:
-            mark = "[green]ok[/green]" if c.ok else "[red]FAIL[/red]"
+            mark = styled("ok", "green") if c.ok else styled("FAIL", "red")
             detail = c.detail if c.ok else f"{c.detail} -> {c.tags.get('hint', '')}"
-            t.add_row(mark, c.src, c.dst, c.what, "reach" if c.expect else "must not", c.result, detail[:160])
-        out.print(t)
+            row(t, mark, c.src, c.dst, c.what, "reach" if c.expect else "must not", c.result, detail[:160])
+        show(out, t)
 
 
 def matrix(out: Console, checks: list[Check]) -> None:
@@ -31,25 +30,22 @@ def matrix(out: Console, checks: list[Check]) -> None:
     srcs = sorted({c.src for c in checks}, key=lambda s: (s == "operator", s))
     dsts = sorted({c.dst.split(":")[0] if c.scope in (3, 5) and ":" in c.dst and not c.dst.startswith("http")
                    else c.dst for c in checks})
-    t = Table(title="connectivity matrix (rows: from, columns: to; ok/total)", title_justify="left")
-    t.add_column("from \\ to")
-    for d in dsts:
-        t.add_column(d, justify="center")
+    t = table(out, "connectivity matrix (rows: from, columns: to; ok/total)", "from \\ to", *dsts)
     for s in srcs:
-        row = []
+        cells: list[str | Text] = [s]
         for d in dsts:
             cs = [c for c in checks if c.src == s and (c.dst == d or c.dst.split(":")[0] == d)]
             if not cs:
-                row.append("[dim]·[/dim]")
+                cells.append(styled("·" if out.is_terminal else "-", "dim"))
                 continue
             good = sum(c.ok for c in cs)
-            color = "green" if good == len(cs) else "red"
-            row.append(f"[{color}]{good}/{len(cs)}[/{color}]")
-        t.add_row(s, *row)
-    out.print(t)
+            cells.append(styled(f"{good}/{len(cs)}", "green" if good == len(cs) else "red"))
+        row(t, *cells)
+    show(out, t)
 
 
 def as_json(checks: list[Check], hints: list[str], seconds: float) -> dict[str, Any]:
+    """The JSON form of a verify run (the CLI adds format_version and unreachable hosts)."""
     passed = sum(c.ok for c in checks)
     return {"checks": [c.public() for c in checks], "hints": hints,
             "summary": {"passed": passed, "failed": len(checks) - passed, "seconds": round(seconds, 2)}}
