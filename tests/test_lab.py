@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -152,6 +153,31 @@ def test_proxyjump_through_another_node(lab: tuple[str, str], tmp_path, monkeypa
     try:
         assert t.run("hostname").stdout.strip() == "node3"
         assert "192.168.91.11" in t.run("echo $SSH_CONNECTION").stdout  # it came through node1
+    finally:
+        t.close()
+
+
+def test_two_hop_proxyjump_from_an_included_config(lab: tuple[str, str], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnet.inventory import hosts as resolve
+    from dnet.inventory import loads
+
+    state = LabState.load(lab[0])
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "lab.conf").write_text(
+        f"Host hop1\n  HostName 192.168.91.11\n  User root\n  IdentityFile {state.key}\n"
+        f"Host hop2\n  HostName 192.168.91.12\n  User root\n  IdentityFile {state.key}\n"
+        f"Host far\n  HostName 192.168.91.13\n  ProxyJump hop1,hop2\n  IdentityFile {state.key}\n")
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text("Include conf.d/*.conf\n")  # paramiko alone ignores Include
+    monkeypatch.setenv("DNET_SSH_CONFIG", str(cfg))
+    inv = loads(f"version: 1\ndefaults: {{known_hosts: {state.known_hosts}}}\nhosts:\n  far: {{}}\n").model
+    spec = resolve(inv)["far"]
+    assert (spec.hostname, spec.proxy_jump) == ("192.168.91.13", "hop1,hop2")
+    t = SSHTransport(spec)
+    try:
+        assert t.run("hostname").stdout.strip() == "node3"
+        assert t.run("echo $SSH_CONNECTION").stdout.split()[0] == "192.168.91.12"  # the last hop was node2
     finally:
         t.close()
 

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
-from dnet.inventory import Loaded, load
+from dnet.errors import InventoryError
+from dnet.inventory import Loaded, load, missing_keys
 from dnet.output import err, out, say, styled
 from dnet.transport import Transport
 from dnet.transport.record import Logged
@@ -31,9 +32,14 @@ accept_option = click.option("--accept-new-host-keys", is_flag=True,
                              help="Record unknown SSH host keys (like OpenSSH accept-new); changed keys are refused.")
 
 
-def load_inventory(path: str, quiet: bool = False) -> Loaded:
-    """Load an inventory; warnings go to stderr, errors propagate as InventoryError."""
+def load_inventory(path: str, quiet: bool = False, connect: bool = False) -> Loaded:
+    """Load an inventory; warnings go to stderr, errors propagate as InventoryError.
+
+    With connect (the commands that log in to hosts), an identity_file that does not exist is an error at its line.
+    """
     loaded = load(path)
+    if connect and (missing := missing_keys(loaded)):
+        raise InventoryError(missing)
     if not quiet:
         for w in loaded.warnings:
             click.echo(str(w), err=True)

@@ -30,7 +30,7 @@ from dnet.session import Session
 
 
 def open_session(inventory: str, accept: bool, quiet: bool, verbose: bool) -> Session:
-    loaded = load_inventory(inventory, quiet)
+    loaded = load_inventory(inventory, quiet, connect=True)
     return converge.open_session(loaded, accept, log_to(quiet), command_logger(verbose))
 
 
@@ -48,7 +48,8 @@ def show_plan(plan: Plan, host_errors: dict[str, str]) -> None:
     for wmsg in plan.warnings:
         say(out, styled("warning", "yellow"), f" {wmsg}")
     if not plan.changes and not plan.errors:
-        say(out, "No changes: the hosts match the inventory.")
+        say(out, "No changes on the reachable hosts; the others could not be read." if host_errors
+            else "No changes: the hosts match the inventory.")
     elif plan.changes:
         say(out, f"{len(plan.changes)} changes on {len({c.host for c in plan.changes})} hosts.")
 

@@ -8,7 +8,7 @@ import click
 
 from dnet.cli.common import EXIT_ERROR, inventory_option, json_option, out, print_json, quiet_option, say
 from dnet.errors import InventoryError, Problem
-from dnet.inventory import load
+from dnet.inventory import load, missing_keys
 
 
 def _problem(p: Problem) -> dict[str, Any]:
@@ -30,6 +30,7 @@ def command(inventory: str, as_json: bool, quiet: bool) -> None:
         print_json({"file": inventory, "valid": False, "problems": [_problem(p) for p in exc.problems],
                     "summary": {"errors": len(errors), "warnings": len(exc.problems) - len(errors)}})
         sys.exit(EXIT_ERROR)
+    loaded = loaded._replace(warnings=sorted(loaded.warnings + missing_keys(loaded, "warning")))
     m = loaded.model
     counts = {"hosts": len(m.hosts), "networks": len(m.networks), "services": len(m.services),
               "containers": len(m.containers), "forwards": len(m.forwards)}

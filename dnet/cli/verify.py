@@ -35,7 +35,7 @@ from dnet.verify import report, verify
 def command(inventory: str, as_json: bool, junit_path: str | None, accept_new_host_keys: bool, quiet: bool,
             verbose: bool) -> None:
     """Probe every derived and declared path; exit 0 only when every check holds."""
-    loaded = load_inventory(inventory, quiet)
+    loaded = load_inventory(inventory, quiet, connect=True)
     log = log_to(quiet or as_json)
     with open_session(loaded, accept_new_host_keys, log, command_logger(verbose)) as s:
         checks, hints, seconds = verify(s, log)

@@ -1,8 +1,11 @@
 """Load an inventory file into a validated model, or raise InventoryError with file:line:col."""
 from __future__ import annotations
 
+import copy
 import difflib
+import os
 import typing
+from collections.abc import Callable
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -20,6 +23,7 @@ class Loaded(typing.NamedTuple):
     model: Inventory
     path: str
     warnings: list[Problem]
+    where: Callable[[tuple[Any, ...]], tuple[int, int]] = lambda path: (1, 1)
 
 
 def load(path: str | FsPath) -> Loaded:
@@ -51,14 +55,61 @@ def loads(text: str, filename: str = "<inventory>") -> Loaded:
         return value if key is None or key[0] == value[0] else key
 
     try:
-        model = Inventory.model_validate(data)
+        model: Inventory | None = Inventory.model_validate(data)
+        typed: list[Problem] = []
+        removed: set[str] = set()
+        blocked: set[tuple[Any, ...]] = set()
     except ValidationError as exc:
-        raise InventoryError([_problem(e, keys, values, filename) for e in exc.errors()]) from None
-    found = semantic.check(model, where, filename)
-    errors = [p for p in found if p.severity == "error"]
-    if errors:
-        raise InventoryError(found)
-    return Loaded(model, filename, sorted(found))
+        typed = [_problem(e, keys, values, filename) for e in exc.errors()]
+        model, removed, blocked = _salvage(data, values)
+    found: list[Problem] = []
+    if model is not None:  # reference checks too, so that one run reports every problem of the file
+        def seen(path: tuple[Any, ...]) -> tuple[int, int]:
+            if any(path[:len(b)] == b for b in blocked):
+                return (-1, -1)
+            return where(path)
+
+        found = [p for p in semantic.check(model, seen, filename)
+                 if p.line >= 0 and not any(f"'{name}'" in p.message for name in removed)]
+    problems = typed + [p for p in found if p not in typed]
+    if any(p.severity == "error" for p in problems):
+        raise InventoryError(problems)
+    assert model is not None
+    return Loaded(model, filename, sorted(found), where)
+
+
+NAMED = ("hosts", "groups", "networks", "services", "containers")
+
+
+def _salvage(data: dict[str, Any], values: Positions) -> tuple[Inventory | None, set[str], set[tuple[Any, ...]]]:
+    """Drop what failed validation until the rest validates, so reference checks can still run on it.
+
+    Returns the model (None when a top-level key is broken), the names of entries dropped whole (problems that
+    mention them are left out), and the sections whose list indexes shifted (their problems are left out too).
+    """
+    data = copy.deepcopy(data)
+    removed: set[str] = set()
+    blocked: set[tuple[Any, ...]] = set()
+    for _ in range(20):
+        try:
+            return Inventory.model_validate(data), removed, blocked
+        except ValidationError as exc:
+            paths = {_clean(tuple(e["loc"]), values) for e in exc.errors()}
+        if any(len(p) < 2 for p in paths):
+            return None, removed, blocked
+        for path in sorted(paths, key=lambda p: [str(x) for x in p], reverse=True):
+            parent: Any = data
+            for el in path[:-1]:
+                parent = parent[el]
+            if isinstance(parent, list):
+                blocked.add(path[:1])
+            if len(path) == 2 and path[0] in NAMED:
+                removed.add(str(path[1]))
+            try:
+                del parent[path[-1]]
+            except (KeyError, IndexError, TypeError):
+                return None, removed, blocked
+    return None, removed, blocked
 
 
 def _clean(loc: tuple[Any, ...], values: Positions) -> tuple[Any, ...]:
@@ -130,3 +181,22 @@ def _model_at(tp: Any, path: tuple[Any, ...]) -> Any:
         if found is not None:
             return found
     return None
+
+
+def missing_keys(loaded: Loaded, severity: str = "error") -> list[Problem]:
+    """identity_file entries that name no file on this machine, each at the line that sets it."""
+    inv = loaded.model
+    out: list[Problem] = []
+
+    def check(path: tuple[Any, ...], value: str | None, users: list[str]) -> None:
+        if value and users and not os.path.isfile(os.path.expanduser(value)):
+            line, col = loaded.where(path)
+            who = "every host without its own" if path[0] == "defaults" else f"host '{path[1]}'"
+            out.append(Problem(line, col, f"identity_file '{value}' does not exist on this machine (used by {who}); "
+                               "create the key or point identity_file at an existing one", loaded.path, severity))
+
+    check(("defaults", "identity_file"), inv.defaults.identity_file,
+          [n for n, h in inv.hosts.items() if not h.identity_file])
+    for n, h in inv.hosts.items():
+        check(("hosts", n, "identity_file"), h.identity_file, [n])
+    return out

@@ -1,13 +1,17 @@
 """Effective per-host settings: inventory host > ~/.ssh/config > defaults > built-ins."""
 from __future__ import annotations
 
+import glob
 import os
+import re
+import shlex
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
 
+from dnet.errors import DnetError
 from dnet.inventory.schema import DockerEngine, Inventory
 
 
@@ -34,11 +38,39 @@ class HostSpec:
 
 
 def ssh_config(path: str | None = None) -> paramiko.SSHConfig:
-    """Read the user's ssh_config (empty when there is none)."""
+    """Read the user's ssh_config (empty when there is none), with its Include directives expanded."""
     cfg_path = Path(path or os.environ.get("DNET_SSH_CONFIG", "~/.ssh/config")).expanduser()
     if cfg_path.is_file():
-        return paramiko.SSHConfig.from_path(str(cfg_path))
+        return paramiko.SSHConfig.from_text(expand_includes(cfg_path))
     return paramiko.SSHConfig()
+
+
+INCLUDE = re.compile(r"^\s*include\s*(?:=\s*)?(?P<args>.+?)\s*$", re.IGNORECASE)
+
+
+def expand_includes(path: Path, depth: int = 0) -> str:
+    """The config's text with each `Include` replaced by the files it names (paramiko's parser skips Include).
+
+    Like OpenSSH: relative paths are taken from ~/.ssh (from the config's folder when DNET_SSH_CONFIG points
+    elsewhere), globs are expanded in order, and included lines count as part of the block they appear in.
+    """
+    if depth > 16:
+        raise DnetError(f"{path}: Include nested more than 16 deep (a loop?)")
+    base = path.parent
+    out: list[str] = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        m = INCLUDE.match(line)
+        if not m:
+            out.append(line)
+            continue
+        for arg in shlex.split(m["args"]):
+            pattern = os.path.expanduser(arg)
+            if not os.path.isabs(pattern):
+                pattern = str(base / pattern)
+            for found in sorted(glob.glob(pattern)):
+                if os.path.isfile(found):
+                    out.append(expand_includes(Path(found), depth + 1))
+    return "\n".join(out) + "\n"
 
 
 def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str, HostSpec]:

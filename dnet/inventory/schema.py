@@ -43,6 +43,17 @@ def _command(value: Any) -> Any:
     return value
 
 
+def _address(value: Any) -> Any:
+    """An IP, a DNS name or 'local'; something made only of digits and dots must be a real IPv4 address."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9.]+", value.strip()):
+        try:
+            ipaddress.IPv4Address(value.strip())
+        except ValueError:
+            raise ValueError(f"'{value}' looks like an IPv4 address but is not one "
+                             "(four numbers 0-255 separated by dots)") from None
+    return value
+
+
 IP = Annotated[str, BeforeValidator(_ip)]
 CIDR = Annotated[str, BeforeValidator(_cidr)]
 Labels = Annotated[dict[str, str], BeforeValidator(_str_labels)]
@@ -81,7 +92,7 @@ class Defaults(Model):
 
 
 class Host(Model):
-    address: str | None = None
+    address: Annotated[str, BeforeValidator(_address)] | None = None
     port: Port | None = None
     user: str | None = None
     identity_file: str | None = None

@@ -1,9 +1,11 @@
 """One SSH connection per host, opened once and reused; host keys verified by default."""
 from __future__ import annotations
 
+import errno
 import os
 import select
 import shlex
+import socket
 import threading
 import time
 from pathlib import Path
@@ -55,23 +57,48 @@ def _verify_keys(client: paramiko.SSHClient, extra: str | None, accept_new: bool
 
 
 def _jump(spec: Any, kwargs: dict[str, Any], timeout: int, accept_new: bool) -> Connection | None:
-    """The ProxyJump gateway as a Fabric connection whose host key is verified like any other."""
+    """The ProxyJump chain as Fabric connections, each through the one before, every host key verified.
+
+    `ProxyJump a,b` reaches b through a and the target through b, as OpenSSH does.
+    """
     if not spec.proxy_jump or spec.proxy_jump == "none":
         return None
-    if "," in spec.proxy_jump:
-        raise DnetError(f"{spec.name}: ProxyJump with several hops ({spec.proxy_jump}) is not supported; use one hop")
     from dnet.inventory.resolve import ssh_config
 
-    user, _, hostport = spec.proxy_jump.rpartition("@")
-    host, _, port = hostport.partition(":")
-    cfg = ssh_config().lookup(host)
-    jump_kwargs = dict(kwargs)
-    if cfg.get("identityfile"):
-        jump_kwargs["key_filename"] = [os.path.expanduser(cfg["identityfile"][0])]
-    gw = Connection(cfg.get("hostname", host), user=user or cfg.get("user") or spec.user,
-                    port=int(port or cfg.get("port") or 22), connect_kwargs=jump_kwargs, connect_timeout=timeout)
-    _verify_keys(gw.client, spec.known_hosts, accept_new)
-    return gw
+    config = ssh_config()
+    gateway: Connection | None = None
+    for hop in [h.strip() for h in spec.proxy_jump.split(",") if h.strip()]:
+        user, _, hostport = hop.rpartition("@")
+        host, _, port = hostport.partition(":")
+        cfg = config.lookup(host)
+        jump_kwargs = dict(kwargs)
+        if cfg.get("identityfile"):
+            jump_kwargs["key_filename"] = [os.path.expanduser(cfg["identityfile"][0])]
+        gateway = Connection(cfg.get("hostname", host), user=user or cfg.get("user") or spec.user,
+                             port=int(port or cfg.get("port") or 22), connect_kwargs=jump_kwargs,
+                             connect_timeout=timeout, gateway=gateway)
+        _verify_keys(gateway.client, spec.known_hosts, accept_new)
+    return gateway
+
+
+def advice(exc: BaseException, host: str, port: int) -> str:
+    """Say what went wrong opening a connection and what to check next (never a bare [Errno None])."""
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and exc.errors:
+        exc = next(iter(exc.errors.values()))
+    if isinstance(exc, socket.gaierror):
+        return (f"cannot resolve '{host}' ({exc.strerror}); check the host's address in the inventory "
+                "or its HostName in ~/.ssh/config")
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused: nothing listens on port {port} there; check the port and that sshd runs"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return (f"timed out: check that the address is right and reachable from here and that no firewall drops "
+                f"port {port}")
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "no route to that address; check the address and this machine's routes (or use ProxyJump)"
+    if isinstance(exc, (paramiko.SSHException, EOFError)):
+        return (f"the SSH handshake failed ({exc or type(exc).__name__}); check that port {port} is an SSH server "
+                "and that it allows this client")
+    return f"{exc.strerror if isinstance(exc, OSError) and exc.strerror else exc or type(exc).__name__}"
 
 
 class SSHTransport:
@@ -101,10 +128,12 @@ class SSHTransport:
                             f"{exc.key.get_fingerprint().hex()}); refusing to connect. If the host was rebuilt, "
                             f"remove the old key with ssh-keygen -R and try again") from None
         except paramiko.AuthenticationException as exc:
-            raise DnetError(f"{self.name} ({where}): authentication failed ({exc}); "
-                            "check user and identity_file") from None
+            key = self.spec.identity_file or "your default keys and agent"
+            raise DnetError(f"{self.name} ({where}): authentication failed ({exc}); check that user "
+                            f"'{self.spec.user}' exists there and accepts the key {key} (authorized_keys)") from None
         except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
-            raise DnetError(f"{self.name} ({where}): cannot connect: {exc or type(exc).__name__}") from None
+            raise DnetError(f"{self.name} ({where}): cannot connect: {advice(exc, self.spec.hostname, self.spec.port)}"
+                            ) from None
         with _lock:
             _opened += 1
 
