@@ -5,7 +5,9 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+
+from dnet.inventory.keys import DESCRIPTIONS
 
 Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=63)]
@@ -64,6 +66,18 @@ class Model(BaseModel):
     """Base: unknown keys are errors, instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Attach each field's description from dnet.inventory.keys (kept apart so the models stay short)."""
+        super().__pydantic_init_subclass__(**kwargs)
+        changed = False
+        for name, info in cls.model_fields.items():
+            text = DESCRIPTIONS.get(f"{cls.__name__}.{name}")
+            if text and info.description != text:
+                info.description, changed = text, True
+        if changed:
+            cls.model_rebuild(force=True)
 
 
 class AddressPool(Model):
@@ -196,7 +210,9 @@ class Container(Model):
     image: str
     command: Command | None = None
     networks: list[str] = []
-    ports: list[Annotated[ContainerPort, BeforeValidator(ContainerPort.parse)]] = []
+    ports: list[Annotated[ContainerPort, BeforeValidator(ContainerPort.parse),
+                          WithJsonSchema({"type": "string", "pattern": PORT_RE.pattern,
+                                          "examples": ["9090:80/tcp", "127.0.0.1:8080:80/tcp"]})]] = []
     aliases: list[str] = []
 
 
@@ -264,3 +280,11 @@ class Inventory(Model):
     forwards: list[Forward] = []
     egress: list[Annotated[str, BeforeValidator(_egress)]] = []
     checks: list[Check] = []
+
+
+def json_schema() -> dict[str, Any]:
+    """The inventory's JSON Schema (draft 2020-12), every key described, for editors and the YAML language server."""
+    schema = Inventory.model_json_schema(by_alias=True, mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "dnet inventory",
+            "description": "A dnet inventory: hosts, swarm, networks, workloads, forwards, egress and checks.",
+            **{k: v for k, v in schema.items() if k != "title"}}

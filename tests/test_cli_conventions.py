@@ -1,0 +1,179 @@
+"""CLI conventions: plain text in a pipe, colour only on a terminal (and never with NO_COLOR), JSON shapes,
+every problem of a file in one run, the schema, and the helpers behind them."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import pty
+import select
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from dnet.inventory.keys import DESCRIPTIONS
+from dnet.inventory.resolve import expand_includes, ssh_config
+from dnet.lab import output
+from dnet.lab.state import LabState
+from dnet.transport.ssh import advice
+from tests.conftest import EXAMPLE, ROOT
+from tests.test_cli import dnet
+
+BOX = set("─│┌┐└┘├┤┬┴┼━┃┏┓┗┛╭╮╯╰═║")
+
+
+def on_terminal(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run dnet with stdout on a pseudo-terminal; return what it printed."""
+    main, sub = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "dnet", *args], stdout=sub, stderr=subprocess.DEVNULL, cwd=ROOT,
+                         env={**{k: v for k, v in os.environ.items() if k != "NO_COLOR"}, "COLUMNS": "200",
+                              **(env or {})})
+    os.close(sub)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([main], [], [], 20)
+        if not ready:
+            break
+        try:
+            data = os.read(main, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    p.wait(timeout=20)
+    os.close(main)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_piped_output_is_plain_text() -> None:
+    r = dnet("show", "-i", str(EXAMPLE))
+    assert r.returncode == 0
+    assert "\x1b" not in r.stdout and not BOX & set(r.stdout)
+    host_rows = [ln for ln in r.stdout.splitlines() if ln.startswith("node")]
+    assert len(host_rows) == 3 and all("root@192.168.77.1" in ln for ln in host_rows)  # one line per row
+    assert all(len(ln.rstrip()) <= 80 for ln in r.stdout.splitlines() if not ln.startswith("node"))
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
+    styled = on_terminal("show", "-i", str(EXAMPLE))
+    assert "\x1b[" in styled and BOX & set(styled)
+    plain = on_terminal("show", "-i", str(EXAMPLE), env={"NO_COLOR": "1"})
+    assert "node1" in plain and "\x1b[" not in plain
+
+
+def test_quiet_and_json_everywhere() -> None:
+    assert dnet("validate", "-q", "-i", str(EXAMPLE)).stdout == ""
+    r = dnet("validate", "--json", "-i", str(EXAMPLE))
+    data = json.loads(r.stdout)
+    assert data["format_version"] == 1 and data["valid"] is True and data["summary"]["hosts"] == 3
+    assert json.loads(dnet("show", "--json", "-i", str(EXAMPLE)).stdout)["format_version"] == 1
+    for cmd in (["validate"], ["show"], ["plan"], ["apply"], ["destroy"], ["verify"], ["lab", "up"],
+                ["lab", "down"], ["lab", "status"], ["schema"]):
+        assert "-q, --quiet" in dnet(*cmd, "--help").stdout, cmd
+
+
+def test_every_problem_of_a_file_in_one_run(tmp_path: Path) -> None:
+    bad = tmp_path / "multi.yml"
+    bad.write_text("version: 1\nhosts:\n  a: {address: 10.0.0.1, roles: [manager]}\n"
+                   "  b: {address: 300.0.0.2}\n"
+                   "services:\n  web: {image: x, replicas: three, networks: [nope]}\n"
+                   "containers:\n  c1: {host: zz, image: x}\n")
+    r = dnet("validate", "-i", str(bad))
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.splitlines() == [
+        f"{bad}:4:16: hosts.b.address: '300.0.0.2' looks like an IPv4 address but is not one (four numbers 0-255 "
+        "separated by dots)",
+        f"{bad}:6:29: services.web.replicas: Input should be a valid integer (got 'three')",
+        f"{bad}:6:47: service 'web' uses unknown network 'nope'",
+        f"{bad}:8:14: container 'c1' is on unknown host 'zz'"]
+    data = json.loads(dnet("validate", "--json", "-i", str(bad)).stdout)
+    assert data["valid"] is False and data["summary"]["errors"] == 4
+    assert [p["line"] for p in data["problems"]] == [4, 6, 6, 8]
+
+
+def test_a_missing_identity_file_is_an_error_at_its_line_before_connecting(tmp_path: Path) -> None:
+    inv = tmp_path / "keys.yml"
+    inv.write_text("version: 1\nhosts:\n  a:\n    address: 127.0.0.1\n    port: 1\n"
+                   f"    identity_file: {tmp_path}/nope\n")
+    r = dnet("validate", "-i", str(inv))
+    assert r.returncode == 0 and f"{inv}:6:20: warning: identity_file" in r.stderr
+    r = dnet("plan", "-i", str(inv))
+    assert r.returncode == 1 and r.stderr.startswith(f"{inv}:6:20: identity_file '{tmp_path}/nope' does not exist")
+
+
+def test_connection_errors_say_what_to_check() -> None:
+    assert "cannot resolve 'h.example'" in advice(socket.gaierror(-2, "Name or service not known"), "h.example", 22)
+    refused = advice(ConnectionRefusedError(111, "Connection refused"), "127.0.0.1", 2222)
+    assert "nothing listens on port 2222" in refused and "Errno" not in refused
+    assert "no firewall drops port 22" in advice(TimeoutError(), "127.0.0.1", 22)
+
+
+def test_connection_refused_end_to_end(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("not a key")
+    inv = tmp_path / "inv.yml"
+    with socket.socket() as s:  # a port on loopback that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inv.write_text(f"version: 1\ndefaults: {{identity_file: {key}}}\n"
+                   f"hosts:\n  a: {{address: 127.0.0.1, port: {port}}}\n")
+    r = dnet("plan", "-i", str(inv), "-q")
+    assert r.returncode == 1 and f"nothing listens on port {port}" in r.stdout and "[Errno" not in r.stdout
+
+
+def test_usage_error_exits_2() -> None:
+    assert dnet("lab", "up", "--nodes", "0").returncode == 2
+
+
+def test_schema_describes_every_key_and_accepts_the_example() -> None:
+    schema = json.loads(dnet("schema").stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(yaml.safe_load(EXAMPLE.read_text()), schema)
+    undescribed = [f"{name}.{prop}" for name, d in schema["$defs"].items()
+                   for prop, spec in d.get("properties", {}).items() if not spec.get("description")]
+    undescribed += [p for p, spec in schema["properties"].items() if not spec.get("description")]
+    assert undescribed == []
+    assert len(DESCRIPTIONS) >= 60
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"version": 1, "hosts": {"a": {"adress": "x"}}}, schema)
+
+
+def test_ssh_config_include_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "b.conf").write_text("Host web\n  HostName 127.0.0.5\n  Port 2201\n  User ops\n")
+    (tmp_path / "conf.d" / "a.conf").write_text("Host *\n  ServerAliveInterval 5\n")
+    cfg = tmp_path / "config"
+    cfg.write_text("Include conf.d/*.conf\nHost other\n  HostName 127.0.0.6\n")
+    assert "HostName 127.0.0.5" in expand_includes(cfg)
+    monkeypatch.setenv("DNET_SSH_CONFIG", str(cfg))
+    found = ssh_config().lookup("web")
+    assert (found["hostname"], found["port"], found["user"]) == ("127.0.0.5", "2201", "ops")
+
+
+def test_lab_inventory_keeps_the_example_comments_and_ends_with_a_newline(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DNET_HOME", str(tmp_path))
+    state = LabState.layout("t", "docker", ipaddress.ip_network("192.168.55.0/24"), 4)
+    text = output.inventory(state, output.EXAMPLE)
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    assert "# every host inherits these unless it sets its own" in text and "# a group is a list of hosts" in text
+    data = yaml.safe_load(text)
+    assert data["hosts"]["node1"]["address"] == "192.168.55.11" and data["hosts"]["node4"]["roles"] == ["worker"]
+    assert data["defaults"]["identity_file"] == str(state.key) and data["defaults"]["docker"]["dns"] == ["192.168.55.2"]
+    bare = output.inventory(state)
+    assert bare.endswith("\n") and yaml.safe_load(bare)["hosts"]["node1"]["roles"] == ["manager"]
+
+
+def test_packaged_example_matches_inventories_example() -> None:
+    assert output.EXAMPLE.read_text() == EXAMPLE.read_text()
+
+
+def test_inventories_holds_no_lab_leftovers() -> None:
+    tracked = subprocess.run(["git", "ls-files", "inventories"], capture_output=True, text=True, cwd=ROOT).stdout
+    assert tracked.split() == ["inventories/example.yml"]
