@@ -104,3 +104,14 @@ def test_show_commands_lists_what_apply_sends_without_sending_it() -> None:
     assert net[0][1].startswith("docker network create --driver overlay --subnet 10.77.0.0/24 --attachable "
                                 "--label dnet.managed=true")
     assert "SWMTKN" not in repr(listed)
+
+
+def test_plan_json_matches_the_docs() -> None:
+    from tests import jsondoc
+
+    s, _ = session({})
+    jsondoc.check("plan", {"format_version": 1, **plan(s).public(), "unreachable": {}})
+    text = EXAMPLE.read_text().replace("subnet: 10.78.0.0/24", "subnet: 10.79.0.0/24")
+    from tests.test_facts_plan import world
+
+    jsondoc.check("plan", {"format_version": 1, **diff(world("applied", text)).public(), "unreachable": {}})

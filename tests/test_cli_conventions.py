@@ -21,6 +21,7 @@ from dnet.inventory.resolve import expand_includes, ssh_config
 from dnet.lab import output
 from dnet.lab.state import LabState
 from dnet.transport.ssh import advice
+from tests import jsondoc
 from tests.conftest import EXAMPLE, ROOT
 from tests.test_cli import dnet
 
@@ -177,3 +178,13 @@ def test_packaged_example_matches_inventories_example() -> None:
 def test_inventories_holds_no_lab_leftovers() -> None:
     tracked = subprocess.run(["git", "ls-files", "inventories"], capture_output=True, text=True, cwd=ROOT).stdout
     assert tracked.split() == ["inventories/example.yml"]
+
+
+def test_validate_and_show_json_match_the_docs(tmp_path: Path) -> None:
+    jsondoc.check("validate", json.loads(dnet("validate", "--json", "-i", str(EXAMPLE)).stdout))
+    jsondoc.check("show", json.loads(dnet("show", "--json", "-i", str(EXAMPLE)).stdout), ("hosts",))
+    bad = tmp_path / "bad.yml"
+    bad.write_text("version: 1\nhosts: {a: {port: 0}}\n")
+    jsondoc.check("validate", json.loads(dnet("validate", "--json", "-i", str(bad)).stdout))
+    assert set(jsondoc.examples()) == {"validate", "plan", "plan-show-commands", "apply", "destroy", "verify",
+                                       "lab-status", "show"}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import jsondoc
 from tests.lablib import dnet, dnet_json, http_get, node_sh, write
 
 pytestmark = pytest.mark.lab
@@ -28,8 +29,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
 
 def test_apply_builds_the_example(lab: tuple[str, Path]) -> None:
     name, inv = lab
+    plan = json.loads(dnet("plan", "-i", str(inv), "--json", "--show-commands").stdout)
+    jsondoc.check("plan-show-commands", plan, ("unreachable",))
+    assert all(c["commands"] for c in plan["changes"]) and "SWMTKN" not in json.dumps(plan)
     code, out = dnet_json("apply", "-i", str(inv), "--yes")
     assert code == 0, json.dumps(out)[-3000:]
+    jsondoc.check("apply", out, ("services", "unreachable"))
     assert out["summary"]["failed"] == 0 and out["summary"]["changed"] == 16
     assert out["services"] == {"web": "3/3"}
     nodes = node_sh(name, "node1", "docker node ls --format '{{.Hostname}} {{.ManagerStatus}} {{.Status}}'")
@@ -63,7 +68,9 @@ def test_subnet_change_names_disconnects_and_reconnects(lab: tuple[str, Path], t
     changed = write(tmp_path / "inv.yml", inv.read_text().replace("subnet: 10.78.0.0/24", "subnet: 10.79.0.0/24"))
     r = dnet("plan", "-i", changed, "--detailed-exitcode", "--json")
     assert r.returncode == 2
+    jsondoc.check("plan", json.loads(r.stdout), ("unreachable",))
     c, svc = json.loads(r.stdout)["changes"]
+    assert c["before"]["subnet"] == "10.78.0.0/24" and c["after"]["subnet"] == "10.79.0.0/24"
     assert (c["name"], c["action"]) == ("backnet", "recreate")
     assert (svc["name"], svc["action"]) == ("web", "recreate")
     assert "container db@node3" in c["detail"] and "service web" in c["detail"]
@@ -123,6 +130,7 @@ def test_destroy_removes_only_what_dnet_made(lab: tuple[str, Path]) -> None:
                            "--network theirs dnet/probe:latest >/dev/null")
     code, out = dnet_json("destroy", "-i", str(inv), "--yes", "--leave-swarm")
     assert code == 0, json.dumps(out)[-3000:]
+    jsondoc.check("destroy", out, ("services", "unreachable"))
     for node in ("node1", "node2", "node3"):
         left = node_sh(name, node, "docker ps -aq --filter label=dnet.managed=true; "
                                    "docker network ls -q --filter label=dnet.managed=true; "

@@ -16,6 +16,7 @@ from dnet.inventory import load
 from dnet.lab import dind
 from dnet.lab.state import LabState
 from dnet.transport.ssh import SSHTransport
+from tests import jsondoc
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.lab
@@ -57,6 +58,12 @@ def test_inventory_is_valid_and_pairs_the_example(lab: tuple[str, str]) -> None:
     inv = load(lab[1]).model
     assert [h.address for h in inv.hosts.values()] == ["192.168.91.11", "192.168.91.12", "192.168.91.13"]
     assert inv.defaults.docker.dns == ["192.168.91.2"] and "web" in inv.services and "appnet" in inv.networks
+
+
+def test_status_json_matches_the_docs(lab: tuple[str, str]) -> None:
+    out = json.loads(dnet("lab", "status", "--name", lab[0], "--json").stdout)
+    jsondoc.check("lab-status", out)
+    assert sorted(n["node"] for n in out["nodes"]) == ["node1", "node2", "node3", "upstream"]
 
 
 def test_every_node_answers_over_ssh_with_its_own_engine(lab: tuple[str, str]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests import jsondoc
 from tests.lablib import dnet, dnet_json, node_sh
 
 pytestmark = pytest.mark.lab
@@ -65,6 +66,7 @@ def test_healthy_after_apply(lab: tuple[str, Path], tmp_path: Path) -> None:
     junit = tmp_path / "verify.xml"
     r = dnet("verify", "-i", str(lab[1]), "--json", "--junit", str(junit))
     out = json.loads(r.stdout)
+    jsondoc.check("verify", out, ("unreachable",))
     assert r.returncode == 0 and out["summary"]["failed"] == 0 and out["summary"]["passed"] >= 80
     scopes = {c["scope"] for c in out["checks"]}
     assert scopes == {"inside a container", "same host", "across hosts", "out to the internet", "declared checks"}
