@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -74,7 +76,7 @@ def import_rootfs(root: Path, tag: str, cmd: str, labels: dict[str, str] | None 
 
 def probe_recipe() -> str:
     """A hash of what goes into the probe image (a change rebuilds it)."""
-    text = "|".join([*PROBE_APPLETS, _files("probe-index.html"), _files("probe-fetch"), "p1"])
+    text = "|".join([*PROBE_APPLETS, _files("probe-index.html"), _files("probe-fetch"), "dfping", "p2"])
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -87,6 +89,7 @@ def build_probe_image(force: bool = False) -> float:
     busybox = shutil.which("busybox")
     if not busybox or subprocess.run(["ldd", busybox], capture_output=True).returncode == 0:
         raise DnetError("the probe image needs a static busybox: apt-get install busybox-static")
+    ping = _iputils_ping()
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dnet-probe-") as tmp:
         root = Path(tmp)
@@ -100,5 +103,31 @@ def build_probe_image(force: bool = False) -> float:
         fetch = root / "bin" / "fetch"
         fetch.write_text(_files("probe-fetch"))
         fetch.chmod(0o755)
+        _copy_with_libs(ping, root, "bin/dfping")
         import_rootfs(root, PROBE_IMAGE, '["httpd", "-f", "-p", "80", "-h", "/www"]', {"dnet.recipe": probe_recipe()})
     return time.monotonic() - start
+
+
+def _iputils_ping() -> Path:
+    """iputils' ping: the one that can forbid fragmentation (-M do), for verify's full-size (MTU) probes."""
+    for cand in ("/usr/bin/ping", "/bin/ping", shutil.which("ping") or ""):
+        if cand and os.path.isfile(cand) and not os.path.islink(cand):
+            out = subprocess.run([cand, "-V"], capture_output=True, text=True)
+            if "iputils" in out.stdout + out.stderr:
+                return Path(cand)
+    raise DnetError("the probe image needs iputils' ping (for MTU probes with -M do): apt-get install iputils-ping")
+
+
+def _copy_with_libs(binary: Path, root: Path, dest: str) -> None:
+    """Copy a dynamically linked binary into an image root with the libraries ldd lists, at their own paths."""
+    target = root / dest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(binary, target)
+    listing = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
+    for lib in re.findall(r"(/\S+\.so[.\d]*)", listing):
+        real = Path(lib).resolve()
+        for path in {Path(lib), real}:
+            copy = root / path.relative_to("/")
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            if not copy.exists():
+                shutil.copy2(real, copy)

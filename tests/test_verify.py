@@ -180,3 +180,40 @@ def test_interrupted_verify_leaves_no_probe_containers(lab: tuple[str, Path]) ->
     assert proc.returncode == 130 and "Traceback" not in err, err
     for n in ("node1", "node2", "node3"):
         assert node_sh(name, n, "docker ps -aq --filter label=dnet.probe").strip() == ""
+
+
+def test_lowered_underlay_mtu_on_one_node_is_an_mtu_black_hole(lab: tuple[str, Path]) -> None:
+    name, inv = lab
+    code, checks, hints = run_broken(inv, "node1", name, "ip link set eth0 mtu 1300", "ip link set eth0 mtu 1500")
+    bad = failed(checks)
+    assert code == 1 and bad
+    assert all(c["result"] == "mtu" for c in bad), [(c["check"], c["result"]) for c in bad]
+    assert all("node1" in c.get("pair", "").split(">") or c["on"] == "node1" for c in bad)
+    overlay_via_node1 = [c for c in checks if c.get("mtu") and "net" in c and "node1" in c["pair"].split(">")]
+    assert overlay_via_node1 and all(not c["ok"] for c in overlay_via_node1)
+    assert all(c["ok"] for c in checks if not c.get("mtu"))  # the small checks on the same paths pass
+    assert len(hints) == 1 and "node1 eth0 mtu 1300" in hints[0] and "1250 or less" in hints[0]
+    healthy(inv)  # restored: no false alarm
+
+
+def test_lowered_engine_and_overlay_mtu_that_fit_the_path_pass(lab: tuple[str, Path], tmp_path: Path) -> None:
+    name, inv = lab
+    low = inv.read_text().replace("mtu: 1450", "mtu: 1250")
+    for net in ("appnet", "backnet", "localnet"):
+        low = low.replace(f"  {net}:", f"  {net}:\n    mtu: 1250", 1)
+    fitted = tmp_path / "mtu.yml"
+    fitted.write_text(low)
+    for n in ("node1", "node2", "node3"):  # a VPN-like underlay: 1300 everywhere
+        node_sh(name, n, "ip link set eth0 mtu 1300")
+    try:
+        code, checks, _ = run(inv)  # the 1450 overlay does not fit a 1300 underlay
+        assert code == 1 and {c["result"] for c in failed(checks)} == {"mtu"}
+        code, out = dnet_json("apply", "-i", str(fitted), "--yes")
+        assert code == 0, out
+        assert node_sh(name, "node2", "docker network inspect appnet --format "
+                                      "'{{index .Options \"com.docker.network.driver.mtu\"}}'").strip() == "1250"
+        healthy(fitted)
+    finally:
+        for n in ("node1", "node2", "node3"):
+            node_sh(name, n, "ip link set eth0 mtu 1500")
+        assert dnet_json("apply", "-i", str(inv), "--yes")[0] == 0

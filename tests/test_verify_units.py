@@ -75,3 +75,44 @@ def test_hint_for_daemon_dns() -> None:
         c.result = "unresolved" if bad else ("ok" if c.expect else "timeout")
     hints = explain.hints(cs, facts("applied"))
     assert any("egress DNS fails from edge" in h and "daemon.json" in h for h in hints)
+
+
+def test_full_size_checks_ride_along_every_cross_host_and_egress_path() -> None:
+    cs = checks()
+    mtu = [c for c in cs if c.tags.get("mtu")]
+    overlay = {(c.tags["net"], c.tags["pair"]) for c in mtu if "net" in c.tags}
+    vxlan = {(c.tags["net"], c.tags["pair"]) for c in cs if c.tags.get("vxlan")}
+    assert overlay == vxlan  # one full-size probe per overlay pair that is probed
+    assert {c.tags["pair"] for c in mtu if c.tags.get("underlay")} == {
+        f"{a}>{b}" for a in ("node1", "node2", "node3") for b in ("node1", "node2", "node3") if a != b}
+    egress = [c for c in mtu if c.tags.get("egress") == "mtu"]
+    assert egress and all(c.action == ["mtu", "192.168.77.2"] for c in egress)
+    assert all(c.action[0] == "mtu" and c.expect for c in mtu)
+
+
+def test_a_lost_full_size_packet_is_an_mtu_problem_with_hosts_interfaces_sizes_and_fix() -> None:
+    from dnet.facts import HostFacts
+
+    cs = checks()
+    for c in cs:
+        c.result, c.detail = ("ok" if c.expect else "timeout"), "fine"
+        touches_node1 = "node1" in c.tags.get("pair", "").split(">")
+        if c.tags.get("mtu") and touches_node1:
+            c.result, c.detail = "mtu", "1450-byte packets via eth0 (mtu 1450) do not cross, 84-byte ones do"
+    f = {h: HostFacts(h, mtus={"eth0": 1300 if h == "node1" else 1500}, addresses={"eth0": [f"192.168.77.1{i}"]})
+         for i, h in enumerate(("node1", "node2", "node3"), 1)}
+    addrs = {h: f"192.168.77.1{i}" for i, h in enumerate(("node1", "node2", "node3"), 1)}
+    out = explain.hints(cs, f, addrs)
+    failed = [c for c in cs if not c.ok]
+    assert failed and all(c.result == "mtu" for c in failed)
+    assert len(out) == 1 and all(c.tags["hint"] == out[0] for c in failed)
+    hint = out[0]
+    assert "all through node1" in hint and "node1 eth0 mtu 1300" in hint and "node2 eth0 mtu 1500" in hint
+    assert "1450-byte packets are lost while 84-byte ones cross" in hint
+    assert "to 1250 or less" in hint and "raise the smaller underlay MTU" in hint
+
+
+def test_probe_parses_the_mtu_result() -> None:
+    cs = [Check("c1", 3, "a", "b", "mtu", ["mtu", "10.0.0.2"])]
+    probe.parse("@@ c1 mtu 1450-byte packets via eth0 (mtu 1450) do not cross, 84-byte ones do; path MTU 1250\n", cs)
+    assert cs[0].result == "mtu" and not cs[0].ok and "path MTU 1250" in cs[0].detail

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ S nat; iptables -w -t nat -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'
 S filter; iptables -w -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'
 S routes; ip -4 -o route 2>/dev/null
 S ipvs; [ -e /proc/net/ip_vs ] && echo yes || echo no
+S links; ip -o link 2>/dev/null
+S addrs; ip -o -4 addr 2>/dev/null
 S end
 """
 
@@ -59,6 +62,12 @@ class HostFacts:
     filter_rules: list[str] = field(default_factory=list)
     routes: list[str] = field(default_factory=list)
     ipvs: bool = False
+    mtus: dict[str, int] = field(default_factory=dict)  # interface -> MTU
+    addresses: dict[str, list[str]] = field(default_factory=dict)  # interface -> IPv4 addresses
+
+    def interface_of(self, address: str) -> str | None:
+        """The interface that holds an address (the host's underlay interface for its own address)."""
+        return next((i for i, addrs in self.addresses.items() if address in addrs), None)
 
     @property
     def swarm_state(self) -> str:
@@ -212,7 +221,24 @@ def parse(host: str, text: str) -> HostFacts:
     f.filter_rules = [ln for ln in sec.get("filter", "").splitlines() if ln.strip()]
     f.routes = [ln for ln in sec.get("routes", "").splitlines() if ln.strip()]
     f.ipvs = sec.get("ipvs", "").strip() == "yes"
+    f.mtus, f.addresses = links(sec.get("links", "")), addrs(sec.get("addrs", ""))
     return f
+
+
+def links(text: str) -> dict[str, int]:
+    """`ip -o link` -> interface -> MTU ("2: eth0@if9: <...> mtu 1500 qdisc ...")."""
+    out: dict[str, int] = {}
+    for m in re.finditer(r"^\d+: ([^:@\s]+)(?:@\S+)?: .*? mtu (\d+)", text, re.M):
+        out[m[1]] = int(m[2])
+    return out
+
+
+def addrs(text: str) -> dict[str, list[str]]:
+    """`ip -o -4 addr` -> interface -> addresses ("2: eth0    inet 192.168.77.11/24 brd ...")."""
+    out: dict[str, list[str]] = {}
+    for m in re.finditer(r"^\d+: (\S+)\s+inet ([0-9.]+)/", text, re.M):
+        out.setdefault(m[1], []).append(m[2])
+    return out
 
 
 def gather(t: Transport, images: list[str]) -> HostFacts:

@@ -32,6 +32,8 @@ DESCRIPTIONS: dict[str, str] = {
  "Network.attachable": "Overlay only: plain containers may join it.",
  "Network.internal": "No route out of the network (no NAT to the outside).",
  "Network.encrypted": "Overlay only: IPsec-encrypt VXLAN traffic (needs ESP between hosts).",
+ "Network.mtu": ("MTU of the network's interfaces (576-9216); for an overlay, at most the underlay's path "
+                 "MTU minus 50 (76 encrypted)."),
  "Network.hosts": "Bridge only: host or group names to create it on (default: every host).",
  "ServicePort.published": "Port published on the hosts.",
  "ServicePort.target": "Port inside the task's container.",

@@ -138,6 +138,7 @@ class Network(Model):
     attachable: bool = False
     internal: bool = False
     encrypted: bool = False
+    mtu: Annotated[int, Field(strict=True, ge=576, le=9216)] | None = None
     hosts: list[str] = []
 
     @model_validator(mode="after")

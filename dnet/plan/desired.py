@@ -55,9 +55,17 @@ class NetworkSpec(Spec):
     attachable: bool
     internal: bool
     encrypted: bool
+    mtu: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = super().as_dict()
+        if self.mtu is None:  # absent, so that networks made before the key existed keep their hash
+            del out["mtu"]
+        return out
 
     def describe(self) -> str:
         flags = [f for f in ("attachable", "internal", "encrypted") if getattr(self, f)]
+        flags += [f"mtu {self.mtu}"] if self.mtu else []
         return f"{self.driver} {self.subnet or 'auto'}" + (f" ({', '.join(flags)})" if flags else "")
 
 
@@ -113,7 +121,7 @@ class ForwardRule:
 
 
 def network_spec(net: Network) -> NetworkSpec:
-    return NetworkSpec(net.driver, net.subnet, net.gateway, net.attachable, net.internal, net.encrypted)
+    return NetworkSpec(net.driver, net.subnet, net.gateway, net.attachable, net.internal, net.encrypted, net.mtu)
 
 
 def labels(kind: Literal["network", "container", "service"], spec: Spec) -> dict[str, str]:

@@ -23,6 +23,8 @@ def create_args(name: str, spec: d.NetworkSpec) -> list[str]:
         args.append("--internal")
     if spec.encrypted:
         args += ["--opt", "encrypted"]
+    if spec.mtu:
+        args += ["--opt", f"com.docker.network.driver.mtu={spec.mtu}"]
     for k, v in d.labels("network", spec).items():
         args += ["--label", f"{k}={v}"]
     return [*args, name]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from dnet.inventory.resolve import address_of
 from dnet.inventory.schema import URL_RE
 from dnet.session import Session
 from dnet.transport.base import quote
@@ -35,5 +36,5 @@ def verify(s: Session, log: Log) -> tuple[list[Check], list[str], float]:
     checks = derive(s.loaded.model, s.specs, s.facts, egress_addresses(s))
     log(f"{len(checks)} checks derived; probing")
     probe.run(checks, s.transports, log)
-    hints = explain.hints(checks, s.facts)
+    hints = explain.hints(checks, s.facts, {h: address_of(spec) for h, spec in s.specs.items()})
     return checks, hints, time.monotonic() - start

@@ -61,7 +61,7 @@ class Builder:
     def add(self, scope: int, src: str, dst: str, what: str, action: Sequence[str | int], where: tuple[str, ...],
             expect: bool = True, **tags: str) -> None:
         self.checks.append(Check(f"c{len(self.checks) + 1}", scope, src, dst, what, [str(a) for a in action], expect,
-                                 where, dict(tags)))
+                                 where, {k: v for k, v in tags.items() if v}))  # an empty tag is no tag
 
 
 def _from(i: Instance) -> tuple[str, ...]:
@@ -133,6 +133,9 @@ def _across(b: Builder, inv: Inventory, insts: list[Instance], kinds: Mapping[st
             b.add(3, a.name, c.name, f"dns {c.workload}", ["dns", c.workload, "" if vip else want], _from(a),
                   net=net, pair=pair)
             _probe_target(b, 3, a, c.name, ip, c.ports, True, vxlan="true", net=net, pair=pair)
+            enc = "true" if inv.networks[net].encrypted else ""
+            b.add(3, a.name, c.name, f"mtu {ip} (full-size, no fragmenting)", ["mtu", ip], _from(a), mtu="true",
+                  net=net, pair=pair, encrypted=enc)
     others = list(addr)
     for name, ctr in inv.containers.items():
         for p in ctr.ports:
@@ -147,6 +150,7 @@ def _across(b: Builder, inv: Inventory, insts: list[Instance], kinds: Mapping[st
         to_ip = addr.get(f.to_host, f.to_host)
         b.add(3, "operator", f"{f.host}:{f.listen}", f"forward reaches {f.to}",
               ["same", addr[f.host], f.listen, to_ip, f.to_port], ("operator",), forward="true")
+    _underlay_mtu(b, inv, addr, facts)
     swarm_members = swarm_hosts(inv)
     managers = [h for h in swarm_members if "manager" in inv.hosts[h].roles]
     for h1, h2 in itertools.permutations(swarm_members, 2):
@@ -155,6 +159,17 @@ def _across(b: Builder, inv: Inventory, insts: list[Instance], kinds: Mapping[st
         b.add(3, h1, h2, "swarm gossip 7946/tcp", ["tcp", addr[h2], 7946], ("host", h1), swarm="gossip")
         if h2 in managers:
             b.add(3, h1, h2, "swarm control 2377/tcp", ["tcp", addr[h2], 2377], ("host", h1), swarm="control")
+
+
+def _underlay_mtu(b: Builder, inv: Inventory, addr: dict[str, str], facts: dict[str, HostFacts]) -> None:
+    """Full-size packets between every pair of hosts that published ports, forwards or VXLAN cross."""
+    targets = set(swarm_hosts(inv)) | {c.host for c in inv.containers.values() if c.ports} | \
+        {f.host for f in inv.forwards} | {f.to_host for f in inv.forwards if f.to_host in inv.hosts}
+    hosts = sorted(h for h in targets if h in addr)
+    for h1, h2 in itertools.permutations(hosts, 2):
+        if h1 in facts:
+            b.add(3, h1, h2, f"mtu {addr[h2]} (full-size, no fragmenting)", ["mtu", addr[h2]], ("host", h1),
+                  mtu="true", underlay="true", pair=f"{h1}>{h2}")
 
 
 def _published(b: Builder, hosts: list[str], addr: dict[str, str], on: str, port: int, what: str,
@@ -178,6 +193,8 @@ def _out(b: Builder, inv: Inventory, insts: list[Instance], egress_ips: dict[str
                 if host in egress_ips:
                     by_ip = re.sub(r"//[^/:]+", f"//{egress_ips[host]}", url, count=1)
                     b.add(4, i.name, url, f"http {by_ip} (by IP)", ["http", by_ip], _from(i), egress="ip")
+                    b.add(4, i.name, url, f"mtu {egress_ips[host]} (full-size, no fragmenting)",
+                          ["mtu", egress_ips[host]], _from(i), egress="mtu", mtu="true")
             else:
                 b.add(4, i.name, url, f"http {url} (internal only)", ["http", url], _from(i), False, egress="internal")
 

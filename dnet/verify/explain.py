@@ -1,6 +1,7 @@
 """Turn patterns of failures into likely causes."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from dnet.facts import HostFacts
@@ -12,7 +13,7 @@ KIND = {"refused": "connection refused: nothing listens there (stopped container
         "wrong": "wrong answer", "error": "could not probe"}
 
 
-def hints(checks: list[Check], facts: dict[str, HostFacts]) -> list[str]:
+def hints(checks: list[Check], facts: dict[str, HostFacts], addrs: dict[str, str] | None = None) -> list[str]:
     """Likely causes, most specific first; each also lands on the checks it explains."""
     out: list[str] = []
     failed = [c for c in checks if not c.ok]
@@ -22,11 +23,15 @@ def hints(checks: list[Check], facts: dict[str, HostFacts]) -> list[str]:
         for c in cs:
             c.tags.setdefault("hint", text)
 
-    overlay = [c for c in failed if "pair" in c.tags]
+    mtu = [c for c in failed if c.result == "mtu"]
+    if mtu:
+        note(mtu, mtu_hint(mtu, checks, facts, addrs or {}))
+    overlay = [c for c in failed if "pair" in c.tags and c.result != "mtu"]
     if overlay:
         nodes = Counter(n for c in overlay for n in set(c.tags["pair"].split(">")))
         suspect, count = nodes.most_common(1)[0]
-        fine = [c for c in checks if "pair" in c.tags and c.ok and suspect not in c.tags["pair"].split(">")]
+        fine = [c for c in checks if "pair" in c.tags and c.ok and suspect not in c.tags["pair"].split(">")
+                and c.result != "mtu"]
         if count == len(overlay) and (fine or len(nodes) <= 2):
             note(overlay, f"overlay traffic fails only between {suspect} and other hosts: VXLAN (4789/udp) or gossip "
                           f"(7946) is blocked on {suspect}, or its MTU does not match")
@@ -61,3 +66,41 @@ def hints(checks: list[Check], facts: dict[str, HostFacts]) -> list[str]:
     for c in failed:
         c.tags.setdefault("hint", KIND.get(c.result, "") if c.expect else "reachable, but must not be")
     return out
+
+
+def _sent(c: Check) -> int:
+    """The packet size a failed MTU probe sent (from its detail: "1450-byte packets via eth0 ...")."""
+    m = re.match(r"(\d+)-byte", c.detail)
+    return int(m[1]) if m else 0
+
+
+def mtu_hint(mtu: list[Check], checks: list[Check], facts: dict[str, HostFacts], addrs: dict[str, str]) -> str:
+    """Name the hosts and interfaces on the failing paths, the sizes that passed and failed, and the fix."""
+    hosts = Counter(h for c in mtu for h in (c.tags["pair"].split(">") if "pair" in c.tags else [c.where[1]]))
+    suspect = hosts.most_common(1)[0][0]
+    links = []
+    for h in sorted(hosts):
+        f = facts.get(h)
+        iface = f.interface_of(addrs.get(h, "")) if f else None
+        if f and iface and iface in f.mtus:
+            links.append((h, iface, f.mtus[iface]))
+    underlay = ", ".join(f"{h} {i} mtu {m}" for h, i, m in links) or "interfaces not read"
+    sizes = sorted({_sent(c) for c in mtu if _sent(c)})
+    overhead = 76 if any(c.tags.get("encrypted") for c in mtu) else 50
+    overlay = [c for c in mtu if "net" in c.tags]
+    path = min((m for _, _, m in links), default=0)
+    what = f"{', '.join(map(str, sizes))}-byte packets" if sizes else "full-size packets"
+    text = (f"MTU black hole: {what} are lost while 84-byte ones cross, on {len(mtu)} paths, all through "
+            f"{suspect}. Underlay: {underlay}.")
+    if overlay and path:
+        names = sorted({c.tags["net"] for c in overlay})
+        nets = f"Overlay {names[0]} needs its" if len(names) == 1 else f"Overlays {', '.join(names)} need their"
+        text += (f" {nets} MTU + {overhead} bytes (VXLAN{' + ESP' if overhead == 76 else ''}) on "
+                 f"every underlay link. Fix: lower the engine MTU (defaults.docker.mtu) and the overlay's "
+                 f"(networks.NAME.mtu) to {path - overhead} or less, or raise the smaller underlay MTU")
+    elif path:
+        text += f" Fix: raise the smaller underlay MTU to match the others, or lower the others to {path}"
+    else:
+        text += " Fix: lower the engine and overlay MTU below the path MTU, or raise the underlay MTU"
+    low = min(links, key=lambda x: x[2]) if links else None
+    return text + (f" ({low[0]} {low[1]} is {low[2]})." if low and path else ".")

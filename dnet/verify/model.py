@@ -37,7 +37,7 @@ class Check:
     expect: bool = True
     where: tuple[str, ...] = ()  # ("ctr", host, cid) | ("host", host) | ("operator",)
     tags: dict[str, str] = field(default_factory=dict)
-    result: str = "pending"  # ok | unresolved | refused | timeout | wrong | error
+    result: str = "pending"  # ok | unresolved | refused | timeout | wrong | mtu | error
     detail: str = ""
 
     @property

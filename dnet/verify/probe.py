@@ -26,6 +26,13 @@ dns() { o=$(timeout 4 nslookup "$2" 2>&1)
 http() { o=$(timeout 5 wget -qO- "$2" 2>&1); rc=$?; if [ $rc = 0 ]; then r "$1" ok "$(printf '%s' "$o" | head -c 60)";
   elif [ $rc -ge 124 ]; then r "$1" timeout "no answer within 5s"; else cls "$1" "$o"; fi; }
 ping() { o=$(command ping -c1 -W2 "$2" 2>&1) && r "$1" ok "reply" || r "$1" timeout "no reply"; }
+mtu() { dev=$(ip route get "$2" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -1)
+  m=$(cat "/sys/class/net/$dev/mtu" 2>/dev/null)
+  if [ -z "$m" ]; then r "$1" error "no route to $2 from here"; return; fi
+  if ! command ping -c1 -W2 "$2" >/dev/null 2>&1; then r "$1" timeout "small packets get no reply either"; return; fi
+  o=$(dfping -n -c1 -W2 -M do -s $((m - 28)) "$2" 2>&1) && { r "$1" ok "$m-byte packets via $dev cross"; return; }
+  p=$(printf '%s' "$o" | sed -n 's/.*mtu *= *\([0-9]*\).*/\1/p' | head -1)
+  r "$1" mtu "$m-byte packets via $dev (mtu $m) do not cross, 84-byte ones do${p:+; path MTU $p}"; }
 arp() { command ping -c1 -W1 "$2" >/dev/null 2>&1; o=$(ip neigh show "$2" 2>&1)
   case "$o" in *lladdr*) r "$1" ok "$o";; *) r "$1" wrong "no neighbour entry for $2 (${o:-empty})";; esac; }
 """
