@@ -160,3 +160,15 @@ def test_plan_json_has_no_payloads() -> None:
     plan = diff(world("fresh"))
     text = json.dumps(plan.public())
     assert "SWMTKN" not in text and '"data"' not in text
+
+
+def test_a_labs_own_networks_are_never_pruned_or_destroyed() -> None:
+    from dnet.plan.destroy import destroy
+
+    w = world("applied")
+    lab_net = NetworkFact({"dnet.managed": "true", "dnet.lab": "demo"}, "labid", "dnet-lab-demo", "bridge", "local",
+                          ["192.168.77.0/24"], False, False)
+    w.facts["node2"].networks.append(lab_net)
+    assert not [c for c in diff(w).changes if c.name == "dnet-lab-demo"]
+    assert not [c for c in destroy(w, leave_swarm=False).changes if c.name == "dnet-lab-demo"]
+    assert [c.name for c in destroy(w, leave_swarm=False).changes if c.kind == "network"]  # its own still go

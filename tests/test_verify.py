@@ -31,15 +31,27 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     dnet("lab", "down", "--name", name)
 
 
-def run(inv: Path) -> tuple[int, list[dict[str, Any]], list[str]]:
+Run = tuple[int, list[dict[str, Any]], list[str], list[dict[str, Any]]]
+
+
+def run(inv: Path) -> Run:
+    """Verify; return the exit code, checks, hints and findings."""
     code, out = dnet_json("verify", "-i", str(inv))
     assert out["checks"], "no checks ran"
     assert all(c["result"] != "pending" for c in out["checks"])
-    return code, out["checks"], out["hints"]
+    return code, out["checks"], out["hints"], out["findings"]
 
 
-def run_broken(inv: Path, node: str, lab: str, breaker: str, mender: str) -> tuple[int, list[dict[str, Any]],
-                                                                                   list[str]]:
+def one_finding(found: list[dict[str, Any]], checks: list[dict[str, Any]], cause: str) -> dict[str, Any]:
+    """The single finding whose cause contains `cause`; it lists every failed check, and no other finding exists."""
+    assert len(found) == 1, [f["cause"] for f in found]
+    f = found[0]
+    assert cause in f["cause"], f
+    assert len(f["checks"]) == len(failed(checks))
+    return f
+
+
+def run_broken(inv: Path, node: str, lab: str, breaker: str, mender: str) -> Run:
     """Break something on a node over SSH, verify, and mend it again whatever happened."""
     node_sh(lab, node, breaker)
     try:
@@ -55,10 +67,11 @@ def failed(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def healthy(inv: Path) -> None:
     deadline = time.monotonic() + 60
     while True:
-        code, checks, _ = run(inv)
+        code, checks, _, found = run(inv)
         if code == 0 or time.monotonic() > deadline:
             break
         time.sleep(2)
+    assert found == [], found
     assert code == 0, [(c["from"], c["to"], c["check"], c["result"], c["detail"]) for c in failed(checks)]
 
 
@@ -81,7 +94,7 @@ def test_healthy_after_apply(lab: tuple[str, Path], tmp_path: Path) -> None:
 def test_blocked_vxlan_on_one_node(lab: tuple[str, Path]) -> None:
     name, inv = lab
     rule = "INPUT -p udp --dport 4789 -j DROP"
-    code, checks, hints = run_broken(inv, "node1", name, f"iptables -I {rule}", f"iptables -D {rule}")
+    code, checks, hints, found = run_broken(inv, "node1", name, f"iptables -I {rule}", f"iptables -D {rule}")
     assert code == 1
     vxlan_node1 = [c for c in checks if c.get("vxlan") and "node1" in c["pair"].split(">")]
     assert vxlan_node1 and all(not c["ok"] for c in vxlan_node1)
@@ -90,12 +103,15 @@ def test_blocked_vxlan_on_one_node(lab: tuple[str, Path]) -> None:
             (c["scope"] == "declared checks" and c["to"] == "db:5432"), c
     assert all(c["ok"] for c in checks if c.get("vxlan") and "node1" not in c["pair"].split(">"))
     assert any("VXLAN (4789/udp)" in h and "node1" in h for h in hints)
+    f = one_finding(found, checks, "a firewall rule on node1 drops udp/4789 (INPUT chain)")
+    assert f["hosts"] == ["node1"] and any("--dport 4789 -j DROP" in e for e in f["evidence"])
     healthy(inv)
 
 
 def test_stopped_container(lab: tuple[str, Path]) -> None:
     name, inv = lab
-    code, checks, _ = run_broken(inv, "node2", name, "docker stop -t 1 edge >/dev/null", "docker start edge >/dev/null")
+    code, checks, _, found = run_broken(inv, "node2", name, "docker stop -t 1 edge >/dev/null",
+                                        "docker start edge >/dev/null")
     assert code == 1
     bad = failed(checks)
     to_edge = [c for c in bad if c["to"] in ("node2:9090", "node1:8443")]
@@ -105,6 +121,8 @@ def test_stopped_container(lab: tuple[str, Path]) -> None:
         assert c["from"] == "edge" or c["to"] in ("node2:9090", "node1:8443"), c
     assert all(c["result"] in ("refused", "unresolved", "error", "wrong") for c in bad)
     assert all(c["ok"] for c in checks if c["from"].startswith("web") and c["scope"] != "same host")
+    f = one_finding(found, checks, "container edge on node2 is not running (exited")
+    assert f["hosts"] == ["node2"] and "docker logs edge" in f["fix"]
     healthy(inv)
 
 
@@ -112,7 +130,7 @@ def test_published_port_without_dnat_and_proxy(lab: tuple[str, Path]) -> None:
     name, inv = lab
     breaker = ("iptables -t nat -S DOCKER | grep -- '--dport 9090 ' | sed 's/^-A/-D/' | "
                "while read -r r; do eval iptables -t nat $r; done; pkill -f '[d]ocker-proxy.*-host-port 9090'; true")
-    code, checks, _ = run_broken(inv, "node2", name, breaker, "docker restart -t 1 edge >/dev/null")
+    code, checks, _, _ = run_broken(inv, "node2", name, breaker, "docker restart -t 1 edge >/dev/null")
     assert code == 1
     bad = failed(checks)
     assert {c["to"] for c in bad} <= {"node2:9090", "node1:8443"}
@@ -129,7 +147,7 @@ docker start edge >/dev/null""")  # a killed engine does not always restart unle
     try:
         deadline = time.monotonic() + 90
         while True:  # the engine restarted: wait until edge and node2's web task run again
-            code, checks, hints = run(inv)
+            code, checks, hints, found = run(inv)
             if not any(c["result"] == "error" for c in checks) or time.monotonic() > deadline:
                 break
             time.sleep(2)
@@ -141,6 +159,10 @@ docker start edge >/dev/null""")  # a killed engine does not always restart unle
         assert all(c["ok"] for c in on2 if c["egress"] == "ip")
         assert all(c["ok"] for c in egress if c["on"] != "node2")
         assert any("egress DNS fails from" in h and "edge" in h for h in hints)
+        f = next(f for f in found if "DNS server" in f["cause"])
+        assert f["hosts"] == ["node2"] and f"{NET}.3" in f["cause"]
+        assert f"node2: {NET}.3 does not answer a query from the host" in f["evidence"]
+        assert all("edge" in c or "web" in c for c in f["checks"])
     finally:
         code, out = dnet_json("apply", "-i", str(inv), "--yes")  # dnet puts the declared DNS back
         assert code == 0 and any(c["kind"] == "daemon" and c["host"] == "node2" for c in out["changes"])
@@ -149,12 +171,51 @@ docker start edge >/dev/null""")  # a killed engine does not always restart unle
 
 def test_internal_network_with_a_way_out(lab: tuple[str, Path]) -> None:
     name, inv = lab
-    code, checks, hints = run_broken(inv, "node3", name, "docker network connect bridge db",
+    code, checks, hints, found = run_broken(inv, "node3", name, "docker network connect bridge db",
                                     "docker network disconnect bridge db")
     assert code == 1
     leak = [c for c in checks if c["from"] == "db" and c["scope"] == "out to the internet"]
     assert leak and all(c["expect"] == "unreachable" and not c["ok"] and c["result"] == "ok" for c in leak)
     assert any("has a way out" in h for h in hints)
+    f = next(f for f in found if "db on node3 reaches the internet although its declared networks are internal"
+             in f["cause"])
+    assert all(c.startswith("db -> ") for c in f["checks"])
+    assert any("not declared: bridge" in e for e in f["evidence"])
+    healthy(inv)
+
+
+def test_ip_forward_off(lab: tuple[str, Path]) -> None:
+    name, inv = lab
+    code, checks, _, found = run_broken(inv, "node2", name, "sysctl -qw net.ipv4.ip_forward=0",
+                                        "sysctl -qw net.ipv4.ip_forward=1")
+    assert code == 1
+    f = one_finding(found, checks, "IP forwarding is off on node2")
+    assert f["evidence"] == ["node2: net.ipv4.ip_forward = 0"] and f["hosts"] == ["node2"]
+    assert any("edge ->" in c for c in f["checks"]) and any("node2:9090" in c for c in f["checks"])
+    assert not any("host is down" in c.get("hint", "") for c in checks)
+    healthy(inv)
+
+
+def test_missing_masquerade_for_a_subnet(lab: tuple[str, Path]) -> None:
+    name, inv = lab
+    save = "iptables -t nat -S POSTROUTING | grep -- '-s 172.30.0.0/24 ' > /tmp/masq"
+    breaker = f"{save}; sed 's/^-A/-D/' /tmp/masq | while read -r r; do eval iptables -t nat $r; done"
+    mender = "while read -r r; do eval iptables -t nat $r; done < /tmp/masq"
+    code, checks, _, found = run_broken(inv, "node2", name, breaker, mender)
+    assert code == 1
+    f = one_finding(found, checks, "no NAT (MASQUERADE) for 172.30.0.0/24 on node2")
+    assert all(c.startswith("edge -> ") for c in f["checks"])
+    assert "node2: ip_forward is on" in f["ruled_out"]
+    healthy(inv)
+
+
+def test_service_below_its_replica_count(lab: tuple[str, Path]) -> None:
+    name, inv = lab
+    code, _, _, found = run_broken(inv, "node1", name, "docker service scale --detach web=2 >/dev/null",
+                                        "docker service scale --detach web=3 >/dev/null")
+    assert code == 1
+    f = next(f for f in found if f["cause"] == "service web runs 2 of 3 tasks")
+    assert "docker service ps web" in f["fix"]
     healthy(inv)
 
 
@@ -184,7 +245,8 @@ def test_interrupted_verify_leaves_no_probe_containers(lab: tuple[str, Path]) ->
 
 def test_lowered_underlay_mtu_on_one_node_is_an_mtu_black_hole(lab: tuple[str, Path]) -> None:
     name, inv = lab
-    code, checks, hints = run_broken(inv, "node1", name, "ip link set eth0 mtu 1300", "ip link set eth0 mtu 1500")
+    code, checks, hints, found = run_broken(inv, "node1", name, "ip link set eth0 mtu 1300",
+                                            "ip link set eth0 mtu 1500")
     bad = failed(checks)
     assert code == 1 and bad
     assert all(c["result"] == "mtu" for c in bad), [(c["check"], c["result"]) for c in bad]
@@ -193,6 +255,8 @@ def test_lowered_underlay_mtu_on_one_node_is_an_mtu_black_hole(lab: tuple[str, P
     assert overlay_via_node1 and all(not c["ok"] for c in overlay_via_node1)
     assert all(c["ok"] for c in checks if not c.get("mtu"))  # the small checks on the same paths pass
     assert len(hints) == 1 and "node1 eth0 mtu 1300" in hints[0] and "1250 or less" in hints[0]
+    f = one_finding(found, checks, "MTU black hole")
+    assert "node1" in f["hosts"] and any("node1 eth0 mtu 1300" in e for e in f["evidence"])
     healthy(inv)  # restored: no false alarm
 
 
@@ -206,7 +270,7 @@ def test_lowered_engine_and_overlay_mtu_that_fit_the_path_pass(lab: tuple[str, P
     for n in ("node1", "node2", "node3"):  # a VPN-like underlay: 1300 everywhere
         node_sh(name, n, "ip link set eth0 mtu 1300")
     try:
-        code, checks, _ = run(inv)  # the 1450 overlay does not fit a 1300 underlay
+        code, checks, _, _ = run(inv)  # the 1450 overlay does not fit a 1300 underlay
         assert code == 1 and {c["result"] for c in failed(checks)} == {"mtu"}
         code, out = dnet_json("apply", "-i", str(fitted), "--yes")
         assert code == 0, out

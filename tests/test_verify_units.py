@@ -116,3 +116,60 @@ def test_probe_parses_the_mtu_result() -> None:
     cs = [Check("c1", 3, "a", "b", "mtu", ["mtu", "10.0.0.2"])]
     probe.parse("@@ c1 mtu 1450-byte packets via eth0 (mtu 1450) do not cross, 84-byte ones do; path MTU 1250\n", cs)
     assert cs[0].result == "mtu" and not cs[0].ok and "path MTU 1250" in cs[0].detail
+
+
+EVIDENCE = """
+@@dnet:ip_forward
+0
+@@dnet:filter
+-P INPUT ACCEPT
+-A INPUT -p udp -m udp --dport 4789 -j DROP
+-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A DOCKER-USER -p tcp -m tcp --dport 9090 -j REJECT --reject-with icmp-port-unreachable
+-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+@@dnet:nat
+-P POSTROUTING ACCEPT
+-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+-A POSTROUTING -s 172.18.0.0/16 ! -o docker_gwbridge -j MASQUERADE
+@@dnet:dns
+192.168.77.2 yes
+192.168.77.3 no
+@@dnet:end
+"""
+
+
+def test_evidence_is_parsed_from_one_batched_read() -> None:
+    from dnet.facts.evidence import parse as parse_evidence
+
+    ev = parse_evidence("node2", EVIDENCE)
+    assert ev.ip_forward is False
+    assert [(r.chain, r.protocol, r.port) for r in ev.drops] == [("INPUT", "udp", 4789), ("DOCKER-USER", "tcp", 9090)]
+    assert ev.masquerade == ["172.17.0.0/16", "172.18.0.0/16"] and not ev.masqueraded("172.30.0.0/24")
+    assert ev.dns == {"192.168.77.2": True, "192.168.77.3": False}
+
+
+def test_findings_name_the_cause_host_evidence_and_checks() -> None:
+    from dnet.facts.evidence import parse as parse_evidence
+    from dnet.verify.findings import Ctx, find
+
+    inv = loads(EXAMPLE.read_text()).model
+    cs = checks()
+    for c in cs:
+        c.result, c.detail = ("ok" if c.expect else "timeout"), "fine"
+        if c.tags.get("published") and c.dst.startswith("node2:"):
+            c.result, c.detail = "timeout", "node2:9090 timed out"
+    ev = {"node2": parse_evidence("node2", EVIDENCE.replace("0\n@@dnet:filter", "0\n@@dnet:filterx"))}
+    ctx = Ctx(inv, facts("applied"), ev, {}, {i.name: i for i in instances(inv, facts("applied"))}, 4789)
+    found = find(cs, ctx)
+    assert [f.cause for f in found] == ["IP forwarding is off on node2: the kernel routes nothing between its "
+                                        "containers and the network"]
+    assert found[0].evidence == ["node2: net.ipv4.ip_forward = 0"] and found[0].hosts == ["node2"]
+    assert set(found[0].checks) == {c.id for c in cs if not c.ok}
+    ev["node2"].ip_forward = True  # then the DOCKER-USER rule on 9090 is the cause
+    ev["node2"] = parse_evidence("node2", EVIDENCE.replace("@@dnet:ip_forward\n0", "@@dnet:ip_forward\n1"))
+    for c in cs:
+        c.tags.pop("finding", None)
+    found = find(cs, ctx)
+    assert found[0].cause == "a firewall rule on node2 drops tcp/9090 (DOCKER-USER chain)"
+    assert found[0].evidence == ["node2: iptables -A DOCKER-USER -p tcp -m tcp --dport 9090 -j REJECT "
+                                 "--reject-with icmp-port-unreachable"]

@@ -38,15 +38,17 @@ def command(inventory: str, as_json: bool, junit_path: str | None, accept_new_ho
     loaded = load_inventory(inventory, quiet, connect=True)
     log = log_to(quiet or as_json)
     with open_session(loaded, accept_new_host_keys, log, command_logger(verbose)) as s:
-        checks, hints, seconds = verify(s, log)
+        result = verify(s, log)
+    checks, hints, seconds = result.checks, result.hints, result.seconds
     failed = [c for c in checks if not c.ok]
     if junit_path:
         report.junit(checks, junit_path, seconds)
     if as_json:
-        data = report.as_json(checks, hints, seconds)
+        data = report.as_json(checks, hints, seconds, result.findings)
         data["unreachable"] = s.host_errors
         print_json(data)
     else:
+        report.findings(out, result.findings, checks)
         report.tables(out, checks)
         report.matrix(out, checks)
         for h, e in s.host_errors.items():

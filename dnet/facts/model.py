@@ -92,6 +92,11 @@ class Labelled:
     def spec_hash(self) -> str:
         return self.labels.get(SPEC_LABEL, "")
 
+    @property
+    def kind(self) -> str:
+        """What converge made it as (network, container, service); "" for dnet's other things (labs, probes)."""
+        return self.labels.get(KIND_LABEL, "")
+
 
 @dataclass
 class Endpoint:
@@ -116,10 +121,6 @@ class ContainerFact(Labelled):
     restart_count: int
     restart_policy: str
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
-
-    @property
-    def kind(self) -> str:
-        return self.labels.get(KIND_LABEL, "")
 
     @property
     def is_task(self) -> bool:

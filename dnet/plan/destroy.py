@@ -10,20 +10,23 @@ if TYPE_CHECKING:
 
 
 def destroy(w: World, leave_swarm: bool) -> Plan:
-    """Removals for what dnet made (and swarm leaves when asked); cluster-wide things are read from one manager."""
+    """Removals for what dnet's converge made (and swarm leaves when asked), never a lab's or a probe's things.
+
+    Cluster-wide things are read from one manager.
+    """
     plan = Plan()
     leader = w.leader()
     manager = leader if leader in w.facts and w.facts[leader].is_manager else None
     if manager:
         for svc in w.facts[manager].services:
-            if svc.managed:
+            if svc.managed and svc.kind == "service":
                 plan.add(ServiceRemove(manager, svc.name, "dnet-managed"))
     for h, f in w.facts.items():
         for ctr in f.containers:
             if ctr.managed and ctr.kind == "container":
                 plan.add(ContainerRemove(h, ctr.name, "dnet-managed"))
         for n in f.networks:
-            if n.managed and (n.scope != "swarm" or h == manager):
+            if n.managed and n.kind == "network" and (n.scope != "swarm" or h == manager):
                 plan.add(NetworkRemove(h, n.name, "dnet-managed", pruning=False))
         if any(r.startswith("-N DNET-") or "-j DNET-" in r for r in f.nat_rules + f.filter_rules):
             plan.add(ForwardRemove(h, "dnet's NAT chains", "forwards"))

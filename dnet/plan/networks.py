@@ -61,7 +61,7 @@ def diff(w: World, plan: Plan) -> None:
                                          tuple(x for x in svcs if x not in ours), ours))
     for h, f in w.facts.items():
         for n in f.networks:
-            if not n.managed or n.name in wanted.get(h, set()):
+            if not n.managed or n.kind != "network" or n.name in wanted.get(h, set()):  # not a lab's network
                 continue
             if n.scope == "swarm" and h != leader:
                 continue

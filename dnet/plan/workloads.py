@@ -90,7 +90,7 @@ def _containers(w: World, plan: Plan, ids: dict[tuple[str, str], str | None]) ->
 def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str | None]) -> None:
     lf = w.facts[leader]
     for svc in lf.services:
-        if svc.managed and svc.name not in w.inv.services:
+        if svc.managed and svc.kind == "service" and svc.name not in w.inv.services:
             plan.add(ServiceRemove(leader, svc.name))
     rebuilt = {x for c in plan.changes if isinstance(c, NetworkRecreate) for x in c.services_rm}
     for name, s in w.inv.services.items():

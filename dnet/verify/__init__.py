@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from dnet.facts.evidence import HostEvidence
+from dnet.facts.evidence import gather as gather_evidence
 from dnet.inventory.resolve import address_of
 from dnet.inventory.schema import URL_RE
+from dnet.runner import parallel
 from dnet.session import Session
 from dnet.transport.base import quote
 from dnet.verify import explain, probe
-from dnet.verify.derive import derive
+from dnet.verify.derive import derive, instances
+from dnet.verify.findings import Ctx, Finding, find, implicated
 from dnet.verify.model import Check
 
 Log = Callable[[str], None]
@@ -30,11 +35,43 @@ def egress_addresses(s: Session) -> dict[str, str]:
     return out
 
 
-def verify(s: Session, log: Log) -> tuple[list[Check], list[str], float]:
-    """Derive, probe and explain; return checks, hints and seconds spent."""
+@dataclass
+class Report:
+    """One verify run: every check, the findings that explain the failures, hints, and the time spent."""
+
+    checks: list[Check]
+    findings: list[Finding]
+    hints: list[str]
+    seconds: float
+
+
+def evidence(s: Session, failed: list[Check]) -> dict[str, HostEvidence]:
+    """Read evidence from every host the failures implicate (one batched command each, in parallel)."""
+    hosts = [h for h in implicated(failed, s.loaded.model) if h in s.transports]
+    names = sorted({URL_RE.match(u)["host"] for u in s.loaded.model.egress})  # type: ignore[index]
+    name = names[0] if names else "localhost"
+
+    def one(h: str) -> HostEvidence:
+        servers = s.facts[h].daemon.get("dns") or []
+        return gather_evidence(s.transports[h], [str(x) for x in servers] if names else [], name)
+
+    return {r.host: r.value for r in parallel(hosts, one) if r.ok and r.value}
+
+
+def verify(s: Session, log: Log) -> Report:
+    """Derive, probe, read evidence where something failed, and explain."""
     start = time.monotonic()
-    checks = derive(s.loaded.model, s.specs, s.facts, egress_addresses(s))
+    inv = s.loaded.model
+    checks = derive(inv, s.specs, s.facts, egress_addresses(s))
     log(f"{len(checks)} checks derived; probing")
     probe.run(checks, s.transports, log)
-    hints = explain.hints(checks, s.facts, {h: address_of(spec) for h, spec in s.specs.items()})
-    return checks, hints, time.monotonic() - start
+    addrs = {h: address_of(spec) for h, spec in s.specs.items()}
+    failed = [c for c in checks if not c.ok]
+    ev = evidence(s, failed) if failed else {}
+    if ev:
+        log(f"evidence read from {', '.join(sorted(ev))}")
+    ctx = Ctx(inv, s.facts, ev, addrs, {i.name: i for i in instances(inv, s.facts)},
+              inv.swarm.data_path_port if inv.swarm and inv.swarm.data_path_port else 4789)
+    found = find(checks, ctx)
+    hints = explain.hints(checks, s.facts, addrs)
+    return Report(checks, found, hints, time.monotonic() - start)

@@ -146,10 +146,11 @@ def _across(b: Builder, inv: Inventory, insts: list[Instance], kinds: Mapping[st
             for h in on:
                 _published(b, others, addr, h, sp.published, f"{name} port {sp.published} ({sp.mode})", mode=sp.mode)
     for f in inv.forwards:
-        _published(b, others, addr, f.host, f.listen, f"forward {f.host}:{f.listen}", forward="true")
+        _published(b, others, addr, f.host, f.listen, f"forward {f.host}:{f.listen}", forward="true",
+                   target=f.to_host)
         to_ip = addr.get(f.to_host, f.to_host)
         b.add(3, "operator", f"{f.host}:{f.listen}", f"forward reaches {f.to}",
-              ["same", addr[f.host], f.listen, to_ip, f.to_port], ("operator",), forward="true")
+              ["same", addr[f.host], f.listen, to_ip, f.to_port], ("operator",), forward="true", target=f.to_host)
     _underlay_mtu(b, inv, addr, facts)
     swarm_members = swarm_hosts(inv)
     managers = [h for h in swarm_members if "manager" in inv.hosts[h].roles]

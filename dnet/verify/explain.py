@@ -8,8 +8,9 @@ from dnet.facts import HostFacts
 from dnet.verify.model import Check
 
 KIND = {"refused": "connection refused: nothing listens there (stopped container, wrong port, lost DNAT)",
-        "unresolved": "name did not resolve (missing workload, or not on a shared network)",
-        "timeout": "timed out: packets dropped (firewall, routing, MTU) or the host is down",
+        "unresolved": "the name did not resolve: Docker's embedded resolver (127.0.0.11) knows workloads on shared "
+                      "networks and forwards other names to the engine's DNS servers",
+        "timeout": "timed out: packets dropped on the way (firewall, routing, NAT, MTU)",
         "wrong": "wrong answer", "error": "could not probe"}
 
 

@@ -7,7 +7,8 @@ from xml.etree import ElementTree as ET
 from rich.console import Console
 from rich.text import Text
 
-from dnet.output import row, show, styled, table
+from dnet.output import row, say, show, styled, table
+from dnet.verify.findings import Finding
 from dnet.verify.model import SCOPES, Check
 
 
@@ -44,10 +45,27 @@ def matrix(out: Console, checks: list[Check]) -> None:
     show(out, t)
 
 
-def as_json(checks: list[Check], hints: list[str], seconds: float) -> dict[str, Any]:
+def findings(out: Console, found: list[Finding], checks: list[Check]) -> None:
+    """Print the findings first: what is broken, where, how dnet knows, what to do."""
+    by_id = {c.id: c for c in checks}
+    for n, f in enumerate(found, 1):
+        say(out, styled(f"finding {n}: ", "bold red"), styled(f.cause, "bold"))
+        for e in f.evidence:
+            say(out, "  evidence: ", e)
+        for r in f.ruled_out:
+            say(out, "  ruled out: ", r)
+        say(out, "  fix: ", f.fix)
+        names = [f"{by_id[i].src} -> {by_id[i].dst}" for i in f.checks]
+        say(out, f"  explains {len(names)} failed checks: ", ", ".join(names[:6]) + (", ..." if len(names) > 6 else ""))
+
+
+def as_json(checks: list[Check], hints: list[str], seconds: float, found: list[Finding] | None = None
+            ) -> dict[str, Any]:
     """The JSON form of a verify run (the CLI adds format_version and unreachable hosts)."""
     passed = sum(c.ok for c in checks)
-    return {"checks": [c.public() for c in checks], "hints": hints,
+    by_id = {c.id: c for c in checks}
+    return {"findings": [f.public(by_id) for f in found or []], "checks": [c.public() for c in checks],
+            "hints": hints,
             "summary": {"passed": passed, "failed": len(checks) - passed, "seconds": round(seconds, 2)}}
 
 
