@@ -81,6 +81,7 @@ def test_healthy_after_apply(lab: tuple[str, Path], tmp_path: Path) -> None:
     out = json.loads(r.stdout)
     jsondoc.check("verify", out, ("unreachable",))
     assert r.returncode == 0 and out["summary"]["failed"] == 0 and out["summary"]["passed"] >= 80
+    assert out["findings"] == [] and out["hints"] == []
     scopes = {c["scope"] for c in out["checks"]}
     assert scopes == {"inside a container", "same host", "across hosts", "out to the internet", "declared checks"}
     for c in out["checks"]:
