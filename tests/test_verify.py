@@ -251,9 +251,12 @@ def test_lowered_underlay_mtu_on_one_node_is_an_mtu_black_hole(lab: tuple[str, P
     bad = failed(checks)
     assert code == 1 and bad
     assert all(c["result"] == "mtu" for c in bad), [(c["check"], c["result"]) for c in bad]
-    assert all("node1" in c.get("pair", "").split(">") or c["on"] == "node1" for c in bad)
-    overlay_via_node1 = [c for c in checks if c.get("mtu") and "net" in c and "node1" in c["pair"].split(">")]
-    assert overlay_via_node1 and all(not c["ok"] for c in overlay_via_node1)
+    # Into node1 full-size packets vanish (its link drops them, nobody reports it); out of node1 the sender
+    # knows its own MTU and tells the source ("fragmentation needed"), so path MTU discovery works.
+    assert all(c.get("pair", "").endswith(">node1") for c in bad), [(c["check"], c.get("pair")) for c in bad]
+    into = [c for c in checks if c.get("mtu") and c.get("pair", "").endswith(">node1")]
+    assert into and all(not c["ok"] for c in into)
+    assert all(c["ok"] for c in checks if c.get("mtu") and c.get("pair", "").startswith("node1>"))
     assert all(c["ok"] for c in checks if not c.get("mtu"))  # the small checks on the same paths pass
     assert len(hints) == 1 and "node1 eth0 mtu 1300" in hints[0] and "1250 or less" in hints[0]
     f = one_finding(found, checks, "MTU black hole")
@@ -271,8 +274,6 @@ def test_lowered_engine_and_overlay_mtu_that_fit_the_path_pass(lab: tuple[str, P
     for n in ("node1", "node2", "node3"):  # a VPN-like underlay: 1300 everywhere
         node_sh(name, n, "ip link set eth0 mtu 1300")
     try:
-        code, checks, _, _ = run(inv)  # the 1450 overlay does not fit a 1300 underlay
-        assert code == 1 and {c["result"] for c in failed(checks)} == {"mtu"}
         code, out = dnet_json("apply", "-i", str(fitted), "--yes")
         assert code == 0, out
         assert node_sh(name, "node2", "docker network inspect appnet --format "

@@ -73,7 +73,7 @@ def find(checks: list[Check], ctx: Ctx) -> list[Finding]:
     out: list[Finding] = []
 
     def claim(f: Finding, cs: list[Check]) -> None:
-        cs = [c for c in cs if c.id in left]
+        cs = list({c.id: c for c in cs if c.id in left}.values())  # each check once
         if not cs:
             return
         f.checks = [c.id for c in cs]
