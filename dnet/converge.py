@@ -10,7 +10,7 @@ from dnet.errors import DnetError
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan.destroy import destroy
 from dnet.plan.diff import World, diff
-from dnet.plan.model import Change, Phase, Plan, SwarmInit
+from dnet.plan.model import Change, DaemonUpdate, Phase, Plan, SwarmInit
 from dnet.poll import PollTimeout, poll
 from dnet.runner import parallel
 from dnet.session import Log, Session, open_session
@@ -77,8 +77,28 @@ def commands(s: Session, plan: Plan) -> list[tuple[Change, list[tuple[str, str]]
     return out
 
 
-def apply(s: Session, plan: Plan, log: Log) -> list[Outcome]:
-    """Carry out the plan phase by phase; hosts in parallel; a failed host skips its later changes."""
+def rolling_batches(s: Session, changes: list[Change], serial: int) -> list[list[Change]]:
+    """Engine restarts of swarm members in batches: at most `serial` hosts each, workers first, and never more
+    managers at once than raft can lose and keep quorum ((managers - 1) // 2, at least 1)."""
+    managers = sum(1 for f in s.facts.values() if f.swarm_state == "active" and f.is_manager)
+    per_batch = max(1, (managers - 1) // 2)
+    batches: list[list[Change]] = []
+    for c in sorted(changes, key=lambda c: (s.facts[c.host].is_manager, c.host)):
+        last = batches[-1] if batches else None
+        in_last = sum(1 for x in last or [] if s.facts[x.host].is_manager)
+        if last is None or len(last) >= serial or (s.facts[c.host].is_manager and in_last >= per_batch):
+            batches.append([c])
+        else:
+            last.append(c)
+    return batches
+
+
+def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
+    """Carry out the plan phase by phase; hosts in parallel; a failed host skips its later changes.
+
+    Engine restarts of swarm members go in rolling batches of `serial` hosts (see rolling_batches); a failed batch
+    stops the rest of the roll.
+    """
     inv = s.loaded.model
     ctx = Context(inv, s.specs, s.facts, s.transports, world(s).leader())
     failed: set[str] = set(s.host_errors)
@@ -87,6 +107,19 @@ def apply(s: Session, plan: Plan, log: Log) -> list[Outcome]:
     for phase in Phase:
         batch = [c for c in changes if c.order == phase]
         if not batch:
+            continue
+        if phase == Phase.ENGINE:
+            roll: list[Change] = [c for c in batch if isinstance(c, DaemonUpdate)
+                                  and s.facts[c.host].swarm_state == "active"]
+            outcomes += _run(ctx, [c for c in batch if c not in roll], failed, log)
+            for group in rolling_batches(s, roll, serial):
+                if any(o.status != "ok" for o in outcomes if o.change in roll):
+                    outcomes += [Outcome(c, "skipped", "an earlier engine restart failed; the roll stopped")
+                                 for c in group]
+                    failed.update(c.host for c in group)
+                    continue
+                log(f"restarting engines: {', '.join(c.host for c in group)}")
+                outcomes += _run(ctx, group, failed, log)
             continue
         if phase == Phase.SWARM:  # init first, then joins in parallel
             init = _run(ctx, [c for c in batch if isinstance(c, SwarmInit)], failed, log)

@@ -13,7 +13,7 @@ from tests.test_facts_plan import facts
 TOKEN = "SWMTKN-1-topsecret"
 # Every command the example's cold apply sends (the fake refuses any other).
 SENT = [r"^mkdir -p /etc/docker && cat > /etc/docker/daemon.json.dnet", r"^service docker restart",
-        r"^docker ps -aq --filter label=dnet.kind=container --filter status=exited \| xargs -r docker start",
+        r"^docker ps --no-trunc --format '\{\{.ID\}\} \{\{.Label \"com.docker.swarm.task.id\"\}\}'$",
         r"^docker swarm init --advertise-addr eth0", r"^docker swarm join --token ",
         r"^docker node update --label-add zone=", r"^docker run -d --name (edge|db) ",
         r"^docker service create --detach --name web ", r"^set -e\niptables -w -t nat -N DNET-FWD"]
@@ -99,7 +99,8 @@ def test_show_commands_lists_what_apply_sends_without_sending_it() -> None:
                               "--default-addr-pool 10.220.0.0/16")
     daemon = by[("node1", "daemon", "/etc/docker/daemon.json")]
     assert '# stdin: { "dns": [ "192.168.77.2" ], "mtu": 1450,' in daemon[0][1]
-    assert daemon[1][1].startswith("service docker restart")
+    assert daemon[1][1].startswith("docker ps --no-trunc")  # what runs before the restart, to start it again
+    assert daemon[2][1].startswith("service docker restart")
     net = by[("node1", "network", "appnet")]
     assert net[0][1].startswith("docker network create --driver overlay --subnet 10.77.0.0/24 --attachable "
                                 "--label dnet.managed=true")
@@ -115,3 +116,26 @@ def test_plan_json_matches_the_docs() -> None:
     from tests.test_facts_plan import world
 
     jsondoc.check("plan", {"format_version": 1, **diff(world("applied", text)).public(), "unreachable": {}})
+
+
+def test_engine_restarts_roll_one_swarm_member_at_a_time_and_never_break_quorum() -> None:
+    from dnet.facts import HostFacts, SwarmFact
+    from dnet.plan.model import DaemonUpdate
+
+    s, _ = session({})
+    roles = {"m1": True, "m2": True, "m3": True, "w1": False, "w2": False}
+    s.facts = {h: HostFacts(h, swarm=SwarmFact("active", h, control_available=m)) for h, m in roles.items()}
+    changes = [DaemonUpdate(h, {"mtu": 1400}) for h in roles]
+    one = converge.rolling_batches(s, list(changes), 1)
+    assert [[c.host for c in b] for b in one] == [["w1"], ["w2"], ["m1"], ["m2"], ["m3"]]
+    five = converge.rolling_batches(s, list(changes), 5)
+    assert [[c.host for c in b] for b in five] == [["w1", "w2", "m1"], ["m2"], ["m3"]]  # 3 managers: 1 at a time
+
+
+def test_plan_shows_the_blast_radius_of_an_engine_restart() -> None:
+    from tests.test_facts_plan import world
+
+    text = EXAMPLE.read_text().replace("mtu: 1450", "mtu: 1400")
+    d = {c.host: c for c in diff(world("applied", text)).changes if c.kind == "daemon"}
+    assert "stops and restarts edge" in d["node2"].detail and "moves tasks web." in d["node2"].detail
+    assert d["node2"].before()["mtu"] == 1450 and d["node2"].after()["mtu"] == 1400

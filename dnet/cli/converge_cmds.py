@@ -134,11 +134,13 @@ def _report(outcomes: list[converge.Outcome], services: dict[str, str], as_json:
 @click.command("apply")
 @inventory_option
 @click.option("--yes", is_flag=True, help="Do not ask before changing hosts.")
+@click.option("--serial", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Swarm members whose engine restarts at once (managers stay within raft quorum).")
 @json_option
 @accept_option
 @quiet_option
 @verbose_option
-def apply_cmd(inventory: str, yes: bool, as_json: bool, accept_new_host_keys: bool, quiet: bool,
+def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, accept_new_host_keys: bool, quiet: bool,
               verbose: bool) -> None:
     """Make the hosts match the inventory (plan first, then apply)."""
     start = time.monotonic()
@@ -152,7 +154,7 @@ def apply_cmd(inventory: str, yes: bool, as_json: bool, accept_new_host_keys: bo
             sys.exit(EXIT_ERROR)
         if plan.changes:
             _confirm(yes, f"apply {len(plan.changes)} changes")
-        outcomes = converge.apply(s, plan, log_to(quiet or as_json))
+        outcomes = converge.apply(s, plan, log_to(quiet or as_json), serial)
         services = converge.wait_services(s) if any(c.kind == "service" for c in plan.changes) else {}
     sys.exit(_report(outcomes, services, as_json, s, plan, time.monotonic() - start))
 

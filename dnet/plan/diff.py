@@ -61,7 +61,11 @@ def _engine(w: World, plan: Plan) -> None:
         want = d.daemon_settings(spec)
         have = {k: f.daemon.get(k) for k in want}
         if want != have:
-            plan.add(DaemonUpdate(h, want, have))
+            running = [c for c in f.containers if c.running]
+            stops = tuple(sorted(f"{c.name}" + ("" if c.managed else " (not dnet's)") for c in running
+                                 if not c.is_task))
+            moves = tuple(sorted(".".join(c.task_name.split(".")[:2]) for c in running if c.is_task))
+            plan.add(DaemonUpdate(h, want, have, stops, moves))
 
 
 def _forwards(w: World, plan: Plan) -> None:

@@ -134,6 +134,8 @@ class EngineStart(Change):
 class DaemonUpdate(Change):
     settings: dict[str, Any] = field(default_factory=dict)  # the keys dnet manages, as wanted
     current: dict[str, Any] = field(default_factory=dict)  # the same keys as the host has them
+    stops: tuple[str, ...] = ()  # running containers (not swarm tasks) the restart stops, started again after
+    moves: tuple[str, ...] = ()  # swarm tasks the drain moves away
     kind: ClassVar[str] = "daemon"
     verb: ClassVar[Action] = Action.UPDATE
 
@@ -145,7 +147,9 @@ class DaemonUpdate(Change):
     def detail(self) -> str:
         keys = ", ".join(f"{k}: {self.current.get(k)!r} -> {v!r}" for k, v in self.settings.items()
                          if self.current.get(k) != v)
-        return f"{keys}; restarts the engine"
+        radius = [f"stops and restarts {', '.join(self.stops)}"] if self.stops else []
+        radius += [f"moves tasks {', '.join(self.moves)}"] if self.moves else []
+        return f"{keys}; restarts the engine" + (f" ({'; '.join(radius)})" if radius else "")
 
     def before(self) -> Any:
         return self.current

@@ -6,15 +6,7 @@ import json
 from dnet.errors import DnetError
 from dnet.plan.model import DaemonUpdate, EngineInstall, EngineStart
 from dnet.tasks.base import Context, task
-
-WAIT_READY = "for i in $(seq 120); do docker info >/dev/null 2>&1 && exit 0; sleep 0.5; done; " \
-             "echo 'the engine did not come up within 60s' >&2; exit 1"
-
-
-def _service(ctx: Context, host: str, verb: str) -> str:
-    if ctx.facts[host].init == "systemd":
-        return f"systemctl {verb} docker"
-    return f"service docker {verb}"
+from dnet.tasks.restart import WAIT_READY, restart, service_cmd
 
 
 @task(EngineInstall)
@@ -31,16 +23,9 @@ def start(ctx: Context, c: EngineStart) -> str:
 
 
 def _start(ctx: Context, host: str) -> str:
-    ctx.run(host, _service(ctx, host, "start") + " >/dev/null 2>&1; " + WAIT_READY, timeout=90)
+    ctx.run(host, service_cmd(ctx, host, "start") + " >/dev/null 2>&1; " + WAIT_READY, timeout=90)
     ctx.facts[host].engine = ctx.read(host, "docker version --format '{{.Server.Version}}'", "engine version")
     return f"engine {ctx.facts[host].engine} running"
-
-
-def restart(ctx: Context, host: str) -> None:
-    """Restart the engine, wait until it answers, and start dnet's containers that did not come back."""
-    ctx.run(host, _service(ctx, host, "restart") + " >/dev/null 2>&1; sleep 0.5; " + WAIT_READY, timeout=120)
-    ctx.run(host, "docker ps -aq --filter label=dnet.kind=container --filter status=exited | "
-            "xargs -r docker start >/dev/null")
 
 
 @task(DaemonUpdate)
@@ -54,7 +39,6 @@ def daemon_json(ctx: Context, c: DaemonUpdate) -> str:
             "{ [ ! -f /etc/docker/daemon.json ] || "
             "cp -p /etc/docker/daemon.json /etc/docker/daemon.json.dnet-backup; } && "
             "mv /etc/docker/daemon.json.dnet /etc/docker/daemon.json", stdin=body)
-    if f.engine is not None:
-        restart(ctx, c.host)
+    how = restart(ctx, c.host) if f.engine is not None else "engine not running yet"
     f.daemon = merged
-    return "daemon.json written, engine restarted"
+    return f"daemon.json written; {how}"

@@ -1,0 +1,102 @@
+"""Engine restarts that keep a serving cluster serving.
+
+A swarm member is drained first (its tasks move elsewhere), restarted, waited for (engine answers, swarm state
+active, node Ready), gets its availability back, and then every container that ran before is started again,
+whoever made it (a drained node gets no overlay attachments, so plain containers on overlays wait for that).
+The caller restarts swarm members in batches (converge.apply, --serial).
+"""
+from __future__ import annotations
+
+from dnet.errors import DnetError
+from dnet.poll import PollTimeout, poll
+from dnet.tasks.base import Context
+from dnet.transport.base import quote
+
+WAIT_READY = "for i in $(seq 120); do docker info >/dev/null 2>&1 && exit 0; sleep 0.5; done; " \
+             "echo 'the engine did not come up within 60s' >&2; exit 1"
+LIST = "docker ps --no-trunc --format '{{.ID}} {{.Label \"com.docker.swarm.task.id\"}}'"
+
+
+def service_cmd(ctx: Context, host: str, verb: str) -> str:
+    if ctx.facts[host].init == "systemd":
+        return f"systemctl {verb} docker"
+    return f"service docker {verb}"
+
+
+def manager_for(ctx: Context, host: str) -> str | None:
+    """A reachable manager to drain and activate `host` from: another one when there is one, else the host."""
+    managers = [h for h, f in ctx.facts.items() if f.swarm_state == "active" and f.is_manager and
+                h in ctx.transports]
+    others = [h for h in managers if h != host]
+    if ctx.leader in others:
+        return ctx.leader
+    return others[0] if others else (host if host in managers else None)
+
+
+def restart(ctx: Context, host: str) -> str:
+    """Restart one host's engine safely; return what happened, for the change's message."""
+    f = ctx.facts[host]
+    before = [line.split() for line in ctx.read(host, LIST, "running containers").splitlines() if line.strip()]
+    plain = [p[0] for p in before if len(p) == 1]  # not swarm tasks: nobody else starts them again
+    member = f.swarm_state == "active" and bool(f.node_id)
+    manager = manager_for(ctx, host) if member else None
+    availability = "active"
+    if manager:
+        node = quote(f.node_id)
+        availability = ctx.read(manager, f"docker node inspect {node} --format '{{{{.Spec.Availability}}}}'",
+                                "availability") or "active"
+    try:
+        if manager:
+            ctx.run(manager, f"docker node update --availability drain {quote(f.node_id)} >/dev/null")
+        if manager and not ctx.dry_run:
+            with_tasks = "docker ps -q --filter label=com.docker.swarm.task.id"
+            poll(lambda: not ctx.run(host, with_tasks, check=False).stdout.strip(), timeout=90, interval=0.5,
+                 what=f"{host}'s swarm tasks to stop after draining it")
+        ctx.run(host, service_cmd(ctx, host, "restart") + " >/dev/null 2>&1; sleep 0.5; " + WAIT_READY,
+                timeout=150)
+        if member and not ctx.dry_run:
+            _wait_member(ctx, host, manager)
+    finally:  # even when the restart fails: a node left drained runs nothing
+        if manager:  # and before starting containers: a drained node gets no overlay attachments for them
+            ctx.run(manager, f"docker node update --availability {quote(availability)} {quote(f.node_id)} "
+                    ">/dev/null", check=False)
+    started = _start_again(ctx, host, plain)
+    drained = f", drained and set {availability} again" if manager else ""
+    return f"engine restarted{drained}; {started} containers that ran before started again"
+
+
+def _wait_member(ctx: Context, host: str, manager: str | None) -> None:
+    """Wait until the restarted host is back in its swarm and its node is Ready."""
+    node_id = ctx.facts[host].node_id
+    state = "docker info --format '{{.Swarm.LocalNodeState}}'"
+    poll(lambda: ctx.run(host, state, check=False).stdout.strip() == "active", timeout=90, interval=0.5,
+         what=f"{host} to rejoin its swarm after the restart")
+    if manager:
+        ready = f"docker node inspect {quote(node_id)} --format '{{{{.Status.State}}}}'"
+        poll(lambda: ctx.run(manager, ready, check=False).stdout.strip() == "ready", timeout=90, interval=0.5,
+             what=f"{host}'s swarm node to be Ready")
+
+
+def _start_again(ctx: Context, host: str, ids: list[str]) -> int:
+    """Start every listed container that is not running (an overlay attachment may need a few tries)."""
+    if not ids:
+        return 0
+    if ctx.dry_run:
+        ctx.run(host, quote("docker", "start", *ids))
+        return len(ids)
+    errors: list[str] = []
+
+    def all_running() -> bool:
+        r = ctx.run(host, "docker ps -q --no-trunc", check=False)
+        down = [i for i in ids if i not in r.stdout.split()]
+        if not down:
+            return True
+        s = ctx.run(host, quote("docker", "start", *down) + " >/dev/null", check=False)
+        errors.append((s.stdout + s.stderr).strip()[-300:])
+        return False
+
+    try:
+        poll(all_running, timeout=90, interval=1, what=f"containers on {host} to start again")
+    except PollTimeout as exc:
+        raise DnetError(f"{host}: {exc}; last error: {errors[-1] if errors else 'none'}") from None
+    return len(ids)
