@@ -10,7 +10,7 @@ from dnet.errors import DnetError
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan.destroy import destroy
 from dnet.plan.diff import World, diff
-from dnet.plan.model import Change, DaemonUpdate, Phase, Plan, SwarmInit
+from dnet.plan.model import Change, DaemonUpdate, NodeLabels, NodeRole, Phase, Plan, SwarmInit
 from dnet.poll import PollTimeout, poll
 from dnet.runner import parallel
 from dnet.session import Log, Session, open_session
@@ -32,15 +32,25 @@ def make_plan(s: Session) -> Plan:
     """Diff the inventory against the reachable hosts."""
     w = world(s)
     leader = w.leader()
-    if leader and leader not in s.facts:
+    swarm_limited = s.limit is None or any(s.loaded.model.hosts[h].roles for h in s.limit)
+    if leader and leader not in s.facts and swarm_limited:
         return Plan(errors=[f"{leader}: the swarm's first manager is unreachable; swarm, overlay and service "
                             "changes need it"])
-    return diff(w)
+    return limited(s, diff(w))
+
+
+def limited(s: Session, plan: Plan) -> Plan:
+    """With --limit: only changes on the limited hosts, and swarm-wide ones that concern them (node role, labels)."""
+    if s.limit is None:
+        return plan
+    keep = [c for c in plan.changes if c.host in s.limit or
+            (isinstance(c, NodeRole | NodeLabels) and c.target in s.limit)]
+    return Plan(keep, plan.errors, plan.warnings)
 
 
 def destroy_plan(s: Session, leave_swarm: bool) -> Plan:
     """Every dnet-managed thing on the reachable hosts, as removals (and swarm leaves when asked)."""
-    return destroy(world(s), leave_swarm)
+    return limited(s, destroy(world(s), leave_swarm))
 
 
 Status = Literal["ok", "failed", "skipped"]

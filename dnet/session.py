@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dnet.errors import DnetError
 from dnet.facts import HostFacts, gather
 from dnet.images import local_image_id
 from dnet.inventory import Loaded
@@ -25,6 +26,7 @@ class Session:
     facts: dict[str, HostFacts] = field(default_factory=dict)
     host_errors: dict[str, str] = field(default_factory=dict)
     local_images: dict[str, str | None] = field(default_factory=dict)
+    limit: list[str] | None = None  # --limit: the hosts this run may change (None: every host)
 
     def close(self) -> None:
         for t in self.transports.values():
@@ -44,12 +46,14 @@ def images_of(loaded: Loaded) -> list[str]:
 
 
 def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
-                 wrap: Callable[[Transport], Transport] | None = None) -> Session:
+                 wrap: Callable[[Transport], Transport] | None = None, limit: list[str] | None = None) -> Session:
     """Connect to every host (one connection each, in parallel) and read their facts.
 
-    `wrap` decorates each transport (for example to log every command with -v).
+    `wrap` decorates each transport (for example to log every command with -v). With `limit`, only those hosts,
+    plus the first reachable manager when limited swarm hosts need one and none is in the limit.
     """
-    s = Session(loaded, hosts(loaded.model))
+    s = Session(loaded, hosts(loaded.model), limit=limit)
+    targets = [sp for sp in s.specs.values() if limit is None or sp.name in limit]
     images = images_of(loaded)
     start = time.monotonic()
 
@@ -66,11 +70,33 @@ def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
     def done(r: HostResult[tuple[Transport, HostFacts]]) -> None:
         log(f"{r.host}: " + ("facts read" if r.ok else f"unreachable: {r.error}"))
 
-    for r in parallel(s.specs.values(), work, name=lambda sp: sp.name, on_done=done):
+    for r in parallel(targets, work, name=lambda sp: sp.name, on_done=done):
         if r.ok and r.value:
             s.transports[r.host], s.facts[r.host] = r.value
         else:
             s.host_errors[r.host] = r.error or "unknown error"
+    if limit is not None:
+        _reach_a_manager(s, accept_new_host_keys, log, wrap, images)
     s.local_images = {i: local_image_id(i) for i in images}
-    log(f"{len(s.transports)}/{len(s.specs)} hosts read in {time.monotonic() - start:.1f}s")
+    log(f"{len(s.transports)}/{len(targets)} hosts read in {time.monotonic() - start:.1f}s")
     return s
+
+
+def _reach_a_manager(s: Session, accept: bool, log: Log, wrap: Callable[[Transport], Transport] | None,
+                     images: list[str]) -> None:
+    """With --limit on swarm hosts and no manager in it: connect to managers in order until one answers."""
+    inv = s.loaded.model
+    limited = s.limit or []
+    if not any(inv.hosts[h].roles for h in limited) or any("manager" in inv.hosts[h].roles for h in limited):
+        return
+    for h in [n for n, host in inv.hosts.items() if "manager" in host.roles]:
+        try:
+            t = connect(s.specs[h], accept)
+            t = wrap(t) if wrap else t
+            s.facts[h] = gather(t, images)
+        except DnetError as exc:
+            log(f"{h}: manager unreachable: {exc}")
+            continue
+        s.transports[h] = t
+        log(f"{h}: manager for swarm-wide work (outside --limit, read and used for swarm commands only)")
+        return

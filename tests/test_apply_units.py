@@ -139,3 +139,28 @@ def test_plan_shows_the_blast_radius_of_an_engine_restart() -> None:
     d = {c.host: c for c in diff(world("applied", text)).changes if c.kind == "daemon"}
     assert "stops and restarts edge" in d["node2"].detail and "moves tasks web." in d["node2"].detail
     assert d["node2"].before()["mtu"] == 1450 and d["node2"].after()["mtu"] == 1400
+
+
+def test_limit_selects_hosts_groups_and_roles() -> None:
+    import pytest
+
+    from dnet.errors import DnetError
+    from dnet.inventory.limit import select
+
+    inv = loads(EXAMPLE.read_text()).model
+    assert select(inv, "node3") == ["node3"]
+    assert select(inv, "edge,manager") == ["node1", "node2"]
+    assert select(inv, "workers") == ["node2", "node3"]
+    with pytest.raises(DnetError, match="'nod4' is no host, group or role"):
+        select(inv, "nod4")
+
+
+def test_a_limited_plan_changes_only_the_named_hosts() -> None:
+    s, _ = session({})
+    s.limit = ["node3"]
+    full = plan(s)
+    kept = converge.limited(s, full)
+    assert kept.changes and all(c.host == "node3" or getattr(c, "target", "") == "node3" for c in kept.changes)
+    assert {(c.host, c.kind, c.name) for c in kept.changes} == {
+        ("node3", "daemon", "/etc/docker/daemon.json"), ("node3", "swarm", "swarm"), ("node1", "node", "node3"),
+        ("node3", "container", "db")}

@@ -124,6 +124,26 @@ def test_failed_command_names_host_command_and_output(lab: tuple[str, Path], tmp
     assert dnet_json("apply", "-i", str(inv), "--yes")[0] == 0
 
 
+def test_limit_touches_only_the_named_hosts(lab: tuple[str, Path], tmp_path: Path) -> None:
+    name, inv = lab
+    text = inv.read_text().replace("    networks: [localnet]\n", "    networks: [localnet]\n    aliases: [edgex]\n", 1)
+    text = text.replace("    networks: [backnet]\n", "    networks: [backnet]\n    aliases: [dbx]\n", 1)
+    changed = write(tmp_path / "limit.yml", text)
+    plan = json.loads(dnet("plan", "-i", changed, "--json").stdout)
+    assert {c["host"] for c in plan["changes"]} == {"node2", "node3"}
+    code, out = dnet_json("apply", "-i", changed, "--yes", "--limit", "node3")
+    assert code == 0, out
+    assert [(c["host"], c["name"]) for c in out["changes"]] == [("node3", "db")]
+    aliases = node_sh(name, "node3", "docker inspect db --format '{{json .NetworkSettings.Networks.backnet.Aliases}}'")
+    assert "dbx" in aliases
+    assert "edgex" not in node_sh(name, "node2", "docker inspect edge --format "
+                                                "'{{json .NetworkSettings.Networks.localnet.Aliases}}'")
+    assert dnet("plan", "-i", changed, "--limit", "node3", "--detailed-exitcode", "-q").returncode == 0
+    assert dnet("plan", "-i", changed, "--detailed-exitcode", "-q").returncode == 2  # node2 still pending
+    assert dnet("plan", "-i", changed, "--limit", "node9").returncode == 2  # a usage error
+    assert dnet_json("apply", "-i", str(inv), "--yes")[0] == 0
+
+
 def test_destroy_removes_only_what_dnet_made(lab: tuple[str, Path]) -> None:
     name, inv = lab
     node_sh(name, "node2", "docker network create theirs >/dev/null && docker run -d --name theirs-ctr "

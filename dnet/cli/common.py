@@ -8,15 +8,35 @@ from typing import Any, TypeVar
 
 import click
 
-from dnet.errors import InventoryError
+from dnet.errors import DnetError, InventoryError
 from dnet.inventory import Loaded, load, missing_keys
+from dnet.inventory.limit import select
 from dnet.output import err, out, say, styled
 from dnet.transport import Transport
 from dnet.transport.record import Logged
 
-__all__ = ["EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "FORMAT_VERSION", "accept_option",
-           "command_logger", "err", "inventory_option", "json_option", "load_inventory", "log_to", "out",
-           "print_json", "quiet_option", "say", "styled", "verbose_option"]
+__all__ = [
+    "EXIT_CHANGES",
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "FORMAT_VERSION",
+    "accept_option",
+    "command_logger",
+    "err",
+    "inventory_option",
+    "json_option",
+    "limit_hosts",
+    "limit_option",
+    "load_inventory",
+    "log_to",
+    "out",
+    "print_json",
+    "quiet_option",
+    "say",
+    "styled",
+    "verbose_option",
+]
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 2
 FORMAT_VERSION = 1  # bumped when a --json shape changes incompatibly; documented in docs/json.md
@@ -28,8 +48,21 @@ inventory_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress lines or warnings; results only.")
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show every command run on every host.")
+limit_option = click.option("--limit", "limit", default=None, metavar="HOST|GROUP|ROLE[,...]",
+                            help="Only these hosts are connected to and changed (swarm-wide work goes through any "
+                                 "reachable manager).")
 accept_option = click.option("--accept-new-host-keys", is_flag=True,
                              help="Record unknown SSH host keys (like OpenSSH accept-new); changed keys are refused.")
+
+
+def limit_hosts(loaded: Loaded, spec: str | None) -> list[str] | None:
+    """Resolve --limit against the inventory (a usage error when it names nothing known)."""
+    if spec is None:
+        return None
+    try:
+        return select(loaded.model, spec)
+    except DnetError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--limit: "), param_hint="--limit") from None
 
 
 def load_inventory(path: str, quiet: bool = False, connect: bool = False) -> Loaded:

@@ -15,6 +15,8 @@ from dnet.cli.common import (
     command_logger,
     inventory_option,
     json_option,
+    limit_hosts,
+    limit_option,
     load_inventory,
     log_to,
     out,
@@ -29,9 +31,9 @@ from dnet.plan.model import Plan
 from dnet.session import Session
 
 
-def open_session(inventory: str, accept: bool, quiet: bool, verbose: bool) -> Session:
+def open_session(inventory: str, accept: bool, quiet: bool, verbose: bool, limit: str | None) -> Session:
     loaded = load_inventory(inventory, quiet, connect=True)
-    return converge.open_session(loaded, accept, log_to(quiet), command_logger(verbose))
+    return converge.open_session(loaded, accept, log_to(quiet), command_logger(verbose), limit_hosts(loaded, limit))
 
 
 def show_plan(plan: Plan, host_errors: dict[str, str]) -> None:
@@ -75,13 +77,14 @@ def _public(s: Session, plan: Plan) -> dict[str, Any]:
 @json_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 2 changes pending, 1 error.")
 @click.option("--show-commands", is_flag=True, help="Also list the exact commands apply would run on each host.")
+@limit_option
 @accept_option
 @quiet_option
 @verbose_option
-def plan_cmd(inventory: str, as_json: bool, detailed_exitcode: bool, show_commands: bool, accept_new_host_keys: bool,
-             quiet: bool, verbose: bool) -> None:
+def plan_cmd(inventory: str, as_json: bool, detailed_exitcode: bool, show_commands: bool, limit: str | None,
+             accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Show what apply would change, touching nothing."""
-    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose) as s:
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s:
         plan = converge.make_plan(s)
         if as_json:
             data = _public(s, plan)
@@ -137,14 +140,15 @@ def _report(outcomes: list[converge.Outcome], services: dict[str, str], as_json:
 @click.option("--serial", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Swarm members whose engine restarts at once (managers stay within raft quorum).")
 @json_option
+@limit_option
 @accept_option
 @quiet_option
 @verbose_option
-def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, accept_new_host_keys: bool, quiet: bool,
-              verbose: bool) -> None:
+def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, limit: str | None, accept_new_host_keys: bool,
+              quiet: bool, verbose: bool) -> None:
     """Make the hosts match the inventory (plan first, then apply)."""
     start = time.monotonic()
-    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose) as s:
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s:
         plan = converge.make_plan(s)
         if not as_json:
             show_plan(plan, {})
@@ -164,14 +168,15 @@ def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, accept_new_
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @click.option("--leave-swarm", is_flag=True, help="Also make every host leave the swarm.")
 @json_option
+@limit_option
 @accept_option
 @quiet_option
 @verbose_option
-def destroy_cmd(inventory: str, yes: bool, leave_swarm: bool, as_json: bool, accept_new_host_keys: bool,
-                quiet: bool, verbose: bool) -> None:
+def destroy_cmd(inventory: str, yes: bool, leave_swarm: bool, as_json: bool, limit: str | None,
+                accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Remove everything dnet created (label dnet.managed=true) and nothing else."""
     start = time.monotonic()
-    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose) as s:
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s:
         plan = converge.destroy_plan(s, leave_swarm)
         if not as_json:
             show_plan(plan, {})

@@ -12,6 +12,8 @@ from dnet.cli.common import (
     err,
     inventory_option,
     json_option,
+    limit_hosts,
+    limit_option,
     load_inventory,
     log_to,
     out,
@@ -29,15 +31,16 @@ from dnet.verify import report, verify
 @inventory_option
 @json_option
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write a JUnit XML report.")
+@limit_option
 @accept_option
 @quiet_option
 @verbose_option
-def command(inventory: str, as_json: bool, junit_path: str | None, accept_new_host_keys: bool, quiet: bool,
-            verbose: bool) -> None:
+def command(inventory: str, as_json: bool, junit_path: str | None, limit: str | None, accept_new_host_keys: bool,
+            quiet: bool, verbose: bool) -> None:
     """Probe every derived and declared path; exit 0 only when every check holds."""
     loaded = load_inventory(inventory, quiet, connect=True)
     log = log_to(quiet or as_json)
-    with open_session(loaded, accept_new_host_keys, log, command_logger(verbose)) as s:
+    with open_session(loaded, accept_new_host_keys, log, command_logger(verbose), limit_hosts(loaded, limit)) as s:
         result = verify(s, log)
     checks, hints, seconds = result.checks, result.hints, result.seconds
     failed = [c for c in checks if not c.ok]

@@ -16,7 +16,7 @@ def diff(w: World, plan: Plan) -> None:
     """Plan swarm membership for every swarm host, and refuse hosts that belong to another swarm."""
     members = swarm_hosts(w.inv)
     leader = w.leader()
-    if not leader:
+    if not leader or leader not in w.facts:  # not read (--limit without swarm hosts)
         return
     lf = w.facts[leader]
     cluster = lf.cluster_id if lf.swarm_state == "active" and lf.is_manager else ""

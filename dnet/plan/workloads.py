@@ -64,7 +64,7 @@ def diff(w: World, plan: Plan) -> None:
             if have.managed and have.kind == "container" and have.name not in declared:
                 plan.add(ContainerRemove(h, have.name))
     _containers(w, plan, ids)
-    if leader:
+    if leader and leader in w.facts:
         _services(w, plan, leader, ids)
 
 

@@ -58,11 +58,26 @@ def evidence(s: Session, failed: list[Check]) -> dict[str, HostEvidence]:
     return {r.host: r.value for r in parallel(hosts, one) if r.ok and r.value}
 
 
+def within(checks: list[Check], limit: list[str]) -> list[Check]:
+    """With --limit: checks that run on the limited hosts, and the operator's checks towards them.
+
+    Service task counts need every host's view, so they are left out.
+    """
+    def keep(c: Check) -> bool:
+        if c.where[0] == "operator":
+            return c.dst.split(":")[0] in limit
+        return c.where[0] != "local" and len(c.where) > 1 and c.where[1] in limit
+
+    return [c for c in checks if keep(c)]
+
+
 def verify(s: Session, log: Log) -> Report:
     """Derive, probe, read evidence where something failed, and explain."""
     start = time.monotonic()
     inv = s.loaded.model
     checks = derive(inv, s.specs, s.facts, egress_addresses(s))
+    if s.limit is not None:
+        checks = within(checks, s.limit)
     log(f"{len(checks)} checks derived; probing")
     probe.run(checks, s.transports, log)
     addrs = {h: address_of(spec) for h, spec in s.specs.items()}
