@@ -24,13 +24,13 @@ __all__ = ["Log", "Outcome", "Session", "apply", "commands", "destroy_plan", "ma
            "wait_tasks_gone"]
 
 
-def world(s: Session) -> World:
-    return World(s.loaded.model, s.specs, s.facts, s.local_images)
+def world(s: Session, prune_nodes: bool = False) -> World:
+    return World(s.loaded.model, s.specs, s.facts, s.local_images, prune_nodes)
 
 
-def make_plan(s: Session) -> Plan:
-    """Diff the inventory against the reachable hosts."""
-    w = world(s)
+def make_plan(s: Session, prune_nodes: bool = False) -> Plan:
+    """Diff the inventory against the reachable hosts (with prune_nodes, remove swarm nodes it does not list)."""
+    w = world(s, prune_nodes)
     leader = w.leader()
     swarm_limited = s.limit is None or any(s.loaded.model.hosts[h].roles for h in s.limit)
     if leader and leader not in s.facts and swarm_limited:

@@ -144,6 +144,25 @@ def test_limit_touches_only_the_named_hosts(lab: tuple[str, Path], tmp_path: Pat
     assert dnet_json("apply", "-i", str(inv), "--yes")[0] == 0
 
 
+def test_a_swarm_node_the_inventory_drops_is_reported_then_pruned(lab: tuple[str, Path], tmp_path: Path) -> None:
+    import yaml
+
+    name, inv = lab
+    data = yaml.safe_load(inv.read_text())
+    del data["hosts"]["node3"], data["containers"]["db"]
+    data["checks"] = [c for c in data["checks"] if "db" not in (c["from"], c["to"].split(":")[0])]
+    smaller = write(tmp_path / "two.yml", yaml.safe_dump(data))
+    plan = json.loads(dnet("plan", "-i", smaller, "--json").stdout)
+    assert any(w.startswith("swarm node node3 (") and "--prune-nodes" in w for w in plan["warnings"])
+    assert not any(c["kind"] == "node" and c["action"] == "remove" for c in plan["changes"])
+    code, out = dnet_json("apply", "-i", smaller, "--yes", "--prune-nodes")
+    assert code == 0, out
+    assert ("node1", "node", "node3", "remove", "ok") in [(c["host"], c["kind"], c["name"], c["action"], c["status"])
+                                                          for c in out["changes"]]
+    nodes = node_sh(name, "node1", "docker node ls --format '{{.Hostname}}'").split()
+    assert sorted(nodes) == ["node1", "node2"]
+
+
 def test_destroy_removes_only_what_dnet_made(lab: tuple[str, Path]) -> None:
     name, inv = lab
     node_sh(name, "node2", "docker network create theirs >/dev/null && docker run -d --name theirs-ctr "

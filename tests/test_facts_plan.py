@@ -172,3 +172,19 @@ def test_a_labs_own_networks_are_never_pruned_or_destroyed() -> None:
     assert not [c for c in diff(w).changes if c.name == "dnet-lab-demo"]
     assert not [c for c in destroy(w, leave_swarm=False).changes if c.name == "dnet-lab-demo"]
     assert [c.name for c in destroy(w, leave_swarm=False).changes if c.kind == "network"]  # its own still go
+
+
+def test_availability_is_declared_and_strangers_are_reported_or_pruned() -> None:
+    from dnet.facts import NodeFact
+
+    text = EXAMPLE.read_text().replace("    roles: [worker]\n    labels: {zone: b}\n  node3:",
+                                       "    roles: [worker]\n    labels: {zone: b}\n    availability: drain\n  node3:")
+    w = world("applied", text)
+    stranger = NodeFact({}, "zz9node", "old-box", "worker", "active", "down", "192.168.77.99")
+    w.facts["node1"].nodes.append(stranger)
+    plan = diff(w)
+    assert [(c.name, c.detail) for c in plan.changes] == [("node2", "availability active -> drain")]
+    assert plan.warnings[-1].startswith("swarm node old-box (192.168.77.99, worker, down) is not in the inventory")
+    w.prune_nodes = True
+    removal = [c for c in diff(w).changes if c.action == "remove"]
+    assert [(c.host, c.kind, c.name) for c in removal] == [("node1", "node", "old-box")]

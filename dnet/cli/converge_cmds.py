@@ -30,6 +30,9 @@ from dnet.output import row, show, table
 from dnet.plan.model import Plan
 from dnet.session import Session
 
+prune_nodes_option = click.option("--prune-nodes", is_flag=True,
+                                  help="Remove swarm nodes the inventory does not list (drain, demote, node rm).")
+
 
 def open_session(inventory: str, accept: bool, quiet: bool, verbose: bool, limit: str | None) -> Session:
     loaded = load_inventory(inventory, quiet, connect=True)
@@ -77,15 +80,16 @@ def _public(s: Session, plan: Plan) -> dict[str, Any]:
 @json_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 2 changes pending, 1 error.")
 @click.option("--show-commands", is_flag=True, help="Also list the exact commands apply would run on each host.")
+@prune_nodes_option
 @limit_option
 @accept_option
 @quiet_option
 @verbose_option
-def plan_cmd(inventory: str, as_json: bool, detailed_exitcode: bool, show_commands: bool, limit: str | None,
-             accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
+def plan_cmd(inventory: str, as_json: bool, detailed_exitcode: bool, show_commands: bool, prune_nodes: bool,
+             limit: str | None, accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Show what apply would change, touching nothing."""
     with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s:
-        plan = converge.make_plan(s)
+        plan = converge.make_plan(s, prune_nodes)
         if as_json:
             data = _public(s, plan)
             if show_commands:
@@ -140,16 +144,17 @@ def _report(outcomes: list[converge.Outcome], services: dict[str, str], as_json:
 @click.option("--serial", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Swarm members whose engine restarts at once (managers stay within raft quorum).")
 @json_option
+@prune_nodes_option
 @limit_option
 @accept_option
 @quiet_option
 @verbose_option
-def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, limit: str | None, accept_new_host_keys: bool,
-              quiet: bool, verbose: bool) -> None:
+def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, prune_nodes: bool, limit: str | None,
+              accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Make the hosts match the inventory (plan first, then apply)."""
     start = time.monotonic()
     with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s:
-        plan = converge.make_plan(s)
+        plan = converge.make_plan(s, prune_nodes)
         if not as_json:
             show_plan(plan, {})
         if plan.errors:

@@ -20,6 +20,8 @@ DESCRIPTIONS: dict[str, str] = {
  "Host.roles": "[manager] or [worker]; hosts without a role stay out of the swarm.",
  "Host.labels": "Swarm node labels set on this host's node.",
  "Host.advertise_addr": "Swarm advertise and data-path address for this host.",
+ "Host.availability": ("Swarm availability of this host's node: active, pause (no new tasks) or drain (tasks "
+                       "move away); unset leaves it as it is."),
  "Host.docker": "Engine settings merged over defaults.docker for this host.",
  "Swarm.advertise_interface": "Interface whose address hosts advertise to the swarm (unless advertise_addr is set).",
  "Swarm.default_addr_pool": "CIDRs overlay subnets are taken from (docker swarm init --default-addr-pool).",

@@ -113,6 +113,7 @@ class Host(Model):
     roles: list[Literal["manager", "worker"]] = []
     labels: Labels = {}
     advertise_addr: IP | None = None
+    availability: Literal["active", "pause", "drain"] | None = None
     docker: DockerEngine | None = None
 
     @field_validator("roles")

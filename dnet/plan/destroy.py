@@ -31,7 +31,7 @@ def destroy(w: World, leave_swarm: bool) -> Plan:
         if any(r.startswith("-N DNET-") or "-j DNET-" in r for r in f.nat_rules + f.filter_rules):
             plan.add(ForwardRemove(h, "dnet's NAT chains", "forwards"))
     if leave_swarm:
-        members = [h for h, f in w.facts.items() if f.swarm_state == "active"]
+        members = [h for h, f in w.facts.items() if f.swarm_state != "inactive"]  # also pending/error after a prune
         for h in sorted(members, key=lambda x: (x == leader, w.facts[x].is_manager)):
             plan.add(SwarmLeave(h))
     return plan

@@ -20,6 +20,7 @@ class World:
     specs: dict[str, HostSpec]
     facts: dict[str, HostFacts]
     local_images: dict[str, str | None]
+    prune_nodes: bool = False  # remove swarm nodes the inventory does not list
 
     def leader(self) -> str | None:
         """The manager that runs cluster-wide commands (first manager already active, else first manager)."""

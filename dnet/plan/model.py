@@ -241,6 +241,58 @@ class NodeRole(Change):
 
 
 @dataclass(frozen=True)
+class NodeAvailability(Change):
+    """Set target's swarm availability (active, pause, drain); runs on a manager (host)."""
+
+    target: str = ""
+    availability: str = "active"
+    current: str = ""
+    kind: ClassVar[str] = "node"
+    phase: ClassVar[Phase] = Phase.NODE
+    verb: ClassVar[Action] = Action.UPDATE
+
+    @property
+    def name(self) -> str:
+        return self.target
+
+    @property
+    def detail(self) -> str:
+        return f"availability {self.current} -> {self.availability}"
+
+    def before(self) -> Any:
+        return {"availability": self.current}
+
+    def after(self) -> Any:
+        return {"availability": self.availability}
+
+
+@dataclass(frozen=True)
+class NodeRemove(Change):
+    """Remove a swarm node the inventory does not list (apply --prune-nodes); runs on a manager (host)."""
+
+    node_id: str = ""
+    hostname: str = ""
+    manager: bool = False
+    kind: ClassVar[str] = "node"
+    phase: ClassVar[Phase] = Phase.PRUNE
+    verb: ClassVar[Action] = Action.REMOVE
+
+    @property
+    def name(self) -> str:
+        return self.hostname or self.node_id[:12]
+
+    @property
+    def detail(self) -> str:
+        return f"not in the inventory: drain, {'demote, ' if self.manager else ''}docker node rm"
+
+    def before(self) -> Any:
+        return {"node": self.node_id, "hostname": self.hostname}
+
+    def after(self) -> Any:
+        return None
+
+
+@dataclass(frozen=True)
 class NodeLabels(Change):
     """Set the node labels dnet owns on target; runs on a manager (host)."""
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dnet.facts import NodeFact
+from dnet.inventory.resolve import address_of
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan import desired as d
-from dnet.plan.model import NodeLabels, NodeRole, Plan, Role, SwarmInit, SwarmJoin
+from dnet.plan.model import NodeAvailability, NodeLabels, NodeRemove, NodeRole, Plan, Role, SwarmInit, SwarmJoin
 
 if TYPE_CHECKING:
     from dnet.plan.diff import World
@@ -47,11 +48,30 @@ def diff(w: World, plan: Plan) -> None:
                                f"Leave that swarm on {h} (docker swarm leave) or drop {h} from the inventory")
             continue
         _node(w, plan, h, role, known_nodes.get(f.node_id), leader)
+    _strangers(w, plan, leader, known_nodes)
+
+
+def _strangers(w: World, plan: Plan, leader: str, nodes: dict[str, NodeFact]) -> None:
+    """Swarm nodes that no inventory host is: reported, and removed with --prune-nodes."""
+    ours = {f.node_id for f in w.facts.values() if f.node_id}
+    names = set(w.inv.hosts)
+    addrs = {address_of(spec) for spec in w.specs.values()}
+    for n in nodes.values():
+        if n.id in ours or n.hostname in names or n.addr in addrs:
+            continue
+        if w.prune_nodes:
+            plan.add(NodeRemove(leader, n.id, n.hostname, n.role == "manager"))
+        else:
+            plan.warnings.append(f"swarm node {n.hostname or n.id[:12]} ({n.addr}, {n.role}, {n.state}) is not in the "
+                                 "inventory; apply --prune-nodes removes it")
 
 
 def _node(w: World, plan: Plan, h: str, role: Role, node: NodeFact | None, leader: str) -> None:
     if node and node.role != role:
         plan.add(NodeRole(leader, h, role, node.role))
+    want_av = w.inv.hosts[h].availability
+    if node and want_av and node.availability != want_av:
+        plan.add(NodeAvailability(leader, h, want_av, node.availability))
     have = node.labels if node else {}
     owned = [k for k in have.get(d.NODE_LABELS, "").split(",") if k]
     want = dict(w.inv.hosts[h].labels)

@@ -1,10 +1,13 @@
 """Swarm tasks: init, join with in-memory tokens, leave, roles and node labels."""
 from __future__ import annotations
 
+import contextlib
+
 from dnet.errors import DnetError
 from dnet.inventory.resolve import address_of
 from dnet.plan import desired as d
-from dnet.plan.model import NodeLabels, NodeRole, SwarmInit, SwarmJoin, SwarmLeave
+from dnet.plan.model import NodeAvailability, NodeLabels, NodeRemove, NodeRole, SwarmInit, SwarmJoin, SwarmLeave
+from dnet.poll import PollTimeout, poll
 from dnet.tasks.base import Context, task
 from dnet.transport.base import quote
 
@@ -93,3 +96,26 @@ def labels(ctx: Context, c: NodeLabels) -> str:
     args += ["--label-add", f"{d.NODE_LABELS}={c.owned}", _node_id(ctx, c.target)]
     ctx.run(c.host, quote(*args) + " >/dev/null")
     return f"labels on {c.target}: {c.detail}"
+
+
+@task(NodeAvailability)
+def availability(ctx: Context, c: NodeAvailability) -> str:
+    ctx.run(c.host, quote("docker", "node", "update", "--availability", c.availability, _node_id(ctx, c.target))
+            + " >/dev/null")
+    return f"{c.target} is {c.availability}"
+
+
+@task(NodeRemove)
+def remove_node(ctx: Context, c: NodeRemove) -> str:
+    """Drain the stranger, wait until its tasks are gone, demote it if a manager, and remove it."""
+    node = quote(c.node_id)
+    ctx.run(c.host, f"docker node update --availability drain {node} >/dev/null")
+    if not ctx.dry_run:
+        tasks = f"docker node ps {node} --filter desired-state=running -q"
+        with contextlib.suppress(PollTimeout):  # a node that is down keeps its tasks listed: remove it anyway
+            poll(lambda: not ctx.run(c.host, tasks, check=False).stdout.strip(), timeout=60, interval=1,
+                 what=f"tasks to leave node {c.name}")
+    if c.manager:
+        ctx.run(c.host, f"docker node demote {node} >/dev/null")
+    ctx.run(c.host, f"docker node rm --force {node} >/dev/null")
+    return f"node {c.name} drained{', demoted' if c.manager else ''} and removed"
