@@ -144,6 +144,29 @@ def test_limit_touches_only_the_named_hosts(lab: tuple[str, Path], tmp_path: Pat
     assert dnet_json("apply", "-i", str(inv), "--yes")[0] == 0
 
 
+def test_tunnel_reaches_a_port_nobody_published(lab: tuple[str, Path]) -> None:
+    import signal
+    import sys
+
+    from tests.conftest import ROOT
+
+    _, inv = lab
+    for target in ("web:80", "edge:80"):  # web publishes 8080 and edge 9090: port 80 itself is not published
+        proc = subprocess.Popen([sys.executable, "-m", "dnet", "tunnel", "-i", str(inv), target], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert first.startswith("127.0.0.1:"), first + proc.stderr.read() if proc.poll() is not None else first
+            port = int(first.split()[0].split(":")[1])
+            assert http_get(f"http://127.0.0.1:{port}/").strip() == "dnet probe ok"
+            assert http_get(f"http://127.0.0.1:{port}/").strip() == "dnet probe ok"  # a second connection too
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and "tunnel closed" in out
+
+
 def test_a_swarm_node_the_inventory_drops_is_reported_then_pruned(lab: tuple[str, Path], tmp_path: Path) -> None:
     import yaml
 

@@ -1,0 +1,62 @@
+"""`dnet tunnel`: an SSH local forward to a host's port, or to a container's or task's port through its host."""
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import threading
+from types import FrameType
+
+import click
+
+from dnet.cli.common import accept_option, inventory_option, load_inventory, log_to, out, quiet_option, say
+from dnet.errors import DnetError
+from dnet.session import open_session
+from dnet.transport import SSHTransport
+from dnet.tunnel import Stream, resolve, serve
+
+
+@click.command("tunnel")
+@inventory_option
+@click.argument("target", metavar="HOST:PORT|CONTAINER:PORT|SERVICE:PORT")
+@click.option("--local", "local_port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Local port on 127.0.0.1 (0: any free one).")
+@accept_option
+@quiet_option
+def command(inventory: str, target: str, local_port: int, accept_new_host_keys: bool, quiet: bool) -> None:
+    """Forward 127.0.0.1:PORT here to TARGET over SSH, published or not; hold until Ctrl-C."""
+    loaded = load_inventory(inventory, quiet, connect=True)
+    with open_session(loaded, accept_new_host_keys, log_to(True)) as s:
+        t = resolve(loaded.model, s.facts, target)
+        if t.host not in s.transports:
+            raise DnetError(f"{t.host} is unreachable: {s.host_errors.get(t.host, 'not connected')}")
+        transport = s.transports[t.host]
+        inner = getattr(transport, "inner", transport)
+
+        def open_channel(dest: tuple[str, int], peer: tuple[str, int]) -> Stream:
+            if isinstance(inner, SSHTransport):
+                ssh = inner.conn.client.get_transport()
+                if ssh is None:
+                    raise DnetError(f"{t.host}: the SSH connection was lost")
+                chan: Stream = ssh.open_channel("direct-tcpip", dest, peer)
+                return chan
+            return socket.create_connection(dest, timeout=10)
+
+        listener = socket.create_server(("127.0.0.1", local_port))
+        port = listener.getsockname()[1]
+        stop = threading.Event()
+
+        def end(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, end)
+        say(out, f"127.0.0.1:{port} -> {t.what} ({t.address}:{t.port} seen from {t.host}); Ctrl-C ends it")
+        sys.stdout.flush()
+        try:
+            serve(listener, open_channel, (t.address, t.port), stop)
+        except KeyboardInterrupt:
+            stop.set()
+        finally:
+            listener.close()
+    if not quiet:
+        say(out, "tunnel closed")

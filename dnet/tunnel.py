@@ -1,0 +1,105 @@
+"""SSH local forwards: reach a host's port, or a container's or task's port through the host it runs on."""
+from __future__ import annotations
+
+import select
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from dnet.errors import DnetError
+from dnet.facts import ContainerFact, HostFacts
+from dnet.inventory.schema import TARGET_RE, Inventory
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a tunnel ends: the host to go through and the address and port seen from that host."""
+
+    host: str
+    address: str
+    port: int
+    what: str
+
+
+def _reachable_ip(c: ContainerFact, facts: HostFacts) -> str:
+    """An address of the container that its host can route to: on a bridge (docker_gwbridge for overlay tasks)."""
+    for net, ep in sorted(c.endpoints.items(), key=lambda x: x[0] != "docker_gwbridge"):
+        nf = facts.network(net)
+        if ep.ip and (net == "docker_gwbridge" or (nf is not None and nf.driver == "bridge")):
+            return ep.ip
+    raise DnetError(f"{c.name} has no address its host can reach (only overlay or internal networks); "
+                    "attach it to a bridge network, or tunnel to a published port on its host")
+
+
+def resolve(inv: Inventory, facts: dict[str, HostFacts], text: str) -> Target:
+    """HOST:PORT, CONTAINER:PORT or SERVICE:PORT (one running task) to a tunnel target."""
+    m = TARGET_RE.match(text)
+    if not m or not 1 <= int(m["port"]) <= 65535:
+        raise DnetError(f"'{text}' is not NAME:PORT (a host, container or service of the inventory, and a port)")
+    name, port = m["name"], int(m["port"])
+    if name in inv.hosts:
+        return Target(name, "127.0.0.1", port, f"host {name} port {port}")
+    if name in inv.containers:
+        host = inv.containers[name].host
+        c = facts[host].container(name) if host in facts else None
+        if c is None or not c.running:
+            raise DnetError(f"container {name} is not running on {host}")
+        return Target(host, _reachable_ip(c, facts[host]), port, f"container {name} port {port} (on {host})")
+    if name in inv.services:
+        for host, f in sorted(facts.items()):
+            for c in f.containers:
+                if c.service == name and c.running:
+                    return Target(host, _reachable_ip(c, f), port, f"task {c.task_name} port {port} (on {host})")
+        raise DnetError(f"service {name} has no running task on the reachable hosts")
+    raise DnetError(f"'{name}' is no host, container or service of this inventory")
+
+
+class Stream(Protocol):
+    """A socket, or a paramiko channel: what a tunnel pipes bytes through."""
+
+    def recv(self, size: int) -> bytes: ...
+
+    def sendall(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def fileno(self) -> int: ...
+
+
+Opener = Callable[[tuple[str, int], tuple[str, int]], Stream]
+
+
+def serve(listener: socket.socket, open_channel: Opener, dest: tuple[str, int], stop: threading.Event) -> None:
+    """Accept local connections until stopped; pipe each through a new channel to dest."""
+    listener.settimeout(0.5)
+    while not stop.is_set():
+        try:
+            client, peer = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        try:
+            chan = open_channel(dest, peer)
+        except Exception as exc:
+            client.close()
+            raise DnetError(f"the tunnel could not open {dest[0]}:{dest[1]}: {exc}") from None
+        threading.Thread(target=_pipe, args=(client, chan, stop), daemon=True).start()
+
+
+def _pipe(a: Stream, b: Stream, stop: threading.Event) -> None:
+    try:
+        while not stop.is_set():
+            ready, _, _ = select.select([a, b], [], [], 0.5)
+            for src in ready:
+                data = src.recv(65536)
+                if not data:
+                    return
+                (b if src is a else a).sendall(data)
+    except OSError:
+        return
+    finally:
+        a.close()
+        b.close()
