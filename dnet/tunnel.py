@@ -1,4 +1,9 @@
-"""SSH local forwards: reach a host's port, or a container's or task's port through the host it runs on."""
+"""SSH local forwards: reach a host's port, or a container's or task's port through the host it runs on.
+
+A host port is an SSH direct-tcpip channel. A container's port is reached inside the container's own network
+namespace (busybox nc in a probe container sharing it), so it works whether or not the port is published and
+whatever networks the container is on.
+"""
 from __future__ import annotations
 
 import select
@@ -9,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dnet.errors import DnetError
-from dnet.facts import ContainerFact, HostFacts
+from dnet.facts import HostFacts
 from dnet.inventory.schema import TARGET_RE, Inventory
 
 
@@ -18,19 +23,10 @@ class Target:
     """Where a tunnel ends: the host to go through and the address and port seen from that host."""
 
     host: str
-    address: str
+    address: str  # for a host target; "" when the tunnel enters a container's namespace
     port: int
     what: str
-
-
-def _reachable_ip(c: ContainerFact, facts: HostFacts) -> str:
-    """An address of the container that its host can route to: on a bridge (docker_gwbridge for overlay tasks)."""
-    for net, ep in sorted(c.endpoints.items(), key=lambda x: x[0] != "docker_gwbridge"):
-        nf = facts.network(net)
-        if ep.ip and (net == "docker_gwbridge" or (nf is not None and nf.driver == "bridge")):
-            return ep.ip
-    raise DnetError(f"{c.name} has no address its host can reach (only overlay or internal networks); "
-                    "attach it to a bridge network, or tunnel to a published port on its host")
+    container: str = ""  # container ID: the tunnel ends inside its network namespace, on 127.0.0.1:port
 
 
 def resolve(inv: Inventory, facts: dict[str, HostFacts], text: str) -> Target:
@@ -46,12 +42,12 @@ def resolve(inv: Inventory, facts: dict[str, HostFacts], text: str) -> Target:
         c = facts[host].container(name) if host in facts else None
         if c is None or not c.running:
             raise DnetError(f"container {name} is not running on {host}")
-        return Target(host, _reachable_ip(c, facts[host]), port, f"container {name} port {port} (on {host})")
+        return Target(host, "", port, f"container {name} port {port} (on {host})", c.id)
     if name in inv.services:
         for host, f in sorted(facts.items()):
             for c in f.containers:
                 if c.service == name and c.running:
-                    return Target(host, _reachable_ip(c, f), port, f"task {c.task_name} port {port} (on {host})")
+                    return Target(host, "", port, f"task {c.task_name} port {port} (on {host})", c.id)
         raise DnetError(f"service {name} has no running task on the reachable hosts")
     raise DnetError(f"'{name}' is no host, container or service of this inventory")
 

@@ -151,7 +151,7 @@ def test_tunnel_reaches_a_port_nobody_published(lab: tuple[str, Path]) -> None:
     from tests.conftest import ROOT
 
     _, inv = lab
-    for target in ("web:80", "edge:80"):  # web publishes 8080 and edge 9090: port 80 itself is not published
+    for target in ("web:80", "db:5432", "node2:9090"):  # db publishes nothing and sits on an internal network
         proc = subprocess.Popen([sys.executable, "-m", "dnet", "tunnel", "-i", str(inv), target], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

@@ -11,8 +11,10 @@ import click
 
 from dnet.cli.common import accept_option, inventory_option, load_inventory, log_to, out, quiet_option, say
 from dnet.errors import DnetError
+from dnet.images import PROBE_IMAGE, ensure_image, local_image_id
 from dnet.session import open_session
 from dnet.transport import SSHTransport
+from dnet.transport.base import quote
 from dnet.tunnel import Stream, resolve, serve
 
 
@@ -33,14 +35,26 @@ def command(inventory: str, target: str, local_port: int, accept_new_host_keys: 
         transport = s.transports[t.host]
         inner = getattr(transport, "inner", transport)
 
+        if t.container:
+            ensure_image(transport, PROBE_IMAGE, local_image_id(PROBE_IMAGE))
+        into = quote("docker", "run", "--rm", "-i", "--label", "dnet.managed=true", "--network",
+                     f"container:{t.container}", "--entrypoint", "nc", PROBE_IMAGE, "127.0.0.1", str(t.port))
+
         def open_channel(dest: tuple[str, int], peer: tuple[str, int]) -> Stream:
-            if isinstance(inner, SSHTransport):
-                ssh = inner.conn.client.get_transport()
-                if ssh is None:
-                    raise DnetError(f"{t.host}: the SSH connection was lost")
-                chan: Stream = ssh.open_channel("direct-tcpip", dest, peer)
-                return chan
-            return socket.create_connection(dest, timeout=10)
+            if not isinstance(inner, SSHTransport):
+                if t.container:
+                    raise DnetError("tunnels into containers need an SSH host (address: local has no tunnel)")
+                return socket.create_connection(dest, timeout=10)
+            ssh = inner.conn.client.get_transport()
+            if ssh is None:
+                raise DnetError(f"{t.host}: the SSH connection was lost")
+            if t.container:
+                session = ssh.open_session()
+                session.exec_command(inner.prefix + "sh -c " + quote(into))
+                chan: Stream = session
+            else:
+                chan = ssh.open_channel("direct-tcpip", dest, peer)
+            return chan
 
         listener = socket.create_server(("127.0.0.1", local_port))
         port = listener.getsockname()[1]
@@ -49,8 +63,10 @@ def command(inventory: str, target: str, local_port: int, accept_new_host_keys: 
         def end(signum: int, frame: FrameType | None) -> None:
             stop.set()
 
-        signal.signal(signal.SIGTERM, end)
-        say(out, f"127.0.0.1:{port} -> {t.what} ({t.address}:{t.port} seen from {t.host}); Ctrl-C ends it")
+        signal.signal(signal.SIGTERM, end)  # both end the tunnel the same calm way
+        signal.signal(signal.SIGINT, end)
+        where = f"{t.address}:{t.port} seen from {t.host}" if not t.container else f"inside its namespace on {t.host}"
+        say(out, f"127.0.0.1:{port} -> {t.what} ({where}); Ctrl-C ends it")
         sys.stdout.flush()
         try:
             serve(listener, open_channel, (t.address, t.port), stop)
