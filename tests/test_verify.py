@@ -212,8 +212,8 @@ def test_missing_masquerade_for_a_subnet(lab: tuple[str, Path]) -> None:
 
 def test_service_below_its_replica_count(lab: tuple[str, Path]) -> None:
     name, inv = lab
-    code, _, _, found = run_broken(inv, "node1", name, "docker service scale --detach web=2 >/dev/null",
-                                        "docker service scale --detach web=3 >/dev/null")
+    code, _, _, found = run_broken(inv, "node1", name, "docker service scale web=2 >/dev/null 2>&1",
+                                   "docker service scale --detach web=3 >/dev/null")
     assert code == 1
     f = next(f for f in found if f["cause"] == "service web runs 2 of 3 tasks")
     assert "docker service ps web" in f["fix"]

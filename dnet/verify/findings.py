@@ -129,9 +129,13 @@ def _drops(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
             cs = []
             for c in failed:
                 pair = c.tags.get("pair", "").split(">")
+                overlay_rule = rule.matches("udp", ctx.data_port) or rule.matches("tcp", 7946) or \
+                    rule.matches("udp", 7946)
                 if c.tags.get("vxlan") or (c.tags.get("net") and h in pair and c.result != "mtu"):
-                    hit = h in pair and (rule.matches("udp", ctx.data_port) or rule.matches("tcp", 7946)
-                                         or rule.matches("udp", 7946))
+                    hit = h in pair and overlay_rule
+                elif c.scope == 5 and overlay_rule:  # a declared check whose path crosses the host's overlay
+                    target = ctx.instances.get(c.dst.split(":")[0])
+                    hit = ctx.host_of(c) == h or (target is not None and target.host == h)
                 elif c.tags.get("swarm"):
                     port = 7946 if c.tags["swarm"] == "gossip" else 2377
                     hit = ctx.target_host(c) == h and rule.matches("tcp", port)
@@ -169,10 +173,17 @@ def _not_running(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
         if have and have.running:
             continue
         state = f"{have.status}, restarted {have.restart_count} times" if have else "missing"
-        cs = [x for x in failed if x.src == name or x.dst == name or x.dst.startswith(f"{name}:")]
+        cs = [x for x in failed if x.src == name or x.dst == name or x.dst.startswith(f"{name}:")
+              or x.what.startswith(f"{name} port ") or x.dst in _forwards_to(ctx, c.host, [p.published
+                                                                                         for p in c.ports])]
         claim(Finding(f"container {name} on {c.host} is not running ({state})", [c.host],
                       [f"{c.host}: docker inspect {name}: {state}"],
                       f"see `docker logs {name}` on {c.host}; `dnet apply` starts it again"), cs)
+
+
+def _forwards_to(ctx: Ctx, host: str, ports: list[int]) -> set[str]:
+    """The `host:listen` ends of the forwards that lead to one of these ports on host."""
+    return {f"{f.host}:{f.listen}" for f in ctx.inv.forwards if f.to_host == host and f.to_port in ports}
 
 
 def _replicas(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
@@ -180,7 +191,7 @@ def _replicas(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
         if c.action[0] == "count":
             svc = c.src
             cs = [x for x in failed if x.dst == svc or x.dst.startswith(f"{svc}.") or x.dst.startswith(f"{svc}:")
-                  or x.src == svc or x.src.startswith(f"{svc}.")]
+                  or x.src == svc or x.src.startswith(f"{svc}.") or x.what.startswith(f"{svc} port ")]
             claim(Finding(f"service {svc} runs {c.action[1]} of {c.action[2]} tasks", [],
                           [f"docker service ls: {svc} {c.action[1]}/{c.action[2]}"],
                           f"run `docker service ps {svc} --no-trunc` on a manager to see why tasks do not start"),
