@@ -383,12 +383,40 @@ class NetworkRecreate(Change):
 
 
 @dataclass(frozen=True)
-class NetworkRemove(Change):
+class Removal(Change):
+    """A change that removes something: it exists before, and not after."""
+
+    verb: ClassVar[Action] = Action.REMOVE
+
+    def before(self) -> Any:
+        return {"exists": True}
+
+    def after(self) -> Any:
+        return {"exists": False}
+
+
+@dataclass(frozen=True)
+class Rebuild(Change):
+    """Create a workload, or remove and create it again (recreate); `current` is what runs now."""
+
+    recreate: bool = False
+    why: str = ""
+    current: dict[str, Any] | None = None
+
+    @property
+    def action(self) -> Action:
+        return Action.RECREATE if self.recreate else Action.CREATE
+
+    def before(self) -> Any:
+        return self.current
+
+
+@dataclass(frozen=True)
+class NetworkRemove(Removal):
     network: str = ""
     why: str = "no longer in the inventory"
     pruning: bool = True  # prune phase during apply; network phase (after workloads) during destroy
     kind: ClassVar[str] = "network"
-    verb: ClassVar[Action] = Action.REMOVE
 
     @property
     def name(self) -> str:
@@ -401,12 +429,6 @@ class NetworkRemove(Change):
     @property
     def order(self) -> Phase:
         return Phase.PRUNE if self.pruning else Phase.NETWORK
-
-    def before(self) -> Any:
-        return {"exists": True}
-
-    def after(self) -> Any:
-        return {"exists": False}
 
 
 @dataclass(frozen=True)
@@ -456,23 +478,16 @@ class ImagePull(Change):
 
 
 @dataclass(frozen=True)
-class ContainerRun(Change):
+class ContainerRun(Rebuild):
     """Create a container, or remove and create it again (recreate)."""
 
     spec: ContainerSpec | None = None
-    recreate: bool = False
-    why: str = ""
-    current: dict[str, Any] | None = None
     kind: ClassVar[str] = "container"
     phase: ClassVar[Phase] = Phase.WORKLOAD
 
     @property
     def name(self) -> str:
         return self.spec.name if self.spec else ""
-
-    @property
-    def action(self) -> Action:
-        return Action.RECREATE if self.recreate else Action.CREATE
 
     @property
     def detail(self) -> str:
@@ -482,9 +497,6 @@ class ContainerRun(Change):
         assert s is not None
         return f"{s.image} on {', '.join(s.networks) or 'default bridge'}" + \
             (f", ports {', '.join(s.ports)}" if s.ports else "")
-
-    def before(self) -> Any:
-        return self.current
 
     def after(self) -> Any:
         return self.spec.as_dict() if self.spec else None
@@ -513,12 +525,11 @@ class ContainerStart(Change):
 
 
 @dataclass(frozen=True)
-class ContainerRemove(Change):
+class ContainerRemove(Removal):
     container: str = ""
     why: str = "no longer in the inventory"
     kind: ClassVar[str] = "container"
     phase: ClassVar[Phase] = Phase.PRUNE
-    verb: ClassVar[Action] = Action.REMOVE
 
     @property
     def name(self) -> str:
@@ -528,21 +539,12 @@ class ContainerRemove(Change):
     def detail(self) -> str:
         return self.why
 
-    def before(self) -> Any:
-        return {"exists": True}
-
-    def after(self) -> Any:
-        return {"exists": False}
-
 
 @dataclass(frozen=True)
-class ServiceRun(Change):
+class ServiceRun(Rebuild):
     """Create a service, or remove and create it again (recreate). Runs on a manager."""
 
     spec: ServiceSpec | None = None
-    recreate: bool = False
-    why: str = ""
-    current: dict[str, Any] | None = None
     kind: ClassVar[str] = "service"
     phase: ClassVar[Phase] = Phase.WORKLOAD
 
@@ -551,30 +553,22 @@ class ServiceRun(Change):
         return self.spec.name if self.spec else ""
 
     @property
-    def action(self) -> Action:
-        return Action.RECREATE if self.recreate else Action.CREATE
-
-    @property
     def detail(self) -> str:
         s = self.spec
         assert s is not None
         base = f"{s.image} x{s.replicas} on {', '.join(s.networks) or 'no network'}"
         return f"{base} ({self.why})" if self.why else base
 
-    def before(self) -> Any:
-        return self.current
-
     def after(self) -> Any:
         return self.spec.as_dict() if self.spec else None
 
 
 @dataclass(frozen=True)
-class ServiceRemove(Change):
+class ServiceRemove(Removal):
     service: str = ""
     why: str = "no longer in the inventory"
     kind: ClassVar[str] = "service"
     phase: ClassVar[Phase] = Phase.PRUNE
-    verb: ClassVar[Action] = Action.REMOVE
 
     @property
     def name(self) -> str:
@@ -583,12 +577,6 @@ class ServiceRemove(Change):
     @property
     def detail(self) -> str:
         return self.why
-
-    def before(self) -> Any:
-        return {"exists": True}
-
-    def after(self) -> Any:
-        return {"exists": False}
 
 
 @dataclass(frozen=True)

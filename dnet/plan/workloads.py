@@ -75,14 +75,14 @@ def _containers(w: World, plan: Plan, ids: dict[tuple[str, str], str | None]) ->
         spec = d.container_spec(name, c, ids.get((c.host, c.image)))
         have = w.facts[c.host].container(name)
         if have is None:
-            plan.add(ContainerRun(c.host, spec))
+            plan.add(ContainerRun(c.host, spec=spec))
         elif not have.managed:
             plan.errors.append(f"{c.host}: a container named '{name}' exists but was not created by dnet; "
                                "rename it in the inventory or remove it by hand")
         elif have.spec_hash != spec.hash:
-            plan.add(ContainerRun(c.host, spec, True, current=_ctr_before(have)))
+            plan.add(ContainerRun(c.host, spec=spec, recreate=True, current=_ctr_before(have)))
         elif drift := _net_drift(set(have.endpoints), set(c.networks) or {"bridge"}):
-            plan.add(ContainerRun(c.host, spec, True, drift, _ctr_before(have)))
+            plan.add(ContainerRun(c.host, spec=spec, recreate=True, why=drift, current=_ctr_before(have)))
         elif not have.running:
             plan.add(ContainerStart(c.host, name))
 
@@ -97,15 +97,16 @@ def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str 
         spec = d.service_spec(name, s, ids.get((leader, s.image)))
         have = lf.service(name)
         if name in rebuilt:
-            plan.add(ServiceRun(leader, spec, True, "after its network"))
+            plan.add(ServiceRun(leader, spec=spec, recreate=True, why="after its network"))
         elif have is None:
-            plan.add(ServiceRun(leader, spec))
+            plan.add(ServiceRun(leader, spec=spec))
         elif not have.managed:
             plan.errors.append(f"service '{name}' exists but was not created by dnet; rename it or remove it by hand")
         elif have.spec_hash != spec.hash:
-            plan.add(ServiceRun(leader, spec, True, current=_svc_before(have, _service_nets(lf, have))))
+            plan.add(ServiceRun(leader, spec=spec, recreate=True, current=_svc_before(have, _service_nets(lf, have))))
         elif drift := _net_drift(_service_nets(lf, have), set(s.networks)):
-            plan.add(ServiceRun(leader, spec, True, drift, _svc_before(have, _service_nets(lf, have))))
+            plan.add(ServiceRun(leader, spec=spec, recreate=True, why=drift,
+                                  current=_svc_before(have, _service_nets(lf, have))))
         if (s.endpoint_mode == "vip" or any(p.mode == "ingress" for p in s.ports)) and \
                 not any(w.facts[h].ipvs for h in swarm_hosts(w.inv) if h in w.facts):
             plan.warnings.append(f"service '{name}' needs IPVS (endpoint_mode vip or ingress publish) but no swarm "
