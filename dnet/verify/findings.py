@@ -126,8 +126,12 @@ def _ip_forward(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
 def _drops(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
     for h, ev in sorted(ctx.evidence.items()):
         for rule in ev.drops:
+            if not rule.protocol and rule.port is None:
+                continue  # a drop-all in these chains is Docker's own plumbing (internal networks), not a port rule
             cs = []
             for c in failed:
+                if c.result not in ("timeout", "refused" if "REJECT" in rule.text else "timeout"):
+                    continue  # a DROP makes packets vanish, a REJECT refuses them
                 pair = c.tags.get("pair", "").split(">")
                 overlay_rule = rule.matches("udp", ctx.data_port) or rule.matches("tcp", 7946) or \
                     rule.matches("udp", 7946)
