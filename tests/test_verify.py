@@ -212,13 +212,14 @@ def test_missing_masquerade_for_a_subnet(lab: tuple[str, Path]) -> None:
 
 def test_service_below_its_replica_count(lab: tuple[str, Path]) -> None:
     name, inv = lab
-    gone = ("for i in $(seq 60); do docker service ps web --filter desired-state=shutdown --format '{{.CurrentState}}' "
-            "| grep -qv '^Shutdown' || break; sleep 0.5; done")  # the removed task's container has stopped
+    gone = ("for i in $(seq 60); do [ \"$(docker service ps web --format '{{.CurrentState}}' | grep -c '^Running')\" "
+            "= 2 ] && break; sleep 0.5; done")  # the removed task's container has stopped (desired state Remove)
     code, _, _, found = run_broken(inv, "node1", name, f"docker service scale web=2 >/dev/null 2>&1; {gone}",
                                    "docker service scale --detach web=3 >/dev/null")
     assert code == 1
-    f = next((f for f in found if f["cause"] == "service web runs 2 of 3 tasks"), found)
-    assert "docker service ps web" in f["fix"]
+    causes = [f["cause"] for f in found]
+    assert "service web runs 2 of 3 tasks" in causes, causes
+    assert "docker service ps web" in found[causes.index("service web runs 2 of 3 tasks")]["fix"]
     healthy(inv)
 
 
