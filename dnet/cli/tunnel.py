@@ -32,8 +32,7 @@ def command(inventory: str, target: str, local_port: int, accept_new_host_keys: 
         t = resolve(loaded.model, s.facts, target)
         if t.host not in s.transports:
             raise DnetError(f"{t.host} is unreachable: {s.host_errors.get(t.host, 'not connected')}")
-        transport = s.transports[t.host]
-        inner = getattr(transport, "inner", transport)
+        transport = s.transports[t.host]  # no -v wrapper here: the SSH transport itself
 
         if t.container:
             ensure_image(transport, PROBE_IMAGE, local_image_id(PROBE_IMAGE))
@@ -41,16 +40,16 @@ def command(inventory: str, target: str, local_port: int, accept_new_host_keys: 
                      f"container:{t.container}", "--entrypoint", "nc", PROBE_IMAGE, "127.0.0.1", str(t.port))
 
         def open_channel(dest: tuple[str, int], peer: tuple[str, int]) -> Stream:
-            if not isinstance(inner, SSHTransport):
+            if not isinstance(transport, SSHTransport):
                 if t.container:
                     raise DnetError("tunnels into containers need an SSH host (address: local has no tunnel)")
                 return socket.create_connection(dest, timeout=10)
-            ssh = inner.conn.client.get_transport()
+            ssh = transport.conn.client.get_transport()
             if ssh is None:
                 raise DnetError(f"{t.host}: the SSH connection was lost")
             if t.container:
                 session = ssh.open_session()
-                session.exec_command(inner.prefix + "sh -c " + quote(into))
+                session.exec_command(transport.prefix + "sh -c " + quote(into))
                 chan: Stream = session
             else:
                 chan = ssh.open_channel("direct-tcpip", dest, peer)

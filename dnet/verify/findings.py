@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dnet.facts import HostFacts
-from dnet.facts.evidence import HostEvidence
+from dnet.facts.evidence import FILTER_CHAINS, HostEvidence
 from dnet.inventory.schema import Inventory
 from dnet.verify.explain import mtu_hint
 from dnet.verify.model import Check, Instance
@@ -103,7 +103,7 @@ def _ruled_out(ctx: Ctx, hosts: list[str]) -> list[str]:
         if ev.ip_forward:
             out.append(f"{h}: ip_forward is on")
         if not ev.drops:
-            out.append(f"{h}: no DROP or REJECT rule in {', '.join(('INPUT', 'FORWARD', 'DOCKER-USER'))}")
+            out.append(f"{h}: no DROP or REJECT rule in {', '.join(FILTER_CHAINS)}")
     return out
 
 
