@@ -7,7 +7,7 @@ import sys
 import click
 
 from dnet import __version__
-from dnet.cli import converge_cmds, lab, schema, show, tunnel, validate, verify
+from dnet.cli import converge_cmds, lab, run, schema, show, tunnel, validate, verify
 from dnet.cli.common import EXIT_ERROR, err, say
 from dnet.errors import DnetError, InventoryError
 
@@ -24,7 +24,7 @@ def cli() -> None:
 
 
 for command in (validate.command, show.command, lab.group, converge_cmds.plan_cmd, converge_cmds.apply_cmd,
-                converge_cmds.destroy_cmd, verify.command, schema.command, tunnel.command):
+                converge_cmds.destroy_cmd, verify.command, run.command, schema.command, tunnel.command):
     cli.add_command(command)
 
 

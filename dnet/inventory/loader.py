@@ -60,7 +60,7 @@ def loads(text: str, filename: str = "<inventory>") -> Loaded:
         removed: set[str] = set()
         blocked: set[tuple[Any, ...]] = set()
     except ValidationError as exc:
-        typed = [_problem(e, keys, values, filename) for e in exc.errors()]
+        typed = [validation_problem(e, keys, values, filename) for e in exc.errors()]
         model, removed, blocked = _salvage(data, values)
     found: list[Problem] = []
     if model is not None:  # reference checks too, so that one run reports every problem of the file
@@ -128,7 +128,7 @@ def _dotted(path: tuple[Any, ...]) -> str:
     return out or "top level"
 
 
-def _problem(e: Any, keys: Positions, values: Positions, filename: str) -> Problem:
+def validation_problem(e: Any, keys: Positions, values: Positions, filename: str, model: Any = Inventory) -> Problem:
     loc = tuple(e["loc"])
     path = _clean(loc, values)
     kind = e["type"]
@@ -136,7 +136,7 @@ def _problem(e: Any, keys: Positions, values: Positions, filename: str) -> Probl
     if kind == "extra_forbidden":
         key = loc[-1]
         parent = _clean(loc[:-1], values)
-        known = _fields_at(Inventory, parent)
+        known = _fields_at(model, parent)
         near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
         hint = f"; did you mean '{near[0]}'?" if near else (f"; known keys: {', '.join(known)}" if known else "")
         line, col = keys.get((*parent, key), values.get(parent, (1, 1)))

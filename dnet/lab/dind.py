@@ -36,7 +36,7 @@ def client() -> docker.DockerClient:
         c.ping()
         return c
     except DockerException as exc:
-        raise DnetError(f"no Docker engine answers here ({exc}); start one, e.g. bash playbooks/setup.sh") from None
+        raise DnetError(f"no Docker engine answers here ({exc}); start one, e.g. bash scripts/setup.sh") from None
 
 
 def labels(name: str, role: str) -> dict[str, str]:

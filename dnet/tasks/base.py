@@ -9,6 +9,7 @@ from dnet.facts import HostFacts
 from dnet.inventory.resolve import HostSpec
 from dnet.inventory.schema import Inventory
 from dnet.plan.model import Change
+from dnet.poll import PollTimeout, poll
 from dnet.transport.base import Result, Transport
 
 C = TypeVar("C", bound=Change)
@@ -46,6 +47,18 @@ class Context:
             self.transports[host].run(command, check=False)
             return f"<{what}>"
         return self.transports[host].run(command).stdout.strip()
+
+
+def retrying(ctx: Context, host: str, command: str, what: str, wait: float = 45) -> None:
+    """Run a command until it succeeds: a worker learns of overlay networks (and gets attachments) late, so
+    connecting or starting a container on one may fail for a while. After `wait` seconds, raise with its output."""
+    def done() -> bool:
+        return ctx.run(host, command, check=False).ok or ctx.dry_run
+
+    try:
+        poll(done, timeout=wait, interval=1, what=f"{host} to {what}")
+    except PollTimeout:
+        ctx.run(host, command)  # raises with the command, exit code and output
 
 
 def task(kind: type[C]) -> Callable[[Callable[[Context, C], str]], Callable[[Context, C], str]]:

@@ -5,8 +5,8 @@ import ipaddress
 
 from dnet.plan import desired as d
 from dnet.plan.model import NetworkCreate, NetworkRecreate, NetworkRemove
-from dnet.poll import PollTimeout, poll
-from dnet.tasks.base import Context, task
+from dnet.poll import poll
+from dnet.tasks.base import Context, retrying, task
 from dnet.transport.base import quote
 
 
@@ -79,24 +79,9 @@ def recreate(ctx: Context, c: NetworkRecreate) -> str:
                 args += ["--alias", alias]
         if ctr.ip and subnet and ipaddress.ip_address(ctr.ip) in subnet:
             args += ["--ip", ctr.ip]
-        _connect(ctx, ctr.host, quote(*args, net_id, ctr.container))  # by ID: a worker may cache the old name
+        # by ID: a worker may cache the old name
+        retrying(ctx, ctr.host, quote(*args, net_id, ctr.container), "connect to the new network")
     for svc in c.services:
         ctx.run(c.host, quote("docker", "service", "update", "--detach", "--network-add", name, svc) + " >/dev/null")
     n = len(c.containers) + len(c.services)
     return f"recreated ({c.detail.split(';')[0]}), reconnected {n}"
-
-
-def _connect(ctx: Context, host: str, command: str, wait: float = 45) -> None:
-    """Connect a container to a just-made overlay; a worker learns of new networks late, so retry a while."""
-    seen: list[str] = []
-
-    def done() -> bool:
-        r = ctx.run(host, command, check=False)
-        if not r.ok:
-            seen.append((r.stdout + r.stderr).strip()[-300:])
-        return r.ok or ctx.dry_run
-
-    try:
-        poll(done, timeout=wait, interval=1, what=f"{host} to connect to the new network")
-    except PollTimeout:
-        ctx.run(host, command)  # raises with the command, exit code and output

@@ -60,7 +60,7 @@ def restart(ctx: Context, host: str) -> str:
         if manager:  # and before starting containers: a drained node gets no overlay attachments for them
             ctx.run(manager, f"docker node update --availability {quote(availability)} {quote(f.node_id)} "
                     ">/dev/null", check=False)
-    started = _start_again(ctx, host, plain)
+    started = _start_again(ctx, host, plain, availability)
     drained = f", drained and set {availability} again" if manager else ""
     return f"engine restarted{drained}; {started} containers that ran before started again"
 
@@ -77,7 +77,7 @@ def _wait_member(ctx: Context, host: str, manager: str | None) -> None:
              what=f"{host}'s swarm node to be Ready")
 
 
-def _start_again(ctx: Context, host: str, ids: list[str]) -> int:
+def _start_again(ctx: Context, host: str, ids: list[str], availability: str = "active") -> int:
     """Start every listed container that is not running (an overlay attachment may need a few tries)."""
     if not ids:
         return 0
@@ -98,5 +98,7 @@ def _start_again(ctx: Context, host: str, ids: list[str]) -> int:
     try:
         poll(all_running, timeout=90, interval=1, what=f"containers on {host} to start again")
     except PollTimeout as exc:
-        raise DnetError(f"{host}: {exc}; last error: {errors[-1] if errors else 'none'}") from None
+        why = (f" ({host}'s node is set to {availability}: a node that is not active gets no overlay attachments, "
+               "so containers on overlay networks cannot start there; activate it)" if availability != "active" else "")
+        raise DnetError(f"{host}: {exc}; last error: {errors[-1] if errors else 'none'}{why}") from None
     return len(ids)

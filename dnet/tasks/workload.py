@@ -13,7 +13,7 @@ from dnet.plan.model import (
     ServiceRemove,
     ServiceRun,
 )
-from dnet.tasks.base import Context, task
+from dnet.tasks.base import Context, retrying, task
 from dnet.transport.base import quote
 
 
@@ -62,7 +62,7 @@ def container(ctx: Context, c: ContainerRun) -> str:
 
 @task(ContainerStart)
 def start(ctx: Context, c: ContainerStart) -> str:
-    ctx.run(c.host, quote("docker", "start", c.container) + " >/dev/null")
+    retrying(ctx, c.host, quote("docker", "start", c.container) + " >/dev/null", f"start {c.container}")
     return "started"
 
 

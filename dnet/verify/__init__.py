@@ -71,13 +71,15 @@ def within(checks: list[Check], limit: list[str]) -> list[Check]:
     return [c for c in checks if keep(c)]
 
 
-def verify(s: Session, log: Log) -> Report:
-    """Derive, probe, read evidence where something failed, and explain."""
+def verify(s: Session, log: Log, scopes: list[int] | None = None) -> Report:
+    """Derive, probe, read evidence where something failed, and explain (only the given scopes, 1-5, if any)."""
     start = time.monotonic()
     inv = s.loaded.model
     checks = derive(inv, s.specs, s.facts, egress_addresses(s))
     if s.limit is not None:
         checks = within(checks, s.limit)
+    if scopes:
+        checks = [c for c in checks if c.scope in scopes]
     log(f"{len(checks)} checks derived; probing")
     probe.run(checks, s.transports, log)
     addrs = {h: address_of(spec) for h, spec in s.specs.items()}

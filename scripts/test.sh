@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Set up (playbooks/setup.sh) and run every test, the real-engine lab tests included.
+# Set up (scripts/setup.sh) and run every test, the real-engine lab tests included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash playbooks/setup.sh
+bash scripts/setup.sh
 echo "lint: ruff check, mypy --strict (settings in pyproject.toml and setup.cfg)"
 .venv/bin/ruff check dnet tests bench
 .venv/bin/mypy dnet

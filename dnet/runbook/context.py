@@ -1,0 +1,109 @@
+"""What every step gets: the open session (one connection per host), parameters, and safe ways to run commands."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dnet.facts import HostFacts, gather
+from dnet.inventory.schema import Inventory
+from dnet.runner import parallel
+from dnet.session import Session, images_of
+from dnet.transport.base import Result, Transport, mask
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunContext:
+    """One runbook run. A Python step gets this as its only argument.
+
+    - `inventory`: the loaded inventory model; `params`: the runbook's parameters, filled in;
+    - `hosts`: the current step's targets; `connections`: host -> the already-open Fabric `Connection` (host keys
+      verified as everywhere in dnet; `address: local` hosts get an `invoke.Context`);
+    - `run(host, command)`: run through dnet (sudo for non-root users, secrets masked, nothing run in a dry run);
+      `read(host, command)`: a read-only command, run even in a dry run;
+    - `actions`: the built-in actions, e.g. `ctx.actions.drain(["node3"])`; `log(message)`: a progress line.
+    """
+
+    session: Session
+    params: dict[str, Any]
+    dry_run: bool
+    log: Log
+    hosts: list[str] = field(default_factory=list)
+    node_ids: dict[str, str] = field(default_factory=dict)  # every swarm node ID seen during the run
+    secrets: tuple[str, ...] = ()
+    actions: Any = None
+
+    @property
+    def inventory(self) -> Inventory:
+        return self.session.loaded.model
+
+    @property
+    def facts(self) -> dict[str, HostFacts]:
+        return self.session.facts
+
+    @property
+    def connections(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for h, t in self.session.transports.items():
+            inner: Any = getattr(t, "inner", t)
+            if hasattr(inner, "conn"):
+                out[h] = inner.conn
+            else:
+                from invoke.context import Context as LocalContext
+                out[h] = LocalContext()
+        return out
+
+    def transport(self, host: str) -> Transport:
+        t = self.session.transports.get(host)
+        if t is None:
+            why = self.session.host_errors.get(host, "not connected")
+            raise RunError(f"{host} is unreachable: {why}")
+        return t
+
+    def run(self, host: str, command: str, check: bool = True, timeout: float | None = None) -> Result:
+        """Run a command that may change the host; in a dry run, only say what would run."""
+        if self.dry_run:
+            self.log(f"  would run on {host}: {mask(command, self.secrets)}")
+            return Result(host, command, 0, "", "")
+        return self.transport(host).run(command, check=check, timeout=timeout, secrets=self.secrets)
+
+    def read(self, host: str, command: str, check: bool = True) -> Result:
+        """Run a command that only reads (also in a dry run)."""
+        return self.transport(host).run(command, check=check, secrets=self.secrets)
+
+    def refresh(self) -> None:
+        """Read every connected host's facts again (one round trip each, in parallel)."""
+        images = images_of(self.session.loaded)
+        hosts = list(self.session.transports)
+        for r in parallel(hosts, lambda h: gather(self.session.transports[h], images)):
+            if r.ok and r.value:
+                self.session.facts[r.host] = r.value
+                if r.value.node_id:
+                    self.node_ids[r.host] = r.value.node_id
+
+    def managers(self, avoid: list[str] | None = None) -> list[str]:
+        """Reachable, active swarm managers in inventory order; hosts in `avoid` last."""
+        avoid = avoid or []
+        order = list(self.inventory.hosts)
+        found = [h for h in order if (f := self.facts.get(h)) and f.swarm_state == "active" and f.is_manager
+                 and h in self.session.transports]
+        return sorted(found, key=lambda h: h in avoid)
+
+    def manager(self, avoid: list[str] | None = None) -> str:
+        found = self.managers(avoid)
+        if not found:
+            raise RunError("no reachable swarm manager")
+        return found[0]
+
+    def limited(self, hosts: list[str] | None) -> Session:
+        """The session seen through --limit (apply and verify only on these hosts)."""
+        s = copy.copy(self.session)
+        s.limit = hosts
+        return s
+
+
+class RunError(Exception):
+    """A step failed; the message says why (secrets masked)."""

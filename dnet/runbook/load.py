@@ -1,0 +1,245 @@
+"""Read a runbook file and bind it to an inventory and `-p` values; every problem at FILE:LINE:COL."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from dnet.errors import DnetError, InventoryError, Problem
+from dnet.inventory.limit import select
+from dnet.inventory.loader import validation_problem
+from dnet.inventory.schema import Inventory
+from dnet.inventory.yamlpos import Positions, _YamlProblems, load_with_positions
+from dnet.runbook.model import ARGS, NEEDS_HOSTS, ConditionArgs, Runbook, Step, refs, substitute
+
+Where = tuple[Any, ...]
+TARGETED_CONDITIONS = {"no-tasks", "node-ready", "node-down", "node-absent", "in-swarm", "not-in-swarm",
+                       "last-manager", "shell"}
+
+
+@dataclass(frozen=True)
+class LoadedRunbook:
+    """A valid runbook, its file, and where each of its keys sits."""
+
+    book: Runbook
+    path: str
+    keys: Positions
+    values: Positions
+
+    def at(self, path: Where, message: str) -> Problem:
+        while path and path not in self.values:
+            path = path[:-1]
+        line, col = self.keys.get(path) or self.values.get(path, (1, 1))
+        return Problem(line, col, message, self.path)
+
+
+@dataclass(frozen=True)
+class BoundStep:
+    """A step with its parameters filled in: the hosts it targets and its checked arguments."""
+
+    index: int  # 1-based
+    step: Step
+    targets: list[str]
+    args: BaseModel | None
+    text: str  # the shell command or python reference, parameters filled in
+    serial: int | None = None
+
+
+def find(name: str, search: list[Path]) -> Path:
+    """A runbook path as given, else NAME(.yml) in each folder of `search`."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    for folder in search:
+        for cand in (folder / name, folder / f"{name}.yml", folder / f"{name}.yaml"):
+            if cand.is_file():
+                return cand
+    shipped = sorted({c.stem for f in search if f.is_dir() for c in f.glob("*.yml")})
+    raise DnetError(f"no runbook '{name}': give a file path" + (f" or one of: {', '.join(shipped)}" if shipped else ""))
+
+
+def load(path: Path) -> LoadedRunbook:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError([Problem(1, 1, f"cannot read the runbook: {exc}", name)]) from None
+    try:
+        data, keys, values = load_with_positions(text, name)
+    except _YamlProblems as exc:
+        raise InventoryError(exc.problems) from None
+    if not isinstance(data, dict):
+        raise InventoryError([Problem(1, 1, "a runbook is a mapping with 'name' and 'steps'", name)])
+    try:
+        book = Runbook.model_validate(data)
+    except ValidationError as exc:
+        raise InventoryError([validation_problem(e, keys, values, name, Runbook) for e in exc.errors()]) from None
+    loaded = LoadedRunbook(book, name, keys, values)
+    problems = _check(loaded)
+    if problems:
+        raise InventoryError(problems)
+    return loaded
+
+
+def _check(lr: LoadedRunbook) -> list[Problem]:
+    book, out = lr.book, []
+    seen: dict[str, int] = {}
+    for i, st in enumerate(book.steps):
+        here: Where = ("steps", i)
+        if st.name in seen:
+            out.append(lr.at((*here, "name"), f"step name '{st.name}' is used by step {seen[st.name]} too; "
+                                              "names must be unique (--from takes them)"))
+        seen.setdefault(st.name, i + 1)
+        kinds = [k for k in ("action", "shell", "python") if getattr(st, k) is not None]
+        if len(kinds) != 1:
+            out.append(lr.at(here, f"step '{st.name}' needs exactly one of action, shell, python"
+                                   + (f" (it has {', '.join(kinds)})" if kinds else "")))
+            continue
+        for ref in refs(st.model_dump(by_alias=True)):
+            if ref not in book.params:
+                out.append(lr.at(here, f"step '{st.name}' uses {{{{ {ref} }}}} but the runbook declares no such "
+                                       f"parameter (params: {', '.join(book.params) or 'none'})"))
+        if st.action is not None:
+            out += _check_action(lr, i, st)
+        elif st.args:
+            out.append(lr.at((*here, "with"), "'with' gives arguments to an action; a shell or python step takes "
+                                              "none"))
+        if st.python is not None:
+            out += _check_python(lr, i, st.python)
+    for name, p in book.params.items():
+        if p.default is not None and _convert(name, p.type, p.default, None) is None:
+            out.append(lr.at(("params", name, "default"), f"the default of '{name}' is no {p.type}"))
+    return out
+
+
+def _check_action(lr: LoadedRunbook, i: int, st: Step) -> list[Problem]:
+    here: Where = ("steps", i)
+    action = st.action or ""
+    if action not in ARGS:
+        near = difflib.get_close_matches(action, list(ARGS), n=1, cutoff=0.6)
+        hint = f"did you mean '{near[0]}'?" if near else f"actions: {', '.join(sorted(ARGS))}"
+        return [lr.at((*here, "action"), f"unknown action '{action}'; {hint}")]
+    out = []
+    model = ARGS[action]
+    if model is None and st.args:
+        out.append(lr.at((*here, "with"), f"action '{action}' takes no arguments"))
+    elif model is not None:
+        literal = {k: v for k, v in st.args.items() if not refs(v)}  # {{ param }} values are checked when bound
+        out += _args_problems(lr, i, model, literal)
+    if action in NEEDS_HOSTS and not st.hosts:
+        out.append(lr.at(here, f"action '{action}' needs 'hosts' (a host, group, role or {{{{ param }}}})"))
+    cond = st.args.get("condition")
+    if action in ("wait-until", "fail-if") and cond in TARGETED_CONDITIONS and not st.hosts:
+        out.append(lr.at((*here, "with", "condition"), f"condition '{cond}' is about hosts: give the step 'hosts'"))
+    if cond == "shell" and not st.args.get("command"):
+        out.append(lr.at((*here, "with", "condition"), "condition 'shell' needs 'command' (it holds when the command "
+                                                       "exits 0 on every target)"))
+    return out
+
+
+def _args_problems(lr: LoadedRunbook, i: int, model: type[BaseModel], args: dict[str, Any],
+                   partial: bool = True) -> list[Problem]:
+    try:
+        model.model_validate(args if not partial or model is not ConditionArgs or "condition" in args
+                             else {**args, "condition": "shell"})
+    except ValidationError as exc:
+        base = ("steps", i, "with")
+        return [validation_problem({**e, "loc": base + tuple(e["loc"])}, lr.keys, lr.values, lr.path, Runbook)
+                for e in exc.errors() if not (partial and e["type"] == "missing" and e["loc"][0] != "condition")]
+    return []
+
+
+def _check_python(lr: LoadedRunbook, i: int, ref: str) -> list[Problem]:
+    where = ("steps", i, "python")
+    file, _, func = ref.rpartition(":")
+    if not file.endswith(".py") or not func.isidentifier():
+        return [lr.at(where, f"python: '{ref}' should be FILE.py:FUNCTION")]
+    if not refs(file) and not (Path(lr.path).parent / file).is_file():
+        return [lr.at(where, f"python: no file '{file}' next to the runbook ({Path(lr.path).parent})")]
+    return []
+
+
+def _convert(name: str, kind: str, value: Any, inv: Inventory | None) -> Any:
+    """A parameter value as its type, or None when it is not one."""
+    text = str(value).strip()
+    if kind == "int":
+        return int(text) if text.lstrip("-").isdigit() else None
+    if kind == "bool":
+        low = text.lower()
+        return True if low in ("true", "yes", "1", "on") else False if low in ("false", "no", "0", "off") else None
+    if kind == "host" and inv is not None:
+        return text if text in inv.hosts else None
+    return text
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs:
+        key, eq, value = p.partition("=")
+        if not eq or not key.strip():
+            raise DnetError(f"-p {p!r}: write -p NAME=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def bind(lr: LoadedRunbook, inv: Inventory, given: dict[str, str]) -> tuple[dict[str, Any], list[BoundStep]]:
+    """Fill in parameters (the -p values, else defaults) and resolve every step's hosts against the inventory."""
+    book = lr.book
+    unknown = [k for k in given if k not in book.params]
+    if unknown:
+        raise DnetError(f"-p {unknown[0]}: runbook '{book.name}' has no such parameter (params: "
+                        f"{', '.join(book.params) or 'none'})")
+    params: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for name, p in book.params.items():
+        if name in given:
+            value = _convert(name, p.type, given[name], inv)
+            if value is None:
+                kinds = {"int": "a whole number", "bool": "true or false"}
+                what = (f"one of the inventory's hosts ({', '.join(inv.hosts)})" if p.type == "host"
+                        else kinds.get(p.type, "text"))
+                raise DnetError(f"-p {name}={given[name]}: {name} must be {what}")
+            params[name] = value
+        elif p.default is not None:
+            params[name] = _convert(name, p.type, p.default, None)
+        else:
+            problems.append(lr.at(("params", name), f"parameter '{name}' is required: pass -p {name}=VALUE"
+                                                    + (f" ({p.description})" if p.description else "")))
+    if problems:
+        raise InventoryError(problems)
+    steps = []
+    for i, st in enumerate(book.steps):
+        steps.append(_bind_step(lr, i, st, params, inv, problems))
+    if problems:
+        raise InventoryError(problems)
+    return params, steps
+
+
+def _bind_step(lr: LoadedRunbook, i: int, st: Step, params: dict[str, Any], inv: Inventory,
+               problems: list[Problem]) -> BoundStep:
+    targets: list[str] = []
+    if st.hosts:
+        spec = str(substitute(st.hosts, params))
+        try:
+            targets = list(inv.hosts) if spec.strip() == "all" else select(inv, spec)
+        except DnetError as exc:
+            problems.append(lr.at(("steps", i, "hosts"), str(exc).replace("--limit", "hosts", 1)))
+    elif st.action not in ("rotate-join-tokens",):
+        targets = list(inv.hosts)
+    args: BaseModel | None = None
+    model = ARGS.get(st.action or "")
+    if model is not None:
+        filled = substitute(st.args, params)
+        found = _args_problems(lr, i, model, filled, partial=False)
+        problems += found
+        if not found:
+            args = model.model_validate(filled)
+    text = str(substitute(st.shell if st.shell is not None else st.python or "", params))
+    serial = substitute(st.serial, params)
+    if serial is not None and (not isinstance(serial, int) or isinstance(serial, bool) or serial < 1):
+        problems.append(lr.at(("steps", i, "serial"), f"serial must be a number of at least 1 (got {serial!r})"))
+        serial = None
+    return BoundStep(i + 1, st, targets, args, text, serial)

@@ -1,0 +1,126 @@
+"""What a runbook is: typed parameters and ordered steps, each one built-in action, a shell command or a Python
+function. Validated as strictly as inventories (FILE:LINE:COL)."""
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+CONDITIONS = ("no-tasks", "node-ready", "node-down", "node-absent", "in-swarm", "not-in-swarm",
+              "services-converged", "last-manager", "shell")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Param(Strict):
+    """A runbook parameter: `-p NAME=VALUE` on the command line, or its default."""
+
+    type: Literal["str", "int", "bool", "host", "hosts"] = Field(
+        "str", description="host: one inventory host; hosts: hosts, groups or roles, comma-separated")
+    default: str | int | bool | None = None
+    description: str = ""
+    secret: bool = Field(False, description="never shown in output, resume commands or the audit log")
+
+
+class Step(Strict):
+    """One step: exactly one of action, shell, python."""
+
+    name: str = Field(min_length=1)
+    hosts: str | None = Field(None, description="hosts, groups, roles or 'all', comma-separated; {{ param }} works")
+    serial: int | str | None = Field(None, description="targets per batch (default: all at once); a number or "
+                                                      "{{ param }}")
+    action: str | None = None
+    shell: str | None = None
+    python: str | None = Field(None, description="FILE.py:FUNCTION, the file relative to the runbook")
+    args: dict[str, Any] = Field(default_factory=dict, alias="with")
+    timeout: float = Field(600, gt=0, description="seconds a shell command may take")
+
+    @field_validator("serial")
+    @classmethod
+    def _serial(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, str) and not REF.fullmatch(v.strip()):
+            raise ValueError("serial is a number or {{ param }}")
+        if isinstance(v, int) and not 1 <= v <= 1000:
+            raise ValueError("serial is between 1 and 1000")
+        return v
+
+    @property
+    def kind(self) -> str:
+        return "action" if self.action else "shell" if self.shell is not None else "python"
+
+
+class Runbook(Strict):
+    """A runbook file."""
+
+    name: str = Field(pattern=NAME)
+    description: str = ""
+    params: dict[str, Param] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1)
+
+
+# Arguments of the built-in actions (`with:`); an action missing here takes none.
+class ApplyArgs(Strict):
+    prune_nodes: bool = False
+    serial: int = Field(1, ge=1)
+
+
+class VerifyArgs(Strict):
+    scope: int | None = Field(None, ge=1, le=5, description="1 container, 2 same host, 3 across hosts, 4 out, "
+                                                             "5 declared checks; default all")
+
+
+class RestartArgs(Strict):
+    verify: bool = Field(False, description="verify the whole inventory after each batch; stop when it fails")
+
+
+class RotateArgs(Strict):
+    role: Literal["worker", "manager", "both"] = "both"
+
+
+class ConditionArgs(Strict):
+    condition: Literal["no-tasks", "node-ready", "node-down", "node-absent", "in-swarm", "not-in-swarm",
+                       "services-converged", "last-manager", "shell"]
+    command: str | None = Field(None, description="for condition shell: holds when it exits 0 on every target")
+    timeout: float = Field(120, gt=0)
+    message: str = ""
+
+
+ARGS: dict[str, type[Strict] | None] = {
+    "apply": ApplyArgs, "verify": VerifyArgs, "engine-restart": RestartArgs, "rotate-join-tokens": RotateArgs,
+    "wait-until": ConditionArgs, "fail-if": ConditionArgs,
+    "drain": None, "activate": None, "pause": None, "promote": None, "demote": None, "leave": None,
+    "node-remove": None,
+}
+NEEDS_HOSTS = {"drain", "activate", "pause", "promote", "demote", "leave", "node-remove", "engine-restart"}
+SWARM_WIDE = {"rotate-join-tokens"}
+
+
+def refs(value: Any) -> list[str]:
+    """Parameter names a value refers to as {{ name }}."""
+    if isinstance(value, str):
+        return REF.findall(value)
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in refs(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in refs(v)]
+    return []
+
+
+def substitute(value: Any, params: dict[str, Any]) -> Any:
+    """Fill in {{ name }}; a string that is only one reference takes the parameter's own type."""
+    if isinstance(value, str):
+        whole = REF.fullmatch(value.strip())
+        if whole:
+            return params[whole[1]]
+        return REF.sub(lambda m: str(params[m[1]]), value)
+    if isinstance(value, dict):
+        return {k: substitute(v, params) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, params) for v in value]
+    return value

@@ -1,0 +1,200 @@
+"""The shipped runbooks and `dnet run` on a real 3-node lab; results checked with plain docker over SSH."""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lablib import dnet, dnet_json, node_sh
+
+pytestmark = pytest.mark.lab
+NET = "192.168.96"
+NODES = ("node1", "node2", "node3")
+# A service whose tasks stop at once on SIGTERM (busybox httpd as PID 1 ignores it: 10 s per stop), two replicas
+# on three nodes, so a drained node's task has somewhere to go (its host-mode port is free on the third node).
+WEB = ('''    command: [sh, -c, "trap 'exit 0' TERM; httpd -f -p 80 -h /www & wait"]\n    replicas: 2''')
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
+    name = f"r{uuid.uuid4().hex[:6]}"
+    d = tmp_path_factory.mktemp("runbooks")
+    inv = d / "lab.yml"
+    r = dnet("lab", "up", "--name", name, "--subnet", f"{NET}.0/24", "--with-example", "-o", str(inv))
+    assert r.returncode == 0, r.stderr
+    text = inv.read_text()
+    inv.write_text(text.replace('    command: [httpd, -f, -p, "80", -h, /www]\n    replicas: 3', WEB, 1))
+    assert "replicas: 2" in inv.read_text()
+    code, out = dnet_json("apply", "-i", str(inv), "--yes")
+    assert code == 0, json.dumps(out)[-2000:]
+    yield name, inv, d / "audit.log"
+    dnet("lab", "down", "--name", name)
+
+
+def run(lab: tuple[str, Path, Path], *args: str) -> tuple[int, dict[str, object], str]:
+    _, inv, audit = lab
+    r = dnet("run", *args, "-i", str(inv), "--audit-log", str(audit), "--json")
+    try:
+        return r.returncode, json.loads(r.stdout), r.stderr
+    except ValueError:
+        raise AssertionError(f"not JSON (exit {r.returncode}): {r.stdout[-2000:]} {r.stderr[-2000:]}") from None
+
+
+def state(name: str) -> dict[str, str]:
+    """What a dry run must leave alone: containers and their start times, nodes, engines, join tokens."""
+    out = {}
+    for n in NODES:
+        out[n] = node_sh(name, n, "pidof dockerd; docker ps -aq | xargs -r docker inspect -f "
+                                  "'{{.Name}} {{.State.Running}} {{.State.StartedAt}}' | sort")
+    out["nodes"] = node_sh(name, "node1", "docker node ls --format '{{.Hostname}} {{.Availability}} {{.Status}}'")
+    out["tokens"] = tokens(name)
+    return out
+
+
+def tokens(name: str) -> str:
+    raw = node_sh(name, "node1", "docker swarm join-token -q worker; docker swarm join-token -q manager")
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def task_nodes(name: str) -> list[str]:
+    out = node_sh(name, "node1", "docker service ps web --filter desired-state=running --format '{{.Node}}'")
+    return sorted(out.split())
+
+
+def test_dry_run_changes_nothing(lab: tuple[str, Path, Path]) -> None:
+    name = lab[0]
+    before = state(name)
+    for book, params in (("rolling-engine-restart", []), ("remove-node", ["-p", "node=node3"]),
+                         ("rotate-join-tokens", []), ("drain-node", ["-p", "node=node2"])):
+        code, out, err = run(lab, book, *params, "--dry-run")
+        assert code == 0, (book, out, err)
+        steps = out["steps"]
+        assert isinstance(steps, list) and all(s["status"] == "ok" for s in steps)
+        assert all(r["message"].startswith("would") for s in steps for r in s["results"]), steps
+    assert state(name) == before
+
+
+def test_rolling_engine_restart_keeps_the_cluster_serving(lab: tuple[str, Path, Path]) -> None:
+    name = lab[0]
+    node_sh(name, "node2", "docker run -d --name mine dnet/probe:latest httpd -f -p 81 -h /www >/dev/null")
+    pids = {n: node_sh(name, n, "pidof dockerd").strip() for n in NODES}
+    rounds: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:  # every node's host-mode published port, every half second
+        while not stop.is_set():
+            answered = 0
+            for i in (11, 12, 13):
+                try:
+                    with urllib.request.urlopen(f"http://{NET}.{i}:8080/", timeout=0.4) as resp:
+                        answered += resp.read().strip() == b"dnet probe ok"
+                except OSError:
+                    pass
+            rounds.append(answered)
+            time.sleep(0.5)
+
+    poller = threading.Thread(target=client)
+    poller.start()
+    try:
+        code, out, err = run(lab, "rolling-engine-restart", "--yes")
+    finally:
+        stop.set()
+        poller.join()
+    assert code == 0, (out, err[-2000:])
+    assert len(rounds) > 20 and min(rounds) >= 1, rounds
+    assert all(node_sh(name, n, "pidof dockerd").strip() != pids[n] for n in NODES)  # every engine restarted
+    replicas = node_sh(name, "node1", "docker service ls --format '{{.Name}} {{.Replicas}}'")
+    assert replicas.split() == ["web", "2/2"]
+    assert node_sh(name, "node2", "docker inspect -f '{{.State.Running}}' mine").strip() == "true"
+    assert node_sh(name, "node3", "docker inspect -f '{{.State.Running}}' db").strip() == "true"
+    avail = node_sh(name, "node1", "docker node ls --format '{{.Availability}}'").split()
+    assert avail == ["Active"] * 3
+
+
+def test_drain_node_moves_its_tasks_and_keeps_every_replica(lab: tuple[str, Path, Path]) -> None:
+    name = lab[0]
+    busy = next(n for n in ("node2", "node3") if n in task_nodes(name))
+    code, out, err = run(lab, "drain-node", "-p", f"node={busy}", "--yes")
+    assert code == 0, (out, err[-2000:])
+    assert node_sh(name, "node1", f"docker node inspect {busy} --format '{{{{.Spec.Availability}}}}'").strip() == \
+        "drain"
+    assert node_sh(name, busy, "docker ps -q --filter label=com.docker.swarm.task.id").strip() == ""
+    assert busy not in task_nodes(name) and len(task_nodes(name)) == 2
+    code, out, err = run(lab, "activate-node", "-p", f"node={busy}", "--yes")
+    assert code == 0, (out, err[-2000:])
+    assert node_sh(name, "node1", f"docker node inspect {busy} --format '{{{{.Spec.Availability}}}}'").strip() == \
+        "active"
+
+
+def test_a_failed_step_stops_the_run_and_from_resumes_it(lab: tuple[str, Path, Path], tmp_path: Path) -> None:
+    name, _, audit = lab
+    (tmp_path / "steps.py").write_text(
+        "def mark(ctx):\n"
+        "    for h in ctx.hosts:\n"
+        "        ctx.connections[h].run('touch /tmp/rb-python', hide=True)\n"
+        "    return f\"marked {', '.join(ctx.hosts)} ({ctx.params['tag']})\"\n")
+    book = tmp_path / "book.yml"
+    book.write_text(
+        "name: resume-test\nparams:\n  tag: {type: str, default: t1}\nsteps:\n"
+        "  - {name: first, shell: 'rm -f /tmp/rb-*; touch /tmp/rb-first', hosts: workers}\n"
+        "  - name: gate\n    action: fail-if\n    hosts: node2\n"
+        "    with: {condition: shell, command: 'test ! -e /tmp/rb-allow', message: not allowed yet}\n"
+        "  - {name: python, python: 'steps.py:mark', hosts: node2}\n"
+        "  - {name: last, shell: 'touch /tmp/rb-last', hosts: workers, serial: 1}\n")
+    start = len(audit.read_text().splitlines()) if audit.exists() else 0
+    code, out, err = run(lab, str(book), "--yes")
+    assert code == 1 and out["failed_at"] == 2 and out["reason"] == "not allowed yet", (out, err)
+    assert out["resume"] == f"dnet run {book} -i {lab[1]} --from 2"
+    assert node_sh(name, "node2", "ls /tmp | grep rb- | sort").split() == ["rb-first"]
+    node_sh(name, "node2", "touch /tmp/rb-allow; rm /tmp/rb-first")
+    code, out, err = run(lab, str(book), "--yes", "--from", "2")
+    assert code == 0, (out, err)
+    steps = out["steps"]
+    assert isinstance(steps, list) and [s["status"] for s in steps] == ["skipped", "ok", "ok", "ok"]
+    assert steps[2]["results"][0]["message"] == "marked node2 (t1)"
+    assert node_sh(name, "node2", "ls /tmp | grep rb- | sort").split() == ["rb-allow", "rb-last", "rb-python"]
+    assert node_sh(name, "node3", "ls /tmp | grep rb- | sort").split() == ["rb-first", "rb-last"]
+    lines = [json.loads(x) for x in audit.read_text().splitlines()[start:]]
+    assert {"run", "runbook", "step", "host", "start", "end", "result"} <= set(lines[0])
+    assert [(x["step"], x["host"], x["result"]) for x in lines] == [
+        ("first", "node2", "ok"), ("first", "node3", "ok"), ("gate", None, "failed"),
+        ("gate", None, "ok"), ("python", None, "ok"), ("last", "node2", "ok"), ("last", "node3", "ok")]
+    node_sh(name, "node2", "rm -f /tmp/rb-*")
+    node_sh(name, "node3", "rm -f /tmp/rb-*")
+
+
+def test_rotate_join_tokens_changes_both_and_prints_neither(lab: tuple[str, Path, Path]) -> None:
+    name, _, audit = lab
+    before = tokens(name)
+    code, out, err = run(lab, "rotate-join-tokens", "--yes")
+    assert code == 0, (out, err)
+    assert tokens(name) != before
+    for role in ("worker", "manager"):
+        token = node_sh(name, "node1", f"docker swarm join-token -q {role}").strip()
+        assert token.startswith("SWMTKN") and token not in json.dumps(out) + err + audit.read_text()
+    code, out, err = run(lab, "rotate-join-tokens", "-p", "role=worker", "--yes")
+    assert code == 0
+
+
+def test_remove_node_then_add_it_back(lab: tuple[str, Path, Path]) -> None:
+    name = lab[0]
+    code, out, err = run(lab, "remove-node", "-p", "node=node3", "--yes")
+    assert code == 0, (out, err[-2000:])
+    assert node_sh(name, "node1", "docker node ls --format '{{.Hostname}}'").split() == ["node1", "node2"]
+    assert node_sh(name, "node3", "docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "inactive"
+    assert len(task_nodes(name)) == 2
+    code, out, err = run(lab, "add-node", "-p", "node=node3", "--yes")
+    assert code == 0, (out, err[-2000:])
+    nodes = node_sh(name, "node1", "docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}'")
+    assert sorted(nodes.splitlines()) == ["node1 Ready Active", "node2 Ready Active", "node3 Ready Active"]
+    assert json.loads(node_sh(name, "node1", "docker node inspect node3 --format '{{json .Spec.Labels}}'")) == \
+        {"zone": "b"}
+    steps = out["steps"]
+    assert isinstance(steps, list) and steps[-1]["name"] == "verify" and steps[-1]["status"] == "ok"
