@@ -25,7 +25,9 @@ def _files(name: str) -> str:
 
 
 def local_image_id(image: str) -> str | None:
-    """The operator engine's ID for image, or None when it does not have it."""
+    """The operator engine's ID for image, or None when it does not have it (or has no docker command)."""
+    if not shutil.which("docker"):
+        return None
     p = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True)
     return p.stdout.strip() if p.returncode == 0 else None
 

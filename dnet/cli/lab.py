@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
+from dnet import api
 from dnet.cli.common import json_option, log_to, out, print_json, quiet_option, say
 from dnet.errors import DnetError
-from dnet.lab import dind, output
+from dnet.lab.fault import Faults
 from dnet.lab.state import LabState, all_labs
 from dnet.output import row, show, table
 
@@ -46,18 +47,9 @@ def up(name: str, nodes: int, provider: str, bare: bool, subnet: str, with_examp
     """Start a lab and write an inventory for it; print the inventory's path."""
     log = logger(quiet)
     start = time.monotonic()
-    if provider == "vagrant":
-        from dnet.lab import vagrant
-
-        state = vagrant.up(name, nodes, subnet, bare, log)
-    else:
-        state = dind.up(name, nodes, subnet, bare, log)
-    text = output.inventory(state, (example or output.EXAMPLE) if with_example else None)
-    path = output_path or str(state.dir / "inventory.yml")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
-    state.inventory = os.path.abspath(path)
-    state.save()
+    lab = api.lab_up(name, nodes, provider, (example or True) if with_example else False, bare, subnet,
+                     output_path, log)
+    path = str(lab.inventory) if output_path else str(lab.inventory.resolve())
     log(f"lab '{name}' is up in {time.monotonic() - start:.1f}s; inventory: {path}")
     say(out, path)
 
@@ -67,17 +59,7 @@ def up(name: str, nodes: int, provider: str, bare: bool, subnet: str, with_examp
 @quiet_option
 def down(name: str, quiet: bool) -> None:
     """Remove the lab: exactly what it created, nothing else."""
-    log = logger(quiet)
-    try:
-        state = LabState.load(name)
-    except DnetError:
-        state = None
-    if state and state.provider == "vagrant":
-        from dnet.lab import vagrant
-
-        vagrant.down(state, log)
-        return
-    dind.down(name, log)
+    api.lab_down(name, logger(quiet))
 
 
 @group.command("status")
@@ -86,6 +68,8 @@ def down(name: str, quiet: bool) -> None:
 @quiet_option
 def status(name: str | None, as_json: bool, quiet: bool) -> None:
     """List labs and their nodes."""
+    from dnet.lab import dind
+
     rows = [r for lab in ([name] if name else all_labs()) for r in dind.status(lab)]
     if as_json:
         print_json({"nodes": rows})
@@ -113,3 +97,61 @@ def ssh(name: str, node: str, command: tuple[str, ...], quiet: bool) -> None:
             "-o", "IdentitiesOnly=yes", *(["-q"] if quiet else []), "-p", str(n.ssh_port), f"root@{n.address}",
             *command]
     os.execvp("ssh", args)
+
+
+@group.group("fault")
+@name_option
+@click.pass_context
+def fault(ctx: click.Context, name: str) -> None:
+    """Break the network inside a lab's nodes (partition, drop, delay, loss) and heal it."""
+    ctx.obj = name
+
+
+def _faults(name: str) -> Faults:
+    from dnet.lab.fault import for_lab
+
+    return for_lab(name)
+
+
+@fault.command("partition")
+@click.argument("a")
+@click.argument("b")
+@click.pass_obj
+def fault_partition(name: str, a: str, b: str) -> None:
+    """Drop every packet between nodes A and B (both ways)."""
+    say(out, _faults(name).partition(a, b).what)
+
+
+@fault.command("drop")
+@click.argument("node")
+@click.argument("port", metavar="PROTO/PORT")
+@click.pass_obj
+def fault_drop(name: str, node: str, port: str) -> None:
+    """Drop packets to PROTO/PORT (e.g. tcp/8080) on NODE, published ports included."""
+    say(out, _faults(name).drop(node, port).what)
+
+
+@fault.command("delay")
+@click.argument("node")
+@click.argument("ms", type=click.IntRange(1, 60000))
+@click.pass_obj
+def fault_delay(name: str, node: str, ms: int) -> None:
+    """Delay every packet NODE sends by MS milliseconds (needs netem in the kernel)."""
+    say(out, _faults(name).delay(node, ms).what)
+
+
+@fault.command("loss")
+@click.argument("node")
+@click.argument("percent", type=click.FloatRange(0, 100))
+@click.pass_obj
+def fault_loss(name: str, node: str, percent: float) -> None:
+    """Lose PERCENT of the packets NODE sends (needs netem in the kernel)."""
+    say(out, _faults(name).loss(node, percent).what)
+
+
+@fault.command("heal")
+@click.argument("node", required=False)
+@click.pass_obj
+def fault_heal(name: str, node: str | None) -> None:
+    """Remove every fault from NODE, or from every node of the lab."""
+    say(out, f"healed {', '.join(_faults(name).heal(node))}")

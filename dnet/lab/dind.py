@@ -3,22 +3,25 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import docker
-from docker.errors import APIError, DockerException, NotFound
-
 from dnet import MANAGED_LABEL
 from dnet.errors import DnetError
+
+try:
+    import docker
+    from docker.errors import APIError, DockerException, NotFound
+except ImportError as _missing:  # labs need the SDK; plan, apply and verify do not
+    raise DnetError("labs need the docker Python SDK, which is not installed: pip install 'dnet[lab]' (or pip "
+                    "install docker)") from _missing
 from dnet.images import PROBE_IMAGE, build_probe_image, ensure_image, local_image_id
-from dnet.inventory.resolve import HostSpec
-from dnet.inventory.schema import DockerEngine
 from dnet.lab.image import build_node_image, node_image_tag
-from dnet.lab.state import LabState, Node
+from dnet.lab.state import LabState, Node, host_spec
 from dnet.poll import poll
 from dnet.runner import parallel
 from dnet.transport.ssh import SSHTransport
@@ -31,6 +34,9 @@ Log = Callable[[str], None]
 
 def client() -> docker.DockerClient:
     """A client for the operator's engine, or a clear error when none answers."""
+    if not shutil.which("docker"):
+        raise DnetError("labs need the docker command on this machine (apt-get install docker.io, or Docker's "
+                        "docker-ce-cli), and an engine that answers")
     try:
         c = docker.from_env(timeout=120)
         c.ping()
@@ -195,13 +201,6 @@ def _trust_host_keys(c: docker.DockerClient, state: LabState, timeout: float = 3
         kind, key = out.decode().split()[:2]
         lines.append(f"{n.address} {kind} {key}")
     state.known_hosts.write_text("\n".join(lines) + "\n")
-
-
-def host_spec(state: LabState, n: Node) -> HostSpec:
-    """Connection settings for one lab node."""
-    return HostSpec(name=n.name, hostname=n.address, port=n.ssh_port, user="root", identity_file=str(state.key),
-                    proxy_jump=None, roles=(), labels={}, advertise_addr=None, engine=DockerEngine(),
-                    known_hosts=str(state.known_hosts))
 
 
 def wait_all(state: LabState, bare: bool, log: Log) -> None:

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dnet.errors import DnetError
+from dnet.inventory.resolve import HostSpec
+from dnet.inventory.schema import DockerEngine
 
 
 def labs_dir() -> Path:
@@ -91,3 +93,10 @@ def all_labs() -> list[str]:
     """Names of every lab with saved state."""
     root = labs_dir()
     return sorted(p.parent.name for p in root.glob("*/lab.json")) if root.exists() else []
+
+
+def host_spec(state: LabState, n: Node) -> HostSpec:
+    """Connection settings for one lab node."""
+    return HostSpec(name=n.name, hostname=n.address, port=n.ssh_port, user="root", identity_file=str(state.key),
+                    proxy_jump=None, roles=(), labels={}, advertise_addr=None, engine=DockerEngine(),
+                    known_hosts=str(state.known_hosts))

@@ -14,7 +14,7 @@ from dnet.lab.dind import wait_all
 from dnet.lab.image import build_node_image, node_image_tag
 from dnet.lab.state import LabState
 
-VAGRANT_DIR = Path(__file__).resolve().parents[2] / "vagrant"
+VAGRANT_DIR = Path(__file__).resolve().parents[1] / "files" / "vagrant"  # a copy of vagrant/ (a test keeps it equal)
 Log = Callable[[str], None]
 
 

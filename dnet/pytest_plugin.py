@@ -1,0 +1,191 @@
+"""pytest plugin (registered through the pytest11 entry point): multi-host labs, apply, verify and faults as
+fixtures.
+
+    import pytest
+
+    @pytest.mark.dnet_lab(nodes=3)
+    def test_services_talk(dnet_lab, dnet_apply, dnet_verify):
+        dnet_apply("my-inventory.yml")                # destroyed again at teardown
+        assert dnet_verify("my-inventory.yml")        # lists failed checks and hints when it fails
+        with dnet_lab.fault.partition("node1", "node2"):
+            ...
+
+Options: --dnet-inventory FILE runs against existing hosts (or Vagrant VMs) instead of a lab; --dnet-keep-lab keeps
+the labs after a failed run and prints how to reach them.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dnet import api
+from dnet.errors import DnetError
+from dnet.inventory.resolve import address_of, hosts
+from dnet.lab.fault import Faults, for_lab
+from dnet.transport import connect
+
+SHAPE = {"nodes": 3, "example": False, "bare": False, "provider": "docker"}
+
+
+class DnetLab:
+    """A lab made for the test run (or the hosts of --dnet-inventory)."""
+
+    def __init__(self, name: str, inventory: Path, made: bool) -> None:
+        self.name, self.inventory, self.made = name, inventory, made
+        self._specs = hosts(api.load(inventory).model)
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self._specs)
+
+    def address(self, host: str) -> str:
+        return address_of(self._specs[host])
+
+    def run(self, host: str, command: str) -> str:
+        """Run a shell command on a host over plain SSH; raise with host, command, exit code and output tail."""
+        if host not in self._specs:
+            raise DnetError(f"no host '{host}' (hosts: {', '.join(self._specs)})")
+        t = connect(self._specs[host])
+        try:
+            return t.run(command).stdout
+        finally:
+            t.close()
+
+    @property
+    def fault(self) -> Faults:
+        if not self.made:
+            raise DnetError("faults act inside lab nodes only; this run uses --dnet-inventory hosts")
+        return for_lab(self.name)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dnet", "dnet multi-host labs")
+    group.addoption("--dnet-inventory", metavar="FILE", default=None,
+                    help="Run dnet tests against the hosts of this inventory instead of making labs.")
+    group.addoption("--dnet-keep-lab", action="store_true", default=False,
+                    help="Keep the labs after a failed run and print how to reach them.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "dnet_lab(nodes=3, example=False, bare=False, provider='docker'): the shape "
+                                       "of the lab the dnet_lab fixture gives this test")
+
+
+class _Labs:
+    """Labs of this session, one per shape, removed at the end (kept with --dnet-keep-lab after failures)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.labs: dict[tuple[Any, ...], DnetLab] = {}
+        self.failed = False
+
+    def get(self, shape: dict[str, Any]) -> DnetLab:
+        given = self.config.getoption("--dnet-inventory")
+        if given:
+            key: tuple[Any, ...] = ("inventory",)
+            if key not in self.labs:
+                self.labs[key] = DnetLab("inventory", Path(given), made=False)
+            return self.labs[key]
+        key = tuple(sorted(shape.items()))
+        if key not in self.labs:
+            name = f"pt{uuid.uuid4().hex[:6]}"
+            folder = Path(self.config.cache.mkdir("dnet") if self.config.cache else Path.cwd()) / name
+            lab = api.lab_up(name, shape["nodes"], shape["provider"], shape["example"], shape["bare"],
+                             output=folder / "inventory.yml")
+            self.labs[key] = DnetLab(name, lab.inventory, made=True)
+        return self.labs[key]
+
+    def close(self) -> None:
+        keep = self.config.getoption("--dnet-keep-lab") and self.failed
+        for lab in self.labs.values():
+            if not lab.made:
+                continue
+            if keep:
+                print(f"\ndnet: kept lab {lab.name} after failures: inventory {lab.inventory}; log in with "
+                      f"`dnet lab ssh node1 --name {lab.name}`; remove with `dnet lab down --name {lab.name}`")
+                continue
+            with contextlib.suppress(DnetError):
+                api.lab_down(lab.name)
+
+
+@pytest.fixture(scope="session")
+def _dnet_labs(request: pytest.FixtureRequest) -> Iterator[_Labs]:
+    labs = _Labs(request.config)
+    request.config.stash[_KEY] = labs
+    try:
+        yield labs
+    finally:
+        labs.close()
+
+
+_KEY = pytest.StashKey[_Labs]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and _KEY in item.config.stash:
+        item.config.stash[_KEY].failed = True
+    return report
+
+
+@pytest.fixture
+def dnet_lab(request: pytest.FixtureRequest, _dnet_labs: _Labs) -> DnetLab:
+    """A lab shaped by @pytest.mark.dnet_lab(...), shared by every test that asks for the same shape."""
+    marker = request.node.get_closest_marker("dnet_lab")
+    shape = dict(SHAPE)
+    if marker:
+        unknown = set(marker.kwargs) - set(SHAPE)
+        if unknown or marker.args:
+            raise pytest.UsageError(f"dnet_lab marker: unknown arguments {sorted(unknown) or marker.args}; use "
+                                    f"{', '.join(SHAPE)}")
+        shape.update(marker.kwargs)
+    return _dnet_labs.get(shape)
+
+
+def _path(inv: str | os.PathLike[str] | dict[str, Any], folder: Path) -> Path:
+    if isinstance(inv, dict):
+        import yaml
+
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"inventory-{uuid.uuid4().hex[:6]}.yml"
+        path.write_text(yaml.safe_dump(inv, sort_keys=False))
+        return path
+    return Path(inv)
+
+
+@pytest.fixture
+def dnet_apply(tmp_path: Path) -> Iterator[Callable[..., api.ApplyResult]]:
+    """apply(inventory path or dict) -> ApplyResult; what it made is destroyed at teardown."""
+    applied: list[Path] = []
+
+    def apply(inv: str | os.PathLike[str] | dict[str, Any], **kw: Any) -> api.ApplyResult:
+        path = _path(inv, tmp_path)
+        applied.append(path)
+        result = api.apply(path, **kw)
+        if not result:
+            bad = [c for c in result.changes if c.status != "ok"]
+            raise AssertionError(f"dnet apply failed: {result.errors or ''} {result.unreachable or ''} " +
+                                 "; ".join(f"{c.host}: {c.kind} {c.name}: {c.message}" for c in bad[:5]))
+        return result
+
+    yield apply
+    for path in reversed(applied):
+        with contextlib.suppress(DnetError):
+            api.destroy(path)
+
+
+@pytest.fixture
+def dnet_verify(tmp_path: Path) -> Callable[..., api.VerifyResult]:
+    """verify(inventory path or dict, scopes=None) -> VerifyResult (`assert result` explains failures)."""
+    def verify(inv: str | os.PathLike[str] | dict[str, Any], **kw: Any) -> api.VerifyResult:
+        return api.verify(_path(inv, tmp_path), **kw)
+
+    return verify

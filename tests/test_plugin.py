@@ -1,0 +1,97 @@
+"""The pytest plugin, run by pytest's own pytester: marker, fixtures, options, teardown; faults on a real lab."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from dnet import api
+
+pytestmark = pytest.mark.lab
+pytest_plugins = ["pytester"]
+
+
+def labs_named(prefix: str) -> set[str]:
+    out = subprocess.run(["docker", "ps", "-a", "--filter", "label=dnet.lab", "--format",
+                          '{{.Label "dnet.lab"}}'], capture_output=True, text=True).stdout
+    return {x for x in out.split() if x.startswith(prefix)}
+
+
+def test_lab_fixture_marker_run_and_teardown_even_after_a_failure(pytester: pytest.Pytester) -> None:
+    before = labs_named("pt")
+    pytester.makepyfile(test_lab="""
+        import pytest
+
+        @pytest.mark.dnet_lab(nodes=2)
+        def test_shape(dnet_lab):
+            assert dnet_lab.hosts == ["node1", "node2"]
+            assert dnet_lab.run("node2", "hostname").strip() == "node2"
+            assert dnet_lab.address("node1").endswith(".11")
+            with pytest.raises(Exception, match="exited 3"):
+                dnet_lab.run("node1", "exit 3")
+            print("LAB", dnet_lab.name)
+
+        @pytest.mark.dnet_lab(nodes=2)
+        def test_same_shape_shares_the_lab(dnet_lab):
+            print("LAB", dnet_lab.name)
+            assert False, "fails on purpose"
+    """)
+    r = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    r.assert_outcomes(passed=1, failed=1)
+    names = {line.split()[1] for line in r.outlines if line.startswith("LAB ")}
+    assert len(names) == 1  # one lab for both tests
+    assert labs_named("pt") == before  # removed although a test failed
+
+
+def test_keep_lab_after_a_failure_and_run_against_an_inventory(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_keep="""
+        def test_fails(dnet_lab):
+            assert False
+    """)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dnet-keep-lab")
+    r.assert_outcomes(failed=1)
+    kept = [line for line in r.outlines if line.startswith("dnet: kept lab ")]
+    assert kept, r.outlines
+    name = kept[0].split()[3]
+    assert name in labs_named(name)
+    try:
+        inventory = kept[0].split("inventory ")[1].split(";")[0]
+        pytester.makepyfile(test_inv="""
+            def test_uses_the_given_hosts(dnet_lab):
+                assert dnet_lab.hosts == ["node1", "node2", "node3"] and not dnet_lab.made
+                assert dnet_lab.run("node3", "hostname").strip() == "node3"
+        """)
+        r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dnet-inventory", inventory, "test_inv.py")
+        r.assert_outcomes(passed=1)
+    finally:
+        api.lab_down(name)
+    assert not labs_named(name)
+
+
+def test_partition_fails_exactly_the_crossing_checks_and_heal_restores_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dnet.lab.fault import for_lab
+
+    lab = api.lab_up("pf" + tmp_path.name[-6:].replace("_", "x"), 3, example=True, subnet="192.168.88.0/24",
+                     output=tmp_path / "inv.yml")
+    try:
+        assert api.apply(lab.inventory)
+        assert api.verify(lab.inventory)
+        faults = for_lab(lab.name)
+        with faults.partition("node2", "node3") as f:
+            assert f.what == "partition node2 <-> node3"
+            broken = api.verify(lab.inventory, scopes=[3])
+        failed = broken.failed
+        assert failed and {c["on"] for c in failed} <= {"node2", "node3"}, json.dumps(failed)[:2000]
+        pairs = {c.get("pair") for c in broken.checks if c.get("pair")}
+        for c in broken.checks:
+            if c.get("pair") in ("node2>node3", "node3>node2"):
+                assert not c["ok"], c
+            elif c.get("pair"):
+                assert c["ok"], c
+        assert len(pairs) > 2 and "node2>node3" in pairs
+        assert api.verify(lab.inventory)  # healed on leaving the with block
+        with pytest.raises(Exception, match="netem"):
+            faults.delay("node1", 50)
+    finally:
+        api.lab_down(lab.name)
