@@ -80,8 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
 class _Labs:
     """Labs of this session, one per shape, removed at the end (kept with --dnet-keep-lab after failures)."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
+    def __init__(self, config: pytest.Config, folder: Path) -> None:
+        self.config, self.folder = config, folder
         self.labs: dict[tuple[Any, ...], DnetLab] = {}
         self.failed = False
 
@@ -95,9 +95,8 @@ class _Labs:
         key = tuple(sorted(shape.items()))
         if key not in self.labs:
             name = f"pt{uuid.uuid4().hex[:6]}"
-            folder = Path(self.config.cache.mkdir("dnet") if self.config.cache else Path.cwd()) / name
             lab = api.lab_up(name, shape["nodes"], shape["provider"], shape["example"], shape["bare"],
-                             output=folder / "inventory.yml")
+                             output=self.folder / name / "inventory.yml")
             self.labs[key] = DnetLab(name, lab.inventory, made=True)
         return self.labs[key]
 
@@ -115,8 +114,8 @@ class _Labs:
 
 
 @pytest.fixture(scope="session")
-def _dnet_labs(request: pytest.FixtureRequest) -> Iterator[_Labs]:
-    labs = _Labs(request.config)
+def _dnet_labs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Labs]:
+    labs = _Labs(request.config, tmp_path_factory.mktemp("dnet-labs"))
     request.config.stash[_KEY] = labs
     try:
         yield labs

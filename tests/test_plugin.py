@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -39,7 +40,7 @@ def test_lab_fixture_marker_run_and_teardown_even_after_a_failure(pytester: pyte
     """)
     r = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
     r.assert_outcomes(passed=1, failed=1)
-    names = {line.split()[1] for line in r.outlines if line.startswith("LAB ")}
+    names = set(re.findall(r"LAB (pt\w+)", r.stdout.str()))
     assert len(names) == 1  # one lab for both tests
     assert labs_named("pt") == before  # removed although a test failed
 
@@ -85,8 +86,10 @@ def test_partition_fails_exactly_the_crossing_checks_and_heal_restores_them(tmp_
         assert failed and {c["on"] for c in failed} <= {"node2", "node3"}, json.dumps(failed)[:2000]
         pairs = {c.get("pair") for c in broken.checks if c.get("pair")}
         for c in broken.checks:
+            if c["check"].startswith("dns "):  # answered by the source node's own resolver: nothing crosses
+                continue
             if c.get("pair") in ("node2>node3", "node3>node2"):
-                assert not c["ok"], c
+                assert c["result"] != "ok", c  # the probe got nothing through (ok only if it expected that)
             elif c.get("pair"):
                 assert c["ok"], c
         assert len(pairs) > 2 and "node2>node3" in pairs
