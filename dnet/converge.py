@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from dnet.runner import parallel
 from dnet.session import Log, Session, open_session
 from dnet.tasks import Context, handler
 from dnet.transport import Transport
-from dnet.transport.base import mask
+from dnet.transport.base import mask, quote
 from dnet.transport.record import Recorder
 
 __all__ = ["Log", "Outcome", "Session", "apply", "commands", "destroy_plan", "make_plan", "open_session",
@@ -168,8 +169,23 @@ def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[
     return [o for r in results for o in (r.value or [])]
 
 
+def task_counts(t: Transport, names: list[str]) -> dict[str, tuple[int, int]]:
+    """Per service: (tasks running now, tasks meant to run). A task being shut down still runs, so a service is
+    settled only when both equal its replicas (`docker service ls` counts only the second kind)."""
+    if not names:
+        return {}
+    script = "; ".join(f"echo {quote(n)} $(docker service ps {quote(n)} --format "
+                       "'{{.DesiredState}}:{{.CurrentState}}' 2>/dev/null)" for n in names)
+    out: dict[str, tuple[int, int]] = {}
+    for line in t.run(script, check=False).stdout.splitlines():
+        name, _, rest = line.partition(" ")
+        pairs = re.findall(r"(\w+):(\w+)", rest)
+        out[name] = (sum(cur == "Running" for _, cur in pairs), sum(want == "Running" for want, _ in pairs))
+    return out
+
+
 def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
-    """Wait until every dnet service runs all its replicas; return name -> 'running/desired'."""
+    """Wait until every dnet service runs all its replicas and nothing more; return name -> 'running/desired'."""
     leader = world(s).leader()
     wanted = s.loaded.model.services
     if not leader or leader not in s.transports or not wanted:
@@ -178,13 +194,11 @@ def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
     state: dict[str, str] = {}
 
     def ready() -> bool:
-        r = t.run("docker service ls --filter label=dnet.managed=true --format '{{.Name}} {{.Replicas}}'",
-                  check=False)
-        seen = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
+        counts = task_counts(t, sorted(wanted))
         state.clear()
-        state.update({k: v.split(" ")[0] for k, v in seen.items() if k in wanted})
-        done = all(v.split("/")[0] == v.split("/")[1] for v in state.values() if "/" in v)
-        return done and len(state) == len(wanted)
+        state.update({k: f"{now}/{wanted[k].replicas}" for k, (now, _) in counts.items()})
+        return len(counts) == len(wanted) and all(now == meant == wanted[k].replicas
+                                                  for k, (now, meant) in counts.items())
 
     with contextlib.suppress(PollTimeout):  # a shortfall shows in the running/desired counts
         poll(ready, timeout=timeout, interval=0.5, max_interval=1, what="services to run every replica")

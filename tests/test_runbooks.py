@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import jsondoc
 from tests.lablib import dnet, dnet_json, node_sh
 
 pytestmark = pytest.mark.lab
@@ -107,7 +108,7 @@ def test_rolling_engine_restart_keeps_the_cluster_serving(lab: tuple[str, Path, 
     finally:
         stop.set()
         poller.join()
-    assert code == 0, (out, err[-2000:])
+    assert code == 0, (out.get("reason"), out.get("steps"), err[-2000:])
     assert len(rounds) > 20 and min(rounds) >= 1, rounds
     assert all(node_sh(name, n, "pidof dockerd").strip() != pids[n] for n in NODES)  # every engine restarted
     replicas = node_sh(name, "node1", "docker service ls --format '{{.Name}} {{.Replicas}}'")
@@ -123,6 +124,7 @@ def test_drain_node_moves_its_tasks_and_keeps_every_replica(lab: tuple[str, Path
     busy = next(n for n in ("node2", "node3") if n in task_nodes(name))
     code, out, err = run(lab, "drain-node", "-p", f"node={busy}", "--yes")
     assert code == 0, (out, err[-2000:])
+    jsondoc.check("run", out, ("unreachable",))
     assert node_sh(name, "node1", f"docker node inspect {busy} --format '{{{{.Spec.Availability}}}}'").strip() == \
         "drain"
     assert node_sh(name, busy, "docker ps -q --filter label=com.docker.swarm.task.id").strip() == ""

@@ -1,6 +1,7 @@
 """Conditions for wait-until and fail-if, read from the hosts (read-only, so they also run in a dry run)."""
 from __future__ import annotations
 
+from dnet.converge import task_counts
 from dnet.runbook.context import RunContext, RunError
 from dnet.runbook.swarmops import node_id
 from dnet.transport.base import quote
@@ -53,12 +54,11 @@ def _one(rc: RunContext, condition: str, h: str, command: str | None) -> tuple[b
 
 
 def _services(rc: RunContext) -> tuple[bool, str]:
+    """Every service runs its replicas, and no task that is being replaced still runs."""
     mgr = rc.manager()
     lines = rc.read(mgr, "docker service ls --format '{{.Name}} {{.Replicas}}'").stdout.splitlines()
-    short = []
-    for line in lines:
-        name, _, reps = line.partition(" ")
-        running, _, desired = reps.split(" ")[0].partition("/")
-        if running != desired:
-            short.append(f"{name} {running}/{desired}")
+    desired = {name: reps.split(" ")[0].partition("/")[2] for name, _, reps in (x.partition(" ") for x in lines)}
+    counts = task_counts(rc.transport(mgr), sorted(desired))
+    short = [f"{n} {counts.get(n, (0, 0))[0]}/{want}" for n, want in desired.items()
+             if not want.isdigit() or counts.get(n, (0, 0)) != (int(want), int(want))]
     return not short, ", ".join(short) if short else f"{len(lines)} services run every replica"

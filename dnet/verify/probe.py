@@ -29,11 +29,13 @@ ping() { o=$(command ping -c1 -W2 "$2" 2>&1) && r "$1" ok "reply" || r "$1" time
 mtu() { dev=$(ip route get "$2" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -1)
   m=$(cat "/sys/class/net/$dev/mtu" 2>/dev/null)
   if [ -z "$m" ]; then r "$1" error "no route to $2 from here"; return; fi
-  if ! command ping -c1 -W2 "$2" >/dev/null 2>&1; then r "$1" timeout "small packets get no reply either"; return; fi
   o=$(dfping -n -c1 -W2 -M do -s $((m - 28)) "$2" 2>&1) && { r "$1" ok "$m-byte packets via $dev cross"; return; }
   p=$(printf '%s' "$o" | sed -n 's/.*mtu *= *\([0-9]*\).*/\1/p' | head -1)
   if [ -n "$p" ]; then r "$1" ok "$m-byte packets via $dev: path MTU $p reported back, so PMTU discovery works"
-  else r "$1" mtu "$m-byte packets via $dev (mtu $m) are lost without an answer, 84-byte ones cross"; fi; }
+    return; fi
+  # small packets after the big ones, as a new flow too: an older flow's NAT entry must not pass for a working path
+  if ! dfping -n -c1 -W2 -s 56 "$2" >/dev/null 2>&1; then r "$1" timeout "small packets get no reply either"; return; fi
+  r "$1" mtu "$m-byte packets via $dev (mtu $m) are lost without an answer, 84-byte ones cross"; }
 arp() { command ping -c1 -W1 "$2" >/dev/null 2>&1; o=$(ip neigh show "$2" 2>&1)
   case "$o" in *lladdr*) r "$1" ok "$o";; *) r "$1" wrong "no neighbour entry for $2 (${o:-empty})";; esac; }
 """
