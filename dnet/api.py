@@ -212,7 +212,9 @@ def lab_up(name: str, nodes: int = 3, provider: str = "docker", example: bool | 
     defaults to a free 192.168.x.0/24.
     """
     from dnet.lab import output as lab_output
+    from dnet.lab.state import check_name
 
+    check_name(name)
     net = subnet or free_subnet()
     if provider == "vagrant":
         from dnet.lab import vagrant
@@ -235,8 +237,9 @@ def lab_up(name: str, nodes: int = 3, provider: str = "docker", example: bool | 
 
 def lab_down(name: str, log: Log = _quiet) -> None:
     """Remove a lab: exactly what it made."""
-    from dnet.lab.state import LabState
+    from dnet.lab.state import LabState, check_name
 
+    check_name(name)
     try:
         state: LabState | None = LabState.load(name)
     except DnetError:

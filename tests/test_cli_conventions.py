@@ -186,7 +186,7 @@ def test_validate_and_show_json_match_the_docs(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("version: 1\nhosts: {a: {port: 0}}\n")
     jsondoc.check("validate", json.loads(dnet("validate", "--json", "-i", str(bad)).stdout))
-    assert set(jsondoc.examples()) == {"validate", "plan", "plan-show-commands", "apply", "destroy", "verify",
+    assert set(jsondoc.examples()) == {"validate", "plan", "plan-show-commands", "apply", "destroy", "verify", "run",
                                        "lab-status", "show"}
 
 

@@ -82,3 +82,21 @@ def test_model_is_immutable() -> None:
     inv = load(EXAMPLE).model
     with pytest.raises(ValidationError):
         inv.hosts["node1"].address = "1.2.3.4"  # type: ignore[misc]
+
+
+def test_a_directory_is_a_clean_error(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError) as exc:
+        load(tmp_path)
+    assert str(exc.value) == f"{tmp_path}:1:1: this is a directory, not an inventory file; pass one with -i FILE"
+
+
+def test_lab_names_are_words_never_paths() -> None:
+    from dnet.errors import DnetError
+    from dnet.lab.state import LabState, check_name
+
+    assert check_name("lab-2_x") == "lab-2_x"
+    for bad in ("../x", "a/b", "", ".", "A" * 3, "x" * 41, "-x"):
+        with pytest.raises(DnetError, match="lab name"):
+            check_name(bad)
+    with pytest.raises(DnetError, match="lab name"):
+        LabState.load("../../etc")

@@ -126,6 +126,8 @@ def test_ssh_with_a_wrong_host_key_is_refused(lab: tuple[str, str], tmp_path) ->
         SSHTransport(replace(spec, known_hosts=str(bad)))
     with pytest.raises(DnetError, match="not in known_hosts"):
         SSHTransport(replace(spec, known_hosts=str(tmp_path / "empty")))
+    with pytest.raises(DnetError, match=r"ssh-ed25519 SHA256:[A-Za-z0-9+/]{43} is not"):
+        SSHTransport(replace(spec, known_hosts=str(tmp_path / "empty")))
 
 
 def test_accept_new_host_keys_records_the_key(lab: tuple[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -44,7 +44,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 inventory_option = click.option(
     "-i", "--inventory", "inventory", envvar="DNET_INVENTORY", required=True,
-    type=click.Path(dir_okay=False), help="Inventory YAML file (or set DNET_INVENTORY).")
+    type=click.Path(), help="Inventory YAML file (or set DNET_INVENTORY).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress lines or warnings; results only.")
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show every command run on every host.")

@@ -33,6 +33,9 @@ def load(path: str | FsPath) -> Loaded:
         text = FsPath(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InventoryError([Problem(1, 1, "no such inventory file; pass one with -i FILE", name)]) from None
+    except IsADirectoryError:
+        raise InventoryError([Problem(1, 1, "this is a directory, not an inventory file; pass one with -i FILE",
+                                      name)]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError([Problem(1, 1, f"cannot read the inventory: {exc}", name)]) from None
     return loads(text, name)

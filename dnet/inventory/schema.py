@@ -27,13 +27,41 @@ def _cidr(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a CIDR like 10.0.0.0/24, got {value!r}")
     try:
-        return str(ipaddress.ip_network(value, strict=True))
+        net = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         raise ValueError(f"'{value}' is not a valid network in CIDR form ({exc})") from None
+    if net.prefixlen == 0:
+        raise ValueError(f"'{value}' covers every address; give a real subnet such as 10.0.0.0/24")
+    return str(net)
+
+
+LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+# Docker's reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest]; never starts with '-'.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?"
+IMAGE_RE = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+                      r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+
+
+def _image(value: Any) -> Any:
+    if isinstance(value, str) and not IMAGE_RE.fullmatch(value):
+        raise ValueError(f"'{value}' is not an image reference; write for example nginx:1.27 or "
+                         "registry.example:5000/team/app:2.1")
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected the number 1, got {value!r}")
+    return value
 
 
 def _str_labels(value: Any) -> Any:
     if isinstance(value, dict):
+        for k in value:
+            if isinstance(k, str) and not LABEL_KEY.fullmatch(k):
+                raise ValueError(f"label key '{k}' may hold only letters, digits and . _ / - (no commas, '=' or "
+                                 "spaces), starting with a letter or digit")
         return {k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, (int, float, bool)) else v
                 for k, v in value.items()}
     return value
@@ -60,6 +88,7 @@ IP = Annotated[str, BeforeValidator(_ip)]
 CIDR = Annotated[str, BeforeValidator(_cidr)]
 Labels = Annotated[dict[str, str], BeforeValidator(_str_labels)]
 Command = Annotated[list[str] | str, BeforeValidator(_command)]
+Image = Annotated[str, BeforeValidator(_image)]
 
 
 class Model(BaseModel):
@@ -166,7 +195,7 @@ class ServicePort(Model):
 
 
 class Service(Model):
-    image: str
+    image: Image
     command: Command | None = None
     replicas: Annotated[int, Field(strict=True, ge=0, le=10000)] = 1
     networks: list[str] = []
@@ -191,7 +220,7 @@ class ContainerPort(Model):
             return text
         if not isinstance(text, str):
             raise ValueError(f"expected a port mapping like \"8080:80/tcp\", got {text!r}")
-        m = PORT_RE.match(text.strip())
+        m = PORT_RE.fullmatch(text.strip())
         if not m:
             raise ValueError(f"'{text}' is not a port mapping; write HOST:CONTAINER[/tcp|udp], e.g. \"8080:80/tcp\"")
         if m["ip"]:
@@ -209,7 +238,7 @@ class ContainerPort(Model):
 
 class Container(Model):
     host: str
-    image: str
+    image: Image
     command: Command | None = None
     networks: list[str] = []
     ports: list[Annotated[ContainerPort, BeforeValidator(ContainerPort.parse),
@@ -230,12 +259,20 @@ class Forward(Model):
     @field_validator("to")
     @classmethod
     def _to(cls, value: str) -> str:
-        m = TARGET_RE.match(value)
+        m = TARGET_RE.fullmatch(value)
         if not m:
             raise ValueError(f"'{value}' is not HOST:PORT; write for example \"node2:9090\"")
         if not 1 <= int(m["port"]) <= 65535:
             raise ValueError(f"port {m['port']} in '{value}' is out of range 1-65535")
+        if m["name"] in ("0.0.0.0", "255.255.255.255") or m["name"].startswith("0."):
+            raise ValueError(f"'{value}' is no address a forward can reach; name a host or its IP")
         return value
+
+    @model_validator(mode="after")
+    def _not_itself(self) -> Forward:
+        if self.to_host == self.host and self.to_port == self.listen:
+            raise ValueError(f"a forward from {self.host}:{self.listen} to itself would loop; point it elsewhere")
+        return self
 
     @property
     def to_host(self) -> str:
@@ -249,9 +286,16 @@ class Forward(Model):
 URL_RE = re.compile(r"^(?P<scheme>https?)://(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>\d+))?(?P<path>/[^\s]*)?$")
 
 
+def _url(value: str) -> bool:
+    m = URL_RE.fullmatch(value)
+    if not m:
+        return False
+    return not m["port"] or 1 <= int(m["port"]) <= 65535
+
+
 def _egress(value: Any) -> Any:
-    if isinstance(value, str) and not URL_RE.match(value):
-        raise ValueError(f"'{value}' is not an http(s) URL; write for example http://upstream.lab/")
+    if isinstance(value, str) and not _url(value):
+        raise ValueError(f"{value!r} is not an http(s) URL; write for example http://upstream.lab/")
     return value
 
 
@@ -265,13 +309,18 @@ class Check(Model):
     @field_validator("to")
     @classmethod
     def _to(cls, value: str) -> str:
-        if URL_RE.match(value) or TARGET_RE.match(value):
+        if _url(value):
             return value
-        raise ValueError(f"'{value}' is neither NAME:PORT nor an http(s) URL")
+        m = TARGET_RE.fullmatch(value)
+        if m and 1 <= int(m["port"]) <= 65535:
+            return value
+        if m:
+            raise ValueError(f"port {m['port']} in '{value}' is out of range 1-65535")
+        raise ValueError(f"{value!r} is neither NAME:PORT nor an http(s) URL")
 
 
 class Inventory(Model):
-    version: Literal[1]
+    version: Annotated[Literal[1], BeforeValidator(_not_bool)]
     defaults: Defaults = Defaults()
     hosts: dict[Name, Host] = Field(min_length=1)
     groups: dict[Name, list[str]] = {}

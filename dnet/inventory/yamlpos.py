@@ -1,6 +1,7 @@
 """Parse YAML into plain data while remembering where every key and value sits."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -9,6 +10,11 @@ from dnet.errors import Problem
 
 Path = tuple[Any, ...]
 Positions = dict[Path, tuple[int, int]]
+MAX_DEPTH = 50
+MAX_NODES = 100_000  # after alias expansion: a "billion laughs" file stops here instead of eating memory
+# NUL, and the bidirectional controls that make text read differently from what it is (Trojan Source)
+FORBIDDEN = re.compile("[\x00\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
 
 
 class _Loader(yaml.SafeLoader):
@@ -21,6 +27,7 @@ def load_with_positions(text: str, filename: str) -> tuple[Any, Positions, Posit
     Positions map a path like ("hosts", "node1", "port") to a 1-based (line, col).
     Duplicate keys and YAML syntax errors are reported as a list of Problems.
     """
+    _check_depth(text, filename)
     loader = _Loader(text)
     problems: list[Problem] = []
     keys: Positions = {}
@@ -42,9 +49,15 @@ def load_with_positions(text: str, filename: str) -> tuple[Any, Positions, Posit
     def at(n: yaml.Node) -> tuple[int, int]:
         return n.start_mark.line + 1, n.start_mark.column + 1
 
+    visited = [0]
+
     def walk(n: yaml.Node, path: Path, depth: int) -> Any:
         values[path] = at(n)
-        if depth > 50:
+        visited[0] += 1
+        if visited[0] > MAX_NODES:
+            raise _YamlProblems([Problem(*at(n), f"more than {MAX_NODES} values once aliases are expanded; write "
+                                         "the values out instead of nesting aliases", filename)])
+        if depth > MAX_DEPTH:
             problems.append(Problem(*at(n), "nesting is too deep", filename))
             return None
         if isinstance(n, yaml.MappingNode):
@@ -70,16 +83,43 @@ def load_with_positions(text: str, filename: str) -> tuple[Any, Positions, Posit
             return out
         if isinstance(n, yaml.SequenceNode):
             return [walk(item, (*path, i), depth + 1) for i, item in enumerate(n.value)]
+        if isinstance(n, yaml.ScalarNode) and n.tag == "tag:yaml.org,2002:int" and n.style is None and \
+                LEADING_ZERO.fullmatch(n.value):
+            plain = n.value.lstrip("+-").lstrip("0_") or "0"
+            problems.append(Problem(*at(n), f"'{n.value}' has a leading zero, so YAML 1.1 would not read it as "
+                                    f"{plain}; write {plain} (or quote it if it is text)", filename))
+            return None
         try:
-            return loader.construct_object(n, deep=True)
+            value = loader.construct_object(n, deep=True)
         except (yaml.YAMLError, ValueError, TypeError) as exc:
             problems.append(Problem(*at(n), f"cannot read this value: {exc}", filename))
             return None
+        if isinstance(value, str) and (bad := FORBIDDEN.search(value)):
+            problems.append(Problem(*at(n), f"this value holds the invisible control character U+"
+                                    f"{ord(bad.group()):04X}; remove it", filename))
+            return None
+        return value
 
     data = walk(node, (), 0)
     if problems:
         raise _YamlProblems(problems)
     return data, keys, values
+
+
+def _check_depth(text: str, filename: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before composing (PyYAML's composer recurses and would overflow)."""
+    depth = 0
+    try:
+        for ev in yaml.parse(text, Loader=_Loader):
+            if isinstance(ev, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line, col = (ev.start_mark.line + 1, ev.start_mark.column + 1) if ev.start_mark else (1, 1)
+                    raise _YamlProblems([Problem(line, col, f"nesting is deeper than {MAX_DEPTH} levels", filename)])
+            elif isinstance(ev, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # reported with its position when the document is composed
 
 
 class _YamlProblems(Exception):

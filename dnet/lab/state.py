@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -12,6 +13,16 @@ from pathlib import Path
 from dnet.errors import DnetError
 from dnet.inventory.resolve import HostSpec
 from dnet.inventory.schema import DockerEngine
+
+LAB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+def check_name(name: str) -> str:
+    """A lab name is a plain word (it names containers, a network and a folder): never a path."""
+    if not LAB_NAME.fullmatch(name):
+        raise DnetError(f"lab name {name!r}: use 1-40 lowercase letters, digits, '-' or '_', starting with a letter "
+                        "or digit")
+    return name
 
 
 def labs_dir() -> Path:
@@ -51,7 +62,7 @@ class LabState:
 
     @property
     def dir(self) -> Path:
-        return labs_dir() / self.name
+        return labs_dir() / check_name(self.name)
 
     @property
     def key(self) -> Path:
@@ -63,11 +74,13 @@ class LabState:
 
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "lab.json").write_text(json.dumps(asdict(self), indent=2))
+        tmp = self.dir / "lab.json.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, self.dir / "lab.json")  # never half-written
 
     @classmethod
     def load(cls, name: str) -> LabState:
-        path = labs_dir() / name / "lab.json"
+        path = labs_dir() / check_name(name) / "lab.json"
         if not path.exists():
             raise DnetError(f"no lab named '{name}' (see dnet lab status)")
         data = json.loads(path.read_text())

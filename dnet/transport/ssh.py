@@ -1,7 +1,9 @@
 """One SSH connection per host, opened once and reused; host keys verified by default."""
 from __future__ import annotations
 
+import base64
 import errno
+import hashlib
 import os
 import select
 import shlex
@@ -26,6 +28,11 @@ def connections_opened() -> int:
     return _opened
 
 
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's format: SHA256:base64 of the key blob, no padding."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
 class AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
     """Record unknown host keys (like OpenSSH's accept-new); changed keys still fail."""
 
@@ -43,7 +50,7 @@ class UnknownHostKey(paramiko.MissingHostKeyPolicy):
     """Refuse hosts whose key is not in known_hosts, with advice."""
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        raise DnetError(f"{hostname}: host key {key.get_name()} {key.get_fingerprint().hex()} is not in known_hosts; "
+        raise DnetError(f"{hostname}: host key {key.get_name()} {fingerprint(key)} is not in known_hosts; "
                         "check it and add it (ssh-keyscan), or run with --accept-new-host-keys")
 
 
@@ -125,7 +132,7 @@ class SSHTransport:
             self.conn.open()
         except paramiko.BadHostKeyException as exc:
             raise DnetError(f"{self.name} ({where}): the host key CHANGED (got {exc.key.get_name()} "
-                            f"{exc.key.get_fingerprint().hex()}); refusing to connect. If the host was rebuilt, "
+                            f"{fingerprint(exc.key)}); refusing to connect. If the host was rebuilt, "
                             f"remove the old key with ssh-keygen -R and try again") from None
         except paramiko.AuthenticationException as exc:
             key = self.spec.identity_file or "your default keys and agent"
