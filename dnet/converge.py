@@ -147,8 +147,10 @@ def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[
     for c in batch:
         by_host.setdefault(c.host, []).append(c)
 
+    done: dict[str, list[Outcome]] = {h: [] for h in by_host}
+
     def work(host: str) -> list[Outcome]:
-        out = []
+        out = done[host]  # kept even if something below raises: no result is ever dropped
         for c in by_host[host]:
             if host in failed:
                 out.append(Outcome(c, "skipped", "an earlier change on this host failed"))
@@ -165,8 +167,13 @@ def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[
                 log(f"{host}: {c.kind} {c.name}: FAILED: {text}")
         return out
 
-    results = parallel(list(by_host), work)
-    return [o for r in results for o in (r.value or [])]
+    for r in parallel(list(by_host), work):
+        if not r.ok:  # an exception outside any one change: every change not yet reported failed with it
+            failed.add(r.host)
+            seen = {id(o.change) for o in done[r.host]}
+            done[r.host] += [Outcome(c, "failed", mask(r.error or "unknown error", ctx.secrets()))
+                             for c in by_host[r.host] if id(c) not in seen]
+    return [o for h in by_host for o in done[h]]
 
 
 def task_counts(t: Transport, names: list[str]) -> dict[str, tuple[int, int]]:

@@ -164,3 +164,31 @@ def test_a_limited_plan_changes_only_the_named_hosts() -> None:
     assert {(c.host, c.kind, c.name) for c in kept.changes} == {
         ("node3", "daemon", "/etc/docker/daemon.json"), ("node3", "swarm", "swarm"), ("node1", "node", "node3"),
         ("node3", "container", "db")}
+
+
+class Lost(FakeTransport):
+    """A transport whose channel dies on one command (as paramiko's SSHException or an OSError would)."""
+
+    def __init__(self, base: FakeTransport, pattern: str, exc: Exception) -> None:
+        super().__init__(base.name, base.responses)
+        self.pattern, self.exc = pattern, exc
+
+    def run(self, command: str, **kw):  # type: ignore[no-untyped-def,override]
+        import re
+
+        if re.search(self.pattern, command):
+            raise self.exc
+        return super().run(command, **kw)
+
+
+def test_any_exception_in_a_change_is_that_changes_failure_never_a_dropped_result() -> None:
+    s, ts = session({})
+    for host, exc in (("node2", paramiko.SSHException("channel closed")), ("node3", OSError(104, "reset"))):
+        s.transports[host] = Lost(ts[host], r"docker swarm join", exc)
+    outcomes = converge.apply(s, plan(s), lambda m: None)
+    assert len(outcomes) == 16  # nothing dropped
+    by = {(o.change.host, o.change.name): o for o in outcomes}
+    node2 = by[("node2", "swarm")]
+    assert node2.status == "failed" and "SSHException: channel closed" in node2.message
+    assert by[("node3", "swarm")].status == "failed" and "reset" in by[("node3", "swarm")].message
+    assert by[("node3", "db")].status == "skipped" and by[("node1", "web")].status == "ok"

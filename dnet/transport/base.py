@@ -1,6 +1,7 @@
 """The transport interface and the result of one command."""
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from typing import IO, Protocol
@@ -28,6 +29,15 @@ class Result:
             raise CommandError(self.host, mask(self.command, secrets), self.code,
                                mask(self.stdout + self.stderr, secrets))
         return self
+
+
+def command_timeout() -> float:
+    """Seconds any one remote command may take unless its caller says otherwise (DNET_COMMAND_TIMEOUT, default 600):
+    no wait is unbounded, so a host that dies mid-command is a per-host error, never a hang."""
+    try:
+        return max(1.0, float(os.environ.get("DNET_COMMAND_TIMEOUT", "600")))
+    except ValueError:
+        return 600.0
 
 
 def mask(text: str, secrets: tuple[str, ...]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 from typing import IO
 
-from dnet.transport.base import Result
+from dnet.transport.base import Result, command_timeout
 
 
 class LocalTransport:
@@ -15,7 +15,13 @@ class LocalTransport:
 
     def run(self, command: str, *, check: bool = True, stdin: bytes | None = None, timeout: float | None = None,
             secrets: tuple[str, ...] = ()) -> Result:
-        p = subprocess.run(["sh", "-c", command], input=stdin, capture_output=True, timeout=timeout)
+        try:
+            p = subprocess.run(["sh", "-c", command], input=stdin, capture_output=True,
+                               timeout=timeout or command_timeout())
+        except subprocess.TimeoutExpired as exc:
+            out = (exc.stdout or b"").decode(errors="replace")
+            timed_out = Result(self.name, command, 124, out, f"(timed out after {exc.timeout:.0f}s)")
+            return timed_out.check(secrets) if check else timed_out
         r = Result(self.name, command, p.returncode, p.stdout.decode(errors="replace"),
                    p.stderr.decode(errors="replace"))
         return r.check(secrets) if check else r

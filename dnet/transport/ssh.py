@@ -17,7 +17,7 @@ import paramiko
 from fabric import Connection
 
 from dnet.errors import DnetError
-from dnet.transport.base import Result, mask
+from dnet.transport.base import Result, command_timeout, mask
 
 _opened = 0
 _lock = threading.Lock()
@@ -141,6 +141,9 @@ class SSHTransport:
         except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
             raise DnetError(f"{self.name} ({where}): cannot connect: {advice(exc, self.spec.hostname, self.spec.port)}"
                             ) from None
+        transport = self.conn.client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(15)  # keeps NAT and firewall state alive on long waits
         with _lock:
             _opened += 1
 
@@ -151,7 +154,7 @@ class SSHTransport:
         if stdin is not None:
             chan.sendall(stdin)
         chan.shutdown_write()
-        return self._finish(chan, command, check, secrets, timeout)
+        return self._finish(chan, command, check, secrets, timeout or command_timeout())
 
     def stream_in(self, command: str, source: IO[bytes], *, secrets: tuple[str, ...] = ()) -> Result:
         chan = self._session()
