@@ -198,3 +198,21 @@ def test_verbose_shows_every_command_and_quiet_hides_progress(tmp_path: Path) ->
     assert "me$ S() { printf" in r.stderr and "me: facts read" in r.stderr
     r = dnet("plan", "-q", "-i", str(inv))
     assert r.returncode == 0 and r.stderr == "" and "No changes" in r.stdout
+
+
+def test_commands_load_lazily_and_their_listed_help_is_their_own() -> None:
+    import click
+
+    from dnet.cli import main
+
+    for name in main.COMMANDS:
+        cmd = main.cli.get_command(click.Context(main.cli), name)
+        assert cmd is not None and (cmd.help or "").strip().split("\n")[0] == main.COMMANDS[name][2], name
+    code = ("import sys, runpy; sys.argv = ['dnet', '--version']\n"
+            "try:\n    runpy.run_module('dnet', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('paramiko', 'fabric', 'pydantic', 'rich', "
+            "'dnet.cli.converge_cmds'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.stdout.splitlines()[-1] == "[]" and r.stdout.startswith("dnet, version"), r.stdout + r.stderr
+    listed = subprocess.run([sys.executable, "-m", "dnet", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert all(f"  {name} " in listed.stdout for name in main.COMMANDS), listed.stdout

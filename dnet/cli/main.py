@@ -1,18 +1,66 @@
-"""Entry point: the click group and error handling (never a traceback)."""
+"""Entry point: the click group and error handling (never a traceback).
+
+Commands are imported only when they run (`--version` and `--help` import none of them), which keeps start-up
+fast; the short help of each command is listed here and a test keeps it equal to the command's own.
+"""
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from typing import Any
 
 import click
 
 from dnet import __version__
-from dnet.cli import converge_cmds, lab, run, schema, show, tunnel, validate, verify
-from dnet.cli.common import EXIT_ERROR, err, say
 from dnet.errors import DnetError, InventoryError
 
+EXIT_ERROR = 1
+# name -> (module, attribute, short help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "validate": ("dnet.cli.validate", "command",
+             'Check an inventory; print FILE:LINE:COL: message per problem (every problem of the file in one '
+             'run).'),
+    "show": ("dnet.cli.show", "command",
+             'Show the resolved inventory: hosts with effective settings, networks, workloads.'),
+    "lab": ("dnet.cli.lab", "group",
+             'Reproducible multi-host labs: Docker-in-Docker nodes or Vagrant machines.'),
+    "plan": ("dnet.cli.converge_cmds", "plan_cmd",
+             'Show what apply would change, touching nothing.'),
+    "apply": ("dnet.cli.converge_cmds", "apply_cmd",
+             'Make the hosts match the inventory (plan first, then apply).'),
+    "destroy": ("dnet.cli.converge_cmds", "destroy_cmd",
+             'Remove everything dnet created (label dnet.managed=true) and nothing else.'),
+    "verify": ("dnet.cli.verify", "command",
+             'Probe every derived and declared path; exit 0 only when every check holds.'),
+    "run": ("dnet.cli.run", "command",
+             'Run RUNBOOK (a file, or the name of one in ./playbooks or shipped with dnet) step by step.'),
+    "schema": ("dnet.cli.schema", "command",
+             "Print the inventory's JSON Schema (for the YAML language server: see docs/schema.md)."),
+    "tunnel": ("dnet.cli.tunnel", "command",
+             'Forward 127.0.0.1:PORT here to TARGET over SSH, published or not; hold until Ctrl-C.'),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        cmd: click.Command = getattr(importlib.import_module(module), attr)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, _, short) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="dnet")
 def cli() -> None:
     """Declare, apply and prove Docker networking across many servers.
@@ -23,35 +71,35 @@ def cli() -> None:
     """
 
 
-for command in (validate.command, show.command, lab.group, converge_cmds.plan_cmd, converge_cmds.apply_cmd,
-                converge_cmds.destroy_cmd, verify.command, run.command, schema.command, tunnel.command):
-    cli.add_command(command)
+def _say(message: str) -> None:
+    from dnet.output import err, say
+
+    say(err, message)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning every dnet error into a calm message and exit code."""
     try:
-        code = cli.main(args=argv, prog_name="dnet", standalone_mode=False)
+        code: Any = cli.main(args=argv, prog_name="dnet", standalone_mode=False)
     except InventoryError as exc:
         for p in exc.problems:
             click.echo(str(p), err=True)
         sys.exit(EXIT_ERROR)
     except DnetError as exc:
-        say(err, f"error: {exc}")
+        _say(f"error: {exc}")
         sys.exit(EXIT_ERROR)
     except click.exceptions.Abort:
-        say(err, "aborted")
+        _say("aborted")
         sys.exit(130)
     except click.ClickException as exc:  # usage errors exit 2, as click does
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        say(err, "interrupted")
+        _say("interrupted")
         sys.exit(130)
     except Exception as exc:
         if os.environ.get("DNET_DEBUG"):
             raise
-        say(err, f"dnet: internal error: {type(exc).__name__}: {exc} (set DNET_DEBUG=1 for a traceback and "
-                 "report it)")
+        _say(f"dnet: internal error: {type(exc).__name__}: {exc} (set DNET_DEBUG=1 for a traceback and report it)")
         sys.exit(EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else 0)
