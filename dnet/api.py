@@ -22,6 +22,7 @@ from dnet.errors import DnetError
 from dnet.inventory import Loaded
 from dnet.inventory import load as _load
 from dnet.inventory.limit import select
+from dnet.lock import hosts_locked
 from dnet.session import Session, open_session
 
 __all__ = ["ApplyResult", "Change", "Lab", "PlanResult", "VerifyResult", "apply", "destroy", "lab_down", "lab_up",
@@ -137,7 +138,7 @@ def plan(inv: Inventory, limit: str | list[str] | None = None, *, prune_nodes: b
 def apply(inv: Inventory, limit: str | list[str] | None = None, *, serial: int = 1, prune_nodes: bool = False,
           accept_new_host_keys: bool = False, log: Log = _quiet) -> ApplyResult:
     """Make the hosts match the inventory (no confirmation); wait until services run every replica."""
-    with _session(inv, limit, log, accept_new_host_keys) as s:
+    with _session(inv, limit, log, accept_new_host_keys) as s, hosts_locked(s.transports, "dnet.api.apply", log):
         p = converge.make_plan(s, prune_nodes)
         if p.errors:
             return ApplyResult([], p.errors, dict(s.host_errors))
@@ -149,7 +150,7 @@ def apply(inv: Inventory, limit: str | list[str] | None = None, *, serial: int =
 def destroy(inv: Inventory, *, leave_swarm: bool = False, accept_new_host_keys: bool = False,
             log: Log = _quiet) -> ApplyResult:
     """Remove everything dnet made on the hosts (label dnet.managed=true) and nothing else."""
-    with _session(inv, None, log, accept_new_host_keys) as s:
+    with _session(inv, None, log, accept_new_host_keys) as s, hosts_locked(s.transports, "dnet.api.destroy", log):
         p = converge.destroy_plan(s, leave_swarm)
         outcomes = converge.apply(s, p, log)
         errors = [f"{h}: task containers of removed services are still there" for h in converge.wait_tasks_gone(s)]

@@ -16,7 +16,8 @@ SENT = [r"^mkdir -p /etc/docker && cat > /etc/docker/daemon.json.dnet", r"^servi
         r"^docker ps --no-trunc --format '\{\{.ID\}\} \{\{.Label \"com.docker.swarm.task.id\"\}\}'$",
         r"^docker swarm init --advertise-addr eth0", r"^docker swarm join --token ",
         r"^docker node update --label-add zone=", r"^docker run -d --name (edge|db) ",
-        r"^docker service create --detach --name web ", r"^set -e\niptables -w -t nat -N DNET-FWD"]
+        r"^docker service create --detach --name web ",
+        r"^set -e\niptables-restore -w --noflush <<'DNET_RULES'\n\*nat\n:DNET-FWD "]
 
 
 def session(fail: dict[str, str]) -> tuple[converge.Session, dict[str, FakeTransport]]:

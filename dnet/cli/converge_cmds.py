@@ -26,10 +26,14 @@ from dnet.cli.common import (
     styled,
     verbose_option,
 )
+from dnet.lock import hosts_locked
 from dnet.output import row, show, table
 from dnet.plan.model import Plan
 from dnet.session import Session
 
+break_lock_option = click.option("--break-lock", is_flag=True,
+                                 help="Take over the hosts' dnet lock even if another run holds it (when that run is "
+                                      "dead).")
 prune_nodes_option = click.option("--prune-nodes", is_flag=True,
                                   help="Remove swarm nodes the inventory does not list (drain, demote, node rm).")
 
@@ -146,14 +150,16 @@ def _report(outcomes: list[converge.Outcome], services: dict[str, str], as_json:
 @json_option
 @prune_nodes_option
 @limit_option
+@break_lock_option
 @accept_option
 @quiet_option
 @verbose_option
 def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, prune_nodes: bool, limit: str | None,
-              accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
+              break_lock: bool, accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Make the hosts match the inventory (plan first, then apply)."""
     start = time.monotonic()
-    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s:
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s, \
+            hosts_locked(s.transports, "dnet apply", log_to(quiet or as_json), break_lock):
         plan = converge.make_plan(s, prune_nodes)
         if not as_json:
             show_plan(plan, {})
@@ -174,14 +180,16 @@ def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, prune_nodes
 @click.option("--leave-swarm", is_flag=True, help="Also make every host leave the swarm.")
 @json_option
 @limit_option
+@break_lock_option
 @accept_option
 @quiet_option
 @verbose_option
-def destroy_cmd(inventory: str, yes: bool, leave_swarm: bool, as_json: bool, limit: str | None,
+def destroy_cmd(inventory: str, yes: bool, leave_swarm: bool, as_json: bool, limit: str | None, break_lock: bool,
                 accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Remove everything dnet created (label dnet.managed=true) and nothing else."""
     start = time.monotonic()
-    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s:
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s, \
+            hosts_locked(s.transports, "dnet destroy", log_to(quiet or as_json), break_lock):
         plan = converge.destroy_plan(s, leave_swarm)
         if not as_json:
             show_plan(plan, {})

@@ -1,6 +1,7 @@
 """`dnet run RUNBOOK`: run a runbook's steps on the inventory's hosts."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from dnet.cli.common import (
     styled,
     verbose_option,
 )
+from dnet.lock import hosts_locked
 from dnet.runbook import RunContext, bind, execute, find, load, parse_params
 from dnet.runbook.actions import Actions
 from dnet.runbook.audit import Audit, default_path
@@ -39,6 +41,7 @@ SHIPPED = Path(__file__).resolve().parent.parent / "files" / "runbooks"
 @click.option("--dry-run", is_flag=True, help="Say what each step would do; change nothing.")
 @click.option("--from", "start", metavar="STEP", help="Start at this step (number or name), e.g. to resume.")
 @click.option("--yes", is_flag=True, help="Do not ask before running.")
+@click.option("--break-lock", is_flag=True, help="Take over the hosts' dnet lock even if another run holds it.")
 @click.option("--audit-log", type=click.Path(dir_okay=False), help="Where to append the audit log "
               "(default DNET_AUDIT_LOG, else ~/.local/share/dnet/audit.log).")
 @json_option
@@ -46,7 +49,8 @@ SHIPPED = Path(__file__).resolve().parent.parent / "files" / "runbooks"
 @quiet_option
 @verbose_option
 def command(runbook: str, inventory: str, params: tuple[str, ...], dry_run: bool, start: str | None, yes: bool,
-            audit_log: str | None, as_json: bool, accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
+            break_lock: bool, audit_log: str | None, as_json: bool, accept_new_host_keys: bool, quiet: bool,
+            verbose: bool) -> None:
     """Run RUNBOOK (a file, or the name of one in ./playbooks or shipped with dnet) step by step.
 
     Prints each step, its targets and result; stops at the first failed step and prints the command that resumes
@@ -72,7 +76,9 @@ def command(runbook: str, inventory: str, params: tuple[str, ...], dry_run: bool
         if not as_json:
             say(out, styled(text, style))
 
-    with open_session(loaded, accept_new_host_keys, log, command_logger(verbose)) as s:
+    with open_session(loaded, accept_new_host_keys, log, command_logger(verbose)) as s, \
+            (contextlib.nullcontext() if dry_run else hosts_locked(s.transports, f"dnet run {lr.book.name}", log,
+                                                                    break_lock)):
         rc = RunContext(s, values, dry_run, log if not as_json else (lambda m: None),
                         secrets=tuple(str(values[k]) for k in secret))
         if not as_json:

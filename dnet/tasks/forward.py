@@ -17,14 +17,26 @@ def _ipt(table: str, *args: str) -> str:
     return quote("iptables", "-w", "-t", table, *args)
 
 
-def rules(r: ForwardRule) -> list[str]:
-    """The iptables commands for one forward."""
-    p, c = r.protocol, ["-m", "comment", "--comment", r.comment]
+def rules(r: ForwardRule) -> list[tuple[str, list[str]]]:
+    """The iptables rules of one forward, as (table, arguments)."""
+    p, c = r.protocol, ["-m", "comment", "--comment", f'"{r.comment}"']  # quoted as iptables-restore reads it
     dest, port, listen = f"{r.to_ip}:{r.to_port}", str(r.to_port), str(r.listen)
-    return [_ipt("nat", "-A", "DNET-FWD", "-p", p, "--dport", listen, *c, "-j", "DNAT", "--to-destination", dest),
-            _ipt("nat", "-A", "DNET-FWD-POST", "-p", p, "-d", r.to_ip, "--dport", port, *c, "-j", "MASQUERADE"),
-            _ipt("filter", "-A", "DNET-FWD-FILTER", "-p", p, "-d", r.to_ip, "--dport", port, *c, "-j", "ACCEPT"),
-            _ipt("filter", "-A", "DNET-FWD-FILTER", "-p", p, "-s", r.to_ip, "--sport", port, *c, "-j", "ACCEPT")]
+    return [("nat", ["-A", "DNET-FWD", "-p", p, "--dport", listen, *c, "-j", "DNAT", "--to-destination", dest]),
+            ("nat", ["-A", "DNET-FWD-POST", "-p", p, "-d", r.to_ip, "--dport", port, *c, "-j", "MASQUERADE"]),
+            ("filter", ["-A", "DNET-FWD-FILTER", "-p", p, "-d", r.to_ip, "--dport", port, *c, "-j", "ACCEPT"]),
+            ("filter", ["-A", "DNET-FWD-FILTER", "-p", p, "-s", r.to_ip, "--sport", port, *c, "-j", "ACCEPT"])]
+
+
+def restore_file(fwd: list[ForwardRule]) -> str:
+    """dnet's chains with exactly these forwards, for `iptables-restore --noflush`: each table's chains are
+    replaced in one commit, so a rule the kernel refuses leaves the old rules in place, never none."""
+    out = []
+    for table in ("nat", "filter"):
+        out.append(f"*{table}")
+        out += [f":{ch} - [0:0]" for t, ch in CHAINS if t == table]  # declared: created or emptied
+        out += [" ".join(args) for r in fwd for t, args in rules(r) if t == table]
+        out.append("COMMIT")
+    return "\n".join(out) + "\n"
 
 
 def _unhook() -> list[str]:
@@ -35,14 +47,14 @@ def _unhook() -> list[str]:
 @task(ForwardRewrite)
 def rewrite(ctx: Context, c: ForwardRewrite) -> str:
     """Replace dnet's forward rules on a host with exactly the declared ones."""
-    cmds = ["set -e"]
-    cmds += [f"{_ipt(t, '-N', ch)} 2>/dev/null || true; {_ipt(t, '-F', ch)}" for t, ch in CHAINS]
-    cmds += _unhook()
-    cmds += [_ipt(t, "-I", chain, "1", *spec) for t, chain, spec in HOOKS]
-    for r in c.rules:
-        cmds += rules(r)
+    cmds = ["set -e", "iptables-restore -w --noflush"]
+    cmds += [f"{_ipt(t, '-C', chain, *spec)} 2>/dev/null || {_ipt(t, '-I', chain, '1', *spec)}"
+             for t, chain, spec in HOOKS]
     cmds.append("sysctl -qw net.ipv4.ip_forward=1")
-    ctx.run(c.host, "\n".join(cmds))
+    # the restore file goes on stdin to the first command; the hooks follow once the chains hold the rules
+    script = cmds[0] + "\n" + cmds[1] + " <<'DNET_RULES'\n" + restore_file(list(c.rules)) + "DNET_RULES\n" + \
+        "\n".join(cmds[2:])
+    ctx.run(c.host, script)
     return f"{len(c.rules)} forwards: {c.detail}"
 
 
