@@ -92,7 +92,8 @@ def rolling_batches(s: Session, changes: list[Change], serial: int) -> list[list
     """Engine restarts of swarm members in batches: at most `serial` hosts each, workers first, and never more
     managers at once than raft can lose and keep quorum ((managers - 1) // 2, at least 1)."""
     managers = sum(1 for f in s.facts.values() if f.swarm_state == "active" and f.is_manager)
-    per_batch = max(1, (managers - 1) // 2)
+    autolock = any(f.swarm.autolock for f in s.facts.values())
+    per_batch = 1 if autolock else max(1, (managers - 1) // 2)  # a locked manager waits for its key: one at a time
     batches: list[list[Change]] = []
     for c in sorted(changes, key=lambda c: (s.facts[c.host].is_manager, c.host)):
         last = batches[-1] if batches else None

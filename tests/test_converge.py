@@ -249,3 +249,47 @@ containers:
         assert dnet("plan", "-i", inv, "--detailed-exitcode", "-q").returncode == 0
     finally:
         dind.down(name, lambda m: None)
+
+
+def test_autolocked_manager_key_is_kept_and_restarts_unlock_it(tmp_path: Path) -> None:
+    from dnet.lab.state import LabState
+
+    name = f"k{uuid.uuid4().hex[:6]}"
+    r = dnet("lab", "up", "--name", name, "--nodes", "1", "--subnet", "192.168.87.0/24", "-o", str(tmp_path / "l.yml"))
+    assert r.returncode == 0, r.stderr
+    key_file = tmp_path / "keys" / "unlock.key"
+    try:
+        state = LabState.load(name)
+
+        def inv(mtu: int, key: bool = True) -> str:
+            keyline = f"\n  unlock_key_file: {key_file}" if key else ""
+            return write(tmp_path / "inv.yml", f"""version: 1
+defaults:
+  identity_file: {state.key}
+  known_hosts: {state.known_hosts}
+  docker: {{dns: [192.168.87.2], mtu: {mtu}}}
+hosts:
+  node1: {{address: 192.168.87.11, roles: [manager]}}
+swarm:
+  advertise_interface: eth0
+  autolock: true{keyline}
+""")
+        r = dnet("apply", "-i", inv(1450), "--yes")
+        assert r.returncode == 0, r.stderr[-2000:]
+        real = node_sh(name, "node1", "docker swarm unlock-key -q").strip()
+        assert key_file.read_text().strip() == real and oct(key_file.stat().st_mode & 0o777) == "0o600"
+        assert real not in r.stdout + r.stderr
+        # Without the key at hand, a locked manager is not restarted.
+        pid = node_sh(name, "node1", "pidof dockerd").strip()
+        r = dnet("apply", "-i", inv(1400, key=False), "--yes")
+        assert r.returncode == 1 and "autolocked swarm" in r.stdout and "Nothing was changed on it" in r.stdout
+        assert node_sh(name, "node1", "pidof dockerd").strip() == pid
+        assert json.loads(node_sh(name, "node1", "cat /etc/docker/daemon.json"))["mtu"] == 1450  # untouched
+        # With it: restarted, unlocked, active again.
+        r = dnet("apply", "-i", inv(1400), "--yes")
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert node_sh(name, "node1", "pidof dockerd").strip() != pid
+        assert node_sh(name, "node1", "docker info --format '{{.Swarm.LocalNodeState}}'").strip() == "active"
+        assert real not in r.stdout + r.stderr
+    finally:
+        dnet("lab", "down", "--name", name)

@@ -28,6 +28,10 @@ DESCRIPTIONS: dict[str, str] = {
  "Swarm.subnet_size": "Prefix length of each overlay subnet taken from the pools (16-29).",
  "Swarm.data_path_port": "UDP port for VXLAN data traffic (default 4789).",
  "Swarm.autolock": "Lock managers' raft keys at rest (docker swarm init --autolock).",
+ "Swarm.unlock_key_file": "File on this machine for the unlock key of an autolocked swarm: apply writes it (mode 0600) "
+                          "when it initialises the swarm and reads it to unlock managers after an engine restart "
+                          "(else DNET_UNLOCK_KEY; without either the key is shown once on stderr and locked managers "
+                          "are not restarted).",
  "Network.driver": "`overlay` (swarm-wide) or `bridge` (created on each listed host).",
  "Network.subnet": "CIDR of the network; auto when absent.",
  "Network.gateway": "Gateway: a usable address inside subnet.",

@@ -159,6 +159,7 @@ class Swarm(Model):
     subnet_size: Annotated[int, Field(strict=True, ge=16, le=29)] = 24
     data_path_port: Port | None = None
     autolock: bool = False
+    unlock_key_file: str | None = None
 
 
 class Network(Model):

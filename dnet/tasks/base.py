@@ -34,9 +34,10 @@ class Context:
     manager_addr: str = ""
     node_ids: dict[str, str] = field(default_factory=dict)  # host -> swarm node ID, read at most once
     dry_run: bool = False
+    unlock_key: str = field(default="", repr=False)  # an autolocked swarm's key, in memory only
 
     def secrets(self) -> tuple[str, ...]:
-        return tuple(self.tokens.values())
+        return (*self.tokens.values(), self.unlock_key)
 
     def run(self, host: str, command: str, **kw: Any) -> Result:
         return self.transports[host].run(command, secrets=self.secrets(), **kw)

@@ -6,7 +6,7 @@ import json
 from dnet.errors import DnetError
 from dnet.plan.model import DaemonUpdate, EngineInstall, EngineStart
 from dnet.tasks.base import Context, task
-from dnet.tasks.restart import WAIT_READY, restart, service_cmd
+from dnet.tasks.restart import WAIT_READY, check_unlockable, restart, service_cmd
 
 
 @task(EngineInstall)
@@ -33,6 +33,8 @@ def daemon_json(ctx: Context, c: DaemonUpdate) -> str:
     f = ctx.facts[c.host]
     if not f.daemon_valid:
         raise DnetError(f"{c.host}: /etc/docker/daemon.json is not valid JSON; fix it by hand first")
+    if f.engine is not None:
+        check_unlockable(ctx, c.host)  # before daemon.json changes: never a file the running engine does not use
     merged = {**f.daemon, **c.settings}
     body = (json.dumps(merged, indent=2) + "\n").encode()
     ctx.run(c.host, "mkdir -p /etc/docker && cat > /etc/docker/daemon.json.dnet && "

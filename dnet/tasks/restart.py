@@ -10,6 +10,7 @@ from __future__ import annotations
 from dnet.errors import DnetError
 from dnet.poll import PollTimeout, poll
 from dnet.tasks.base import Context
+from dnet.tasks.swarm import unlock_key
 from dnet.transport.base import quote
 
 WAIT_READY = "for i in $(seq 120); do docker info >/dev/null 2>&1 && exit 0; sleep 0.5; done; " \
@@ -39,6 +40,7 @@ def restart(ctx: Context, host: str) -> str:
     before = [line.split() for line in ctx.read(host, LIST, "running containers").splitlines() if line.strip()]
     plain = [p[0] for p in before if len(p) == 1]  # not swarm tasks: nobody else starts them again
     member = f.swarm_state == "active" and bool(f.node_id)
+    check_unlockable(ctx, host)
     manager = manager_for(ctx, host) if member else None
     availability = "active"
     if manager:
@@ -65,10 +67,25 @@ def restart(ctx: Context, host: str) -> str:
     return f"engine restarted{drained}; {started} containers that ran before started again"
 
 
+def check_unlockable(ctx: Context, host: str) -> None:
+    """Refuse, before anything changes, to restart an autolocked manager without its unlock key at hand."""
+    f = ctx.facts[host]
+    if f.swarm_state == "active" and f.is_manager and f.swarm.autolock and not unlock_key(ctx) and not ctx.dry_run:
+        raise DnetError(f"{host} is a manager of an autolocked swarm: after a restart it stays locked until it is "
+                        "unlocked with the swarm's unlock key, which this run does not have; set "
+                        "swarm.unlock_key_file or DNET_UNLOCK_KEY (docker swarm unlock-key -q on a manager shows it), "
+                        "then apply again. Nothing was changed on it.")
+
+
 def _wait_member(ctx: Context, host: str, manager: str | None) -> None:
-    """Wait until the restarted host is back in its swarm and its node is Ready."""
+    """Wait until the restarted host is back in its swarm (unlocking an autolocked manager) and its node is Ready."""
     node_id = ctx.facts[host].node_id
     state = "docker info --format '{{.Swarm.LocalNodeState}}'"
+    if ctx.facts[host].is_manager and ctx.facts[host].swarm.autolock:
+        poll(lambda: ctx.run(host, state, check=False).stdout.strip() in ("locked", "active"), timeout=90,
+             interval=0.5, what=f"{host} to come back (locked) after the restart")
+        if ctx.run(host, state, check=False).stdout.strip() == "locked":
+            ctx.run(host, "docker swarm unlock >/dev/null", stdin=(unlock_key(ctx) + "\n").encode())
     poll(lambda: ctx.run(host, state, check=False).stdout.strip() == "active", timeout=90, interval=0.5,
          what=f"{host} to rejoin its swarm after the restart")
     if manager:

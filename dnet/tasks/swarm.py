@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+from pathlib import Path
 
 from dnet.errors import DnetError
 from dnet.inventory.resolve import address_of
@@ -36,9 +39,41 @@ def init(ctx: Context, c: SwarmInit) -> str:
             args += ["--data-path-port", str(sw.data_path_port)]
         if sw.autolock:
             args += ["--autolock"]
-    ctx.run(c.host, quote(*args) + " >/dev/null")  # stdout may hold the unlock key: never kept
+    ctx.run(c.host, quote(*args) + " >/dev/null")  # stdout holds the unlock key: read again below, never logged
     load_tokens(ctx)
+    if sw and sw.autolock:
+        ctx.unlock_key = ctx.read(c.host, "docker swarm unlock-key -q", "unlock key")
+        return f"swarm initialised, advertising {adv}; autolocked, {keep_unlock_key(ctx)}"
     return f"swarm initialised, advertising {adv}"
+
+
+def keep_unlock_key(ctx: Context) -> str:
+    """Put the unlock key where the operator said (mode 0600), else show it once on stderr; say which."""
+    path = ctx.inv.swarm.unlock_key_file if ctx.inv.swarm else None
+    if ctx.dry_run:
+        return "unlock key kept"
+    if path:
+        target = os.path.expanduser(path)
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(ctx.unlock_key + "\n")
+        os.chmod(target, 0o600)
+        return f"unlock key written to {path} (mode 0600)"
+    sys.stderr.write(f"\nThe swarm is autolocked. Its unlock key, shown this once (dnet keeps it nowhere; set "
+                     f"swarm.unlock_key_file to have it written to a file):\n{ctx.unlock_key}\n\n")
+    return "unlock key shown once on stderr"
+
+
+def unlock_key(ctx: Context) -> str:
+    """The key that unlocks a restarted manager: this run's, the inventory's file, or DNET_UNLOCK_KEY."""
+    if ctx.unlock_key:
+        return ctx.unlock_key
+    path = ctx.inv.swarm.unlock_key_file if ctx.inv.swarm else None
+    if path and os.path.isfile(os.path.expanduser(path)):
+        ctx.unlock_key = Path(os.path.expanduser(path)).read_text(encoding="utf-8").strip()
+    ctx.unlock_key = ctx.unlock_key or os.environ.get("DNET_UNLOCK_KEY", "").strip()
+    return ctx.unlock_key
 
 
 def load_tokens(ctx: Context) -> None:
