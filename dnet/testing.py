@@ -24,6 +24,7 @@ class FakeTransport:
         self.name = name
         self.responses: list[Response] = list(responses or [])
         self.commands: list[str] = []
+        self.stdins: list[bytes] = []  # what each command got on stdin (b"" for none)
         self.unexpected: list[str] = []
 
     def expect(self, *patterns: str) -> FakeTransport:
@@ -33,6 +34,7 @@ class FakeTransport:
     def run(self, command: str, *, check: bool = True, stdin: bytes | None = None, timeout: float | None = None,
             secrets: tuple[str, ...] = ()) -> Result:
         self.commands.append(command)
+        self.stdins.append(stdin or b"")
         for pattern, code, out, err in self.responses:
             if re.search(pattern, command):
                 r = Result(self.name, command, code, out, err)

@@ -14,7 +14,7 @@ TOKEN = "SWMTKN-1-topsecret"
 # Every command the example's cold apply sends (the fake refuses any other).
 SENT = [r"^mkdir -p /etc/docker && cat > /etc/docker/daemon.json.dnet", r"^service docker restart",
         r"^docker ps --no-trunc --format '\{\{.ID\}\} \{\{.Label \"com.docker.swarm.task.id\"\}\}'$",
-        r"^docker swarm init --advertise-addr eth0", r"^docker swarm join --token ",
+        r"^docker swarm init --advertise-addr eth0",
         r"^docker node update --label-add zone=", r"^docker run -d --name (edge|db) ",
         r"^docker service create --detach --name web ",
         r"^set -e\niptables-restore -w --noflush <<'DNET_RULES'\n\*nat\n:DNET-FWD "]
@@ -25,7 +25,8 @@ def session(fail: dict[str, str]) -> tuple[converge.Session, dict[str, FakeTrans
     specs = hosts(loaded.model, paramiko.SSHConfig())
     f = facts("fresh")
     common = [(r"join-token -q", 0, TOKEN + "\n", ""), (r"Swarm.NodeAddr", 0, "192.168.77.11\n", ""),
-              (r"Swarm.NodeID", 0, "nodeid\n", ""), (r"docker network create", 0, "netid\n", "")]
+              (r"Swarm.NodeID", 0, "nodeid\n", ""), (r"docker network create", 0, "netid\n", ""),
+              (r"http://localhost/swarm/join$", 0, "200", "")]
     ts = {h: FakeTransport(h, ([(fail[h], 1, "", f"boom {TOKEN}")] if h in fail else []) + common).expect(*SENT)
           for h in specs}
     s = converge.Session(loaded, specs, dict(ts), f, {}, {"dnet/probe:latest": f["node1"].images["dnet/probe:latest"]})
@@ -44,19 +45,19 @@ def test_apply_runs_every_change_in_phase_order() -> None:
     first = lambda pat: next(i for i, c in enumerate(node1) if pat in c)
     assert first("daemon.json") < first("docker swarm init") < first("docker network create") < \
         first("docker service create") < first("DNET-FWD")
-    joins = [c for t in ts.values() for c in t.commands if "swarm join --token" in c]
-    assert len(joins) == 2 and all(TOKEN in c for c in joins)
+    joins = [(c, i) for t in ts.values() for c, i in zip(t.commands, t.stdins, strict=True) if "/swarm/join" in c]
+    assert len(joins) == 2 and all(TOKEN in i.decode() and TOKEN not in c for c, i in joins)  # on stdin only
 
 
 def test_a_failed_host_skips_its_later_changes_while_others_finish() -> None:
-    s, _ = session({"node3": r"docker swarm join"})
+    s, _ = session({"node3": r"/swarm/join"})
     outcomes = converge.apply(s, plan(s), lambda m: None)
     by = {(o.change.host, o.change.name): o for o in outcomes}
     assert by[("node3", "swarm")].status == "failed"
     assert by[("node3", "db")].status == "skipped"
     assert by[("node2", "edge")].status == "ok" and by[("node1", "web")].status == "ok"
     msg = by[("node3", "swarm")].message
-    assert TOKEN not in msg and "***" in msg and "exited 1" in msg
+    assert TOKEN not in msg and "***" in msg and "swarm join failed" in msg
 
 
 def test_failed_init_stops_the_swarm_hosts() -> None:
@@ -93,8 +94,8 @@ def test_show_commands_lists_what_apply_sends_without_sending_it() -> None:
     by = {(c.host, c.kind, c.name): cmds for c, cmds in listed}
     assert len(listed) == 16
     join = by[("node2", "swarm", "swarm")]
-    assert join == [("node2", "docker swarm join --token '***' --advertise-addr eth0 --data-path-addr eth0 "
-                              "'<manager address>:2377' >/dev/null")]
+    assert len(join) == 1 and join[0][1].startswith("command -v curl") and "/swarm/join  # stdin: " in join[0][1]
+    assert '"JoinToken": "***"' in join[0][1] and "SWMTKN" not in join[0][1]
     init = [c for _, c in by[("node1", "swarm", "swarm")]]
     assert init[0].startswith("docker swarm init --advertise-addr eth0 --data-path-addr eth0 "
                               "--default-addr-pool 10.220.0.0/16")
@@ -185,7 +186,7 @@ class Lost(FakeTransport):
 def test_any_exception_in_a_change_is_that_changes_failure_never_a_dropped_result() -> None:
     s, ts = session({})
     for host, exc in (("node2", paramiko.SSHException("channel closed")), ("node3", OSError(104, "reset"))):
-        s.transports[host] = Lost(ts[host], r"docker swarm join", exc)
+        s.transports[host] = Lost(ts[host], r"/swarm/join", exc)
     outcomes = converge.apply(s, plan(s), lambda m: None)
     assert len(outcomes) == 16  # nothing dropped
     by = {(o.change.host, o.change.name): o for o in outcomes}

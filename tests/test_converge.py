@@ -32,6 +32,8 @@ def test_apply_builds_the_example(lab: tuple[str, Path]) -> None:
     plan = json.loads(dnet("plan", "-i", str(inv), "--json", "--show-commands").stdout)
     jsondoc.check("plan-show-commands", plan, ("unreachable",))
     assert all(c["commands"] for c in plan["changes"]) and "SWMTKN" not in json.dumps(plan)
+    sample = "nohup sh -c 'for i in $(seq 600); do ps -eo args; sleep 0.05; done' > /tmp/ps.log 2>&1 &"
+    node_sh(name, "node2", sample)  # every process's command line while node2 joins
     code, out = dnet_json("apply", "-i", str(inv), "--yes")
     assert code == 0, json.dumps(out)[-3000:]
     jsondoc.check("apply", out, ("services", "unreachable"))
@@ -52,6 +54,9 @@ def test_apply_builds_the_example(lab: tuple[str, Path]) -> None:
     assert web.strip() == "dnet probe ok"
     assert http_get(f"http://{NET}.12:8080/").strip() == "dnet probe ok"  # published port, host mode
     assert http_get(f"http://{NET}.11:8443/").strip() == "dnet probe ok"  # forward node1:8443 -> node2:9090
+    token = node_sh(name, "node1", "docker swarm join-token -q worker").strip()
+    seen = node_sh(name, "node2", "cat /tmp/ps.log; rm -f /tmp/ps.log")
+    assert "/swarm/join" in seen and token not in seen  # the join ran while sampled, its token never in argv
     svc_image = node_sh(name, "node1",
                         "docker service inspect web --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}'")
     assert svc_image.startswith("sha256:")  # side-loaded image pinned by ID

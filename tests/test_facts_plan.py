@@ -6,7 +6,7 @@ import json
 import paramiko
 import pytest
 
-from dnet.errors import CommandError
+from dnet.errors import DnetError
 from dnet.facts import FactsError, HostFacts, NetworkFact, parse
 from dnet.inventory import hosts, loads
 from dnet.plan.diff import World, diff
@@ -147,13 +147,13 @@ def test_join_token_never_reaches_errors() -> None:
     specs = hosts(inv, paramiko.SSHConfig())
     token = "SWMTKN-1-secretsecretsecret"
     leader = FakeTransport("node1", [(r"join-token -q", 0, token + "\n", ""), (r"NodeAddr", 0, "10.0.0.1\n", "")])
-    node2 = FakeTransport("node2", [(r"swarm join", 1, "", f"Error: bad token {token}")])
+    node2 = FakeTransport("node2", [(r"/swarm/join", 0, "400", f'{{"message": "bad token {token}"}}')])
     ctx = Context(inv, specs, facts("fresh"), {"node1": leader, "node2": node2}, "node1")
-    with pytest.raises(CommandError) as exc:
+    with pytest.raises(DnetError) as exc:
         swarm.join(ctx, SwarmJoin("node2", "worker"))
     text = str(exc.value) + repr(exc.value.__dict__)
-    assert token not in text and "***" in text and "exited 1" in text
-    assert token in node2.commands[0]  # it was used, only never shown
+    assert token not in text and "***" in text and "HTTP 400" in text
+    assert token in node2.stdins[0].decode() and token not in node2.commands[0]  # used on stdin, never shown
 
 
 def test_plan_json_has_no_payloads() -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from dnet.plan import desired as d
 from dnet.plan.model import NodeAvailability, NodeLabels, NodeRemove, NodeRole, SwarmInit, SwarmJoin, SwarmLeave
 from dnet.poll import PollTimeout, poll
 from dnet.tasks.base import Context, task
-from dnet.transport.base import quote
+from dnet.transport.base import mask, quote
 
 
 def advertise(ctx: Context, host: str) -> str:
@@ -91,10 +92,25 @@ def join(ctx: Context, c: SwarmJoin) -> str:
     if not ctx.tokens:
         raise DnetError(f"{c.host}: no manager to join")
     adv = advertise(ctx, c.host)
-    cmd = quote("docker", "swarm", "join", "--token", ctx.tokens[c.role], "--advertise-addr", adv,
-                "--data-path-addr", adv, f"{ctx.manager_addr}:2377")
-    ctx.run(c.host, cmd + " >/dev/null", timeout=120)
+    body = json.dumps({"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": adv, "DataPathAddr": adv,
+                       "RemoteAddrs": [f"{ctx.manager_addr}:2377"], "JoinToken": ctx.tokens[c.role]})
+    # The token goes to the Engine API on stdin: never on a command line (ps, sudo's log) on the host.
+    r = ctx.run(c.host, JOIN_API, stdin=body.encode(), check=False, timeout=120)
+    if r.code == 127:  # no curl there: the docker CLI, whose command line shows the token to local processes
+        cmd = quote("docker", "swarm", "join", "--token", ctx.tokens[c.role], "--advertise-addr", adv,
+                    "--data-path-addr", adv, f"{ctx.manager_addr}:2377")
+        ctx.run(c.host, cmd + " >/dev/null", timeout=120)
+        return f"joined as {c.role} (with the docker CLI: install curl on {c.host} to keep the token off its " \
+               "command line)"
+    if r.stdout.strip() != "200" and not ctx.dry_run:
+        raise DnetError(f"{c.host}: swarm join failed (HTTP {r.stdout.strip() or '?'}): "
+                        f"{mask(r.stderr.strip()[-400:], ctx.secrets())}")
     return f"joined as {c.role}"
+
+
+JOIN_API = ("command -v curl >/dev/null 2>&1 || exit 127; curl -sS --unix-socket /var/run/docker.sock "
+            "-H 'Content-Type: application/json' -X POST --data-binary @- -o /dev/stderr -w '%{http_code}' "
+            "http://localhost/swarm/join")
 
 
 @task(SwarmLeave)

@@ -47,7 +47,7 @@ class Recorder:
             secrets: tuple[str, ...] = ()) -> Result:
         shown = mask(command, secrets)
         if stdin is not None:
-            text = stdin.decode(errors="replace")
+            text = mask(stdin.decode(errors="replace"), secrets)
             shown += f"  # stdin: {' '.join(text.split())}" if len(text) < 400 else f"  # stdin: {len(stdin)} bytes"
         with self._lock:
             self.log.append((self.name, shown))
