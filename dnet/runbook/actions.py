@@ -99,7 +99,7 @@ def engine_restart(rc: RunContext, targets: list[str], serial: int, a: RestartAr
         if rc.dry_run:
             continue
         converge.wait_services(rc.session, timeout=120)
-        rc.refresh()
+        _settle(rc)
         if a.verify:
             try:
                 verify(rc, None, None)
@@ -109,6 +109,22 @@ def engine_restart(rc: RunContext, targets: list[str], serial: int, a: RestartAr
                 return out
             rc.log(f"  verify holds after restarting {', '.join(batch)}")
     return out
+
+
+def _settle(rc: RunContext, timeout: float = 120) -> None:
+    """Read facts until every service's running task containers, as the hosts themselves report them, match its
+    replicas (the swarm's own counts can run ahead of the hosts right after a manager restarts)."""
+    from dnet.verify.derive import instances
+
+    wanted = {n: s.replicas for n, s in rc.inventory.services.items()}
+
+    def settled() -> bool:
+        rc.refresh()
+        found = instances(rc.inventory, rc.facts)
+        return all(sum(1 for i in found if i.workload == n and i.running) == r for n, r in wanted.items())
+
+    with contextlib.suppress(PollTimeout):  # verify then names what is short
+        poll(settled, timeout=timeout, interval=1, max_interval=3, what="services to settle on the hosts")
 
 
 def wait_until(rc: RunContext, targets: list[str], a: ConditionArgs) -> list[Outcome]:
