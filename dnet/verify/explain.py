@@ -19,14 +19,14 @@ def hints(checks: list[Check], facts: dict[str, HostFacts], addrs: dict[str, str
     out: list[str] = []
     failed = [c for c in checks if not c.ok]
 
-    def note(cs: list[Check], text: str) -> None:
+    def note(cs: list[Check], key: str, text: str) -> None:  # key: its entry in docs/troubleshooting.md
         out.append(text)
         for c in cs:
             c.tags.setdefault("hint", text)
 
     mtu = [c for c in failed if c.result == "mtu"]
     if mtu:
-        note(mtu, mtu_hint(mtu, checks, facts, addrs or {}))
+        note(mtu, "mtu", mtu_hint(mtu, checks, facts, addrs or {}))
     overlay = [c for c in failed if "pair" in c.tags and c.result != "mtu"]
     if overlay:
         nodes = Counter(n for c in overlay for n in set(c.tags["pair"].split(">")))
@@ -34,16 +34,18 @@ def hints(checks: list[Check], facts: dict[str, HostFacts], addrs: dict[str, str
         fine = [c for c in checks if "pair" in c.tags and c.ok and suspect not in c.tags["pair"].split(">")
                 and c.result != "mtu"]
         if count == len(overlay) and (fine or len(nodes) <= 2):
-            note(overlay, f"overlay traffic fails only between {suspect} and other hosts: VXLAN (4789/udp) or gossip "
+            note(overlay, "overlay-one-host",
+                 f"overlay traffic fails only between {suspect} and other hosts: VXLAN (4789/udp) or gossip "
                           f"(7946) is blocked on {suspect}, or its MTU does not match")
         else:
-            note(overlay,
+            note(overlay, "overlay-several-hosts",
                  "overlay traffic fails between several hosts: check 4789/udp and 7946 between all swarm hosts "
                           "and that every host advertises a reachable address")
     ingress = [c for c in failed if c.tags.get("mode") == "ingress"]
     host_mode_ok = any(c.ok for c in checks if c.tags.get("mode") == "host")
     if ingress and (host_mode_ok or not any(f.ipvs for f in facts.values())):
-        note(ingress, "published ports fail only in ingress mode: the kernel has no IPVS (ip_vs), so the routing "
+        note(ingress, "ingress-without-ipvs",
+             "published ports fail only in ingress mode: the kernel has no IPVS (ip_vs), so the routing "
                       "mesh cannot work; publish with mode: host and use endpoint_mode: dnsrr")
     by_src: dict[str, dict[str, list[Check]]] = {}
     for c in checks:
@@ -54,15 +56,16 @@ def hints(checks: list[Check], facts: dict[str, HostFacts], addrs: dict[str, str
     if dns_broken:
         cs = [c for group in dns_broken for k in ("dns", "http") for c in group.get(k, []) if not c.ok]
         srcs = sorted({c.src for c in cs})
-        note(cs, f"egress DNS fails from {', '.join(srcs)} while fetching by IP works: the engine's DNS servers "
-                 "(dns in /etc/docker/daemon.json) do not answer")
+        note(cs, "egress-dns", f"egress DNS fails from {', '.join(srcs)} while fetching by IP works: the engine's "
+                 "DNS servers (dns in /etc/docker/daemon.json) do not answer")
     leaks = [c for c in failed if c.tags.get("egress") == "internal"]
     if leaks:
-        note(leaks, "a container on internal networks only reached the internet: the network has a way out "
-                    "(not internal, or an extra route/NAT rule)")
+        note(leaks, "internal-leak", "a container on internal networks only reached the internet: the network has "
+                    "a way out (not internal, or an extra route/NAT rule)")
     isolation = [c for c in failed if c.tags.get("isolation")]
     if isolation:
-        note(isolation, "containers on different networks of one host reach each other: bridge isolation is broken "
+        note(isolation, "isolation-broken", "containers on different networks of one host reach each other: bridge "
+                        "isolation is broken "
                         "(iptables DOCKER-ISOLATION rules missing?)")
     for c in failed:
         c.tags.setdefault("hint", KIND.get(c.result, "") if c.expect else "reachable, but must not be")

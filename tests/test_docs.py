@@ -1,0 +1,69 @@
+"""The documentation site: generated reference pages are current, every finding, hint and result has a
+troubleshooting entry, and the site builds with no warning."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dnet import docgen
+from dnet.verify import explain, findings
+from tests.conftest import ROOT
+
+DOCS = ROOT / "docs"
+
+
+def test_generated_reference_pages_are_current() -> None:
+    for page, text in docgen.pages().items():
+        committed = (DOCS / "reference" / page).read_text()
+        assert committed == text, f"docs/reference/{page} is stale: run python -m dnet.docgen docs/reference"
+
+
+def test_every_inventory_key_and_command_is_in_the_reference() -> None:
+    from dnet.cli.main import COMMANDS
+    from dnet.inventory.keys import DESCRIPTIONS
+    from dnet.inventory.schema import json_schema
+
+    models = {*json_schema()["$defs"], "Inventory"}  # ContainerPort is written as text ("8080:80/tcp"), not keys
+    inventory = (DOCS / "reference" / "inventory.md").read_text()
+    for key in DESCRIPTIONS:
+        model, _, name = key.rpartition(".")
+        name = name.rstrip("_")  # from_ is written from
+        if model in models:
+            assert (f"| `{name}` |" in inventory and f"## {model}" in inventory) or model == "Inventory", key
+    cli = (DOCS / "reference" / "cli.md").read_text()
+    assert all(f"## `dnet {name}`" in cli for name in COMMANDS)
+
+
+def test_every_finding_hint_and_result_has_a_troubleshooting_entry() -> None:
+    page = (DOCS / "troubleshooting.md").read_text()
+    anchors = set(re.findall(r"\{#([a-z0-9-]+)\}", page))
+    wanted = {f"finding-{rule.__name__.strip('_').replace('_', '-')}" for rule in findings.RULES}
+    wanted.add("finding-fallback")
+    source = Path(explain.__file__).read_text()
+    keys = re.findall(r"note\(\w+, \"([a-z0-9-]+)\"", source)
+    assert len(keys) == source.count("note(") - 1  # every call but the definition names its entry
+    wanted |= {f"hint-{k}" for k in keys}
+    wanted |= {f"result-{k}" for k in explain.KIND} | {"result-mtu", "result-must-not-reach"}
+    assert not wanted - anchors, f"missing from docs/troubleshooting.md: {sorted(wanted - anchors)}"
+
+
+@pytest.mark.skipif(not shutil.which("mkdocs") and not (Path(sys.executable).parent / "mkdocs").exists(),
+                    reason="mkdocs is not installed (pip install -e '.[test]' installs it)")
+def test_the_site_builds_without_warnings(tmp_path: Path) -> None:
+    mkdocs = shutil.which("mkdocs") or str(Path(sys.executable).parent / "mkdocs")
+    r = subprocess.run([mkdocs, "build", "--strict", "-d", str(tmp_path / "site")], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (tmp_path / "site" / "troubleshooting" / "index.html").exists()
+
+
+def test_every_environment_variable_dnet_reads_is_documented_or_internal() -> None:
+    used = {m for f in (ROOT / "dnet").rglob("*") if f.suffix in (".py", "") and f.is_file()
+            for m in re.findall(r"DNET_[A-Z_]+", f.read_text(errors="ignore"))}
+    unclassified = used - set(docgen.ENVIRONMENT) - docgen.INTERNAL
+    assert not unclassified, f"document these in dnet/docgen.py ENVIRONMENT (or mark them INTERNAL): {unclassified}"
