@@ -106,6 +106,23 @@ ENVIRONMENT = {
     "DNET_DEBUG": "Set to 1 for a traceback on an internal error.",
     "NO_COLOR": "Any value turns colour off (https://no-color.org).",
 }
+FILES = {
+    "the inventory (-i)": "read; `lab up` writes one per lab",
+    "~/.ssh/config (or DNET_SSH_CONFIG) and its Include files": "read: HostName, User, Port, IdentityFile, "
+                                                                 "ProxyJump",
+    "~/.ssh/known_hosts, defaults.known_hosts": "read; the inventory's file is appended to with "
+                                                "--accept-new-host-keys",
+    "identity files": "read (the SSH keys)",
+    "swarm.unlock_key_file": "written (mode 0600) when apply makes an autolocked swarm; read to unlock managers",
+    "$DNET_HOME/labs/NAME/": "lab state: lab.json (written atomically), id_ed25519 key, known_hosts, inventory.yml, "
+                             "vagrant.log",
+    "$DNET_HOME/audit.log (or DNET_AUDIT_LOG, --audit-log)": "appended by dnet run (mode 0600)",
+    "runbooks and their Python files": "read by dnet run",
+    "on hosts: /etc/docker/daemon.json": "rewritten through a temporary file and a rename; the previous one kept as "
+                                         "daemon.json.dnet-backup",
+    "on hosts: /run/dnet.lock/": "made and removed by apply, destroy and run (one changing run per host)",
+    "on hosts: a temporary folder": "the facts command's per-section output, removed when it ends",
+}
 # Set by dnet itself for lab nodes, the Vagrantfile and its own shell scripts: not for users.
 INTERNAL = {"DNET_AUTHORIZED_KEY", "DNET_BARE", "DNET_DNS", "DNET_DNS_FORWARD", "DNET_DNS_RECORDS", "DNET_LAB_KEY",
             "DNET_LAB_NAME", "DNET_LAB_PUBKEY", "DNET_NODES", "DNET_NODE_IMAGE", "DNET_ROLE", "DNET_RULES",
@@ -126,6 +143,8 @@ def cli_reference() -> str:
         _command_doc(f"dnet {name}", cmd, out)
     out += ["## Environment", "", "| variable | what it does |", "|---|---|"]
     out += [f"| `{k}` | {v} |" for k, v in ENVIRONMENT.items()]
+    out += ["", "## Files", "", "| file | how dnet uses it |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in FILES.items()]
     out.append("")
     return "\n".join(out)
 

@@ -67,3 +67,24 @@ def test_every_environment_variable_dnet_reads_is_documented_or_internal() -> No
             for m in re.findall(r"DNET_[A-Z_]+", f.read_text(errors="ignore"))}
     unclassified = used - set(docgen.ENVIRONMENT) - docgen.INTERNAL
     assert not unclassified, f"document these in dnet/docgen.py ENVIRONMENT (or mark them INTERNAL): {unclassified}"
+
+
+def test_the_quick_start_examples_that_need_no_hosts_print_what_the_page_shows(tmp_path: Path) -> None:
+    page = (DOCS / "quickstart.md").read_text()
+    blocks = re.findall(r"```(yaml|text)\n(.*?)```", page, re.S)
+    cluster, valid = blocks[0][1], blocks[1][1].strip()
+    (tmp_path / "cluster.yml").write_text(cluster)
+
+    def dnet(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dnet", *args], capture_output=True, text=True, cwd=tmp_path)
+
+    r = dnet("validate", "-i", "cluster.yml")
+    assert r.returncode == 0 and r.stdout.strip() == valid
+    r = dnet("show", "-i", "cluster.yml")
+    assert r.returncode == 0 and "web1" in r.stdout and "appnet" in r.stdout
+    assert dnet("schema").returncode == 0
+    unreachable = next(body for kind, body in blocks if kind == "yaml" and "127.0.0.1" in body)
+    (tmp_path / "unreachable.yml").write_text(unreachable)
+    shown = next(body for kind, body in blocks if kind == "text" and "$ dnet plan" in body).strip().splitlines()
+    r = dnet("plan", "-i", "unreachable.yml")  # 127.0.0.1 port 2: nothing leaves this machine
+    assert r.returncode == 1 and r.stdout.strip().splitlines() == shown[1:]
