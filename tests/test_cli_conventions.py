@@ -187,7 +187,7 @@ def test_validate_and_show_json_match_the_docs(tmp_path: Path) -> None:
     bad.write_text("version: 1\nhosts: {a: {port: 0}}\n")
     jsondoc.check("validate", json.loads(dnet("validate", "--json", "-i", str(bad)).stdout))
     assert set(jsondoc.examples()) == {"validate", "plan", "plan-show-commands", "apply", "destroy", "verify", "run",
-                                       "lab-status", "show"}
+                                       "doctor", "lab-status", "show"}
 
 
 def test_verbose_shows_every_command_and_quiet_hides_progress(tmp_path: Path) -> None:
@@ -195,7 +195,7 @@ def test_verbose_shows_every_command_and_quiet_hides_progress(tmp_path: Path) ->
     inv.write_text("version: 1\nhosts:\n  me: {address: local}\n")
     r = dnet("plan", "-v", "-i", str(inv))
     assert r.returncode == 0, r.stderr
-    assert "me$ S() { printf" in r.stderr and "me: facts read" in r.stderr
+    assert "me$ d=$(mktemp -d" in r.stderr and "me: facts read" in r.stderr
     r = dnet("plan", "-q", "-i", str(inv))
     assert r.returncode == 0 and r.stderr == "" and "No changes" in r.stdout
 

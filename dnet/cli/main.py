@@ -31,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              'Make the hosts match the inventory (plan first, then apply).'),
     "destroy": ("dnet.cli.converge_cmds", "destroy_cmd",
              'Remove everything dnet created (label dnet.managed=true) and nothing else.'),
+    "doctor": ("dnet.cli.doctor", "command",
+               "Find known causes of trouble on the hosts (kernel, ports, MTU, addresses, clocks); exit 1 on any "
+               "error."),
     "verify": ("dnet.cli.verify", "command",
              'Probe every derived and declared path; exit 0 only when every check holds.'),
     "run": ("dnet.cli.run", "command",

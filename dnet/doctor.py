@@ -1,0 +1,264 @@
+"""`dnet doctor`: known causes of swarm networking trouble, found before (or after) apply, from the real hosts.
+
+One batched read per host (kernel features, sysctls, iptables backend, clock, listening ports) plus one port
+probe per pair of hosts, all in parallel; the address plan comes from the same overlap checks plan uses.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dnet import converge
+from dnet.inventory.resolve import address_of
+from dnet.inventory.semantic import swarm_hosts
+from dnet.runner import parallel
+from dnet.session import Session
+from dnet.transport.base import quote
+
+# Present: loaded (/sys/module), built in (modules.builtin) or installed as a module; "?" when none can be told.
+_MOD = ('m() { if [ -d /sys/module/$1 ]; then echo y; elif [ -d /lib/modules/$(uname -r) ]; then '
+        'grep -qs "/$1.ko" /lib/modules/$(uname -r)/modules.builtin /lib/modules/$(uname -r)/modules.dep && '
+        'echo y || echo n; else echo "?"; fi; }\n')
+READ = _MOD + r"""echo "vxlan $(m vxlan)"
+echo "bridge $(m bridge)"
+echo "ipvs $( [ -e /proc/net/ip_vs ] && echo y || m ip_vs)"
+echo "xfrm $( [ -e /proc/net/xfrm_stat ] && echo y || m xfrm_user)"
+echo "ip_forward $(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo ?)"
+echo "bridge_nf $(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo ?)"
+echo "iptables $(iptables -V 2>/dev/null | sed -n 's/.*(\(.*\)).*/\1/p' | head -1)"
+echo "clock $(date +%s.%N)"
+echo "listen $( (ss -Hltnu 2>/dev/null || netstat -ltnu 2>/dev/null) | awk '{print $1 "/" $5}' | tr '\n' ' ')"
+"""
+SEVERITY = ("error", "warning", "info")
+
+
+@dataclass
+class Finding:
+    key: str  # its entry in docs/troubleshooting.md: #doctor-KEY
+    severity: str  # error | warning | info
+    hosts: list[str]
+    what: str
+    evidence: list[str]
+    fix: str
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class HostRead:
+    values: dict[str, str] = field(default_factory=dict)
+    offset: float = 0.0  # host clock minus ours, seconds
+
+
+def _read(s: Session, h: str) -> HostRead:
+    t0 = time.time()
+    out = s.transports[h].run(READ, check=False, timeout=30).stdout
+    t1 = time.time()
+    r = HostRead({k: v.strip() for k, _, v in (line.partition(" ") for line in out.splitlines()) if k})
+    try:
+        r.offset = float(r.values.get("clock", "")) - (t0 + t1) / 2
+    except ValueError:
+        r.offset = 0.0
+    return r
+
+
+def _ports(s: Session, pairs: list[tuple[str, str, int]]) -> dict[tuple[str, str, int], str]:
+    """TCP connect from each source host to each target's port: open (connected or refused) or blocked."""
+    addrs = {h: address_of(s.specs[h]) for h in s.specs}
+    by_src: dict[str, list[tuple[str, int]]] = {}
+    for src, dst, port in pairs:
+        by_src.setdefault(src, []).append((dst, port))
+
+    def one(src: str) -> dict[tuple[str, str, int], str]:
+        script = "; ".join(
+            f"r=$(timeout 3 nc -z -v -w 2 {quote(addrs[dst])} {port} 2>&1; echo \" rc=$?\"); echo {dst} {port} $r"
+            for dst, port in by_src[src])
+        out = s.transports[src].run(script, check=False, timeout=60).stdout
+        got: dict[tuple[str, str, int], str] = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 3:
+                rc = parts[-1].removeprefix("rc=")
+                refused = "refused" in line.lower()
+                if rc == "127":  # no nc on the source host: nothing can be told
+                    continue
+                got[(src, parts[0], int(parts[1]))] = "open" if rc == "0" or refused else "blocked"
+        return got
+
+    out: dict[tuple[str, str, int], str] = {}
+    for r in parallel(list(by_src), one):
+        out.update(r.value or {})
+    return out
+
+
+def examine(s: Session) -> list[Finding]:
+    """Every known cause found on the reachable hosts, errors first."""
+    inv = s.loaded.model
+    reads = {r.host: r.value for r in parallel(list(s.transports), lambda h: _read(s, h)) if r.ok and r.value}
+    found: list[Finding] = []
+    swarm = [h for h in swarm_hosts(inv) if h in reads]
+    encrypted = any(n.encrypted for n in inv.networks.values() if n.driver == "overlay")
+    uses_mesh = any(p.mode == "ingress" for svc in inv.services.values() for p in svc.ports) or \
+        any(svc.endpoint_mode == "vip" for svc in inv.services.values())
+    _kernel(reads, swarm, encrypted, uses_mesh, found)
+    _iptables(reads, found)
+    _clock(reads, found)
+    _versions(s, found)
+    _addresses(s, swarm, found)
+    _mtu(s, found)
+    _plan(s, found)
+    _taken_ports(s, reads, found)
+    _swarm_ports(s, swarm, found)
+    for h, e in s.host_errors.items():
+        found.append(Finding(
+            "unreachable", "error", [h], "unreachable", [e], "fix SSH to this host first; nothing else was read"))
+    return sorted(found, key=lambda f: (SEVERITY.index(f.severity), f.what))
+
+
+def _kernel(reads: dict[str, HostRead], swarm: list[str], encrypted: bool, mesh: bool, found: list[Finding]) -> None:
+    for key, need, what, fix in (
+            ("vxlan", bool(swarm), "no VXLAN in the kernel: overlay networks cannot carry traffic",
+             "load the vxlan module (modprobe vxlan) or use a kernel that has it"),
+            ("bridge", True, "no bridge support in the kernel: Docker's bridge networks cannot work",
+             "load the bridge module (modprobe bridge)"),
+            ("xfrm", encrypted, "no xfrm (IPsec) in the kernel: encrypted overlays cannot carry traffic",
+             "load xfrm_user and esp4, or declare the overlays without encrypted: true")):
+        missing = sorted(h for h, r in reads.items() if r.values.get(key) == "n" and (h in swarm or key == "bridge"))
+        if missing and need:
+            found.append(Finding(f"no-{key}", "error", missing, what, [f"{key}: absent"], fix))
+    no_ipvs = sorted(h for h in swarm if reads[h].values.get("ipvs") != "y")
+    if no_ipvs:
+        found.append(Finding(
+            "no-ipvs", "error" if mesh else "info", no_ipvs,
+            "no IPVS (ip_vs) in the kernel: the routing mesh does not work, so ingress-mode published ports and "
+            "endpoint_mode vip (service virtual IPs) fail; host-mode ports and endpoint_mode dnsrr work",
+            ["/proc/net/ip_vs: absent (ip_vs not loaded" + (", and no module for it was found)"
+                                                       if any(reads[h].values.get("ipvs") == "n" for h in no_ipvs)
+                                                       else "; whether a module exists cannot be told here)")]
+            + (["the inventory uses ingress ports or vip services"] if mesh else []),
+            "publish with mode: host and use endpoint_mode: dnsrr, or load ip_vs (modprobe ip_vs)"))
+    off = sorted(h for h, r in reads.items() if r.values.get("ip_forward") == "0")
+    if off:
+        found.append(Finding(
+            "ip-forward", "error", off, "IP forwarding is off: containers reach nothing beyond their host",
+                             ["net.ipv4.ip_forward = 0"], "sysctl -w net.ipv4.ip_forward=1 (and in /etc/sysctl.d/)"))
+    nf = sorted(h for h, r in reads.items() if r.values.get("bridge_nf") == "0")
+    if nf:
+        found.append(Finding(
+            "bridge-nf", "warning", nf, "bridged traffic bypasses iptables: Docker's isolation and published-port "
+                             "rules do not see it", ["net.bridge.bridge-nf-call-iptables = 0"],
+                             "sysctl -w net.bridge.bridge-nf-call-iptables=1 (needs br_netfilter)"))
+
+
+def _iptables(reads: dict[str, HostRead], found: list[Finding]) -> None:
+    kinds: dict[str, list[str]] = {}
+    for h, r in reads.items():
+        kinds.setdefault(r.values.get("iptables") or "unknown", []).append(h)
+    if len(kinds) > 1:
+        found.append(Finding("iptables-backends", "warning", sorted(h for hs in kinds.values() for h in hs),
+                             "iptables backends differ between hosts",
+                             [f"{k}: {', '.join(sorted(v))}" for k, v in sorted(kinds.items())],
+                             "use one backend everywhere (update-alternatives --config iptables)"))
+
+
+def _clock(reads: dict[str, HostRead], found: list[Finding]) -> None:
+    skewed = {h: r.offset for h, r in reads.items() if abs(r.offset) > 1.0}
+    if skewed:
+        worst = max(abs(v) for v in skewed.values())
+        found.append(Finding("clock-skew", "error" if worst > 10 else "warning", sorted(skewed),
+                             "clocks disagree: swarm joins and TLS certificates fail on skew",
+                             [f"{h}: {v:+.1f}s against this machine" for h, v in sorted(skewed.items())],
+                             "run NTP (systemd-timesyncd or chrony) on every host"))
+
+
+def _versions(s: Session, found: list[Finding]) -> None:
+    versions: dict[str, list[str]] = {}
+    for h, f in s.facts.items():
+        if f.engine:
+            versions.setdefault(f.engine, []).append(h)
+    if len(versions) > 1:
+        found.append(Finding("engine-versions", "warning", sorted(s.facts), "engine versions differ across the cluster",
+                             [f"{v}: {', '.join(sorted(hs))}" for v, hs in sorted(versions.items())],
+                             "upgrade the engines to one version (one host at a time: dnet run "
+                             "rolling-engine-restart after each upgrade)"))
+
+
+def _addresses(s: Session, swarm: list[str], found: list[Finding]) -> None:
+    seen: dict[str, list[str]] = {}
+    for h in swarm:
+        spec = s.specs[h]
+        adv = spec.advertise_addr or (s.facts[h].swarm.node_addr if s.facts[h].swarm.node_addr else address_of(spec))
+        seen.setdefault(adv, []).append(h)
+    for addr, hs in seen.items():
+        if len(hs) > 1:
+            found.append(Finding(
+                "advertise-address", "error", sorted(hs), f"several hosts advertise the same address {addr}: overlays "
+                                 "between them cannot work", [f"{h} -> {addr}" for h in hs],
+                                 "give each host its own reachable advertise_addr (Vagrant's NAT 10.0.2.15 is the "
+                                 "classic case: advertise the private network's address)"))
+
+
+def _mtu(s: Session, found: list[Finding]) -> None:
+    inv = s.loaded.model
+    need = 76 if any(n.encrypted for n in inv.networks.values()) else 50
+    for h, f in s.facts.items():
+        iface = f.interface_of(address_of(s.specs[h]))
+        under = f.mtus.get(iface or "", 0)
+        engine = s.specs[h].engine.mtu
+        overlay = [n.mtu for n in inv.networks.values() if n.driver == "overlay" and n.mtu]
+        if under and engine and engine > under:
+            found.append(Finding(
+                "engine-mtu", "error", [h], f"the engine MTU {engine} is larger than the underlay's {under}",
+                                 [f"{iface}: mtu {under}", f"daemon.json mtu: {engine}"],
+                                 f"set defaults.docker.mtu (or the host's) to {under} or less"))
+        for m in overlay:
+            if under and m > under - need:
+                found.append(Finding(
+                    "overlay-mtu", "warning", [h], f"an overlay MTU of {m} does not fit {iface}'s {under} minus "
+                                     f"{need} bytes of VXLAN{' and ESP' if need == 76 else ''} headers",
+                                     [f"{iface}: mtu {under}", f"overlay mtu: {m}"],
+                                     f"set networks.NAME.mtu to {under - need} or less"))
+
+
+def _plan(s: Session, found: list[Finding]) -> None:
+    """The address plan: the same overlap checks plan refuses on."""
+    for e in converge.make_plan(s).errors:
+        if "overlaps" in e:
+            h = e.split(":", 1)[0]
+            found.append(Finding(
+                "subnet-overlap", "error", [h], "a declared subnet overlaps the host's own networks", [e],
+                                 "pick a subnet that no route or docker network on the host uses"))
+
+
+def _taken_ports(s: Session, reads: dict[str, HostRead], found: list[Finding]) -> None:
+    """Declared host ports of containers and forwards that something else already listens on."""
+    inv = s.loaded.model
+    wanted: list[tuple[str, str, str, str]] = []  # host, proto, port, owner
+    for name, ctr in inv.containers.items():
+        wanted += [(ctr.host, p.protocol, str(p.published), name) for p in ctr.ports]
+    wanted += [(f.host, f.protocol, str(f.listen), "") for f in inv.forwards]
+    for h, proto, port, owner in wanted:
+        if h not in reads or h not in s.facts:
+            continue
+        if owner and any(c.name == owner and c.labels.get("dnet.managed") == "true" for c in s.facts[h].containers):
+            continue  # dnet's own container holds it
+        listening = reads[h].values.get("listen", "").split()
+        taken = [x for x in listening if x.startswith(proto) and x.rsplit(":", 1)[-1] == port]
+        if taken:
+            found.append(Finding(
+                "port-taken", "error", [h], f"port {proto}/{port} is already taken on {h} by something dnet does "
+                                 "not manage", taken, "free the port or declare another one"))
+
+
+def _swarm_ports(s: Session, swarm: list[str], found: list[Finding]) -> None:
+    managers = {h for h in swarm if "manager" in s.loaded.model.hosts[h].roles}
+    pairs = [(a, b, p) for a in swarm for b in swarm if a != b for p in ([2377] if b in managers else []) + [7946]]
+    for (src, dst, port), state in sorted(_ports(s, pairs).items()):
+        if state == "blocked":
+            found.append(Finding(
+                "swarm-port-blocked", "error", [src, dst], f"{port}/tcp from {src} to {dst} gets no answer (dropped on "
+                                 "the way)", [f"nc -z {dst} {port} from {src}: timed out"],
+                                 f"open {port}/tcp on {dst} (and 7946/udp, 4789/udp between all swarm hosts)"))
+
