@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in docker.io iptables iproute2 iputils-ping debootstrap busybox-static openssh-client python3-venv vagrant git; do
+for pkg in docker.io iptables iproute2 iputils-ping debootstrap busybox-static openssh-client python3-venv vagrant git graphviz; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -66,3 +66,25 @@ def test_blocked_gossip_an_overlapping_route_and_a_too_large_overlay_mtu(lab: tu
     assert "1450" in str(by["overlay-mtu"][0]["fix"])
     code, found = doctor(inv)  # and all of it was put back
     assert code == 0 and [f["key"] for f in found] == ["no-ipvs"]
+
+
+def test_graph_and_report_show_every_host_network_and_workload(lab: tuple[str, Path], tmp_path: Path) -> None:
+    from dnet.inventory import load
+
+    inv = lab[1]
+    model = load(inv).model
+    names = [*model.hosts, *model.networks, *model.containers, *model.services]
+    r = dnet("graph", "-i", str(inv), "-o", str(tmp_path / "topo.dot"))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "topo.dot").read_text()
+    assert text.startswith("digraph dnet {") and all(f'"{n}' in text or f":{n}" in text for n in names), text
+    assert "forward 8443/tcp -> node2:9090" in text and "8080/tcp (host) -> web:80" in text
+    r = dnet("graph", "-i", str(inv), "-o", str(tmp_path / "topo.png"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "topo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = dnet("report", "-i", str(inv), "-o", str(tmp_path / "report.html"))  # before apply: checks fail
+    assert r.returncode == 0, r.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert "<svg" in html and all(n in html for n in names)
+    assert "no IPVS" in html and 'class="fail"><a href="#check-' in html and "<tr id='check-" in html
+    assert "<script" not in html and "<link" not in html  # self-contained

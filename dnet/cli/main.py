@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("dnet.cli.doctor", "command",
                "Find known causes of trouble on the hosts (kernel, ports, MTU, addresses, clocks); exit 1 on any "
                "error."),
+    "graph": ("dnet.cli.graph", "command",
+              "Draw the topology as SVG, PNG or DOT: hosts, networks, containers and tasks, published ports, "
+              "forwards."),
+    "report": ("dnet.cli.report", "command",
+               "Write one self-contained HTML page: topology, doctor's findings, verify's findings and matrix."),
     "verify": ("dnet.cli.verify", "command",
              'Probe every derived and declared path; exit 0 only when every check holds.'),
     "run": ("dnet.cli.run", "command",
