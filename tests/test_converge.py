@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -170,6 +171,21 @@ def test_tunnel_reaches_a_port_nobody_published(lab: tuple[str, Path]) -> None:
             proc.send_signal(signal.SIGINT)
             out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0 and "tunnel closed" in out
+
+
+def test_trace_follows_vxlan_across_hosts_and_dnat_of_a_published_port(lab: tuple[str, Path]) -> None:
+    _, inv = lab
+    code, out = dnet_json("trace", "-i", str(inv), "db", "web:80")
+    jsondoc.check("trace", out)
+    assert code == 0 and out["reached"], out
+    vxlan = [h for h in out["hops"] if h["what"].startswith("VXLAN")]
+    assert vxlan and re.search(rf"VNI \d+ to {NET}\.1[12] \(node[12]\)", vxlan[0]["what"]), out["hops"]
+    assert "listens on 80/tcp" in out["hops"][-1]["what"]
+    code, out = dnet_json("trace", "-i", str(inv), "operator", "node2:8080")
+    assert code == 0 and any(h["what"].endswith("DNAT") and "--dport 8080" in h["evidence"] for h in out["hops"])
+    assert out["hops"][-1]["what"].startswith("to web.")
+    code, out = dnet_json("trace", "-i", str(inv), "operator", "node1:8443")  # the forward, followed to edge
+    assert code == 0 and "forwarded on to node2" in json.dumps(out) and out["hops"][-1]["what"].startswith("to edge")
 
 
 def test_a_swarm_node_the_inventory_drops_is_reported_then_pruned(lab: tuple[str, Path], tmp_path: Path) -> None:

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "doctor": ("dnet.cli.doctor", "command",
                "Find known causes of trouble on the hosts (kernel, ports, MTU, addresses, clocks); exit 1 on any "
                "error."),
+    "trace": ("dnet.cli.trace", "command",
+              "Show the path from SRC to DST[:PORT] hop by hop (SRC: a container, task, service, host or operator)."),
     "graph": ("dnet.cli.graph", "command",
               "Draw the topology as SVG, PNG or DOT: hosts, networks, containers and tasks, published ports, "
               "forwards."),
