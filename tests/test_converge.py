@@ -188,6 +188,20 @@ def test_trace_follows_vxlan_across_hosts_and_dnat_of_a_published_port(lab: tupl
     assert code == 0 and "forwarded on to node2" in json.dumps(out) and out["hops"][-1]["what"].startswith("to edge")
 
 
+def test_a_run_holding_the_hosts_lock_keeps_others_out(lab: tuple[str, Path]) -> None:
+    name, inv = lab
+    holder = '{"id": "abc", "user": "ops", "machine": "laptop", "pid": 42, "command": "dnet apply", "since": "x"}'
+    node_sh(name, "node2", f"mkdir /run/dnet.lock && echo '{holder}' > /run/dnet.lock/holder")
+    r = dnet("apply", "-i", str(inv), "--yes")
+    assert r.returncode == 1 and "another dnet run holds node2 (ops@laptop pid 42 (dnet apply)" in r.stderr, r.stderr
+    assert "--break-lock" in r.stderr
+    assert node_sh(name, "node1", "ls /run | grep -c dnet.lock || true").strip() == "0"  # released what it took
+    r = dnet("apply", "-i", str(inv), "--yes", "--break-lock")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for n in ("node1", "node2", "node3"):
+        assert node_sh(name, n, "ls /run | grep -c dnet.lock || true").strip() == "0"
+
+
 def test_a_swarm_node_the_inventory_drops_is_reported_then_pruned(lab: tuple[str, Path], tmp_path: Path) -> None:
     import yaml
 
@@ -205,20 +219,6 @@ def test_a_swarm_node_the_inventory_drops_is_reported_then_pruned(lab: tuple[str
                                                           for c in out["changes"]]
     nodes = node_sh(name, "node1", "docker node ls --format '{{.Hostname}}'").split()
     assert sorted(nodes) == ["node1", "node2"]
-
-
-def test_a_run_holding_the_hosts_lock_keeps_others_out(lab: tuple[str, Path]) -> None:
-    name, inv = lab
-    holder = '{"id": "abc", "user": "ops", "machine": "laptop", "pid": 42, "command": "dnet apply", "since": "x"}'
-    node_sh(name, "node2", f"mkdir /run/dnet.lock && echo '{holder}' > /run/dnet.lock/holder")
-    r = dnet("apply", "-i", str(inv), "--yes")
-    assert r.returncode == 1 and "another dnet run holds node2 (ops@laptop pid 42 (dnet apply)" in r.stderr, r.stderr
-    assert "--break-lock" in r.stderr
-    assert node_sh(name, "node1", "ls /run | grep -c dnet.lock || true").strip() == "0"  # released what it took
-    r = dnet("apply", "-i", str(inv), "--yes", "--break-lock")
-    assert r.returncode == 0, r.stderr[-2000:]
-    for n in ("node1", "node2", "node3"):
-        assert node_sh(name, n, "ls /run | grep -c dnet.lock || true").strip() == "0"
 
 
 def test_destroy_removes_only_what_dnet_made(lab: tuple[str, Path]) -> None:
