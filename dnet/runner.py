@@ -26,13 +26,20 @@ class HostResult(Generic[T]):
 
 
 def parallel(items: Iterable[K], fn: Callable[[K], T], *, name: Callable[[K], str] = str, workers: int = 16,
-             on_done: Callable[[HostResult[T]], None] | None = None) -> list[HostResult[T]]:
-    """Apply fn to every item on a bounded pool; results come back in input order."""
+             on_done: Callable[[HostResult[T]], None] | None = None,
+             wait_on_interrupt: bool = False) -> list[HostResult[T]]:
+    """Apply fn to every item on a bounded pool; results come back in input order.
+
+    On Ctrl-C (or SIGTERM, turned into it) the pool is left at once, pending items never start, and the
+    interrupt propagates; with wait_on_interrupt the items in flight finish first (when cleanup after them
+    must see everything they made).
+    """
     items = list(items)
     results: dict[int, HostResult[T]] = {}
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))))
+    try:
         futures = {pool.submit(fn, it): i for i, it in enumerate(items)}
         for fut in as_completed(futures):
             i = futures[fut]
@@ -46,4 +53,8 @@ def parallel(items: Iterable[K], fn: Callable[[K], T], *, name: Callable[[K], st
             results[i] = res
             if on_done:
                 on_done(res)
+    except BaseException:
+        pool.shutdown(wait=wait_on_interrupt, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [results[i] for i in range(len(items))]

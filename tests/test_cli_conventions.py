@@ -216,3 +216,28 @@ def test_commands_load_lazily_and_their_listed_help_is_their_own() -> None:
     assert r.stdout.splitlines()[-1] == "[]" and r.stdout.startswith("dnet, version"), r.stdout + r.stderr
     listed = subprocess.run([sys.executable, "-m", "dnet", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert all(f"  {name} " in listed.stdout for name in main.COMMANDS), listed.stdout
+
+
+def test_sigterm_stops_a_run_at_once_with_exit_130(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    silent = socket.socket()  # accepts SSH connections and never answers: the run hangs in the handshake
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    port = silent.getsockname()[1]
+    try:
+        inv = tmp_path / "inv.yml"
+        inv.write_text(f"version: 1\nhosts:\n  mute: {{address: 127.0.0.1, port: {port}}}\n")
+        proc = subprocess.Popen([sys.executable, "-m", "dnet", "plan", "-i", str(inv)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)  # connected, waiting for a banner that never comes
+        assert proc.poll() is None
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        silent.close()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert took < 5, f"took {took:.1f}s to stop"

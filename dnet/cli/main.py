@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from typing import Any
 
@@ -87,8 +88,23 @@ def _say(message: str) -> None:
     say(err, message)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does
+
+
+def _interrupted() -> None:
+    """Stop now: in-flight remote commands are abandoned (their SSH channels close with this process) and no new
+    one starts; waiting for worker threads would wait for them."""
+    _say("interrupted: commands in flight were abandoned and nothing new was started; run the command again to "
+         "finish (apply converges from wherever the hosts are)")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning every dnet error into a calm message and exit code."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code: Any = cli.main(args=argv, prog_name="dnet", standalone_mode=False)
     except InventoryError as exc:
@@ -98,15 +114,16 @@ def main(argv: list[str] | None = None) -> None:
     except DnetError as exc:
         _say(f"error: {exc}")
         sys.exit(EXIT_ERROR)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C (and our SIGTERM) into Abort
+            _interrupted()
         _say("aborted")
         sys.exit(130)
     except click.ClickException as exc:  # usage errors exit 2, as click does
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        _say("interrupted")
-        sys.exit(130)
+        _interrupted()
     except Exception as exc:
         if os.environ.get("DNET_DEBUG"):
             raise

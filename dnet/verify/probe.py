@@ -152,7 +152,7 @@ def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None
     def work(item: tuple[int, tuple[tuple[str, ...], list[Check]]]) -> None:
         n, (where, cs) = item
         if where[0] == "operator":
-            parallel(cs, operator, name=lambda c: c.id)
+            parallel(cs, operator, name=lambda c: c.id, wait_on_interrupt=True)
         else:
             _run_remote(transports[where[1]], where, cs, run_id, n)
         done[0] += 1
@@ -160,7 +160,7 @@ def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None
         log(f"probed {done[0]}/{len(todo)} sources ({len(cs)} checks from {src})")
 
     try:
-        parallel(list(enumerate(todo)), work, workers=24)
+        parallel(list(enumerate(todo)), work, workers=24, wait_on_interrupt=True)  # cleanup must see them all
     finally:
         cleanup = f"docker ps -aq --filter label=dnet.probe={run_id} | xargs -r docker rm -f >/dev/null 2>&1; true"
         parallel(hosts, lambda h: transports[h].run(cleanup, check=False, timeout=30))
