@@ -11,6 +11,7 @@ from html import escape
 from dnet.doctor import Finding as DoctorFinding
 from dnet.verify import Report
 from dnet.verify.model import SCOPES, Check
+from dnet.verify.report import grid
 
 STYLE = """body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px;text-align:left}th{background:#f4f4f4}
@@ -27,19 +28,14 @@ def _picture(dot: str) -> str:
     return f"<p>(Graphviz is not installed here: the topology as DOT)</p><pre>{escape(dot)}</pre>"
 
 
-def _dst(c: Check) -> str:
-    return c.dst.split(":")[0] if c.scope in (3, 5) and ":" in c.dst and not c.dst.startswith("http") else c.dst
-
-
 def _matrix(checks: list[Check]) -> str:
-    srcs = sorted({c.src for c in checks}, key=lambda s: (s == "operator", s))
-    dsts = sorted({_dst(c) for c in checks})
+    srcs, dsts, grouped = grid(checks)
     ids = {c.id: n for n, c in enumerate(checks)}
     out = ["<table><tr><th>from \\ to</th>" + "".join(f"<th>{escape(d)}</th>" for d in dsts) + "</tr>"]
     for s in srcs:
         cells = [f"<th>{escape(s)}</th>"]
         for d in dsts:
-            cs = [c for c in checks if c.src == s and _dst(c) == d]
+            cs = grouped.get((s, d), [])
             if not cs:
                 cells.append('<td class="none">-</td>')
                 continue

@@ -35,7 +35,8 @@ def _me(command: str, run_id: str) -> dict[str, str | int]:
 def _take(t: Transport, info: dict[str, str | int]) -> dict[str, str | int] | None:
     """Take the lock on one host; None when taken, else the holder's record."""
     body = json.dumps(info)
-    r = t.run(f"if mkdir {LOCK} 2>/dev/null; then printf '%s' {quote(body)} > {LOCK}/holder; echo TAKEN; "
+    r = t.run(f"if mkdir {LOCK} 2>/dev/null; then printf '%s' {quote(body)} > {LOCK}/holder; "
+              f"echo {quote(str(info['id']))} > {LOCK}/id; echo TAKEN; "
               f"elif [ -d {LOCK} ]; then cat {LOCK}/holder 2>/dev/null || echo '{{}}'; else echo UNLOCKABLE; fi",
               check=False)
     out = r.stdout.strip()
@@ -101,6 +102,5 @@ def hosts_locked(transports: dict[str, Transport], command: str, log: Log, break
                             + ": wait for it to finish; if that run is dead, pass --break-lock")
         yield
     finally:
-        release = (f"[ \"$(sed -n 's/.*\"id\": \"\\([0-9a-f]*\\)\".*/\\1/p' {LOCK}/holder 2>/dev/null)\" = "
-                   f"{info['id']} ] && rm -rf {LOCK}; true")
+        release = f"[ \"$(cat {LOCK}/id 2>/dev/null)\" = {info['id']} ] && rm -rf {LOCK}; true"
         parallel(taken, lambda h: transports[h].run(release, check=False))

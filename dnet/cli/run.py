@@ -79,10 +79,8 @@ def command(runbook: str, inventory: str, params: tuple[str, ...], dry_run: bool
     with open_session(loaded, accept_new_host_keys, log, command_logger(verbose)) as s, \
             (contextlib.nullcontext() if dry_run else hosts_locked(s.transports, f"dnet run {lr.book.name}", log,
                                                                     break_lock)):
-        rc = RunContext(s, values, dry_run, log if not as_json else (lambda m: None),
-                        secrets=tuple(str(values[k]) for k in secret))
-        if not as_json:
-            rc.log = lambda m: say(out, styled(m, "dim")) if not quiet else None
+        step_log = log if as_json or quiet else (lambda m: say(out, styled(m, "dim")))  # steps' detail on stdout
+        rc = RunContext(s, values, dry_run, step_log, secrets=tuple(str(values[k]) for k in secret))
         rc.actions = Actions(rc)
         for h in s.host_errors:
             tell(f"unreachable: {h}: {s.host_errors[h]}", "red")

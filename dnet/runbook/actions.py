@@ -198,11 +198,9 @@ def action(rc: RunContext, bs: BoundStep, targets: list[str]) -> list[Outcome]:
     name, a = bs.step.action, bs.args
     if name == "apply":
         assert isinstance(a, ApplyArgs)
-        rc.refresh()
         return apply(rc, targets, a)
     if name == "verify":
         assert isinstance(a, VerifyArgs)
-        rc.refresh()
         everyone = sorted(targets) == sorted(rc.inventory.hosts)
         return verify(rc, None if everyone else targets, a.scope)
     if name == "engine-restart":

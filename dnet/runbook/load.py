@@ -13,7 +13,7 @@ from dnet.inventory.limit import select
 from dnet.inventory.loader import validation_problem
 from dnet.inventory.schema import Inventory
 from dnet.inventory.yamlpos import Positions, _YamlProblems, load_with_positions
-from dnet.runbook.model import ARGS, NEEDS_HOSTS, ConditionArgs, Runbook, Step, refs, substitute
+from dnet.runbook.model import ARGS, NEEDS_HOSTS, Runbook, Step, refs, substitute
 
 Where = tuple[Any, ...]
 TARGETED_CONDITIONS = {"no-tasks", "node-ready", "node-down", "node-absent", "in-swarm", "not-in-swarm",
@@ -142,13 +142,14 @@ def _check_action(lr: LoadedRunbook, i: int, st: Step) -> list[Problem]:
 
 def _args_problems(lr: LoadedRunbook, i: int, model: type[BaseModel], args: dict[str, Any],
                    partial: bool = True) -> list[Problem]:
+    """Problems of an action's arguments. Partial (before binding): missing keys are left for binding, where a
+    {{ param }} may have filled them."""
     try:
-        model.model_validate(args if not partial or model is not ConditionArgs or "condition" in args
-                             else {**args, "condition": "shell"})
+        model.model_validate(args)
     except ValidationError as exc:
         base = ("steps", i, "with")
         return [validation_problem({**e, "loc": base + tuple(e["loc"])}, lr.keys, lr.values, lr.path, Runbook)
-                for e in exc.errors() if not (partial and e["type"] == "missing" and e["loc"][0] != "condition")]
+                for e in exc.errors() if not (partial and e["type"] == "missing")]
     return []
 
 

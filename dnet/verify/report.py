@@ -26,16 +26,28 @@ def tables(out: Console, checks: list[Check]) -> None:
         show(out, t)
 
 
+def destination(c: Check) -> str:
+    """The matrix column of a check: its destination without the port."""
+    return c.dst.split(":")[0] if c.scope in (3, 5) and ":" in c.dst and not c.dst.startswith("http") else c.dst
+
+
+def grid(checks: list[Check]) -> tuple[list[str], list[str], dict[tuple[str, str], list[Check]]]:
+    """Rows (sources, the operator last), columns (destinations) and the checks of each cell."""
+    cells: dict[tuple[str, str], list[Check]] = {}
+    for c in checks:
+        cells.setdefault((c.src, destination(c)), []).append(c)
+    srcs = sorted({c.src for c in checks}, key=lambda s: (s == "operator", s))
+    return srcs, sorted({destination(c) for c in checks}), cells
+
+
 def matrix(out: Console, checks: list[Check]) -> None:
     """Sources x destinations: ok when every check of the pair holds, FAIL otherwise, counts inside."""
-    srcs = sorted({c.src for c in checks}, key=lambda s: (s == "operator", s))
-    dsts = sorted({c.dst.split(":")[0] if c.scope in (3, 5) and ":" in c.dst and not c.dst.startswith("http")
-                   else c.dst for c in checks})
+    srcs, dsts, grouped = grid(checks)
     t = table(out, "connectivity matrix (rows: from, columns: to; ok/total)", "from \\ to", *dsts)
     for s in srcs:
         cells: list[str | Text] = [s]
         for d in dsts:
-            cs = [c for c in checks if c.src == s and (c.dst == d or c.dst.split(":")[0] == d)]
+            cs = grouped.get((s, d), [])
             if not cs:
                 cells.append(styled("·" if out.is_terminal else "-", "dim"))
                 continue
