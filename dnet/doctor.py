@@ -64,30 +64,36 @@ def _read(s: Session, h: str) -> HostRead:
     return r
 
 
-def _ports(s: Session, pairs: list[tuple[str, str, int]]) -> dict[tuple[str, str, int], str]:
-    """TCP connect from each source host to each target's port: open (connected or refused) or blocked."""
-    addrs = {h: address_of(s.specs[h]) for h in s.specs}
-    by_src: dict[str, list[tuple[str, int]]] = {}
-    for src, dst, port in pairs:
-        by_src.setdefault(src, []).append((dst, port))
+def _ports(s: Session, pairs: list[tuple[str, str, int, str]]) -> dict[tuple[str, str, int, str], str]:
+    """Probe each target's port from each source host: open or blocked.
 
-    def one(src: str) -> dict[tuple[str, str, int], str]:
+    TCP: connected or refused is open, silence is blocked. UDP (asked only where nothing listens on the target):
+    a port-unreachable answer (nc exits 1) is open, silence is blocked."""
+    addrs = {h: address_of(s.specs[h]) for h in s.specs}
+    by_src: dict[str, list[tuple[str, int, str]]] = {}
+    for src, dst, port, proto in pairs:
+        by_src.setdefault(src, []).append((dst, port, proto))
+
+    def one(src: str) -> dict[tuple[str, str, int, str], str]:
         script = "; ".join(
-            f"r=$(timeout 3 nc -z -v -w 2 {quote(addrs[dst])} {port} 2>&1; echo \" rc=$?\"); echo {dst} {port} $r"
-            for dst, port in by_src[src])
-        out = s.transports[src].run(script, check=False, timeout=60).stdout
-        got: dict[tuple[str, str, int], str] = {}
+            f"r=$(timeout 4 nc -z -v -w 2 {'-u ' if proto == 'udp' else ''}{quote(addrs[dst])} {port} 2>&1; "
+            f"echo \" rc=$?\"); echo {dst} {port} {proto} $r" for dst, port, proto in by_src[src])
+        out = s.transports[src].run(script, check=False, timeout=120).stdout
+        got: dict[tuple[str, str, int, str], str] = {}
         for line in out.splitlines():
             parts = line.split()
-            if len(parts) >= 3:
+            if len(parts) >= 4:
                 rc = parts[-1].removeprefix("rc=")
-                refused = "refused" in line.lower()
-                if rc == "127":  # no nc on the source host: nothing can be told
+                if rc in ("127", "124"):  # no nc on the source host, or it hung: nothing can be told
                     continue
-                got[(src, parts[0], int(parts[1]))] = "open" if rc == "0" or refused else "blocked"
+                if parts[2] == "udp":
+                    state = "open" if rc == "1" else "blocked"
+                else:
+                    state = "open" if rc == "0" or "refused" in line.lower() else "blocked"
+                got[(src, parts[0], int(parts[1]), parts[2])] = state
         return got
 
-    out: dict[tuple[str, str, int], str] = {}
+    out: dict[tuple[str, str, int, str], str] = {}
     for r in parallel(list(by_src), one):
         out.update(r.value or {})
     return out
@@ -108,9 +114,10 @@ def examine(s: Session) -> list[Finding]:
     _versions(s, found)
     _addresses(s, swarm, found)
     _mtu(s, found)
+    _path_mtu(s, swarm, found)
     _plan(s, found)
     _taken_ports(s, reads, found)
-    _swarm_ports(s, swarm, found)
+    _swarm_ports(s, swarm, reads, found)
     for h, e in s.host_errors.items():
         found.append(Finding(
             "unreachable", "error", [h], "unreachable", [e], "fix SSH to this host first; nothing else was read"))
@@ -222,6 +229,54 @@ def _mtu(s: Session, found: list[Finding]) -> None:
                                      f"set networks.NAME.mtu to {under - need} or less"))
 
 
+# The largest packet that crosses from here to $1 without fragmenting: bisect with DF pings between a size that
+# passes and one that does not. "?" when ICMP gets no answer at all or ping has no -M (busybox).
+_PMTU = r"""pmtu() {
+  ok() { ping -n -q -c 1 -W 1 -M do -s $(($2 - 28)) "$1" >/dev/null 2>&1; }
+  if ok "$1" "$2"; then echo "$1 $2"; return; fi
+  ok "$1" 576 || { echo "$1 ?"; return; }
+  lo=576; hi=$2
+  while [ $((hi - lo)) -gt 1 ]; do mid=$(((lo + hi) / 2)); if ok "$1" $mid; then lo=$mid; else hi=$mid; fi; done
+  echo "$1 $lo"
+}
+"""
+
+
+def _path_mtu(s: Session, swarm: list[str], found: list[Finding]) -> None:
+    """The real path MTU between swarm hosts (DF pings, so a black hole that eats large packets is found too)
+    against what VXLAN needs: the overlay MTU plus 50 bytes (76 with ESP)."""
+    inv = s.loaded.model
+    overlays = [n for n in inv.networks.values() if n.driver == "overlay"]
+    if not overlays or len(swarm) < 2:
+        return
+    need = 76 if any(n.encrypted for n in overlays) else 50
+    inner = max(n.mtu or 1450 for n in overlays)  # Docker's overlay default is 1450
+    want = inner + need
+    addrs = {h: address_of(s.specs[h]) for h in swarm}
+
+    def one(src: str) -> dict[str, int]:
+        script = _PMTU + " ".join(f"pmtu {quote(addrs[d])} {want} &" for d in swarm if d != src) + " wait"
+        got: dict[str, int] = {}
+        by_addr = {a: h for h, a in addrs.items()}
+        for line in s.transports[src].run(script, check=False, timeout=60).stdout.splitlines():
+            addr, _, size = line.partition(" ")
+            if addr in by_addr and size.isdigit():
+                got[by_addr[addr]] = int(size)
+        return got
+
+    for r in parallel([h for h in swarm if h in s.transports], one):
+        for dst, size in sorted((r.value or {}).items()):
+            if size < want:
+                found.append(Finding(
+                    "path-mtu", "error", [r.host, dst], f"packets over {size} bytes from {r.host} to {dst} are "
+                                     f"dropped, but overlays send {want}-byte VXLAN{' and ESP' if need == 76 else ''} "
+                                     "packets: small requests work, large transfers hang",
+                                     [f"ping -M do -s {size - 28} {addrs[dst]} from {r.host}: answered",
+                                      f"ping -M do -s {size - 27} {addrs[dst]} from {r.host}: no answer"],
+                                     f"set every overlay's mtu to {size - need} or less (networks.NAME.mtu), and "
+                                     f"defaults.docker.mtu to {size} or less, or fix the path's MTU"))
+
+
 def _plan(s: Session, found: list[Finding]) -> None:
     """The address plan: the same overlap checks plan refuses on."""
     for e in converge.make_plan(s).errors:
@@ -252,13 +307,24 @@ def _taken_ports(s: Session, reads: dict[str, HostRead], found: list[Finding]) -
                                  "not manage", taken, "free the port or declare another one"))
 
 
-def _swarm_ports(s: Session, swarm: list[str], found: list[Finding]) -> None:
-    managers = {h for h in swarm if "manager" in s.loaded.model.hosts[h].roles}
-    pairs = [(a, b, p) for a in swarm for b in swarm if a != b for p in ([2377] if b in managers else []) + [7946]]
-    for (src, dst, port), state in sorted(_ports(s, pairs).items()):
-        if state == "blocked":
-            found.append(Finding(
-                "swarm-port-blocked", "error", [src, dst], f"{port}/tcp from {src} to {dst} gets no answer (dropped on "
-                                 "the way)", [f"nc -z {dst} {port} from {src}: timed out"],
-                                 f"open {port}/tcp on {dst} (and 7946/udp, 4789/udp between all swarm hosts)"))
+def _swarm_ports(s: Session, swarm: list[str], reads: dict[str, HostRead], found: list[Finding]) -> None:
+    inv = s.loaded.model
+    managers = {h for h in swarm if "manager" in inv.hosts[h].roles}
+    vxlan = inv.swarm.data_path_port if inv.swarm and inv.swarm.data_path_port else 4789
 
+    def udp_silent(dst: str, port: int) -> bool:
+        """Nothing listens there yet (before the swarm forms), so an unreachable answer is expected."""
+        listening = reads[dst].values.get("listen", "").split() if dst in reads else ["?"]
+        return "?" not in listening and not any(x.startswith("udp") and x.endswith(f":{port}") for x in listening)
+
+    two = [(a, b) for a in swarm for b in swarm if a != b]
+    pairs = [(a, b, p, "tcp") for a, b in two for p in ([2377] if b in managers else []) + [7946]]
+    pairs += [(a, b, p, "udp") for a, b in two for p in (7946, vxlan) if udp_silent(b, p)]
+    for (src, dst, port, proto), state in sorted(_ports(s, pairs).items()):
+        if state == "blocked":
+            how = "nc -z" if proto == "tcp" else "nc -u -z (no port-unreachable answer came back)"
+            found.append(Finding(
+                "swarm-port-blocked", "error", [src, dst], f"{port}/{proto} from {src} to {dst} gets no answer "
+                                 "(dropped on the way)", [f"{how} {dst} {port} from {src}: silence"],
+                                 f"open {port}/{proto} on {dst} (swarm needs 2377/tcp to managers, 7946/tcp+udp and "
+                                 f"{vxlan}/udp between all swarm hosts)"))

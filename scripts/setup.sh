@@ -4,8 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+pkgs=(docker.io iptables iproute2 iputils-ping debootstrap busybox-static openssh-client python3-venv vagrant git graphviz)
+# the tests also open dnet's HTML report in a headless browser
+[ "${DNET_SETUP_TESTS:-}" = 1 ] && pkgs+=(chromium)
 need=()
-for pkg in docker.io iptables iproute2 iputils-ping debootstrap busybox-static openssh-client python3-venv vagrant git graphviz; do
+for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -2,7 +2,7 @@
 # Set up (scripts/setup.sh) and run every test, the real-engine lab tests included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+DNET_SETUP_TESTS=1 bash scripts/setup.sh
 echo "lint: ruff check, mypy --strict (settings in pyproject.toml and setup.cfg)"
 .venv/bin/ruff check dnet tests bench
 .venv/bin/mypy dnet

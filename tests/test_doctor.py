@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,9 +44,10 @@ def test_a_fresh_lab_is_healthy_but_has_no_ipvs(lab: tuple[str, Path]) -> None:
     assert "ingress-mode published ports" in str(ipvs["what"]) and "mode: host" in str(ipvs["fix"])
 
 
-def test_blocked_gossip_an_overlapping_route_and_a_too_large_overlay_mtu(lab: tuple[str, Path], tmp_path: Path) -> None:
+def test_blocked_gossip_and_vxlan_a_route_overlap_and_a_big_overlay_mtu(lab: tuple[str, Path], tmp_path: Path) -> None:
     name, inv = lab
     node_sh(name, "node3", "iptables -I INPUT -p tcp --dport 7946 -j DROP")
+    node_sh(name, "node2", "iptables -I INPUT -p udp --dport 4789 -j DROP")
     node_sh(name, "node2", "ip route add 172.30.0.0/25 dev eth0")  # localnet is 172.30.0.0/24 on node2
     big = tmp_path / "mtu.yml"
     big.write_text(inv.read_text().replace("    subnet: 10.77.0.0/24\n", "    subnet: 10.77.0.0/24\n    mtu: 1480\n"))
@@ -52,19 +55,46 @@ def test_blocked_gossip_an_overlapping_route_and_a_too_large_overlay_mtu(lab: tu
         code, found = doctor(big)
     finally:
         node_sh(name, "node3", "iptables -D INPUT -p tcp --dport 7946 -j DROP")
+        node_sh(name, "node2", "iptables -D INPUT -p udp --dport 4789 -j DROP")
         node_sh(name, "node2", "ip route del 172.30.0.0/25 dev eth0")
     assert code == 1
     by = {}
     for f in found:
         by.setdefault(f["key"], []).append(f)
-    blocked = sorted(tuple(f["hosts"]) for f in by["swarm-port-blocked"])  # type: ignore[arg-type]
-    assert blocked == [("node1", "node3"), ("node2", "node3")]
-    assert all("7946/tcp" in str(f["what"]) for f in by["swarm-port-blocked"])
+    blocked = sorted((*f["hosts"], str(f["what"]).split()[0]) for f in by["swarm-port-blocked"])  # type: ignore[misc]
+    assert blocked == [("node1", "node2", "4789/udp"), ("node1", "node3", "7946/tcp"),
+                       ("node2", "node3", "7946/tcp"), ("node3", "node2", "4789/udp")], blocked
     assert [f["hosts"] for f in by["subnet-overlap"]] == [["node2"]]
     assert "172.30.0.0/25" in str(by["subnet-overlap"][0]["evidence"])
     assert sorted(h for f in by["overlay-mtu"] for h in f["hosts"]) == ["node1", "node2", "node3"]  # type: ignore[union-attr]
     assert "1450" in str(by["overlay-mtu"][0]["fix"])
     code, found = doctor(inv)  # and all of it was put back
+    assert code == 0 and [f["key"] for f in found] == ["no-ipvs"]
+
+
+def test_a_path_mtu_black_hole_and_an_engine_mtu_too_large_for_it(lab: tuple[str, Path]) -> None:
+    name, inv = lab
+    r = dnet("lab", "fault", "--name", name, "mtu", "node3", "1400")  # node1 and node2 still say 1500
+    assert r.returncode == 0, r.stderr
+    try:
+        code, found = doctor(inv)
+    finally:
+        assert dnet("lab", "fault", "--name", name, "heal", "node3").returncode == 0
+    assert code == 1
+    path = {tuple(f["hosts"]): f for f in found if f["key"] == "path-mtu"}  # type: ignore[arg-type]
+    # the black hole into node3 (no error on the sender) and node3's own smaller interface, both ways
+    assert sorted(path) == [("node1", "node3"), ("node2", "node3"), ("node3", "node1"), ("node3", "node2")]
+    one = path[("node1", "node3")]
+    # a veth lets 4 bytes (a VLAN tag's room) over its MTU through, so the black hole starts at 1400 to 1404
+    size = int(str(one["what"]).split("over ")[1].split()[0])
+    assert 1400 <= size <= 1404 and "1500-byte VXLAN" in str(one["what"])
+    assert f"ping -M do -s {size - 28} 192.168.85.13 from node1: answered" in one["evidence"]  # type: ignore[operator]
+    assert f"ping -M do -s {size - 27} 192.168.85.13 from node1: no answer" in one["evidence"]  # type: ignore[operator]
+    assert f"mtu to {size - 50} or less" in str(one["fix"])
+    assert "over 1400 bytes" in str(path[("node3", "node1")]["what"])  # node3's own interface: exact
+    engine = [f for f in found if f["key"] == "engine-mtu"]
+    assert [f["hosts"] for f in engine] == [["node3"]] and "1450" in str(engine[0]["what"])
+    code, found = doctor(inv)  # healed: the MTU is back
     assert code == 0 and [f["key"] for f in found] == ["no-ipvs"]
 
 
@@ -88,3 +118,43 @@ def test_graph_and_report_show_every_host_network_and_workload(lab: tuple[str, P
     assert "<svg" in html and all(n in html for n in names)
     assert "no IPVS" in html and 'class="fail"><a href="#check-' in html and "<tr id='check-" in html
     assert "<script" not in html and "<link" not in html  # self-contained
+    _open_in_chromium(tmp_path / "report.html", list(model.hosts))
+
+
+def _open_in_chromium(page_file: Path, hosts: list[str]) -> None:
+    """The page as a browser shows it, with the network off: the picture laid out, the matrix, and a failed
+    cell's link landing on its check and hint."""
+    chromium = shutil.which("chromium")
+    if not chromium:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed (scripts/setup.sh installs it)")
+        pytest.skip("chromium is not installed here (apt-get install chromium); CI runs this part")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_context(offline=True, viewport={"width": 1280, "height": 800}).new_page()
+            asked: list[str] = []
+            page.on("request", lambda r: asked.append(r.url))
+            page.goto(page_file.as_uri())
+            box = page.locator("svg").first.bounding_box()
+            assert box and box["width"] > 300 and box["height"] > 100, box
+            drawn = page.locator("svg text").all_text_contents()
+            assert all(any(h in t for t in drawn) for h in hosts), drawn
+            assert page.locator("table td.ok, table td.fail").count() > 5
+            link = page.locator("td.fail a").first
+            target = str(link.get_attribute("href"))
+            link.click()
+            assert page.url.endswith(target)
+            row = page.locator(target)
+            top = row.evaluate("e => e.getBoundingClientRect().top")
+            assert -5 < top < 800, top  # scrolled to the failed check (sub-pixel borders)
+            hint = row.locator("td").last.inner_text()
+            assert len(hint) > 10, hint
+            assert page.screenshot(full_page=True)[:8] == b"\x89PNG\r\n\x1a\n"
+            assert all(u.startswith("file:") for u in asked), asked  # nothing from the network
+        finally:
+            browser.close()

@@ -103,7 +103,7 @@ def ssh(name: str, node: str, command: tuple[str, ...], quiet: bool) -> None:
 @name_option
 @click.pass_context
 def fault(ctx: click.Context, name: str) -> None:
-    """Break the network inside a lab's nodes (partition, drop, delay, loss) and heal it."""
+    """Break the network inside a lab's nodes (partition, drop, delay, loss, mtu) and heal it."""
     ctx.obj = name
 
 
@@ -147,6 +147,15 @@ def fault_delay(name: str, node: str, ms: int) -> None:
 def fault_loss(name: str, node: str, percent: float) -> None:
     """Lose PERCENT of the packets NODE sends (needs netem in the kernel)."""
     say(out, _faults(name).loss(node, percent).what)
+
+
+@fault.command("mtu")
+@click.argument("node")
+@click.argument("size", type=click.IntRange(576, 9216))
+@click.pass_obj
+def fault_mtu(name: str, node: str, size: int) -> None:
+    """Lower NODE's MTU to SIZE: larger packets sent to it vanish (a path MTU black hole)."""
+    say(out, _faults(name).mtu(node, size).what)
 
 
 @fault.command("heal")

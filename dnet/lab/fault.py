@@ -1,5 +1,6 @@
 """Network faults inside lab nodes: partitions and port drops (iptables raw table, before Docker's NAT, so
-published ports and overlays are hit too), delay and loss (netem, where the kernel has it), and heal.
+published ports and overlays are hit too), delay and loss (netem, where the kernel has it), a smaller MTU, and
+heal.
 
 Each fault is a set of rules in dnet's own chain DNET-FAULT, run on the lab nodes over SSH; nothing outside the
 lab is touched. A fault is also a context manager that heals itself on exit.
@@ -18,6 +19,8 @@ CHAIN = "DNET-FAULT"
 HOOK = (f"iptables -t raw -N {CHAIN} 2>/dev/null; "
         f"for c in PREROUTING OUTPUT; do iptables -t raw -C $c -j {CHAIN} 2>/dev/null || "
         f"iptables -t raw -I $c 1 -j {CHAIN}; done")
+_SAVED = "/run/dnet-fault-mtu"  # the MTU before the first mtu fault, for heal
+_RESTORE = f"if [ -f {_SAVED} ]; then ip link set eth0 mtu $(cat {_SAVED}) && rm -f {_SAVED}; fi"
 Runner = Callable[[str, str], str]  # (node, command) -> output; raises on failure
 
 
@@ -43,7 +46,7 @@ class Fault:
 
 
 class Faults:
-    """Fault injection for one lab: `partition`, `drop`, `delay`, `loss`, `heal`."""
+    """Fault injection for one lab: `partition`, `drop`, `delay`, `loss`, `mtu`, `heal`."""
 
     def __init__(self, state: LabState, runner: Runner) -> None:
         self.state, self.runner = state, runner
@@ -96,12 +99,21 @@ class Faults:
     def loss(self, node: str, percent: float) -> Fault:
         return self._netem(node, f"loss {float(percent)}%", f"loss {percent}%")
 
+    def mtu(self, node: str, size: int) -> Fault:
+        """Lower the MTU of a node's lab interface: packets larger than SIZE sent to it are dropped silently (the
+        black hole of a VPN or cloud link), and the node itself cannot send them."""
+        self._node(node)
+        if not 576 <= size <= 9216:
+            raise DnetError(f"mtu {size}: give a size from 576 to 9216")
+        self.runner(node, f"[ -f {_SAVED} ] || cat /sys/class/net/eth0/mtu > {_SAVED}; ip link set eth0 mtu {size}")
+        return Fault(f"mtu {size} on {node}", [(node, _RESTORE)], self.runner)
+
     def heal(self, node: str | None = None) -> list[str]:
         """Remove every fault from one node, or from every node of the lab."""
         names = [self._node(node).name] if node else [n.name for n in self.state.nodes]
         for n in names:
             self.runner(n, f"iptables -t raw -F {CHAIN} 2>/dev/null || true; "
-                           f"tc qdisc del dev eth0 root 2>/dev/null || true")
+                           f"tc qdisc del dev eth0 root 2>/dev/null || true; {_RESTORE}")
         return names
 
 
