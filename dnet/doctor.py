@@ -5,6 +5,7 @@ probe per pair of hosts, all in parallel; the address plan comes from the same o
 """
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -116,6 +117,7 @@ def examine(s: Session) -> list[Finding]:
     _mtu(s, found)
     _path_mtu(s, swarm, found)
     _plan(s, found)
+    _pools(s, swarm, found)
     _taken_ports(s, reads, found)
     _swarm_ports(s, swarm, reads, found)
     for h, e in s.host_errors.items():
@@ -285,6 +287,42 @@ def _plan(s: Session, found: list[Finding]) -> None:
             found.append(Finding(
                 "subnet-overlap", "error", [h], "a declared subnet overlaps the host's own networks", [e],
                                  "pick a subnet that no route or docker network on the host uses"))
+
+
+_DOCKER_DEVS = ("docker", "br-", "veth", "vx-", "ov-")
+
+
+def _pools(s: Session, swarm: list[str], found: list[Finding]) -> None:
+    """Swarm's address pool and the ingress network against the hosts' own routes: unlike local bridges, swarm
+    hands out overlay subnets without looking at the hosts, so a pool over a host network hides that network."""
+    sw = s.loaded.model.swarm
+    ranges = [(f"swarm.default_addr_pool {p}", p) for p in (sw.default_addr_pool if sw else [])] or \
+        [("Docker's default swarm pool 10.0.0.0/8", "10.0.0.0/8"), ("the default ingress network 10.0.0.0/24",
+                                                                    "10.0.0.0/24")]
+    for h in swarm:
+        f = s.facts.get(h)
+        if not f:
+            continue
+        ingress = [(f"the ingress network {sub}", sub) for n in f.networks if n.name == "ingress" for sub in n.subnets]
+        docker = {ipaddress.ip_network(sub, strict=False) for n in f.networks for sub in n.subnets if ":" not in sub}
+        for line in f.routes:
+            words = line.split()
+            dev = words[words.index("dev") + 1] if "dev" in words[:-1] else ""
+            try:
+                net = ipaddress.ip_network(words[0], strict=False)
+            except ValueError:
+                continue  # "default" and the like
+            if dev.startswith(_DOCKER_DEVS) or net in docker:
+                continue
+            for what, cidr in ranges + ingress:
+                if net.overlaps(ipaddress.ip_network(cidr, strict=False)):
+                    found.append(Finding(
+                        "pool-overlap", "warning", [h], f"{what} overlaps the host's route {words[0]} (dev {dev}): "
+                                         "an overlay given a subnet from it cannot reach those addresses",
+                                         [f"ip route on {h}: {line.strip()}"],
+                                         "declare swarm.default_addr_pool outside every host network (before the "
+                                         "swarm is created: it cannot change later)"))
+                    break
 
 
 def _taken_ports(s: Session, reads: dict[str, HostRead], found: list[Finding]) -> None:

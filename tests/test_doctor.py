@@ -49,6 +49,7 @@ def test_blocked_gossip_and_vxlan_a_route_overlap_and_a_big_overlay_mtu(lab: tup
     node_sh(name, "node3", "iptables -I INPUT -p tcp --dport 7946 -j DROP")
     node_sh(name, "node2", "iptables -I INPUT -p udp --dport 4789 -j DROP")
     node_sh(name, "node2", "ip route add 172.30.0.0/25 dev eth0")  # localnet is 172.30.0.0/24 on node2
+    node_sh(name, "node1", "ip route add 10.220.5.0/24 dev eth0")  # inside swarm.default_addr_pool
     big = tmp_path / "mtu.yml"
     big.write_text(inv.read_text().replace("    subnet: 10.77.0.0/24\n", "    subnet: 10.77.0.0/24\n    mtu: 1480\n"))
     try:
@@ -57,6 +58,7 @@ def test_blocked_gossip_and_vxlan_a_route_overlap_and_a_big_overlay_mtu(lab: tup
         node_sh(name, "node3", "iptables -D INPUT -p tcp --dport 7946 -j DROP")
         node_sh(name, "node2", "iptables -D INPUT -p udp --dport 4789 -j DROP")
         node_sh(name, "node2", "ip route del 172.30.0.0/25 dev eth0")
+        node_sh(name, "node1", "ip route del 10.220.5.0/24 dev eth0")
     assert code == 1
     by = {}
     for f in found:
@@ -66,6 +68,8 @@ def test_blocked_gossip_and_vxlan_a_route_overlap_and_a_big_overlay_mtu(lab: tup
                        ("node2", "node3", "7946/tcp"), ("node3", "node2", "4789/udp")], blocked
     assert [f["hosts"] for f in by["subnet-overlap"]] == [["node2"]]
     assert "172.30.0.0/25" in str(by["subnet-overlap"][0]["evidence"])
+    assert [f["hosts"] for f in by["pool-overlap"]] == [["node1"]]
+    assert "pool 10.220.0.0/16 overlaps the host's route 10.220.5.0/24" in str(by["pool-overlap"][0]["what"])
     assert sorted(h for f in by["overlay-mtu"] for h in f["hosts"]) == ["node1", "node2", "node3"]  # type: ignore[union-attr]
     assert "1450" in str(by["overlay-mtu"][0]["fix"])
     code, found = doctor(inv)  # and all of it was put back
