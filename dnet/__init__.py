@@ -2,3 +2,4 @@
 
 __version__ = "0.1.0"
 MANAGED_LABEL = "dnet.managed"
+CLUSTER_LABEL = "dnet.cluster"  # whose: the inventory's `cluster` name

@@ -152,8 +152,11 @@ def destroy(inv: Inventory, *, leave_swarm: bool = False, accept_new_host_keys: 
     """Remove everything dnet made on the hosts (label dnet.managed=true) and nothing else."""
     with _session(inv, None, log, accept_new_host_keys) as s, hosts_locked(s.transports, "dnet.api.destroy", log):
         p = converge.destroy_plan(s, leave_swarm)
+        if p.errors:  # nothing is removed while any of it is refused
+            return ApplyResult([], list(p.errors), dict(s.host_errors))
         outcomes = converge.apply(s, p, log)
-        errors = [f"{h}: task containers of removed services are still there" for h in converge.wait_tasks_gone(s)]
+        stuck = converge.wait_tasks_gone(s) if any(c.kind == "service" for c in p.changes) else []
+        errors = [f"{h}: task containers of removed services are still there" for h in stuck]
         return ApplyResult(_changes(outcomes), errors, dict(s.host_errors))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dnet.errors import DnetError
@@ -105,17 +105,43 @@ def rolling_batches(s: Session, changes: list[Change], serial: int) -> list[list
     return batches
 
 
+@dataclass
+class Progress:
+    """The run under way, for the summary an interrupt prints: what was done, what was in flight, what never
+    started."""
+
+    planned: list[Change]
+    done: list[Outcome] = field(default_factory=list)
+    running: dict[int, Change] = field(default_factory=dict)  # id(change) -> change
+
+    def summary(self) -> list[str]:
+        ok = [o for o in self.done if o.status == "ok"]
+        bad = [o for o in self.done if o.status != "ok"]
+        touched = {id(o.change) for o in self.done} | set(self.running)
+        untouched = [c for c in self.planned if id(c) not in touched]
+        lines = [f"{len(ok)} of {len(self.planned)} changes done, {len(bad)} failed or skipped, "
+                 f"{len(self.running)} abandoned in flight, {len(untouched)} not started"]
+        lines += [f"  abandoned: {c.host} {c.kind} {c.name} ({c.action})" for c in self.running.values()]
+        lines += [f"  not started: {c.host} {c.kind} {c.name} ({c.action})" for c in untouched]
+        return lines
+
+
+current: Progress | None = None  # the apply under way in this process, if any
+
+
 def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
     """Carry out the plan phase by phase; hosts in parallel; a failed host skips its later changes.
 
     Engine restarts of swarm members go in rolling batches of `serial` hosts (see rolling_batches); a failed batch
     stops the rest of the roll.
     """
+    global current
     inv = s.loaded.model
     ctx = Context(inv, s.specs, s.facts, s.transports, world(s).leader())
     failed: set[str] = set(s.host_errors)
     outcomes: list[Outcome] = []
     changes = plan.ordered()
+    current = Progress(changes)
     for phase in Phase:
         batch = [c for c in changes if c.order == phase]
         if not batch:
@@ -155,7 +181,11 @@ def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[
         for c in by_host[host]:
             if host in failed:
                 out.append(Outcome(c, "skipped", "an earlier change on this host failed"))
+                if current:
+                    current.done.append(out[-1])
                 continue
+            if current:
+                current.running[id(c)] = c
             try:
                 msg = handler(c)(ctx, c)
                 out.append(Outcome(c, "ok", msg))
@@ -166,6 +196,9 @@ def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[
                 text = mask(why, ctx.secrets())
                 out.append(Outcome(c, "failed", text))
                 log(f"{host}: {c.kind} {c.name}: FAILED: {text}")
+            if current:
+                current.running.pop(id(c), None)
+                current.done.append(out[-1])
         return out
 
     for r in parallel(list(by_host), work):
@@ -214,10 +247,12 @@ def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
 
 
 def wait_tasks_gone(s: Session, timeout: float = 60) -> list[str]:
-    """Wait until no task containers of dnet services remain; return hosts where some still do."""
+    """Wait until no task containers of this cluster's dnet services remain; return hosts where some still do."""
+    gone = quote("docker", "ps", "-aq", "--filter", "label=dnet.service", "--filter",
+                 f"label=dnet.cluster={s.loaded.model.cluster}")
+
     def one(h: str) -> bool:
-        cmd = (f"for i in $(seq {int(timeout * 2)}); do "
-               "[ -z \"$(docker ps -aq --filter label=dnet.service)\" ] && exit 0; sleep 0.5; done; exit 1")
+        cmd = f"for i in $(seq {int(timeout * 2)}); do [ -z \"$({gone})\" ] && exit 0; sleep 0.5; done; exit 1"
         return s.transports[h].run(cmd, check=False, timeout=timeout + 10).ok
 
     return [r.host for r in parallel(list(s.transports), one) if not r.value]

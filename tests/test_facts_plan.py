@@ -120,7 +120,7 @@ def test_network_not_made_by_dnet_is_not_touched() -> None:
     w = world("applied")
     w.facts["node2"].network("localnet").labels = {}
     plan = diff(w)
-    assert any("network 'localnet' exists but was not created by dnet" in e for e in plan.errors)
+    assert any("network 'localnet' exists but was made by something other than dnet" in e for e in plan.errors)
     assert not any(c.name == "localnet" for c in plan.changes)
 
 

@@ -193,9 +193,13 @@ def destroy_cmd(inventory: str, yes: bool, leave_swarm: bool, as_json: bool, lim
         plan = converge.destroy_plan(s, leave_swarm)
         if not as_json:
             show_plan(plan, {})
+        if plan.errors:  # nothing is removed while any of it is refused
+            if as_json:
+                print_json(_public(s, plan))
+            sys.exit(EXIT_ERROR)
         if plan.changes:
             _confirm(yes, f"remove {len(plan.changes)} dnet-managed things")
         outcomes = converge.apply(s, plan, log_to(quiet or as_json))
-        for h in converge.wait_tasks_gone(s):
+        for h in converge.wait_tasks_gone(s) if any(c.kind == "service" for c in plan.changes) else []:
             s.host_errors[h] = "task containers of removed services are still there after 60s"
     sys.exit(_report(outcomes, {}, as_json, s, plan, time.monotonic() - start))

@@ -97,6 +97,11 @@ def _interrupted() -> None:
     one starts; waiting for worker threads would wait for them."""
     _say("interrupted: commands in flight were abandoned and nothing new was started; run the command again to "
          "finish (apply converges from wherever the hosts are)")
+    converge = sys.modules.get("dnet.converge")
+    progress = getattr(converge, "current", None)
+    if progress is not None:
+        for line in progress.summary():
+            _say(line)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(130)

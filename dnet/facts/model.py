@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dnet import MANAGED_LABEL
+from dnet import CLUSTER_LABEL, MANAGED_LABEL
 from dnet.errors import DnetError
 
 KIND_LABEL = "dnet.kind"
@@ -87,6 +87,11 @@ class Labelled:
     @property
     def managed(self) -> bool:
         return self.labels.get(MANAGED_LABEL) == "true"
+
+    @property
+    def owner(self) -> str:
+        """The dnet cluster that made it; "" for things made before clusters were labelled."""
+        return self.labels.get(CLUSTER_LABEL, "")
 
     @property
     def spec_hash(self) -> str:
@@ -183,3 +188,4 @@ class SwarmFact:
     control_available: bool = False
     error: str = ""
     autolock: bool = False
+    managers: list[str] = field(default_factory=list)  # node IDs of the managers this node knows (RemoteManagers)

@@ -69,6 +69,9 @@ DESCRIPTIONS: dict[str, str] = {
  "Check.to": "\"NAME:PORT\" (container, service or host) or an http(s) URL.",
  "Check.expect": "`reachable` or `unreachable`.",
  "Inventory.version": "Inventory format version; must be 1.",
+ "Inventory.cluster": ("This cluster's name (default `default`), written as the label `dnet.cluster` on everything "
+                       "dnet makes: apply, pruning and destroy touch only their own cluster's things, so inventories "
+                       "that share hosts must each name theirs."),
  "Inventory.defaults": "Settings every host inherits unless it sets its own.",
  "Inventory.hosts": "The servers, by name.",
  "Inventory.groups": "Named lists of hosts, usable wherever a host list is.",

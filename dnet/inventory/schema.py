@@ -322,6 +322,7 @@ class Check(Model):
 
 class Inventory(Model):
     version: Annotated[Literal[1], BeforeValidator(_not_bool)]
+    cluster: Name = "default"
     defaults: Defaults = Defaults()
     hosts: dict[Name, Host] = Field(min_length=1)
     groups: dict[Name, list[str]] = {}

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from dnet import MANAGED_LABEL
+from dnet import CLUSTER_LABEL, MANAGED_LABEL
 from dnet.facts.model import KIND_LABEL, SPEC_LABEL
 from dnet.inventory.resolve import HostSpec, address_of
 from dnet.inventory.schema import Container, Inventory, Network, Service
@@ -111,10 +111,11 @@ class ForwardRule:
     protocol: str
     to_ip: str
     to_port: int
+    cluster: str = "default"
 
     @property
     def comment(self) -> str:
-        return f"dnet:fwd:{self.listen}/{self.protocol}->{self.to_ip}:{self.to_port}"
+        return f"dnet:fwd:{self.listen}/{self.protocol}->{self.to_ip}:{self.to_port}@{self.cluster}"
 
     def __str__(self) -> str:
         return f"{self.listen}/{self.protocol} -> {self.to_ip}:{self.to_port}"
@@ -124,8 +125,8 @@ def network_spec(net: Network) -> NetworkSpec:
     return NetworkSpec(net.driver, net.subnet, net.gateway, net.attachable, net.internal, net.encrypted, net.mtu)
 
 
-def labels(kind: Literal["network", "container", "service"], spec: Spec) -> dict[str, str]:
-    return {MANAGED_LABEL: "true", KIND_LABEL: kind, SPEC_LABEL: spec.hash}
+def labels(kind: Literal["network", "container", "service"], spec: Spec, cluster: str) -> dict[str, str]:
+    return {MANAGED_LABEL: "true", CLUSTER_LABEL: cluster, KIND_LABEL: kind, SPEC_LABEL: spec.hash}
 
 
 def command_list(cmd: list[str] | str | None) -> list[str] | None:
@@ -152,5 +153,5 @@ def forward_rules(inv: Inventory, specs: dict[str, HostSpec], host: str) -> list
         if f.host != host:
             continue
         ip = address_of(specs[f.to_host]) if f.to_host in specs else f.to_host
-        out.append(ForwardRule(f.listen, f.protocol, ip, f.to_port))
+        out.append(ForwardRule(f.listen, f.protocol, ip, f.to_port, inv.cluster))
     return out

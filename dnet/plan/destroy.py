@@ -3,14 +3,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dnet.plan.model import ContainerRemove, ForwardRemove, NetworkRemove, Plan, ServiceRemove, SwarmLeave
+from dnet.plan.diff import forwards_on
+from dnet.plan.model import (
+    ContainerRemove,
+    ForwardRemove,
+    ForwardRewrite,
+    NetworkRemove,
+    Plan,
+    ServiceRemove,
+    SwarmLeave,
+)
 
 if TYPE_CHECKING:
     from dnet.plan.diff import World
 
 
 def destroy(w: World, leave_swarm: bool) -> Plan:
-    """Removals for what dnet's converge made (and swarm leaves when asked), never a lab's or a probe's things.
+    """Removals for what dnet's converge made for this cluster (and swarm leaves when asked), never a lab's, a
+    probe's or another cluster's things.
 
     Cluster-wide things are read from one manager.
     """
@@ -19,19 +29,31 @@ def destroy(w: World, leave_swarm: bool) -> Plan:
     manager = leader if leader in w.facts and w.facts[leader].is_manager else None
     if manager:
         for svc in w.facts[manager].services:
-            if svc.managed and svc.kind == "service":
+            if w.ours(svc) and svc.kind == "service":
                 plan.add(ServiceRemove(manager, svc.name, "dnet-managed"))
     for h, f in w.facts.items():
         for ctr in f.containers:
-            if ctr.managed and ctr.kind == "container":
+            if w.ours(ctr) and ctr.kind == "container":
                 plan.add(ContainerRemove(h, ctr.name, "dnet-managed"))
         for n in f.networks:
-            if n.managed and n.kind == "network" and (n.scope != "swarm" or h == manager):
+            if w.ours(n) and n.kind == "network" and (n.scope != "swarm" or h == manager):
                 plan.add(NetworkRemove(h, n.name, "dnet-managed", pruning=False))
-        if any(r.startswith("-N DNET-") or "-j DNET-" in r for r in f.nat_rules + f.filter_rules):
+        have, keep = forwards_on(w, f)
+        if keep and have:  # other clusters' forwards stay
+            plan.add(ForwardRewrite(h, (), tuple(have), keep))
+        elif not keep and any(r.startswith("-N DNET-") or "-j DNET-" in r for r in f.nat_rules + f.filter_rules):
             plan.add(ForwardRemove(h, "dnet's NAT chains", "forwards"))
     if leave_swarm:
         members = [h for h, f in w.facts.items() if f.swarm_state != "inactive"]  # also pending/error after a prune
+        ours = {n.id for n in w.facts[manager].nodes} if manager else set()
         for h in sorted(members, key=lambda x: (x == leader, w.facts[x].is_manager)):
+            f = w.facts[h]
+            # a node of our swarm, or one pruned from it: it still knows our managers
+            if f.swarm_state == "active" and f.node_id not in ours and not ours & set(f.swarm.managers):
+                plan.errors.append(
+                    f"{h}: in a swarm other than the inventory's (cluster {f.cluster_id or 'unknown'}, not a node of "
+                    f"{leader or 'any inventory manager'}'s swarm): --leave-swarm leaves only the inventory's swarm; "
+                    "if this host should leave that one too, run 'docker swarm leave --force' on it yourself")
+                continue
             plan.add(SwarmLeave(h))
     return plan

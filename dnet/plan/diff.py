@@ -5,6 +5,7 @@ import shlex
 from dataclasses import dataclass
 
 from dnet.facts import HostFacts
+from dnet.facts.model import Labelled
 from dnet.inventory.resolve import HostSpec
 from dnet.inventory.schema import Inventory
 from dnet.inventory.semantic import swarm_hosts
@@ -30,6 +31,14 @@ class World:
             if f and f.swarm_state == "active" and f.is_manager:
                 return h
         return managers[0] if managers else None
+
+    def ours(self, thing: Labelled) -> bool:
+        """Made by dnet for this inventory's cluster (or by a dnet too old to label clusters)."""
+        return thing.managed and thing.owner in ("", self.inv.cluster)
+
+    def whose(self, thing: Labelled) -> str:
+        """Why a thing that is not ours is not: for errors that tell the operator what to do."""
+        return f"dnet cluster '{thing.owner}'" if thing.managed else "something other than dnet"
 
 
 def diff(w: World) -> Plan:
@@ -74,11 +83,30 @@ def _forwards(w: World, plan: Plan) -> None:
         rules = d.forward_rules(w.inv, w.specs, h)
         want = sorted(r.comment for r in rules)
         f = w.facts[h]
-        have = sorted(_comment(ln) for ln in f.nat_rules if ln.startswith("-A DNET-FWD ") and _comment(ln))
+        have, keep = forwards_on(w, f)
         hooked = any("-j DNET-FWD" in ln and ln.startswith("-A PREROUTING") for ln in f.nat_rules)
         if want == have and (hooked or not want):
             continue
-        plan.add(ForwardRewrite(h, tuple(rules), tuple(have)) if want else ForwardRemove(h))
+        if want or keep:
+            plan.add(ForwardRewrite(h, tuple(rules), tuple(have), keep))
+        else:
+            plan.add(ForwardRemove(h))
+
+
+def forwards_on(w: World, f: HostFacts) -> tuple[list[str], tuple[tuple[str, str], ...]]:
+    """This cluster's forwards on a host (their comments), and other dnet clusters' rules, to be kept as they are."""
+    have, keep = [], []
+    for table, lines in (("nat", f.nat_rules), ("filter", f.filter_rules)):
+        for ln in lines:
+            c = _comment(ln)
+            if not ln.startswith("-A DNET-") or not c:
+                continue
+            owner = c.rpartition("@")[2] if "@" in c else ""  # none: written by a dnet before clusters, so ours
+            if owner not in ("", w.inv.cluster):
+                keep.append((table, ln))
+            elif ln.startswith("-A DNET-FWD "):
+                have.append(c)  # an unlabelled one differs from what we want, so the next apply labels it
+    return sorted(have), tuple(keep)
 
 
 def _comment(rule: str) -> str:

@@ -583,6 +583,7 @@ class ServiceRemove(Removal):
 class ForwardRewrite(Change):
     rules: tuple[ForwardRule, ...] = ()
     current: tuple[str, ...] = ()  # the rule comments the host has now
+    keep: tuple[tuple[str, str], ...] = ()  # (table, rule) of other dnet clusters' forwards, written back as they are
     kind: ClassVar[str] = "forward"
     phase: ClassVar[Phase] = Phase.FORWARD
     verb: ClassVar[Action] = Action.REWRITE
@@ -593,7 +594,9 @@ class ForwardRewrite(Change):
 
     @property
     def detail(self) -> str:
-        return "; ".join(map(str, self.rules))
+        others = sum(ln.startswith("-A DNET-FWD ") for _, ln in self.keep)
+        kept = f" (other clusters' {others} kept)" if others else ""
+        return ("; ".join(map(str, self.rules)) or "none") + kept
 
     def before(self) -> Any:
         return list(self.current)

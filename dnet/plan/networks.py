@@ -51,8 +51,8 @@ def diff(w: World, plan: Plan) -> None:
             have = w.facts[h].network(name)
             if have is None:
                 plan.add(NetworkCreate(h, name, spec))
-            elif not have.managed:
-                plan.errors.append(f"{h}: network '{name}' exists but was not created by dnet; rename it in the "
+            elif not w.ours(have):
+                plan.errors.append(f"{h}: network '{name}' exists but was made by {w.whose(have)}; rename it in the "
                                    "inventory or remove it by hand")
             elif have.spec_hash != spec.hash:
                 ctrs, svcs = attached(w, have)
@@ -61,7 +61,7 @@ def diff(w: World, plan: Plan) -> None:
                                          tuple(x for x in svcs if x not in ours), ours))
     for h, f in w.facts.items():
         for n in f.networks:
-            if not n.managed or n.kind != "network" or n.name in wanted.get(h, set()):  # not a lab's network
+            if not w.ours(n) or n.kind != "network" or n.name in wanted.get(h, set()):  # not a lab's network
                 continue
             if n.scope == "swarm" and h != leader:
                 continue

@@ -61,7 +61,7 @@ def diff(w: World, plan: Plan) -> None:
     for h, f in w.facts.items():
         declared = {n for n, c in w.inv.containers.items() if c.host == h}
         for have in f.containers:
-            if have.managed and have.kind == "container" and have.name not in declared:
+            if w.ours(have) and have.kind == "container" and have.name not in declared:
                 plan.add(ContainerRemove(h, have.name))
     _containers(w, plan, ids)
     if leader and leader in w.facts:
@@ -76,8 +76,8 @@ def _containers(w: World, plan: Plan, ids: dict[tuple[str, str], str | None]) ->
         have = w.facts[c.host].container(name)
         if have is None:
             plan.add(ContainerRun(c.host, spec=spec))
-        elif not have.managed:
-            plan.errors.append(f"{c.host}: a container named '{name}' exists but was not created by dnet; "
+        elif not w.ours(have):
+            plan.errors.append(f"{c.host}: a container named '{name}' exists but was made by {w.whose(have)}; "
                                "rename it in the inventory or remove it by hand")
         elif have.spec_hash != spec.hash:
             plan.add(ContainerRun(c.host, spec=spec, recreate=True, current=_ctr_before(have)))
@@ -90,7 +90,7 @@ def _containers(w: World, plan: Plan, ids: dict[tuple[str, str], str | None]) ->
 def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str | None]) -> None:
     lf = w.facts[leader]
     for svc in lf.services:
-        if svc.managed and svc.kind == "service" and svc.name not in w.inv.services:
+        if w.ours(svc) and svc.kind == "service" and svc.name not in w.inv.services:
             plan.add(ServiceRemove(leader, svc.name))
     rebuilt = {x for c in plan.changes if isinstance(c, NetworkRecreate) for x in c.services_rm}
     for name, s in w.inv.services.items():
@@ -100,8 +100,9 @@ def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str 
             plan.add(ServiceRun(leader, spec=spec, recreate=True, why="after its network"))
         elif have is None:
             plan.add(ServiceRun(leader, spec=spec))
-        elif not have.managed:
-            plan.errors.append(f"service '{name}' exists but was not created by dnet; rename it or remove it by hand")
+        elif not w.ours(have):
+            plan.errors.append(f"service '{name}' exists but was made by {w.whose(have)}; rename it or remove it "
+                               "by hand")
         elif have.spec_hash != spec.hash:
             plan.add(ServiceRun(leader, spec=spec, recreate=True, current=_svc_before(have, _service_nets(lf, have))))
         elif drift := _net_drift(_service_nets(lf, have), set(s.networks)):

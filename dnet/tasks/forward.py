@@ -27,13 +27,15 @@ def rules(r: ForwardRule) -> list[tuple[str, list[str]]]:
             ("filter", ["-A", "DNET-FWD-FILTER", "-p", p, "-s", r.to_ip, "--sport", port, *c, "-j", "ACCEPT"])]
 
 
-def restore_file(fwd: list[ForwardRule]) -> str:
-    """dnet's chains with exactly these forwards, for `iptables-restore --noflush`: each table's chains are
-    replaced in one commit, so a rule the kernel refuses leaves the old rules in place, never none."""
+def restore_file(fwd: list[ForwardRule], keep: tuple[tuple[str, str], ...] = ()) -> str:
+    """dnet's chains with exactly these forwards (and other dnet clusters' rules, `keep`, as they were), for
+    `iptables-restore --noflush`: each table's chains are replaced in one commit, so a rule the kernel refuses
+    leaves the old rules in place, never none."""
     out = []
     for table in ("nat", "filter"):
         out.append(f"*{table}")
         out += [f":{ch} - [0:0]" for t, ch in CHAINS if t == table]  # declared: created or emptied
+        out += [line for t, line in keep if t == table]
         out += [" ".join(args) for r in fwd for t, args in rules(r) if t == table]
         out.append("COMMIT")
     return "\n".join(out) + "\n"
@@ -52,7 +54,7 @@ def rewrite(ctx: Context, c: ForwardRewrite) -> str:
              for t, chain, spec in HOOKS]
     cmds.append("sysctl -qw net.ipv4.ip_forward=1")
     # the restore file goes on stdin to the first command; the hooks follow once the chains hold the rules
-    script = cmds[0] + "\n" + cmds[1] + " <<'DNET_RULES'\n" + restore_file(list(c.rules)) + "DNET_RULES\n" + \
+    script = cmds[0] + "\n" + cmds[1] + " <<'DNET_RULES'\n" + restore_file(list(c.rules), c.keep) + "DNET_RULES\n" + \
         "\n".join(cmds[2:])
     ctx.run(c.host, script)
     return f"{len(c.rules)} forwards: {c.detail}"

@@ -10,7 +10,7 @@ from dnet.tasks.base import Context, retrying, task
 from dnet.transport.base import quote
 
 
-def create_args(name: str, spec: d.NetworkSpec) -> list[str]:
+def create_args(name: str, spec: d.NetworkSpec, cluster: str) -> list[str]:
     """The `docker network create` command for a spec, labelled as dnet's."""
     args = ["docker", "network", "create", "--driver", spec.driver]
     if spec.subnet:
@@ -25,7 +25,7 @@ def create_args(name: str, spec: d.NetworkSpec) -> list[str]:
         args += ["--opt", "encrypted"]
     if spec.mtu:
         args += ["--opt", f"com.docker.network.driver.mtu={spec.mtu}"]
-    for k, v in d.labels("network", spec).items():
+    for k, v in d.labels("network", spec, cluster).items():
         args += ["--label", f"{k}={v}"]
     return [*args, name]
 
@@ -33,7 +33,7 @@ def create_args(name: str, spec: d.NetworkSpec) -> list[str]:
 @task(NetworkCreate)
 def create(ctx: Context, c: NetworkCreate) -> str:
     assert c.spec is not None
-    ctx.run(c.host, quote(*create_args(c.network, c.spec)) + " >/dev/null")
+    ctx.run(c.host, quote(*create_args(c.network, c.spec, ctx.inv.cluster)) + " >/dev/null")
     return f"created {c.detail}"
 
 
@@ -70,7 +70,7 @@ def recreate(ctx: Context, c: NetworkRecreate) -> str:
     for ctr in c.containers:
         ctx.run(ctr.host, quote("docker", "network", "disconnect", "-f", name, ctr.container), check=False)
     _rm(ctx, c.host, name)
-    net_id = ctx.read(c.host, quote(*create_args(name, spec)), "network ID")
+    net_id = ctx.read(c.host, quote(*create_args(name, spec, ctx.inv.cluster)), "network ID")
     subnet = ipaddress.ip_network(spec.subnet) if spec.subnet else None
     for ctr in c.containers:
         args = ["docker", "network", "connect"]

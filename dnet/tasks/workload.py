@@ -1,7 +1,7 @@
 """Workload tasks: images (stream or pull), containers and services."""
 from __future__ import annotations
 
-from dnet import MANAGED_LABEL
+from dnet import CLUSTER_LABEL, MANAGED_LABEL
 from dnet.images import stream_image
 from dnet.plan import desired as d
 from dnet.plan.model import (
@@ -43,7 +43,7 @@ def container(ctx: Context, c: ContainerRun) -> str:
     if c.recreate:
         ctx.run(c.host, quote("docker", "rm", "-f", spec.name) + " >/dev/null")
     args = ["docker", "run", "-d", "--name", spec.name, "--hostname", spec.name, "--restart", "unless-stopped",
-            *_label_args(d.labels("container", spec))]
+            *_label_args(d.labels("container", spec, ctx.inv.cluster))]
     nets = spec.networks
     if nets:
         args += ["--network", nets[0]]
@@ -81,8 +81,9 @@ def service(ctx: Context, c: ServiceRun) -> str:
         if not r.ok and not any(m in r.stderr.lower() for m in ("not found", "no such service")):
             r.check()
     args = ["docker", "service", "create", "--detach", "--name", spec.name,
-            *_label_args(d.labels("service", spec)),
-            *_label_args({MANAGED_LABEL: "true", "dnet.service": spec.name}, "--container-label"),
+            *_label_args(d.labels("service", spec, ctx.inv.cluster)),
+            *_label_args({MANAGED_LABEL: "true", CLUSTER_LABEL: ctx.inv.cluster, "dnet.service": spec.name},
+                         "--container-label"),
             "--replicas", str(spec.replicas), "--endpoint-mode", spec.endpoint_mode]
     for net in spec.networks:
         args += ["--network", net]
