@@ -99,6 +99,7 @@ ENVIRONMENT = {
                        "folder).",
     "DNET_HOME": "Where dnet keeps lab state and the audit log (default `~/.local/share/dnet`).",
     "DNET_AUDIT_LOG": "The runbook audit log (default `$DNET_HOME/audit.log`); `dnet run --audit-log` overrides it.",
+    "DNET_FORKS": "Hosts worked on at once (default 16; verify's probe sources 24); `dnet --forks N` sets it.",
     "DNET_COMMAND_TIMEOUT": "Seconds any one remote command may take unless it sets its own (default 600).",
     "DNET_UNLOCK_KEY": "The unlock key of an autolocked swarm, when `swarm.unlock_key_file` does not hold it.",
     "DNET_DEBIAN_MIRROR": "The Debian mirror the lab node image is built from (default: the one apt uses here).",

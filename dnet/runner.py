@@ -1,6 +1,7 @@
 """Run one function per host in parallel; collect per-host results instead of dying on the first error."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -10,6 +11,17 @@ from dnet.errors import DnetError
 
 T = TypeVar("T")
 K = TypeVar("K")
+FORKS = 16  # hosts worked on at once unless DNET_FORKS (or --forks) says otherwise
+
+
+def forks(default: int = FORKS) -> int:
+    """How many hosts (or probe sources) to work on at once: DNET_FORKS, else `default`."""
+    value = os.environ.get("DNET_FORKS", "")
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 1000:
+        raise DnetError(f"DNET_FORKS={value!r}: give a whole number from 1 to 1000")
+    return int(value)
 
 
 @dataclass
@@ -25,7 +37,7 @@ class HostResult(Generic[T]):
         return self.error is None
 
 
-def parallel(items: Iterable[K], fn: Callable[[K], T], *, name: Callable[[K], str] = str, workers: int = 16,
+def parallel(items: Iterable[K], fn: Callable[[K], T], *, name: Callable[[K], str] = str, workers: int | None = None,
              on_done: Callable[[HostResult[T]], None] | None = None,
              wait_on_interrupt: bool = False) -> list[HostResult[T]]:
     """Apply fn to every item on a bounded pool; results come back in input order.
@@ -38,7 +50,7 @@ def parallel(items: Iterable[K], fn: Callable[[K], T], *, name: Callable[[K], st
     results: dict[int, HostResult[T]] = {}
     if not items:
         return []
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers or forks(), len(items))))
     try:
         futures = {pool.submit(fn, it): i for i, it in enumerate(items)}
         for fut in as_completed(futures):

@@ -166,6 +166,28 @@ def test_proxyjump_through_another_node(lab: tuple[str, str], tmp_path, monkeypa
         t.close()
 
 
+def test_ssh_config_files_dnet_was_not_pointed_at_add_no_gateway(lab: tuple[str, str], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fabric on its own reads ~/.ssh/config and builds gateways whose host keys nobody checks; dnet's connections
+    read only the ssh_config dnet resolved (here DNET_SSH_CONFIG, empty), so this dead ProxyJump is never used."""
+    from dnet.inventory import hosts as resolve
+    from dnet.inventory import loads
+
+    state = LabState.load(lab[0])
+    inv = loads(f"version: 1\ndefaults: {{known_hosts: {state.known_hosts}, identity_file: {state.key}}}\n"
+                "hosts:\n  n3: {address: 192.168.91.13}\n").model  # the lab's paths, before HOME moves
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text("Host *\n  ProxyJump root@127.0.0.1:1\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("DNET_SSH_CONFIG", str(tmp_path / "empty"))
+    t = SSHTransport(resolve(inv)["n3"])
+    try:
+        assert t.run("hostname").stdout.strip() == "node3"
+    finally:
+        t.close()
+
+
 def test_two_hop_proxyjump_from_an_included_config(lab: tuple[str, str], tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from dnet.inventory import hosts as resolve

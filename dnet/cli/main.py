@@ -73,13 +73,18 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="dnet")
-def cli() -> None:
+@click.option("--forks", type=click.IntRange(1, 1000), metavar="N",
+              help="Hosts worked on at once (connections, facts, changes; default 16, verify's probes 24). Also "
+                   "DNET_FORKS.")
+def cli(forks: int | None) -> None:
     """Declare, apply and prove Docker networking across many servers.
 
     Exit codes: 0 success; 1 error (invalid inventory, failed host or
     check); 2 usage error, or changes pending (plan --detailed-exitcode);
     130 interrupted.
     """
+    if forks:
+        os.environ["DNET_FORKS"] = str(forks)  # read where the work is spread: dnet.runner.forks
 
 
 def _say(message: str) -> None:

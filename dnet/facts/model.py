@@ -189,3 +189,4 @@ class SwarmFact:
     error: str = ""
     autolock: bool = False
     managers: list[str] = field(default_factory=list)  # node IDs of the managers this node knows (RemoteManagers)
+    manager_addrs: list[str] = field(default_factory=list)  # their addresses, without the port

@@ -17,7 +17,7 @@ from dnet.images import import_rootfs, local_image_id
 
 SUITE = "bookworm"
 BASE_PACKAGES = ["openssh-server", "iproute2", "iptables", "iputils-ping", "netcat-openbsd", "dnsutils", "curl",
-                 "procps", "dnsmasq-base", "busybox", "ca-certificates", "conntrack"]
+                 "procps", "dnsmasq-base", "busybox", "ca-certificates", "conntrack", "sudo"]
 ENGINE_PACKAGES = ["docker.io"]
 
 

@@ -179,16 +179,17 @@ class SwarmInit(Change):
 @dataclass(frozen=True)
 class SwarmJoin(Change):
     role: Role = "worker"
+    stuck: str = ""  # a join to this swarm that never finished ('pending' or 'error'): left first, then joined again
     kind: ClassVar[str] = "swarm"
     phase: ClassVar[Phase] = Phase.SWARM
     verb: ClassVar[Action] = Action.JOIN
 
     @property
     def detail(self) -> str:
-        return f"as {self.role}"
+        return f"as {self.role}" + (f" (after leaving a join stuck in '{self.stuck}')" if self.stuck else "")
 
     def before(self) -> Any:
-        return {"swarm": "inactive"}
+        return {"swarm": self.stuck or "inactive"}
 
     def after(self) -> Any:
         return {"swarm": "active", "role": self.role}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dnet.facts import NodeFact
+from dnet.facts import HostFacts, NodeFact
 from dnet.inventory.resolve import address_of
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan import desired as d
@@ -38,6 +38,8 @@ def diff(w: World, plan: Plan) -> None:
             pass
         elif f.swarm_state == "inactive":
             plan.add(SwarmJoin(h, role))
+        elif f.swarm_state in ("pending", "error") and cluster and _joining_us(w, f, known_nodes):
+            plan.add(SwarmJoin(h, role, f.swarm_state))
         elif f.swarm_state != "active":
             plan.errors.append(f"{h}: swarm state is '{f.swarm_state}'; fix it by hand (docker swarm leave --force)")
             continue
@@ -49,6 +51,13 @@ def diff(w: World, plan: Plan) -> None:
             continue
         _node(w, plan, h, role, known_nodes.get(f.node_id), leader)
     _strangers(w, plan, leader, known_nodes)
+
+
+def _joining_us(w: World, f: HostFacts, nodes: dict[str, NodeFact]) -> bool:
+    """A join that never finished, aimed at this swarm's managers (and no other swarm's)."""
+    ours = {n.addr for n in nodes.values() if n.role == "manager"} | \
+        {address_of(w.specs[h]) for h in w.inv.hosts if "manager" in w.inv.hosts[h].roles and h in w.specs}
+    return bool(f.swarm.manager_addrs) and set(f.swarm.manager_addrs) <= ours
 
 
 def _strangers(w: World, plan: Plan, leader: str, nodes: dict[str, NodeFact]) -> None:

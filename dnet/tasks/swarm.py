@@ -91,6 +91,8 @@ def join(ctx: Context, c: SwarmJoin) -> str:
     load_tokens(ctx)
     if not ctx.tokens:
         raise DnetError(f"{c.host}: no manager to join")
+    if c.stuck:  # a join cut off earlier (a partition, a timeout) keeps retrying in the engine: end it first
+        ctx.run(c.host, "docker swarm leave --force >/dev/null 2>&1 || true")
     adv = advertise(ctx, c.host)
     body = json.dumps({"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": adv, "DataPathAddr": adv,
                        "RemoteAddrs": [f"{ctx.manager_addr}:2377"], "JoinToken": ctx.tokens[c.role]})

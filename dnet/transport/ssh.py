@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import paramiko
-from fabric import Connection
+from fabric import Config, Connection
 
 from dnet.errors import DnetError
 from dnet.transport.base import Result, command_timeout, mask
@@ -63,6 +63,13 @@ def _verify_keys(client: paramiko.SSHClient, extra: str | None, accept_new: bool
     client.set_missing_host_key_policy(AcceptNewPolicy(extra or known) if accept_new else UnknownHostKey())
 
 
+def connection(host: str, **kwargs: Any) -> Connection:
+    """A Fabric connection that reads no ssh_config of its own: dnet has resolved host, user, port, keys and
+    ProxyJump already, and a gateway Fabric built from ~/.ssh/config or /etc/ssh/ssh_config would skip dnet's host
+    key verification (Fabric's clients accept any new key)."""
+    return Connection(host, config=Config(overrides={"load_ssh_configs": False}), **kwargs)
+
+
 def _jump(spec: Any, kwargs: dict[str, Any], timeout: int, accept_new: bool) -> Connection | None:
     """The ProxyJump chain as Fabric connections, each through the one before, every host key verified.
 
@@ -81,7 +88,7 @@ def _jump(spec: Any, kwargs: dict[str, Any], timeout: int, accept_new: bool) -> 
         jump_kwargs = dict(kwargs)
         if cfg.get("identityfile"):
             jump_kwargs["key_filename"] = [os.path.expanduser(cfg["identityfile"][0])]
-        gateway = Connection(cfg.get("hostname", host), user=user or cfg.get("user") or spec.user,
+        gateway = connection(cfg.get("hostname", host), user=user or cfg.get("user") or spec.user,
                              port=int(port or cfg.get("port") or 22), connect_kwargs=jump_kwargs,
                              connect_timeout=timeout, gateway=gateway)
         _verify_keys(gateway.client, spec.known_hosts, accept_new)
@@ -119,7 +126,7 @@ class SSHTransport:
         if spec.identity_file:
             kwargs["key_filename"] = [spec.identity_file]
         gateway = _jump(spec, kwargs, int(connect_timeout), accept_new_host_keys)
-        self.conn = Connection(spec.hostname, user=spec.user, port=spec.port, connect_kwargs=kwargs,
+        self.conn = connection(spec.hostname, user=spec.user, port=spec.port, connect_kwargs=kwargs,
                                connect_timeout=int(connect_timeout), gateway=gateway)
         _verify_keys(self.conn.client, spec.known_hosts, accept_new_host_keys)
         self.prefix = "" if spec.user == "root" else "sudo -n "

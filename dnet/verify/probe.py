@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 
 from dnet.images import PROBE_IMAGE, build_probe_image, ensure_image, local_image_id
-from dnet.runner import parallel
+from dnet.runner import forks, parallel
 from dnet.transport.base import Transport, quote
 from dnet.verify.model import Check
 
@@ -160,7 +160,7 @@ def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None
         log(f"probed {done[0]}/{len(todo)} sources ({len(cs)} checks from {src})")
 
     try:
-        parallel(list(enumerate(todo)), work, workers=24, wait_on_interrupt=True)  # cleanup must see them all
+        parallel(list(enumerate(todo)), work, workers=forks(24), wait_on_interrupt=True)  # cleanup must see them all
     finally:
         cleanup = f"docker ps -aq --filter label=dnet.probe={run_id} | xargs -r docker rm -f >/dev/null 2>&1; true"
         parallel(hosts, lambda h: transports[h].run(cleanup, check=False, timeout=30))

@@ -1,0 +1,132 @@
+"""Scale: `dnet plan` and a one-step runbook across 10, 100 and 300 SSH hosts on this one machine.
+
+Each host is a minimal container that runs only sshd (the lab's bare node image, no engine: facts find no Docker
+and plan proposes installing it), on a Docker network of the benchmark's own (10.251.0.0/22), made and removed
+here. Per size and --forks: wall time, CPU time (user + system) and peak memory of the dnet process, medians of
+--runs runs. Prints a table and writes bench/results/scale.json. Asserts nothing.
+
+Run: .venv/bin/python bench/scale.py [--sizes 10,100,300] [--forks 16,64] [--runs 3]
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from dnet.lab.image import build_node_image, node_image_tag
+
+NETWORK, SUBNET, LABEL = "dnet-scale", "10.251.0.0/22", "dnet.scale=1"
+ROOT = Path(__file__).resolve().parent.parent
+SSHD = ("mkdir -p /run/sshd /root/.ssh && cp /keys/authorized_keys /root/.ssh/ && cp /keys/host_key /etc/ssh/k && "
+        "chmod 600 /etc/ssh/k && exec /usr/sbin/sshd -D -e -h /etc/ssh/k -o StrictModes=no "
+        "-o PermitRootLogin=prohibit-password -o MaxStartups=1000")
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout
+
+
+def hosts_up(count: int, keys: Path) -> list[str]:
+    """Start `count` sshd containers; return their addresses once every one accepts TCP on port 22."""
+    image = node_image_tag(bare=True)
+    build_node_image(bare=True, log=lambda m: None)
+    docker("network", "create", "--label", LABEL, "--subnet", SUBNET, NETWORK)
+    addrs = [str(a) for a in list(ipaddress.ip_network(SUBNET).hosts())[10:10 + count]]
+
+    def start(i_addr: tuple[int, str]) -> None:
+        i, addr = i_addr
+        docker("run", "-d", "--name", f"dnet-scale-{i}", "--label", LABEL, "--network", NETWORK, "--ip", addr,
+               "-v", f"{keys}:/keys:ro", "--entrypoint", "sh", image, "-c", SSHD)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(start, enumerate(addrs)))
+    deadline = time.monotonic() + 120
+    waiting = set(addrs)
+    while waiting and time.monotonic() < deadline:
+        for a in list(waiting):
+            if subprocess.run(["timeout", "1", "bash", "-c", f"exec 3<>/dev/tcp/{a}/22"],
+                              capture_output=True).returncode == 0:
+                waiting.discard(a)
+        time.sleep(0.5)
+    if waiting:
+        raise SystemExit(f"{len(waiting)} hosts never answered on port 22")
+    return addrs
+
+
+def hosts_down() -> None:
+    ids = docker("ps", "-aq", "--filter", f"label={LABEL}").split()
+    if ids:
+        docker("rm", "-f", *ids)
+    subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True)
+
+
+def measure(args: list[str], forks: int) -> tuple[float, float, float, int]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one dnet process, and its exit code."""
+    env = {**os.environ, "DNET_FORKS": str(forks)}
+    t0 = time.monotonic()
+    p = subprocess.Popen([sys.executable, "-m", "dnet", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    code = os.waitstatus_to_exitcode(status)
+    p.returncode = code
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10,100,300")
+    ap.add_argument("--forks", default="16,64")
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    sizes = [int(x) for x in a.sizes.split(",")]
+    forks = [int(x) for x in a.forks.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="dnet-scale-"))
+    keys = work / "keys"
+    keys.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "id")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "host_key")], check=True)
+    (keys / "authorized_keys").write_text((work / "id.pub").read_text())
+    hosts_down()
+    t0 = time.monotonic()
+    addrs = hosts_up(max(sizes), keys)
+    print(f"{len(addrs)} sshd hosts up in {time.monotonic() - t0:.0f}s", flush=True)
+    host_key = (keys / "host_key.pub").read_text().split()[:2]
+    (work / "known_hosts").write_text("".join(f"{x} {host_key[0]} {host_key[1]}\n" for x in addrs))
+    (work / "noop.yml").write_text("name: noop\ndescription: one trivial step on every host\n"
+                                   "steps:\n  - name: uptime\n    shell: cat /proc/uptime\n    hosts: all\n")
+    results = []
+    try:
+        print("size  forks  command  wall-s  cpu-s  peak-MB  exit", flush=True)
+        for n in sizes:
+            inv = work / f"inv{n}.yml"
+            inv.write_text(f"version: 1\ndefaults:\n  identity_file: {work / 'id'}\n  known_hosts: "
+                           f"{work / 'known_hosts'}\nhosts:\n" +
+                           "".join(f"  h{i}: {{address: {x}}}\n" for i, x in enumerate(addrs[:n])))
+            for f in forks:
+                for name, args in (("plan", ["plan", "-i", str(inv)]),
+                                   ("run", ["run", str(work / "noop.yml"), "-i", str(inv), "--yes"])):
+                    got = [measure(args, f) for _ in range(a.runs)]
+                    wall, cpu, rss = (statistics.median(x[i] for x in got) for i in range(3))
+                    code = max(x[3] for x in got)
+                    results.append({"hosts": n, "forks": f, "command": name, "wall_s": round(wall, 2),
+                                    "cpu_s": round(cpu, 2), "peak_mb": round(rss), "exit": code})
+                    print(f"{n:4}  {f:5}  {name:7}  {wall:6.2f}  {cpu:5.2f}  {rss:7.0f}  {code}", flush=True)
+    finally:
+        hosts_down()
+    out = ROOT / "bench" / "results" / "scale.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"machine": f"{os.cpu_count()} CPUs", "runs": a.runs, "results": results}, indent=1))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
