@@ -5,6 +5,9 @@ import json
 import subprocess
 import sys
 import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +49,16 @@ def http_get(url: str, timeout: float = 5) -> str:
 def write(path: Path, text: str) -> str:
     path.write_text(text)
     return str(path)
+
+
+@contextmanager
+def example_lab(prefix: str, net: str, where: Path) -> Iterator[tuple[str, Path]]:
+    """A 3-node lab on NET.0/24 running nothing yet, its inventory the example's (`where`/lab.yml); down after."""
+    name = f"{prefix}{uuid.uuid4().hex[:6]}"
+    inv = where / "lab.yml"
+    r = dnet("lab", "up", "--name", name, "--subnet", f"{net}.0/24", "--with-example", "-o", str(inv))
+    assert r.returncode == 0, r.stderr
+    try:
+        yield name, inv
+    finally:
+        dnet("lab", "down", "--name", name)

@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.lablib import ROOT, dnet, dnet_json, node_sh
+from tests.lablib import ROOT, dnet, dnet_json, example_lab, node_sh
 
 pytestmark = pytest.mark.lab
 NET = "192.168.83"
@@ -23,12 +22,8 @@ TIMEOUT = "20"  # DNET_COMMAND_TIMEOUT for the troubled runs: a command on a dea
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    name = f"k{uuid.uuid4().hex[:6]}"
-    inv = tmp_path_factory.mktemp("chaos") / "lab.yml"
-    r = dnet("lab", "up", "--name", name, "--subnet", f"{NET}.0/24", "--with-example", "-o", str(inv))
-    assert r.returncode == 0, r.stderr
-    yield name, inv
-    dnet("lab", "down", "--name", name)
+    with example_lab("k", NET, tmp_path_factory.mktemp("chaos")) as (name, inv):
+        yield name, inv
 
 
 def _apply_with_trouble(inv: Path, when: str, trouble: Callable[[subprocess.Popen[str]], object]

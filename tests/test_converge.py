@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import jsondoc
-from tests.lablib import dnet, dnet_json, http_get, node_sh, write
+from tests.lablib import dnet, dnet_json, example_lab, http_get, node_sh, write
 
 pytestmark = pytest.mark.lab
 NET = "192.168.97"
@@ -19,13 +19,8 @@ NET = "192.168.97"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    name = f"c{uuid.uuid4().hex[:6]}"
-    d = tmp_path_factory.mktemp("converge")
-    inv = d / "lab.yml"
-    r = dnet("lab", "up", "--name", name, "--subnet", f"{NET}.0/24", "--with-example", "-o", str(inv))
-    assert r.returncode == 0, r.stderr
-    yield name, inv
-    dnet("lab", "down", "--name", name)
+    with example_lab("c", NET, tmp_path_factory.mktemp("converge")) as (name, inv):
+        yield name, inv
 
 
 def test_apply_builds_the_example(lab: tuple[str, Path]) -> None:

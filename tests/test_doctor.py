@@ -4,14 +4,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import jsondoc
-from tests.lablib import dnet, node_sh
+from tests.lablib import dnet, example_lab, node_sh
 
 pytestmark = pytest.mark.lab
 NET = "192.168.85"
@@ -19,12 +18,8 @@ NET = "192.168.85"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    name = f"d{uuid.uuid4().hex[:6]}"
-    inv = tmp_path_factory.mktemp("doctor") / "lab.yml"
-    r = dnet("lab", "up", "--name", name, "--subnet", f"{NET}.0/24", "--with-example", "-o", str(inv))
-    assert r.returncode == 0, r.stderr
-    yield name, inv
-    dnet("lab", "down", "--name", name)
+    with example_lab("d", NET, tmp_path_factory.mktemp("doctor")) as (name, inv):
+        yield name, inv
 
 
 def doctor(inv: Path) -> tuple[int, list[dict[str, object]]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests import jsondoc
-from tests.lablib import dnet, dnet_json, node_sh
+from tests.lablib import dnet, dnet_json, example_lab, node_sh
 
 pytestmark = pytest.mark.lab
 NET = "192.168.90"
@@ -22,13 +21,9 @@ NET = "192.168.90"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    name = f"v{uuid.uuid4().hex[:6]}"
-    inv = tmp_path_factory.mktemp("verify") / "lab.yml"
-    r = dnet("lab", "up", "--name", name, "--subnet", f"{NET}.0/24", "--with-example", "-o", str(inv))
-    assert r.returncode == 0, r.stderr
-    assert dnet_json("apply", "-i", str(inv), "--yes")[0] == 0
-    yield name, inv
-    dnet("lab", "down", "--name", name)
+    with example_lab("v", NET, tmp_path_factory.mktemp("verify")) as (name, inv):
+        assert dnet_json("apply", "-i", str(inv), "--yes")[0] == 0
+        yield name, inv
 
 
 Run = tuple[int, list[dict[str, Any]], list[str], list[dict[str, Any]]]
