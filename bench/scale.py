@@ -5,7 +5,7 @@ and plan proposes installing it), on a Docker network of the benchmark's own (10
 here. Per size and --forks: wall time, CPU time (user + system) and peak memory of the dnet process, medians of
 --runs runs. Prints a table and writes bench/results/scale.json. Asserts nothing.
 
-Run: .venv/bin/python bench/scale.py [--sizes 10,100,300] [--forks 16,64] [--runs 3]
+Run: .venv/bin/python bench/scale.py [--sizes 10,100,300] [--forks 16,64] [--runs 3] [--out FILE]
 """
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10,100,300")
     ap.add_argument("--forks", default="16,64")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
     a = ap.parse_args()
     sizes = [int(x) for x in a.sizes.split(",")]
     forks = [int(x) for x in a.forks.split(",")]
@@ -122,8 +123,8 @@ def main() -> None:
                     print(f"{n:4}  {f:5}  {name:7}  {wall:6.2f}  {cpu:5.2f}  {rss:7.0f}  {code}", flush=True)
     finally:
         hosts_down()
-    out = ROOT / "bench" / "results" / "scale.json"
-    out.parent.mkdir(exist_ok=True)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": f"{os.cpu_count()} CPUs", "runs": a.runs, "results": results}, indent=1))
     print(f"written {out}")
 

@@ -98,8 +98,13 @@ def main() -> int:
     grew = [k for k in ("containers", "networks", "ssh_open", "fds") if len(rows) > 2 and rows[-1][k] > rows[1][k]]
     mem = rows[-1]["rss_mb"] - rows[1]["rss_mb"] if len(rows) > 2 else 0.0
     print(json.dumps({"rounds": rows, "grew": grew, "rss_growth_mb": round(mem, 1)}))
-    print("verdict: " + ("FAILED" if failed else f"grew: {', '.join(grew)}" if grew else
-                         f"no growth after round 2 (rss {mem:+.1f} MB)"))
+    if failed:
+        verdict = "FAILED"
+    elif len(rows) < 3:
+        verdict = f"ok ({len(rows)} rounds: growth is judged from round 2 to the last, so run 3 or more)"
+    else:
+        verdict = f"grew: {', '.join(grew)}" if grew else f"no growth after round 2 (rss {mem:+.1f} MB)"
+    print(f"verdict: {verdict}")
     return 1 if failed or grew else 0
 
 

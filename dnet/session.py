@@ -67,8 +67,17 @@ def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
             t.close()
             raise
 
+    count = [0]
+    step = max(1, len(targets) // 10) if len(targets) > 20 else 1  # many hosts: a count every tenth, not a line each
+
     def done(r: HostResult[tuple[Transport, HostFacts]]) -> None:
-        log(f"{r.host}: " + ("facts read" if r.ok else f"unreachable: {r.error}"))
+        count[0] += 1
+        if not r.ok:
+            log(f"{r.host}: unreachable: {r.error}")
+        elif step == 1:
+            log(f"{r.host}: facts read")
+        elif count[0] % step == 0:
+            log(f"facts read: {count[0]}/{len(targets)} hosts")
 
     for r in parallel(targets, work, name=lambda sp: sp.name, on_done=done):
         if r.ok and r.value:

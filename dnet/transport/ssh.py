@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import functools
 import hashlib
 import os
 import select
@@ -54,12 +55,32 @@ class UnknownHostKey(paramiko.MissingHostKeyPolicy):
                         "check it and add it (ssh-keyscan), or run with --accept-new-host-keys")
 
 
-def _verify_keys(client: paramiko.SSHClient, extra: str | None, accept_new: bool) -> None:
+_parsed: dict[tuple[str, int, int], paramiko.HostKeys] = {}
+
+
+def _known_hosts(path: str) -> paramiko.HostKeys | None:
+    """A known_hosts file parsed once per process (and again only when it changes): parsing it for each of N
+    connections costs N x N key parses."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (path, st.st_mtime_ns, st.st_size)
+    with _lock:
+        if key not in _parsed:
+            _parsed[key] = paramiko.HostKeys(path)
+        return _parsed[key]
+
+
+def _verify_keys(client: paramiko.SSHClient, extra: str | None, accept_new: bool, host: str, port: int) -> None:
     """Check host keys against ~/.ssh/known_hosts and the inventory's file (Fabric alone accepts any key)."""
     known = os.path.expanduser("~/.ssh/known_hosts")
+    name = host if port == 22 else f"[{host}]:{port}"  # how known_hosts and paramiko name it
+    mine = client.get_host_keys()
     for path in (known, extra):
-        if path and os.path.exists(path):
-            client.load_host_keys(path)
+        parsed = _known_hosts(path) if path else None
+        for kind, k in ((parsed.lookup(name) if parsed else None) or {}).items():
+            mine.add(name, kind, k)
     client.set_missing_host_key_policy(AcceptNewPolicy(extra or known) if accept_new else UnknownHostKey())
 
 
@@ -67,7 +88,12 @@ def connection(host: str, **kwargs: Any) -> Connection:
     """A Fabric connection that reads no ssh_config of its own: dnet has resolved host, user, port, keys and
     ProxyJump already, and a gateway Fabric built from ~/.ssh/config or /etc/ssh/ssh_config would skip dnet's host
     key verification (Fabric's clients accept any new key)."""
-    return Connection(host, config=Config(overrides={"load_ssh_configs": False}), **kwargs)
+    return Connection(host, config=_fabric_config(), **kwargs)
+
+
+@functools.cache
+def _fabric_config() -> Config:
+    return Config(overrides={"load_ssh_configs": False})  # one for all connections: building one costs milliseconds
 
 
 def _jump(spec: Any, kwargs: dict[str, Any], timeout: int, accept_new: bool) -> Connection | None:
@@ -91,7 +117,7 @@ def _jump(spec: Any, kwargs: dict[str, Any], timeout: int, accept_new: bool) -> 
         gateway = connection(cfg.get("hostname", host), user=user or cfg.get("user") or spec.user,
                              port=int(port or cfg.get("port") or 22), connect_kwargs=jump_kwargs,
                              connect_timeout=timeout, gateway=gateway)
-        _verify_keys(gateway.client, spec.known_hosts, accept_new)
+        _verify_keys(gateway.client, spec.known_hosts, accept_new, gateway.host, gateway.port)
     return gateway
 
 
@@ -128,7 +154,7 @@ class SSHTransport:
         gateway = _jump(spec, kwargs, int(connect_timeout), accept_new_host_keys)
         self.conn = connection(spec.hostname, user=spec.user, port=spec.port, connect_kwargs=kwargs,
                                connect_timeout=int(connect_timeout), gateway=gateway)
-        _verify_keys(self.conn.client, spec.known_hosts, accept_new_host_keys)
+        _verify_keys(self.conn.client, spec.known_hosts, accept_new_host_keys, spec.hostname, spec.port)
         self.prefix = "" if spec.user == "root" else "sudo -n "
         self._open()
 
