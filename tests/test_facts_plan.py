@@ -49,6 +49,18 @@ def test_parse_applied_manager_and_worker() -> None:
     assert any("DNET-FWD" in r for r in m.nat_rules) and m.daemon["mtu"] == 1450
 
 
+@pytest.mark.parametrize("host", ["node1", "node2"])
+def test_engine_api_and_cli_read_the_same_facts(host: str) -> None:
+    """The facts script reads through the Engine API (curl on the socket) when it can, else the docker CLI.
+
+    Both outputs were recorded from the same applied host one after the other; they must parse the same.
+    """
+    api, cli = ((DATA / f"{kind}-{host}.txt").read_text() for kind in ("api", "cli"))
+    assert '"Platform"' in api.split("@@dnet:docker")[1] and '"Swarm"' in api  # really the API's answers
+    a, c = parse(host, api), parse(host, cli)
+    assert a == c and a.engine and a.containers and a.networks and a.swarm.state == "active"
+
+
 def test_parse_missing_docker_and_a_broken_daemon_json() -> None:
     f = parse("x", "@@dnet:docker\nMISSING\n@@dnet:daemon\n{not json\n@@dnet:networks\n\n")
     assert f.engine is None and f.engine_error == "MISSING" and f.daemon == {} and f.networks == []
@@ -57,7 +69,8 @@ def test_parse_missing_docker_and_a_broken_daemon_json() -> None:
 
 @pytest.mark.parametrize(("section", "body", "says"), [
     ("networks", "[1,\n", "cannot read its networks (not JSON"),
-    ("containers", '{"Id": "x"}', "cannot read its containers (expected a JSON list of objects"),
+    ("containers", '"x"', "cannot read its containers (expected a JSON list of objects"),
+    ("containers", '{"Id": "x", "Name": "a"} {"Id"', "cannot read its containers (not JSON"),
     ("containers", '[{"Id": "x"}]', "cannot read its containers ('Name' is missing)"),
     ("services", '[{"ID": "s", "Spec": {"Name": "web", "Labels": []}}]', "'Labels' is a list, expected an object"),
     ("swarm", '"active"', "cannot read its swarm state (expected a JSON object"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -12,8 +12,9 @@ from dnet.errors import DnetError, InventoryError
 from dnet.inventory import Loaded, load, missing_keys
 from dnet.inventory.limit import select
 from dnet.output import err, out, say, styled
-from dnet.transport import Transport
-from dnet.transport.record import Logged
+
+if TYPE_CHECKING:  # the transport pulls in paramiko and fabric: imported only by commands that connect
+    from dnet.transport import Transport
 
 __all__ = [
     "EXIT_CHANGES",
@@ -90,6 +91,8 @@ def command_logger(verbose: bool) -> Callable[[Transport], Transport] | None:
     """With -v, wrap each host's transport so that every command is shown on stderr as `host$ command`."""
     if not verbose:
         return None
+    from dnet.transport.record import Logged
+
     return lambda t: Logged(t, lambda m: say(err, styled(m, "cyan")))
 
 

@@ -132,8 +132,11 @@ class _Starter:
         return hc
 
 
-def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
-    """Create the lab and wait until every node answers on SSH; on failure remove what was made."""
+def up(name: str, nodes: int, subnet: str, bare: bool, log: Log, image: str | None = None) -> LabState:
+    """Create the lab and wait until every node answers on SSH; on failure remove what was made.
+
+    image: a node image derived from dnet's (the benchmarks add packages); default the current node image.
+    """
     c = client()
     try:
         net = ipaddress.ip_network(subnet)
@@ -143,7 +146,7 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
         raise DnetError(f"--nodes must be between 1 and {min(200, net.num_addresses - 12)} for {subnet}")
     _check_free(c, name, net)
     try:
-        return _up(c, name, nodes, net, bare, log)
+        return _up(c, name, nodes, net, bare, log, image)
     except (DnetError, DockerException, KeyboardInterrupt) as exc:
         log(f"lab '{name}' failed to come up; removing what it made")
         down(name, log)
@@ -153,13 +156,13 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
 
 
 def _up(c: docker.DockerClient, name: str, nodes: int, net: ipaddress.IPv4Network | ipaddress.IPv6Network,
-        bare: bool, log: Log) -> LabState:
+        bare: bool, log: Log, image: str | None = None) -> LabState:
     subnet = str(net)
     t = build_probe_image()
     log(f"probe image {PROBE_IMAGE}: " + (f"built in {t:.1f}s" if t else "cached"))
-    image = node_image_tag(bare)
     t = build_node_image(bare=bare, log=log)
-    log(f"node image {image}: " + (f"built in {t:.1f}s" if t else "cached"))
+    log(f"node image {node_image_tag(bare)}: " + (f"built in {t:.1f}s" if t else "cached"))
+    image = image or node_image_tag(bare)
     state = LabState.layout(name, "docker", net, nodes)
     assert state.upstream
     pub = state.make_key()
