@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -11,7 +12,22 @@ from dnet.errors import DnetError
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan.destroy import destroy
 from dnet.plan.diff import World, diff
-from dnet.plan.model import Change, DaemonUpdate, NodeLabels, NodeRole, Phase, Plan, SwarmInit
+from dnet.plan.model import (
+    Change,
+    ContainerRun,
+    ContainerStart,
+    DaemonUpdate,
+    ForwardRemove,
+    ForwardRewrite,
+    ImagePull,
+    ImageStream,
+    NetworkCreate,
+    NodeLabels,
+    NodeRole,
+    Phase,
+    Plan,
+    SwarmInit,
+)
 from dnet.poll import PollTimeout, poll
 from dnet.runner import parallel
 from dnet.session import Log, Session, open_session
@@ -113,6 +129,7 @@ class Progress:
     planned: list[Change]
     done: list[Outcome] = field(default_factory=list)
     running: dict[int, Change] = field(default_factory=dict)  # id(change) -> change
+    stopping: bool = False  # set on an interrupt: lanes start nothing more
 
     def summary(self) -> list[str]:
         ok = [o for o in self.done if o.status == "ok"]
@@ -129,11 +146,43 @@ class Progress:
 current: Progress | None = None  # the apply under way in this process, if any
 
 
-def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
-    """Carry out the plan phase by phase; hosts in parallel; a failed host skips its later changes.
+def local_lane(s: Session, changes: list[Change]) -> list[Change]:
+    """The changes that need nothing of the swarm: host-scoped networks, images, containers on host-scoped
+    networks only, forwards. Apply runs them beside the swarm's changes instead of after them.
 
-    Engine restarts of swarm members go in rolling batches of `serial` hosts (see rolling_batches); a failed batch
-    stops the rest of the roll.
+    A container stays in the swarm lane when it uses an overlay, or a network that the swarm lane changes
+    (recreated or removed), so that it never attaches to a network about to go.
+    """
+    inv = s.loaded.model
+    overlay = {n for n, net in inv.networks.items() if net.driver == "overlay"}
+    made = {(c.host, c.network) for c in changes
+            if isinstance(c, NetworkCreate) and c.spec and c.spec.driver != "overlay"}
+    busy = {(c.host, str(getattr(c, "network", ""))) for c in changes if c.kind == "network"} - made
+
+    def host_scoped(host: str, nets: list[str]) -> bool:
+        return not any(n in overlay or (host, n) in busy for n in nets)
+
+    def local(c: Change) -> bool:
+        if isinstance(c, NetworkCreate):
+            return (c.host, c.network) in made
+        if isinstance(c, ContainerRun):
+            return c.spec is not None and host_scoped(c.host, list(c.spec.networks))
+        if isinstance(c, ContainerStart):
+            return c.container in inv.containers and host_scoped(c.host, list(inv.containers[c.container].networks))
+        return isinstance(c, ImageStream | ImagePull | ForwardRewrite | ForwardRemove)
+
+    out = [c for c in changes if local(c)]
+    return out
+
+
+def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
+    """Carry out the plan: engines first, then two lanes side by side; hosts in parallel in each; a failed host
+    skips its later changes.
+
+    The swarm lane goes phase by phase (swarm, nodes, prune, networks, workloads); the local lane (see local_lane)
+    needs nothing of the swarm, so bridges, images and plain containers are made while the swarm forms. The swarm
+    lane's workloads wait for the local lane's images. Engine restarts of swarm members go in rolling batches of
+    `serial` hosts (see rolling_batches); a failed batch stops the rest of the roll.
     """
     global current
     inv = s.loaded.model
@@ -142,31 +191,66 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
     outcomes: list[Outcome] = []
     changes = plan.ordered()
     current = Progress(changes)
-    for phase in Phase:
-        batch = [c for c in changes if c.order == phase]
-        if not batch:
-            continue
-        if phase == Phase.ENGINE:
-            roll: list[Change] = [c for c in batch if isinstance(c, DaemonUpdate)
-                                  and s.facts[c.host].swarm_state == "active"]
-            outcomes += _run(ctx, [c for c in batch if c not in roll], failed, log)
-            for group in rolling_batches(s, roll, serial):
-                if any(o.status != "ok" for o in outcomes if o.change in roll):
-                    outcomes += [Outcome(c, "skipped", "an earlier engine restart failed; the roll stopped")
-                                 for c in group]
-                    failed.update(c.host for c in group)
-                    continue
-                log(f"restarting engines: {', '.join(c.host for c in group)}")
-                outcomes += _run(ctx, group, failed, log)
-            continue
-        if phase == Phase.SWARM:  # init first, then joins in parallel
-            init = _run(ctx, [c for c in batch if isinstance(c, SwarmInit)], failed, log)
-            outcomes += init
-            if any(o.status != "ok" for o in init):
-                failed.update(swarm_hosts(inv))
-            batch = [c for c in batch if not isinstance(c, SwarmInit)]
-        outcomes += _run(ctx, batch, failed, log)
-    return outcomes
+    engine = [c for c in changes if c.order == Phase.ENGINE]
+    if engine:
+        roll: list[Change] = [c for c in engine if isinstance(c, DaemonUpdate)
+                              and s.facts[c.host].swarm_state == "active"]
+        outcomes += _run(ctx, [c for c in engine if c not in roll], failed, log)
+        for group in rolling_batches(s, roll, serial):
+            if any(o.status != "ok" for o in outcomes if o.change in roll):
+                outcomes += [Outcome(c, "skipped", "an earlier engine restart failed; the roll stopped")
+                             for c in group]
+                failed.update(c.host for c in group)
+                continue
+            log(f"restarting engines: {', '.join(c.host for c in group)}")
+            outcomes += _run(ctx, group, failed, log)
+    rest = [c for c in changes if c.order != Phase.ENGINE]
+    local = local_lane(s, rest)
+    swarm = [c for c in rest if all(c is not x for x in local)]
+    images_ready = threading.Event()
+    local_out: list[Outcome] = []
+    errors: list[BaseException] = []
+
+    def run_local() -> None:
+        try:
+            for phase in Phase:
+                if current is None or current.stopping:
+                    return
+                local_out.extend(_run(ctx, [c for c in local if c.order == phase], failed, log))
+                if phase == Phase.IMAGE:
+                    images_ready.set()
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            images_ready.set()
+
+    lane = threading.Thread(target=run_local, name="dnet-local-lane")
+    lane.start()
+    try:
+        for phase in Phase:
+            batch = [c for c in swarm if c.order == phase]
+            if not batch:
+                continue
+            if phase >= Phase.WORKLOAD:
+                while not images_ready.wait(0.1):  # a short wait keeps Ctrl-C prompt
+                    pass
+            if phase == Phase.SWARM:  # init first, then joins in parallel
+                init = _run(ctx, [c for c in batch if isinstance(c, SwarmInit)], failed, log)
+                outcomes += init
+                if any(o.status != "ok" for o in init):
+                    failed.update(swarm_hosts(inv))
+                batch = [c for c in batch if not isinstance(c, SwarmInit)]
+            outcomes += _run(ctx, batch, failed, log)
+        while lane.is_alive():
+            lane.join(0.1)
+    except BaseException:
+        if current is not None:
+            current.stopping = True  # the local lane starts nothing more
+        raise
+    if errors:
+        raise errors[0]
+    done = {id(o.change): o for o in outcomes + local_out}
+    return [done[id(c)] for c in changes if id(c) in done]
 
 
 def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[Outcome]:
@@ -179,6 +263,8 @@ def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[
     def work(host: str) -> list[Outcome]:
         out = done[host]  # kept even if something below raises: no result is ever dropped
         for c in by_host[host]:
+            if current and current.stopping:
+                break  # interrupted: left as not started
             if host in failed:
                 out.append(Outcome(c, "skipped", "an earlier change on this host failed"))
                 if current:
@@ -242,7 +328,7 @@ def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
                                                   for k, (now, meant) in counts.items())
 
     with contextlib.suppress(PollTimeout):  # a shortfall shows in the running/desired counts
-        poll(ready, timeout=timeout, interval=0.5, max_interval=1, what="services to run every replica")
+        poll(ready, timeout=timeout, interval=0.25, max_interval=0.5, what="services to run every replica")
     return state
 
 

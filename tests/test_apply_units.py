@@ -6,6 +6,7 @@ import paramiko
 from dnet import converge
 from dnet.inventory import hosts, loads
 from dnet.plan.diff import World, diff
+from dnet.plan.model import NetworkRecreate
 from dnet.testing import FakeTransport
 from tests.conftest import EXAMPLE
 from tests.test_facts_plan import facts
@@ -44,9 +45,23 @@ def test_apply_runs_every_change_in_phase_order() -> None:
     node1 = ts["node1"].commands
     first = lambda pat: next(i for i, c in enumerate(node1) if pat in c)
     assert first("daemon.json") < first("docker swarm init") < first("docker network create") < \
-        first("docker service create") < first("DNET-FWD")
+        first("docker service create")
+    assert first("daemon.json") < first("DNET-FWD")  # the forward is in the local lane: after the engine only
     joins = [(c, i) for t in ts.values() for c, i in zip(t.commands, t.stdins, strict=True) if "/swarm/join" in c]
     assert len(joins) == 2 and all(TOKEN in i.decode() and TOKEN not in c for c, i in joins)  # on stdin only
+
+
+def test_the_local_lane_holds_only_what_needs_nothing_of_the_swarm() -> None:
+    s, _ = session({})
+    p = plan(s)
+    lane = {(c.host, c.kind, c.name) for c in converge.local_lane(s, p.changes)}
+    assert lane == {("node2", "network", "localnet"), ("node2", "container", "edge"),
+                    ("node1", "forward", "1 forwards")}
+    # db is on the overlay backnet, web is a service: both wait for the swarm lane; a network the swarm lane
+    # changes keeps its containers there too
+    changes = [NetworkRecreate(host=c.host, network=c.name) if c.name == "localnet" else c for c in p.changes]
+    recreated = converge.local_lane(s, changes)
+    assert ("node2", "container", "edge") not in {(c.host, c.kind, c.name) for c in recreated}
 
 
 def test_a_failed_host_skips_its_later_changes_while_others_finish() -> None:
