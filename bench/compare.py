@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import docker
 
+from dnet.errors import DnetError
 from dnet.images import PROBE_IMAGE
 from dnet.lab import dind
 from dnet.lab.image import build_node_image, node_image_tag
@@ -102,10 +104,17 @@ class Lab:
 
     def reset(self) -> None:
         self.exec("node1", "docker service rm web >/dev/null 2>&1; true")
-        for n in NODES:
-            self.exec(n, "docker rm -f $(docker ps -aq) >/dev/null 2>&1; docker swarm leave --force >/dev/null 2>&1;"
-                         " docker network rm localnet appnet >/dev/null 2>&1; docker network prune -f >/dev/null;"
-                         " until [ -z \"$(docker ps -aq)\" ]; do sleep 0.2; done; true")
+        clean = ("docker swarm leave --force >/dev/null 2>&1; for i in $(seq 150); do "
+                 "[ -z \"$(docker ps -aq)\" ] && break; docker rm -f $(docker ps -aq) >/dev/null 2>&1; sleep 0.2; "
+                 "done; "
+                 "for i in $(seq 150); do [ -z \"$(docker network ls -q -f name=localnet -f name=appnet)\" ] && break; "
+                 "docker network rm localnet appnet >/dev/null 2>&1; sleep 0.2; done; "
+                 "docker network prune -f >/dev/null; "
+                 # a restarted engine drops stale address pools (seen once in 15 resets: "Pool overlaps")
+                 "service docker restart >/dev/null 2>&1; until docker info >/dev/null 2>&1; do sleep 0.2; done")
+        done = [subprocess.Popen(["docker", "exec", self.ctr[n], "sh", "-c", clean]) for n in NODES]
+        for p in done:
+            p.wait()
 
     def answers(self) -> bool:
         urls = [f"http://{self.ip[n]}:8080/" for n in NODES] + [f"http://{self.ip['node2']}:9090/"]
@@ -338,9 +347,16 @@ def measure(lab: Lab, name: str, d: Path) -> dict[str, float | int]:
               "floor": lambda lab, d: run_shell(lab, d, True), "ssh": lambda lab, d: run_shell(lab, d, False)}
     go, changes = makers[name](lab, d)
     lab.reset()
+    try:
+        return _measure(lab, name, go, changes)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"{name}: {shlex.join(exc.cmd)} failed: {exc.stderr}") from None
+
+
+def _measure(lab: Lab, name: str, go: Callable[[], int], changes: Callable[[str], int]) -> dict[str, float | int]:
     t0 = time.monotonic()
     if go():
-        raise SystemExit(f"{name}: the cold run failed (files in {d})")
+        raise SystemExit(f"{name}: the cold run failed")
     cold = time.monotonic() - t0
     while not lab.answers():
         if time.monotonic() - t0 > 120:
@@ -350,7 +366,7 @@ def measure(lab: Lab, name: str, d: Path) -> dict[str, float | int]:
     lab.check()
     t0 = time.monotonic()
     if go():
-        raise SystemExit(f"{name}: the no-op run failed (files in {d})")
+        raise SystemExit(f"{name}: the no-op run failed")
     noop = time.monotonic() - t0
     return {"cold": cold, "noop": noop, "answers": answers, "second_run_changes": changes("")}
 
@@ -364,7 +380,10 @@ def main() -> None:
     names = args.tools.split(",")
     if {"pyinfra", "ansible"} & set(names):
         tools_venv()
-    lab = Lab(node_py_image() if "ansible" in names else node_image_tag())
+    try:
+        lab = Lab(node_py_image() if "ansible" in names else node_image_tag())
+    except DnetError as exc:
+        raise SystemExit(f"compare: {exc}") from None
     runs: dict[str, list[dict[str, float | int]]] = {n: [] for n in names}
     try:
         for rep in range(args.runs):

@@ -46,8 +46,10 @@ def images_of(loaded: Loaded) -> list[str]:
 
 
 def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
-                 wrap: Callable[[Transport], Transport] | None = None, limit: list[str] | None = None) -> Session:
-    """Connect to every host (one connection each, in parallel) and read their facts.
+                 wrap: Callable[[Transport], Transport] | None = None, limit: list[str] | None = None,
+                 read_facts: bool = True) -> Session:
+    """Connect to every host (one connection each, in parallel) and read their facts (unless not read_facts:
+    a runbook reads them only when a step needs them).
 
     `wrap` decorates each transport (for example to log every command with -v). With `limit`, only those hosts,
     plus the first reachable manager when limited swarm hosts need one and none is in the limit.
@@ -57,12 +59,12 @@ def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
     images = images_of(loaded)
     start = time.monotonic()
 
-    def work(spec: HostSpec) -> tuple[Transport, HostFacts]:
+    def work(spec: HostSpec) -> tuple[Transport, HostFacts | None]:
         t = connect(spec, accept_new_host_keys)
         if wrap:
             t = wrap(t)
         try:
-            return t, gather(t, images)
+            return t, gather(t, images) if read_facts else None
         except BaseException:
             t.close()
             raise
@@ -70,24 +72,27 @@ def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
     count = [0]
     step = max(1, len(targets) // 10) if len(targets) > 20 else 1  # many hosts: a count every tenth, not a line each
 
-    def done(r: HostResult[tuple[Transport, HostFacts]]) -> None:
+    def done(r: HostResult[tuple[Transport, HostFacts | None]]) -> None:
         count[0] += 1
         if not r.ok:
             log(f"{r.host}: unreachable: {r.error}")
         elif step == 1:
-            log(f"{r.host}: facts read")
+            log(f"{r.host}: facts read" if read_facts else f"{r.host}: connected")
         elif count[0] % step == 0:
             log(f"facts read: {count[0]}/{len(targets)} hosts")
 
     for r in parallel(targets, work, name=lambda sp: sp.name, on_done=done):
         if r.ok and r.value:
-            s.transports[r.host], s.facts[r.host] = r.value
+            s.transports[r.host] = r.value[0]
+            if r.value[1] is not None:
+                s.facts[r.host] = r.value[1]
         else:
             s.host_errors[r.host] = r.error or "unknown error"
     if limit is not None:
         _reach_a_manager(s, accept_new_host_keys, log, wrap, images)
     s.local_images = {i: local_image_id(i) for i in images}
-    log(f"{len(s.transports)}/{len(targets)} hosts read in {time.monotonic() - start:.1f}s")
+    log(f"{len(s.transports)}/{len(targets)} hosts {'read' if read_facts else 'connected'} in "
+        f"{time.monotonic() - start:.1f}s")
     return s
 
 

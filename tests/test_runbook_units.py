@@ -111,3 +111,36 @@ def test_cli_reports_runbook_problems_without_a_traceback(tmp_path: Path) -> Non
     r = subprocess.run([sys.executable, "-m", "dnet", "run", "drain-node", "-i", str(inv), "-p", "node=me"],
                        capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and "pass --yes" in r.stderr
+
+
+def test_facts_are_read_only_when_a_step_needs_them(tmp_path: Path) -> None:
+    """Shell steps need no facts: a run of shell steps reads none; a step that asks (an action, a Python step
+    reading ctx.facts) reads them once, after the steps before it changed the hosts."""
+    import paramiko
+
+    from dnet.inventory import hosts
+    from dnet.runbook.audit import Audit
+    from dnet.runbook.context import RunContext
+    from dnet.runbook.run import execute
+    from dnet.session import Session
+    from dnet.testing import FakeTransport
+
+    loaded = load_inventory(EXAMPLE)
+    facts = {n: (ROOT / "tests" / "data" / f"applied-{n}.txt").read_text() for n in ("node1", "node2", "node3")}
+    ts = {h: FakeTransport(h, [("@@dnet:", 0, facts[h], ""), (r"^uptime$", 0, "up\n", "")]) for h in facts}
+    s = Session(loaded, hosts(loaded.model, paramiko.SSHConfig()), dict(ts))
+    book = tmp_path / "book.yml"
+    book.write_text("name: b\nsteps:\n  - {name: one, shell: uptime, hosts: all}\n"
+                    "  - {name: two, shell: uptime, hosts: node1}\n"
+                    "  - {name: three, python: step.py:check, hosts: node2}\n")
+    (tmp_path / "step.py").write_text("def check(ctx):\n    assert ctx.facts['node1'].is_manager\n"
+                                      "    assert ctx.facts['node2'].swarm_state == 'active'\n")
+    lr = load(book)
+    _, steps = bind(lr, loaded.model, {})
+    rc = RunContext(s, {}, False, lambda m: None, stale=True)
+    read = lambda: sum("@@dnet:" in c for t in ts.values() for c in t.commands)
+    result = execute(lr, steps[:2], rc, Audit(tmp_path / "audit.log", "b", str(book), {}, False), lambda t, s: None)
+    assert result.failed_at is None and read() == 0
+    result = execute(lr, steps, rc, Audit(tmp_path / "audit.log", "b", str(book), {}, False), lambda t, s: None, 3)
+    assert result.failed_at is None, result.reason
+    assert read() == 3  # once per host, for step three only

@@ -76,11 +76,11 @@ def command(runbook: str, inventory: str, params: tuple[str, ...], dry_run: bool
         if not as_json:
             say(out, styled(text, style))
 
-    with open_session(loaded, accept_new_host_keys, log, command_logger(verbose)) as s, \
+    with open_session(loaded, accept_new_host_keys, log, command_logger(verbose), read_facts=False) as s, \
             (contextlib.nullcontext() if dry_run else hosts_locked(s.transports, f"dnet run {lr.book.name}", log,
                                                                     break_lock)):
         step_log = log if as_json or quiet else (lambda m: say(out, styled(m, "dim")))  # steps' detail on stdout
-        rc = RunContext(s, values, dry_run, step_log, secrets=tuple(str(values[k]) for k in secret))
+        rc = RunContext(s, values, dry_run, step_log, secrets=tuple(str(values[k]) for k in secret), stale=True)
         rc.actions = Actions(rc)
         for h in s.host_errors:
             tell(f"unreachable: {h}: {s.host_errors[h]}", "red")

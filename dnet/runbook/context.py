@@ -35,6 +35,7 @@ class RunContext:
     node_ids: dict[str, str] = field(default_factory=dict)  # every swarm node ID seen during the run
     secrets: tuple[str, ...] = ()
     actions: Any = None
+    stale: bool = False  # facts are read again (all hosts, one round trip each) only when something asks for them
 
     @property
     def inventory(self) -> Inventory:
@@ -42,6 +43,7 @@ class RunContext:
 
     @property
     def facts(self) -> dict[str, HostFacts]:
+        self.fresh()
         return self.session.facts
 
     @property
@@ -75,7 +77,14 @@ class RunContext:
         return self.transport(host).run(command, check=check, secrets=self.secrets)
 
     def refresh(self) -> None:
-        """Read every connected host's facts again (one round trip each, in parallel)."""
+        """The hosts may have changed: read their facts again when they are next asked for."""
+        self.stale = True
+
+    def fresh(self) -> None:
+        """Read every connected host's facts again if they may be out of date (one round trip each, in parallel)."""
+        if not self.stale:
+            return
+        self.stale = False
         images = images_of(self.session.loaded)
         hosts = list(self.session.transports)
         for r in parallel(hosts, lambda h: gather(self.session.transports[h], images)):
@@ -100,6 +109,7 @@ class RunContext:
 
     def limited(self, hosts: list[str] | None) -> Session:
         """The session seen through --limit (apply and verify only on these hosts)."""
+        self.fresh()  # apply and verify read the session's facts directly
         s = copy.copy(self.session)
         s.limit = hosts
         return s
