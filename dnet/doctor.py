@@ -65,39 +65,52 @@ def _read(s: Session, h: str) -> HostRead:
     return r
 
 
-def _ports(s: Session, pairs: list[tuple[str, str, int, str]]) -> dict[tuple[str, str, int, str], str]:
-    """Probe each target's port from each source host: open or blocked.
+Pair = tuple[str, str, int, str]  # (source, target, port, protocol)
+
+
+def _probe(s: Session, pairs: list[Pair], pmtu: dict[str, list[str]], want: int
+           ) -> tuple[dict[Pair, str], dict[tuple[str, str], int]]:
+    """One script per source host, every probe in it at once: its ports (open or blocked) and its path MTU to
+    each target in `pmtu` (bisected DF pings up to `want` bytes).
 
     TCP: connected or refused is open, silence is blocked. UDP (asked only where nothing listens on the target):
     a port-unreachable answer (nc exits 1) is open, silence is blocked."""
     addrs = {h: address_of(s.specs[h]) for h in s.specs}
-    by_src: dict[str, list[tuple[str, int, str]]] = {}
+    by_addr = {a: h for h, a in addrs.items()}
+    by_src: dict[str, list[str]] = {}
     for src, dst, port, proto in pairs:
-        by_src.setdefault(src, []).append((dst, port, proto))
+        by_src.setdefault(src, []).append(
+            f"(r=$(timeout 4 nc -z -v -w 2 {'-u ' if proto == 'udp' else ''}{quote(addrs[dst])} {port} 2>&1; "
+            f"echo \" rc=$?\"); echo port {dst} {port} {proto} $r) &")
+    for src, dsts in pmtu.items():
+        by_src.setdefault(src, []).extend(f"(echo pmtu $(pmtu {quote(addrs[d])} {want})) &" for d in dsts)
 
-    def one(src: str) -> dict[tuple[str, str, int, str], str]:
-        script = "; ".join(
-            f"r=$(timeout 4 nc -z -v -w 2 {'-u ' if proto == 'udp' else ''}{quote(addrs[dst])} {port} 2>&1; "
-            f"echo \" rc=$?\"); echo {dst} {port} {proto} $r" for dst, port, proto in by_src[src])
-        out = s.transports[src].run(script, check=False, timeout=120).stdout
-        got: dict[tuple[str, str, int, str], str] = {}
+    def one(src: str) -> tuple[dict[Pair, str], dict[tuple[str, str], int]]:
+        out = s.transports[src].run(_PMTU + "\n".join(by_src[src]) + "\nwait\n", check=False, timeout=120).stdout
+        ports: dict[Pair, str] = {}
+        sizes: dict[tuple[str, str], int] = {}
         for line in out.splitlines():
             parts = line.split()
-            if len(parts) >= 4:
+            if len(parts) == 3 and parts[0] == "pmtu" and parts[1] in by_addr and parts[2].isdigit():
+                sizes[(src, by_addr[parts[1]])] = int(parts[2])
+            elif len(parts) >= 5 and parts[0] == "port":
                 rc = parts[-1].removeprefix("rc=")
                 if rc in ("127", "124"):  # no nc on the source host, or it hung: nothing can be told
                     continue
-                if parts[2] == "udp":
+                if parts[3] == "udp":
                     state = "open" if rc == "1" else "blocked"
                 else:
                     state = "open" if rc == "0" or "refused" in line.lower() else "blocked"
-                got[(src, parts[0], int(parts[1]), parts[2])] = state
-        return got
+                ports[(src, parts[1], int(parts[2]), parts[3])] = state
+        return ports, sizes
 
-    out: dict[tuple[str, str, int, str], str] = {}
-    for r in parallel(list(by_src), one):
-        out.update(r.value or {})
-    return out
+    ports: dict[Pair, str] = {}
+    sizes: dict[tuple[str, str], int] = {}
+    for r in parallel([h for h in by_src if h in s.transports], one):
+        if r.value:
+            ports.update(r.value[0])
+            sizes.update(r.value[1])
+    return ports, sizes
 
 
 def examine(s: Session) -> list[Finding]:
@@ -115,11 +128,15 @@ def examine(s: Session) -> list[Finding]:
     _versions(s, found)
     _addresses(s, swarm, found)
     _mtu(s, found)
-    _path_mtu(s, swarm, found)
+    pairs = _port_pairs(s, swarm, reads)
+    need, want = _vxlan_size(s, swarm)
+    pmtu = {h: [d for d in swarm if d != h] for h in swarm} if want else {}
+    ports, sizes = _probe(s, pairs, pmtu, want)
+    _path_mtu(s, sizes, need, want, found)
     _plan(s, found)
     _pools(s, swarm, found)
     _taken_ports(s, reads, found)
-    _swarm_ports(s, swarm, reads, found)
+    _swarm_ports(s, ports, found)
     for h, e in s.host_errors.items():
         found.append(Finding(
             "unreachable", "error", [h], "unreachable", [e], "fix SSH to this host first; nothing else was read"))
@@ -244,39 +261,31 @@ _PMTU = r"""pmtu() {
 """
 
 
-def _path_mtu(s: Session, swarm: list[str], found: list[Finding]) -> None:
-    """The real path MTU between swarm hosts (DF pings, so a black hole that eats large packets is found too)
-    against what VXLAN needs: the overlay MTU plus 50 bytes (76 with ESP)."""
-    inv = s.loaded.model
-    overlays = [n for n in inv.networks.values() if n.driver == "overlay"]
+def _vxlan_size(s: Session, swarm: list[str]) -> tuple[int, int]:
+    """(VXLAN overhead, packet size overlays send): the overlay MTU plus 50 bytes (76 with ESP); (0, 0) when no
+    overlay spans two hosts."""
+    overlays = [n for n in s.loaded.model.networks.values() if n.driver == "overlay"]
     if not overlays or len(swarm) < 2:
-        return
+        return 0, 0
     need = 76 if any(n.encrypted for n in overlays) else 50
-    inner = max(n.mtu or 1450 for n in overlays)  # Docker's overlay default is 1450
-    want = inner + need
-    addrs = {h: address_of(s.specs[h]) for h in swarm}
+    return need, max(n.mtu or 1450 for n in overlays) + need  # Docker's overlay default is 1450
 
-    def one(src: str) -> dict[str, int]:
-        script = _PMTU + " ".join(f"pmtu {quote(addrs[d])} {want} &" for d in swarm if d != src) + " wait"
-        got: dict[str, int] = {}
-        by_addr = {a: h for h, a in addrs.items()}
-        for line in s.transports[src].run(script, check=False, timeout=60).stdout.splitlines():
-            addr, _, size = line.partition(" ")
-            if addr in by_addr and size.isdigit():
-                got[by_addr[addr]] = int(size)
-        return got
 
-    for r in parallel([h for h in swarm if h in s.transports], one):
-        for dst, size in sorted((r.value or {}).items()):
-            if size < want:
-                found.append(Finding(
-                    "path-mtu", "error", [r.host, dst], f"packets over {size} bytes from {r.host} to {dst} are "
-                                     f"dropped, but overlays send {want}-byte VXLAN{' and ESP' if need == 76 else ''} "
-                                     "packets: small requests work, large transfers hang",
-                                     [f"ping -M do -s {size - 28} {addrs[dst]} from {r.host}: answered",
-                                      f"ping -M do -s {size - 27} {addrs[dst]} from {r.host}: no answer"],
-                                     f"set every overlay's mtu to {size - need} or less (networks.NAME.mtu), and "
-                                     f"defaults.docker.mtu to {size} or less, or fix the path's MTU"))
+def _path_mtu(s: Session, sizes: dict[tuple[str, str], int], need: int, want: int, found: list[Finding]) -> None:
+    """The real path MTU between swarm hosts (DF pings, so a black hole that eats large packets is found too)
+    against what VXLAN needs."""
+    addrs = {h: address_of(sp) for h, sp in s.specs.items()}
+    for (src, dst), size in sorted(sizes.items()):
+        if size >= want:
+            continue
+        found.append(Finding(
+            "path-mtu", "error", [src, dst], f"packets over {size} bytes from {src} to {dst} are dropped, but "
+                                             f"overlays send {want}-byte VXLAN{' and ESP' if need == 76 else ''} "
+                                             "packets: small requests work, large transfers hang",
+            [f"ping -M do -s {size - 28} {addrs[dst]} from {src}: answered",
+             f"ping -M do -s {size - 27} {addrs[dst]} from {src}: no answer"],
+            f"set every overlay's mtu to {size - need} or less (networks.NAME.mtu), and defaults.docker.mtu to "
+            f"{size} or less, or fix the path's MTU"))
 
 
 def _plan(s: Session, found: list[Finding]) -> None:
@@ -345,20 +354,30 @@ def _taken_ports(s: Session, reads: dict[str, HostRead], found: list[Finding]) -
                                  "not manage", taken, "free the port or declare another one"))
 
 
-def _swarm_ports(s: Session, swarm: list[str], reads: dict[str, HostRead], found: list[Finding]) -> None:
+def _port_pairs(s: Session, swarm: list[str], reads: dict[str, HostRead]) -> list[Pair]:
+    """What swarm needs between its hosts: 2377/tcp to managers, 7946/tcp+udp and VXLAN/udp between all; UDP only
+    where nothing listens yet (before the swarm forms)."""
     inv = s.loaded.model
     managers = {h for h in swarm if "manager" in inv.hosts[h].roles}
-    vxlan = inv.swarm.data_path_port if inv.swarm and inv.swarm.data_path_port else 4789
+    vxlan = _vxlan_port(s)
 
     def udp_silent(dst: str, port: int) -> bool:
-        """Nothing listens there yet (before the swarm forms), so an unreachable answer is expected."""
         listening = reads[dst].values.get("listen", "").split() if dst in reads else ["?"]
         return "?" not in listening and not any(x.startswith("udp") and x.endswith(f":{port}") for x in listening)
 
     two = [(a, b) for a in swarm for b in swarm if a != b]
     pairs = [(a, b, p, "tcp") for a, b in two for p in ([2377] if b in managers else []) + [7946]]
-    pairs += [(a, b, p, "udp") for a, b in two for p in (7946, vxlan) if udp_silent(b, p)]
-    for (src, dst, port, proto), state in sorted(_ports(s, pairs).items()):
+    return pairs + [(a, b, p, "udp") for a, b in two for p in (7946, vxlan) if udp_silent(b, p)]
+
+
+def _vxlan_port(s: Session) -> int:
+    sw = s.loaded.model.swarm
+    return sw.data_path_port if sw and sw.data_path_port else 4789
+
+
+def _swarm_ports(s: Session, ports: dict[Pair, str], found: list[Finding]) -> None:
+    vxlan = _vxlan_port(s)
+    for (src, dst, port, proto), state in sorted(ports.items()):
         if state == "blocked":
             how = "nc -z" if proto == "tcp" else "nc -u -z (no port-unreachable answer came back)"
             found.append(Finding(
