@@ -173,3 +173,16 @@ def test_findings_name_the_cause_host_evidence_and_checks() -> None:
     assert found[0].cause == "a firewall rule on node2 drops tcp/9090 (DOCKER-USER chain)"
     assert found[0].evidence == ["node2: iptables -A DOCKER-USER -p tcp -m tcp --dport 9090 -j REJECT "
                                  "--reject-with icmp-port-unreachable"]
+
+
+def test_must_not_reach_checks_wait_less_but_still_cover_a_lost_packet() -> None:
+    """Silence proves a negative check, so its wait is verify's critical path: 3 s for http (a DNS query and a
+    SYN are each sent again after 1 s), 2 s for tcp (nc's own), the full waits for checks that must answer."""
+    checks = [Check("c1", 4, "db", "u", "http", ["http", "http://upstream.lab/"], expect=False),
+              Check("c2", 4, "edge", "u", "http", ["http", "http://upstream.lab/"]),
+              Check("c3", 3, "edge", "web", "tcp", ["tcp", "web", "80"], expect=False)]
+    lines = probe.script(checks).splitlines()
+    assert "(T=3; http c1 http://upstream.lab/) &" in lines
+    assert "http c2 http://upstream.lab/ &" in lines and "tcp c3 web 80 &" in lines
+    lib = probe.script([])
+    assert 'timeout "${T:-5}" wget' in lib and 'nc -w "${T:-2}"' in lib
