@@ -223,8 +223,8 @@ def swarm(r: Reader, d: dict[str, Any]) -> SwarmFact:
     return SwarmFact(r.text(d, "LocalNodeState") or "inactive", r.text(d, "NodeID"), r.text(d, "NodeAddr"),
                      r.text(cluster, "ID"), r.flag(d, "ControlAvailable"), r.text(d, "Error"),
                      r.flag(enc, "AutoLockManagers"),
-                     [r.text(m, "NodeID") for m in r.seq(d, "RemoteManagers") if isinstance(m, dict)],
-                     [r.text(m, "Addr").rpartition(":")[0] for m in r.seq(d, "RemoteManagers") if isinstance(m, dict)])
+                     [(r.text(m, "NodeID"), r.text(m, "Addr").rpartition(":")[0])
+                      for m in r.seq(d, "RemoteManagers") if isinstance(m, dict)])
 
 
 def sections(text: str) -> dict[str, str]:

@@ -188,5 +188,13 @@ class SwarmFact:
     control_available: bool = False
     error: str = ""
     autolock: bool = False
-    managers: list[str] = field(default_factory=list)  # node IDs of the managers this node knows (RemoteManagers)
-    manager_addrs: list[str] = field(default_factory=list)  # their addresses, without the port
+    remote_managers: list[tuple[str, str]] = field(default_factory=list)  # (node ID, address without the port)
+
+    @property
+    def managers(self) -> list[str]:
+        """Node IDs of the managers this node knows (RemoteManagers)."""
+        return [nid for nid, _ in self.remote_managers]
+
+    @property
+    def manager_addrs(self) -> list[str]:
+        return [addr for _, addr in self.remote_managers]
