@@ -38,6 +38,7 @@ def hosts_up(count: int, keys: Path) -> list[str]:
     """Start `count` sshd containers; return their addresses once every one accepts TCP on port 22."""
     image = node_image_tag(bare=True)
     build_node_image(bare=True, log=lambda m: None)
+    hosts_down()  # what an interrupted earlier run left (only the benchmark's own, by its label)
     docker("network", "create", "--label", LABEL, "--subnet", SUBNET, NETWORK)
     addrs = [str(a) for a in list(ipaddress.ip_network(SUBNET).hosts())[10:10 + count]]
 
@@ -65,7 +66,14 @@ def hosts_down() -> None:
     ids = docker("ps", "-aq", "--filter", f"label={LABEL}").split()
     if ids:
         docker("rm", "-f", *ids)
-    subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True)
+    for _ in range(50):  # the engine releases 300 endpoints a moment after the containers are gone
+        if subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True).returncode == 0 or \
+                not subprocess.run(["docker", "network", "ls", "-q", "-f", f"label={LABEL}"], capture_output=True,
+                                   text=True).stdout.strip():
+            return
+        time.sleep(0.2)
+    print(f"warning: the engine keeps {NETWORK} busy with endpoints of removed containers (a Docker bug after "
+          f"mass removal); restart dockerd, then `docker network rm {NETWORK}`", file=sys.stderr)
 
 
 def measure(args: list[str], forks: int) -> tuple[float, float, float, int]:
