@@ -27,6 +27,7 @@ from dnet.plan.model import (
     Phase,
     Plan,
     SwarmInit,
+    SwarmJoin,
 )
 from dnet.poll import PollTimeout, poll
 from dnet.runner import parallel
@@ -151,9 +152,11 @@ def local_lane(s: Session, changes: list[Change]) -> list[Change]:
     networks only, forwards. Apply runs them beside the swarm's changes instead of after them.
 
     A container stays in the swarm lane when it uses an overlay, or a network that the swarm lane changes
-    (recreated or removed), so that it never attaches to a network about to go.
+    (recreated or removed), so that it never attaches to a network about to go. A host whose engine the swarm
+    lane restarts (to free a stale gossip port) keeps all its changes there.
     """
     inv = s.loaded.model
+    restarting = {c.host for c in changes if isinstance(c, SwarmInit | SwarmJoin) and c.restart}
     overlay = {n for n, net in inv.networks.items() if net.driver == "overlay"}
     made = {(c.host, c.network) for c in changes
             if isinstance(c, NetworkCreate) and c.spec and c.spec.driver != "overlay"}
@@ -163,6 +166,8 @@ def local_lane(s: Session, changes: list[Change]) -> list[Change]:
         return not any(n in overlay or (host, n) in busy for n in nets)
 
     def local(c: Change) -> bool:
+        if c.host in restarting:
+            return False
         if isinstance(c, NetworkCreate):
             return (c.host, c.network) in made
         if isinstance(c, ContainerRun):

@@ -209,3 +209,21 @@ def test_any_exception_in_a_change_is_that_changes_failure_never_a_dropped_resul
     assert node2.status == "failed" and "SSHException: channel closed" in node2.message
     assert by[("node3", "swarm")].status == "failed" and "reset" in by[("node3", "swarm")].message
     assert by[("node3", "db")].status == "skipped" and by[("node1", "web")].status == "ok"
+
+
+def test_a_stale_gossip_port_restarts_the_engine_before_the_join_and_keeps_the_host_out_of_the_local_lane() -> None:
+    from tests.test_facts_plan import STALE, with_gossip
+
+    s, ts = session({})
+    s.facts = with_gossip("fresh", {"node2": STALE})
+    p = plan(s)
+    assert not any(c.host == "node2" for c in converge.local_lane(s, p.changes))
+    outcomes = converge.apply(s, p, lambda m: None)
+    assert all(o.status == "ok" for o in outcomes), [o.message for o in outcomes if o.status != "ok"]
+    node2 = ts["node2"].commands
+    first = lambda pat: next(i for i, c in enumerate(node2) if pat in c)
+    restarts = [i for i, c in enumerate(node2) if c.startswith("service docker restart")]
+    assert len(restarts) == 2  # for daemon.json, then to free the gossip port
+    assert first("daemon.json") < restarts[0] < restarts[1] < first("/swarm/join") < first("docker run -d --name edge")
+    join = next(o for o in outcomes if o.change.host == "node2" and o.change.kind == "swarm")
+    assert join.message.startswith("engine restarted to free 7946/tcp") and "joined as worker" in join.message

@@ -28,3 +28,16 @@ def test_soak_runs_a_round_and_reports_no_failure() -> None:
                        text=True, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "verdict: ok (1 rounds" in r.stdout and "FAILED" not in r.stdout, r.stdout
+
+
+def test_compare_bench_runs_dnet_and_the_floor_on_one_lab(tmp_path: Path) -> None:
+    """The side-by-side at smoke size: dnet and the multiplexed-SSH floor (pyinfra and Ansible need the package
+    index and a derived node image, so they run only when the benchmark is run by hand)."""
+    out = tmp_path / "compare.json"
+    r = subprocess.run([sys.executable, "bench/compare.py", "--runs", "1", "--tools", "dnet,floor", "--out", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = json.loads(out.read_text())
+    assert set(got["runs"]) == {"dnet", "floor"}
+    assert got["runs"]["dnet"][0]["second_run_changes"] == 0  # dnet's no-op run changed nothing
+    assert "vs floor" in r.stdout

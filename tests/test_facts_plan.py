@@ -201,3 +201,41 @@ def test_availability_is_declared_and_strangers_are_reported_or_pruned() -> None
     w.prune_nodes = True
     removal = [c for c in diff(w).changes if c.action == "remove"]
     assert [(c.host, c.kind, c.name) for c in removal] == [("node1", "node", "old-box")]
+
+
+STALE = 'LISTEN 0      4096   *:7946 *:* users:(("dockerd",pid=344,fd=30))'
+
+
+def with_gossip(kind: str, listeners: dict[str, str]) -> dict[str, HostFacts]:
+    """Recorded facts with a `gossip` section (what listens on 7946/tcp) added per host."""
+    return {n: parse(n, (DATA / f"{kind}-{n}.txt").read_text().replace(
+        "@@dnet:end", f"@@dnet:gossip\n{listeners.get(n, '')}\n@@dnet:end")) for n in NODES}
+
+
+def test_an_engine_that_left_a_swarm_but_holds_its_gossip_port_is_restarted_before_it_joins() -> None:
+    """Seen on Docker 20.10 after `destroy --leave-swarm`: the host that left last keeps 7946/tcp, and joining again
+    leaves it without overlay peers. Plan says so; apply restarts that engine first, then joins."""
+    f = with_gossip("fresh", {"node2": STALE, "node1": STALE})
+    assert f["node2"].stale_gossip and not f["node3"].stale_gossip
+    inv = loads(EXAMPLE.read_text()).model
+    w = World(inv, hosts(inv, paramiko.SSHConfig()), f, {"dnet/probe:latest": f["node1"].images["dnet/probe:latest"]})
+    plan = diff(w)
+    swarm_changes = {c.host: c for c in plan.changes if c.kind == "swarm"}
+    assert swarm_changes["node1"].restart and swarm_changes["node2"].restart  # type: ignore[attr-defined]
+    assert not swarm_changes["node3"].restart  # type: ignore[attr-defined]
+    assert "after restarting the engine: it still holds 7946/tcp" in swarm_changes["node2"].detail
+    assert "restarting" not in swarm_changes["node3"].detail and not plan.errors
+
+
+def test_another_program_on_the_gossip_port_is_a_plan_error() -> None:
+    f = with_gossip("fresh", {"node3": 'LISTEN 0 5 *:7946 *:* users:(("nc",pid=9,fd=3))'})
+    inv = loads(EXAMPLE.read_text()).model
+    w = World(inv, hosts(inv, paramiko.SSHConfig()), f, {"dnet/probe:latest": f["node1"].images["dnet/probe:latest"]})
+    plan = diff(w)
+    assert any(e.startswith("node3: 7946/tcp") and '"nc"' in e for e in plan.errors), plan.errors
+    assert not any(c.host == "node3" and c.kind == "swarm" for c in plan.changes)
+
+
+def test_a_swarm_member_listening_on_its_gossip_port_is_normal() -> None:
+    f = with_gossip("applied", {n: STALE for n in NODES})
+    assert not any(x.stale_gossip for x in f.values())

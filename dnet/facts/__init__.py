@@ -53,6 +53,10 @@ SECTIONS: list[tuple[str, str]] = [
     ("ipvs", "[ -e /proc/net/ip_vs ] && echo yes || echo no"),
     ("links", "ip -o link 2>/dev/null"),
     ("addrs", "ip -o -4 addr 2>/dev/null"),
+    # who listens on swarm's gossip port: outside a swarm, an engine that still does cannot start a new swarm's
+    ("gossip", "if command -v ss >/dev/null 2>&1; then ss -Hltnp 'sport = :7946' 2>/dev/null | head -1; "
+               "else grep -qiE '^ *[0-9]+: [0-9A-F]+:1F0A [0-9A-F]+:0+ 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null "
+               "&& echo 'listening (owner unknown)'; fi"),
 ]
 
 
@@ -105,6 +109,7 @@ class HostFacts:
     ipvs: bool = False
     mtus: dict[str, int] = field(default_factory=dict)  # interface -> MTU
     addresses: dict[str, list[str]] = field(default_factory=dict)  # interface -> IPv4 addresses
+    gossip_listener: str = ""  # what listens on 7946/tcp ("" when nothing does)
 
     def interface_of(self, address: str) -> str | None:
         """The interface that holds an address (the host's underlay interface for its own address)."""
@@ -113,6 +118,14 @@ class HostFacts:
     @property
     def swarm_state(self) -> str:
         return self.swarm.state
+
+    @property
+    def stale_gossip(self) -> bool:
+        """Outside any swarm, yet the engine still listens on 7946/tcp: the gossip of a swarm it left did not shut
+        down (its leave broadcast timed out), so a new swarm's gossip cannot bind and this host gets no overlay
+        peers. A restart of the engine frees the port."""
+        return self.swarm_state == "inactive" and bool(self.gossip_listener) and \
+            ("dockerd" in self.gossip_listener or "owner unknown" in self.gossip_listener)
 
     @property
     def node_id(self) -> str:
@@ -285,6 +298,7 @@ def parse(host: str, text: str) -> HostFacts:
     f.routes = [ln for ln in sec.get("routes", "").splitlines() if ln.strip()]
     f.ipvs = sec.get("ipvs", "").strip() == "yes"
     f.mtus, f.addresses = links(sec.get("links", "")), addrs(sec.get("addrs", ""))
+    f.gossip_listener = " ".join(sec.get("gossip", "").split())
     return f
 
 

@@ -158,16 +158,22 @@ class DaemonUpdate(Change):
         return self.settings
 
 
+RESTART = " (after restarting the engine: it still holds 7946/tcp from the swarm it left, so a new swarm's gossip " \
+          "could not start and overlays would not reach this host)"
+
+
 @dataclass(frozen=True)
 class SwarmInit(Change):
     pools: tuple[str, ...] = ()
+    restart: bool = False  # the engine still holds 7946 from a swarm it left: restarted first
     kind: ClassVar[str] = "swarm"
     phase: ClassVar[Phase] = Phase.SWARM
     verb: ClassVar[Action] = Action.INIT
 
     @property
     def detail(self) -> str:
-        return f"first manager; overlay pools {', '.join(self.pools) or 'default pools'}"
+        return f"first manager; overlay pools {', '.join(self.pools) or 'default pools'}" + (RESTART if self.restart
+                                                                                              else "")
 
     def before(self) -> Any:
         return {"swarm": "inactive"}
@@ -180,13 +186,15 @@ class SwarmInit(Change):
 class SwarmJoin(Change):
     role: Role = "worker"
     stuck: str = ""  # a join to this swarm that never finished ('pending' or 'error'): left first, then joined again
+    restart: bool = False  # the engine still holds 7946 from a swarm it left: restarted first
     kind: ClassVar[str] = "swarm"
     phase: ClassVar[Phase] = Phase.SWARM
     verb: ClassVar[Action] = Action.JOIN
 
     @property
     def detail(self) -> str:
-        return f"as {self.role}" + (f" (after leaving a join stuck in '{self.stuck}')" if self.stuck else "")
+        return f"as {self.role}" + (f" (after leaving a join stuck in '{self.stuck}')" if self.stuck else "") + \
+            (RESTART if self.restart else "")
 
     def before(self) -> Any:
         return {"swarm": self.stuck or "inactive"}

@@ -27,7 +27,9 @@ def diff(w: World, plan: Plan) -> None:
                                "fix or leave that swarm by hand (docker swarm leave --force)")
             return
         sw = w.inv.swarm
-        plan.add(SwarmInit(leader, tuple(sw.default_addr_pool) if sw else ()))
+        if _gossip_port_taken(w, plan, leader):
+            return
+        plan.add(SwarmInit(leader, tuple(sw.default_addr_pool) if sw else (), lf.stale_gossip))
     known_nodes = {n.id: n for n in lf.nodes} if cluster else {}
     for h in members:
         if h not in w.facts:  # unreachable: reported by the caller
@@ -37,7 +39,8 @@ def diff(w: World, plan: Plan) -> None:
         if h == leader and not cluster:
             pass
         elif f.swarm_state == "inactive":
-            plan.add(SwarmJoin(h, role))
+            if not _gossip_port_taken(w, plan, h):
+                plan.add(SwarmJoin(h, role, restart=f.stale_gossip))
         elif f.swarm_state in ("pending", "error") and cluster and _joining_us(w, f, known_nodes):
             plan.add(SwarmJoin(h, role, f.swarm_state))
         elif f.swarm_state != "active":
@@ -51,6 +54,16 @@ def diff(w: World, plan: Plan) -> None:
             continue
         _node(w, plan, h, role, known_nodes.get(f.node_id), leader)
     _strangers(w, plan, leader, known_nodes)
+
+
+def _gossip_port_taken(w: World, plan: Plan, host: str) -> bool:
+    """Outside a swarm, something other than the engine listens on swarm's gossip port: an error in the plan."""
+    f = w.facts[host]
+    if f.swarm_state != "inactive" or not f.gossip_listener or f.stale_gossip:
+        return False
+    plan.errors.append(f"{host}: 7946/tcp, the port swarm's gossip needs, is taken by another program "
+                       f"({f.gossip_listener}); stop it, then apply again")
+    return True
 
 
 def _joining_us(w: World, f: HostFacts, nodes: dict[str, NodeFact]) -> bool:

@@ -13,7 +13,7 @@ from dnet.tasks.base import Context
 from dnet.tasks.swarm import unlock_key
 from dnet.transport.base import quote
 
-WAIT_READY = "for i in $(seq 120); do docker info >/dev/null 2>&1 && exit 0; sleep 0.5; done; " \
+WAIT_READY = "for i in $(seq 300); do docker info >/dev/null 2>&1 && exit 0; sleep 0.2; done; " \
              "echo 'the engine did not come up within 60s' >&2; exit 1"
 LIST = "docker ps --no-trunc --format '{{.ID}} {{.Label \"com.docker.swarm.task.id\"}}'"
 

@@ -26,8 +26,16 @@ def advertise(ctx: Context, host: str) -> str:
     return address_of(spec)
 
 
+def free_gossip_port(ctx: Context, host: str) -> str:
+    """Restart the engine of a host that left a swarm but still holds its gossip port; say so for the message."""
+    from dnet.tasks.restart import restart  # restart needs this module's unlock_key: imported when used
+
+    return restart(ctx, host).replace("engine restarted", "engine restarted to free 7946/tcp", 1) + "; "
+
+
 @task(SwarmInit)
 def init(ctx: Context, c: SwarmInit) -> str:
+    freed = free_gossip_port(ctx, c.host) if c.restart else ""
     adv = advertise(ctx, c.host)
     args = ["docker", "swarm", "init", "--advertise-addr", adv, "--data-path-addr", adv]
     sw = ctx.inv.swarm
@@ -44,8 +52,8 @@ def init(ctx: Context, c: SwarmInit) -> str:
     load_tokens(ctx)
     if sw and sw.autolock:
         ctx.unlock_key = ctx.read(c.host, "docker swarm unlock-key -q", "unlock key")
-        return f"swarm initialised, advertising {adv}; autolocked, {keep_unlock_key(ctx)}"
-    return f"swarm initialised, advertising {adv}"
+        return f"{freed}swarm initialised, advertising {adv}; autolocked, {keep_unlock_key(ctx)}"
+    return f"{freed}swarm initialised, advertising {adv}"
 
 
 def keep_unlock_key(ctx: Context) -> str:
@@ -93,6 +101,7 @@ def join(ctx: Context, c: SwarmJoin) -> str:
         raise DnetError(f"{c.host}: no manager to join")
     if c.stuck:  # a join cut off earlier (a partition, a timeout) keeps retrying in the engine: end it first
         ctx.run(c.host, "docker swarm leave --force >/dev/null 2>&1 || true")
+    freed = free_gossip_port(ctx, c.host) if c.restart else ""
     adv = advertise(ctx, c.host)
     body = json.dumps({"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": adv, "DataPathAddr": adv,
                        "RemoteAddrs": [f"{ctx.manager_addr}:2377"], "JoinToken": ctx.tokens[c.role]})
@@ -102,12 +111,12 @@ def join(ctx: Context, c: SwarmJoin) -> str:
         cmd = quote("docker", "swarm", "join", "--token", ctx.tokens[c.role], "--advertise-addr", adv,
                     "--data-path-addr", adv, f"{ctx.manager_addr}:2377")
         ctx.run(c.host, cmd + " >/dev/null", timeout=120)
-        return f"joined as {c.role} (with the docker CLI: install curl on {c.host} to keep the token off its " \
-               "command line)"
+        return f"{freed}joined as {c.role} (with the docker CLI: install curl on {c.host} to keep the token off " \
+               "its command line)"
     if r.stdout.strip() != "200" and not ctx.dry_run:
         raise DnetError(f"{c.host}: swarm join failed (HTTP {r.stdout.strip() or '?'}): "
                         f"{mask(r.stderr.strip()[-400:], ctx.secrets())}")
-    return f"joined as {c.role}"
+    return f"{freed}joined as {c.role}"
 
 
 JOIN_API = ("command -v curl >/dev/null 2>&1 || exit 127; curl -sS --unix-socket /var/run/docker.sock "
