@@ -125,6 +125,7 @@ def examine(s: Session) -> list[Finding]:
     _kernel(reads, swarm, encrypted, uses_mesh, found)
     _iptables(reads, found)
     _clock(reads, found)
+    _gossip(s, swarm, found)
     _versions(s, found)
     _addresses(s, swarm, found)
     _mtu(s, found)
@@ -187,6 +188,16 @@ def _iptables(reads: dict[str, HostRead], found: list[Finding]) -> None:
                              "iptables backends differ between hosts",
                              [f"{k}: {', '.join(sorted(v))}" for k, v in sorted(kinds.items())],
                              "use one backend everywhere (update-alternatives --config iptables)"))
+
+
+def _gossip(s: Session, swarm: list[str], found: list[Finding]) -> None:
+    stale = [h for h in swarm if h in s.facts and s.facts[h].stale_gossip]
+    if stale:
+        found.append(Finding(
+            "gossip-stale", "warning", stale, "outside any swarm, yet the engine still holds swarm's gossip port "
+                                              "7946/tcp: joined again as it is, it would get no overlay peers",
+            [f"{h}: {s.facts[h].gossip_listener}" for h in stale],
+            "dnet apply restarts these engines before they init or join; by hand: restart docker, then join"))
 
 
 def _clock(reads: dict[str, HostRead], found: list[Finding]) -> None:

@@ -239,3 +239,14 @@ def test_another_program_on_the_gossip_port_is_a_plan_error() -> None:
 def test_a_swarm_member_listening_on_its_gossip_port_is_normal() -> None:
     f = with_gossip("applied", {n: STALE for n in NODES})
     assert not any(x.stale_gossip for x in f.values())
+
+
+def test_doctor_names_an_engine_holding_a_stale_gossip_port() -> None:
+    from types import SimpleNamespace
+
+    from dnet import doctor
+
+    found: list[doctor.Finding] = []
+    doctor._gossip(SimpleNamespace(facts=with_gossip("fresh", {"node3": STALE})), NODES, found)  # type: ignore[arg-type]
+    assert [(f.key, f.hosts) for f in found] == [("gossip-stale", ["node3"])]
+    assert "dockerd" in found[0].evidence[0]
