@@ -75,7 +75,7 @@ def test_a_node_killed_mid_apply_fails_that_host_and_a_rerun_converges(lab: tupl
 
     name, inv = lab
     node3 = next(n for n in LabState.load(name).nodes if n.name == "node3")
-    code, out, seconds = _apply_with_trouble(inv, "node1: swarm swarm: swarm initialised", lambda _: subprocess.run(
+    code, out, seconds = _apply_with_trouble(inv, "swarm initialised, advertising", lambda _: subprocess.run(
         ["docker", "kill", node3.container], check=True, capture_output=True))
     assert code == 1, out
     assert seconds < 300, out  # bounded: no wait on the dead host outlives the command timeout
@@ -99,7 +99,7 @@ def test_a_partition_between_manager_and_worker_mid_apply_ends_and_heals(lab: tu
     faults = for_lab(name)
     held = []
     try:
-        code, text, seconds = _apply_with_trouble(inv, "node1: swarm swarm: swarm initialised",
+        code, text, seconds = _apply_with_trouble(inv, "swarm initialised, advertising",
                                                   lambda _: held.append(faults.partition("node1", "node3")))
         assert code == 1, text
         assert seconds < 300, text
@@ -114,7 +114,7 @@ def test_sigterm_mid_apply_says_what_was_done_and_what_was_not(lab: tuple[str, P
     name, inv = lab
     code, out = dnet_json("destroy", "-i", str(inv), "--yes", "--leave-swarm")
     assert code == 0, json.dumps(out)[-3000:]
-    code, text, _ = _apply_with_trouble(inv, "node1: swarm swarm: swarm initialised",
+    code, text, _ = _apply_with_trouble(inv, "swarm initialised, advertising",
                                         lambda p: p.send_signal(signal.SIGTERM))
     assert code == 130 and "Traceback" not in text, text
     summary = next(ln for ln in text.splitlines() if " changes done, " in ln)

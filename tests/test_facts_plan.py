@@ -250,3 +250,25 @@ def test_doctor_names_an_engine_holding_a_stale_gossip_port() -> None:
     doctor._gossip(SimpleNamespace(facts=with_gossip("fresh", {"node3": STALE})), NODES, found)  # type: ignore[arg-type]
     assert [(f.key, f.hosts) for f in found] == [("gossip-stale", ["node3"])]
     assert "dockerd" in found[0].evidence[0]
+
+
+@pytest.mark.parametrize(("state", "node_id", "managers", "joins"), [
+    ("pending", "n3", [("m1", "192.168.77.11")], True),  # cut off while joining this swarm
+    ("error", "", [], True),  # cut off before it had an identity: in no swarm, nothing to lose
+    ("error", "n3", [("x1", "10.9.9.9")], False),  # another swarm's managers: not dnet's to end
+])
+def test_a_join_cut_off_by_a_partition_is_left_and_joined_again(state: str, node_id: str,
+                                                                managers: list[tuple[str, str]], joins: bool) -> None:
+    from dnet.facts.model import SwarmFact
+
+    f = facts("applied")
+    f["node3"].swarm = SwarmFact(state, node_id, remote_managers=managers)
+    inv = loads(EXAMPLE.read_text()).model
+    plan = diff(World(inv, hosts(inv, paramiko.SSHConfig()), f,
+                      {"dnet/probe:latest": f["node1"].images["dnet/probe:latest"]}))
+    join = [c for c in plan.changes if c.host == "node3" and isinstance(c, SwarmJoin)]
+    if joins:
+        assert join and join[0].stuck == state and f"after leaving a join stuck in '{state}'" in join[0].detail
+        assert not plan.errors
+    else:
+        assert not join and any(e.startswith(f"node3: swarm state is '{state}'") for e in plan.errors), plan.errors

@@ -67,7 +67,10 @@ def _gossip_port_taken(w: World, plan: Plan, host: str) -> bool:
 
 
 def _joining_us(w: World, f: HostFacts, nodes: dict[str, NodeFact]) -> bool:
-    """A join that never finished, aimed at this swarm's managers (and no other swarm's)."""
+    """A join that never finished, aimed at this swarm's managers (and no other swarm's), or one that never got
+    as far as a node identity (it belongs to no swarm: leaving it loses nothing)."""
+    if not f.node_id and not f.swarm.remote_managers:
+        return True
     ours = {n.addr for n in nodes.values() if n.role == "manager"} | \
         {address_of(w.specs[h]) for h in w.inv.hosts if "manager" in w.inv.hosts[h].roles and h in w.specs}
     return bool(f.swarm.manager_addrs) and set(f.swarm.manager_addrs) <= ours
