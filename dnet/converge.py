@@ -176,8 +176,7 @@ def local_lane(s: Session, changes: list[Change]) -> list[Change]:
             return c.container in inv.containers and host_scoped(c.host, list(inv.containers[c.container].networks))
         return isinstance(c, ImageStream | ImagePull | ForwardRewrite | ForwardRemove)
 
-    out = [c for c in changes if local(c)]
-    return out
+    return [c for c in changes if local(c)]
 
 
 def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
@@ -211,7 +210,8 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
             outcomes += _run(ctx, group, failed, log)
     rest = [c for c in changes if c.order != Phase.ENGINE]
     local = local_lane(s, rest)
-    swarm = [c for c in rest if all(c is not x for x in local)]
+    in_local = {id(c) for c in local}
+    swarm = [c for c in rest if id(c) not in in_local]
     images_ready = threading.Event()
     local_out: list[Outcome] = []
     errors: list[BaseException] = []
