@@ -254,8 +254,8 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
         raise
     if errors:
         raise errors[0]
-    done = {id(o.change): o for o in outcomes + local_out}
-    return [done[id(c)] for c in changes if id(c) in done]
+    # phase by phase; within a phase in the order things ran (a rolling restart's order is part of the result)
+    return sorted(outcomes + local_out, key=lambda o: o.change.order)
 
 
 def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[Outcome]:

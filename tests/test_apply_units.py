@@ -227,3 +227,11 @@ def test_a_stale_gossip_port_restarts_the_engine_before_the_join_and_keeps_the_h
     assert first("daemon.json") < restarts[0] < restarts[1] < first("/swarm/join") < first("docker run -d --name edge")
     join = next(o for o in outcomes if o.change.host == "node2" and o.change.kind == "swarm")
     assert join.message.startswith("engine restarted to free 7946/tcp") and "joined as worker" in join.message
+
+
+def test_outcomes_come_phase_by_phase_in_the_order_things_ran() -> None:
+    s, _ = session({})
+    outcomes = converge.apply(s, plan(s), lambda m: None)
+    orders = [o.change.order for o in outcomes]
+    assert orders == sorted(orders)  # engines, then swarm, ..., forwards; each phase as it ran
+    assert next(o.change.host for o in outcomes if o.change.kind == "swarm") == "node1"  # init before the joins
