@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docker
+import job  # bench/job.py: this script's directory is on the path
 
 from dnet.errors import DnetError
 from dnet.images import PROBE_IMAGE
@@ -139,29 +140,8 @@ class Lab:
 # --- the tools ------------------------------------------------------------------------------------------------
 
 def write_dnet(lab: Lab, d: Path) -> Path:
-    hosts = "\n".join(f"  {n}: {{address: {lab.ip[n]}, roles: [{'manager' if n == 'node1' else 'worker'}]}}"
-                      for n in NODES)
     p = d / "dnet.yml"
-    p.write_text(f"""version: 1
-defaults: {{user: root, identity_file: {lab.state.key}, known_hosts: {lab.state.known_hosts}}}
-hosts:
-{hosts}
-swarm: {{advertise_interface: eth0}}
-networks:
-  appnet: {{driver: overlay, subnet: 10.77.0.0/24, attachable: true}}
-  localnet: {{driver: bridge, subnet: 172.30.0.0/24}}
-services:
-  web:
-    image: {PROBE_IMAGE}
-    command: [httpd, -f, -p, "80", -h, /www]
-    replicas: 3
-    networks: [appnet]
-    endpoint_mode: dnsrr
-    ports: [{{published: 8080, target: 80, mode: host}}]
-containers:
-  edge: {{host: node2, image: "{PROBE_IMAGE}", command: [httpd, -f, -p, "80", -h, /www], networks: [localnet],
-         ports: ["9090:80/tcp"]}}
-""")
+    p.write_text(job.inventory(lab.state, 1, "node2"))
     return p
 
 

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import job  # bench/job.py: this script's directory is on the path
+
 from dnet.lab import dind
 from dnet.lab.state import LabState
 
@@ -25,30 +27,7 @@ DNET = str(Path(sys.executable).with_name("dnet"))
 
 
 def inventory(state: LabState, path: Path) -> None:
-    nodes = state.nodes
-    managers = 3 if len(nodes) >= 5 else 1
-    hosts = "\n".join(f"  {n.name}: {{address: {n.address}, roles: [{'manager' if i < managers else 'worker'}]}}"
-                      for i, n in enumerate(nodes))
-    path.write_text(f"""version: 1
-defaults: {{user: root, identity_file: {state.key}, known_hosts: {state.known_hosts}}}
-hosts:
-{hosts}
-swarm: {{advertise_interface: eth0}}
-networks:
-  appnet: {{driver: overlay, subnet: 10.77.0.0/24, attachable: true}}
-  localnet: {{driver: bridge, subnet: 172.30.0.0/24}}
-services:
-  web:
-    image: dnet/probe:latest
-    command: [httpd, -f, -p, "80", -h, /www]
-    replicas: {len(nodes)}
-    networks: [appnet]
-    endpoint_mode: dnsrr
-    ports: [{{published: 8080, target: 80, mode: host}}]
-containers:
-  edge: {{host: {nodes[-1].name}, image: dnet/probe:latest, command: [httpd, -f, -p, "80", -h, /www],
-         networks: [localnet], ports: ["9090:80/tcp"]}}
-""")
+    path.write_text(job.inventory(state, 3 if len(state.nodes) >= 5 else 1, state.nodes[-1].name))
 
 
 def timed(*args: str) -> tuple[float, dict[str, object]]:
