@@ -22,7 +22,7 @@ from dnet.errors import DnetError
 from dnet.inventory import Loaded
 from dnet.inventory import load as _load
 from dnet.inventory.limit import select
-from dnet.lock import hosts_locked
+from dnet.lock import Lock, hosts_locked
 from dnet.session import Session, open_session
 
 __all__ = ["ApplyResult", "Change", "Lab", "PlanResult", "VerifyResult", "apply", "destroy", "lab_down", "lab_up",
@@ -109,12 +109,13 @@ def _loaded(inv: Inventory) -> Loaded:
     return inv if isinstance(inv, Loaded) else load(inv)
 
 
-def _session(inv: Inventory, limit: str | list[str] | None, log: Log, accept: bool) -> Session:
+def _session(inv: Inventory, limit: str | list[str] | None, log: Log, accept: bool, lock: Lock | None = None
+             ) -> Session:
     loaded = _loaded(inv)
     hosts = None
     if limit is not None:
         hosts = select(loaded.model, limit if isinstance(limit, str) else ",".join(limit))
-    return open_session(loaded, accept, log, limit=hosts)
+    return open_session(loaded, accept, log, limit=hosts, lock=lock)
 
 
 def _quiet(_: str) -> None:
@@ -138,7 +139,8 @@ def plan(inv: Inventory, limit: str | list[str] | None = None, *, prune_nodes: b
 def apply(inv: Inventory, limit: str | list[str] | None = None, *, serial: int = 1, prune_nodes: bool = False,
           accept_new_host_keys: bool = False, log: Log = _quiet) -> ApplyResult:
     """Make the hosts match the inventory (no confirmation); wait until services run every replica."""
-    with _session(inv, limit, log, accept_new_host_keys) as s, hosts_locked(s.transports, "dnet.api.apply", log):
+    lock = Lock("dnet.api.apply")
+    with _session(inv, limit, log, accept_new_host_keys, lock) as s, hosts_locked(s.transports, lock, log):
         p = converge.make_plan(s, prune_nodes)
         if p.errors:
             return ApplyResult([], p.errors, dict(s.host_errors))
@@ -150,7 +152,8 @@ def apply(inv: Inventory, limit: str | list[str] | None = None, *, serial: int =
 def destroy(inv: Inventory, *, leave_swarm: bool = False, accept_new_host_keys: bool = False,
             log: Log = _quiet) -> ApplyResult:
     """Remove everything dnet made on the hosts (label dnet.managed=true) and nothing else."""
-    with _session(inv, None, log, accept_new_host_keys) as s, hosts_locked(s.transports, "dnet.api.destroy", log):
+    lock = Lock("dnet.api.destroy")
+    with _session(inv, None, log, accept_new_host_keys, lock) as s, hosts_locked(s.transports, lock, log):
         p = converge.destroy_plan(s, leave_swarm)
         if p.errors:  # nothing is removed while any of it is refused
             return ApplyResult([], list(p.errors), dict(s.host_errors))

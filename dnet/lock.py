@@ -13,6 +13,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from dnet.errors import DnetError
@@ -32,14 +33,39 @@ def _me(command: str, run_id: str) -> dict[str, str | int]:
             "since": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def _take(t: Transport, info: dict[str, str | int]) -> dict[str, str | int] | None:
-    """Take the lock on one host; None when taken, else the holder's record."""
-    body = json.dumps(info)
-    r = t.run(f"if mkdir {LOCK} 2>/dev/null; then printf '%s' {quote(body)} > {LOCK}/holder; "
-              f"echo {quote(str(info['id']))} > {LOCK}/id; echo TAKEN; "
-              f"elif [ -d {LOCK} ]; then cat {LOCK}/holder 2>/dev/null || echo '{{}}'; else echo UNLOCKABLE; fi",
-              check=False)
-    out = r.stdout.strip()
+@dataclass
+class Lock:
+    """One run's claim on its hosts. The take script can ride along with the facts read (one round trip for
+    both: the facts are then read under the lock); `answers` keeps what each host said."""
+
+    command: str
+    info: dict[str, str | int] = field(default_factory=dict)
+    answers: dict[str, dict[str, str | int] | None] = field(default_factory=dict)  # host -> None (taken) or holder
+
+    def __post_init__(self) -> None:
+        self.info = self.info or _me(self.command, uuid.uuid4().hex)
+
+    def take_script(self) -> str:
+        body = json.dumps(self.info)
+        return (f"if mkdir {LOCK} 2>/dev/null; then printf '%s' {quote(body)} > {LOCK}/holder; "
+                f"echo {quote(str(self.info['id']))} > {LOCK}/id; echo TAKEN; "
+                f"elif [ -d {LOCK} ]; then cat {LOCK}/holder 2>/dev/null || echo '{{}}'; else echo UNLOCKABLE; fi")
+
+    def release_script(self) -> str:
+        return f"[ \"$(cat {LOCK}/id 2>/dev/null)\" = {self.info['id']} ] && rm -rf {LOCK}; true"
+
+    def read(self, host: str, out: str) -> None:
+        """Record a host's answer to take_script()."""
+        self.answers[host] = _holder(out)
+
+    def take(self, t: Transport) -> dict[str, str | int] | None:
+        """Take the lock on one host; None when taken, else the holder's record."""
+        self.read(t.name, t.run(self.take_script(), check=False).stdout)
+        return self.answers[t.name]
+
+
+def _holder(out: str) -> dict[str, str | int] | None:
+    out = out.strip()
     if out in ("TAKEN", "UNLOCKABLE"):  # UNLOCKABLE: /run not writable (address: local as a plain user)
         return None
     try:
@@ -70,37 +96,35 @@ def describe(holder: dict[str, str | int]) -> str:
 
 
 @contextmanager
-def hosts_locked(transports: dict[str, Transport], command: str, log: Log, break_lock: bool = False
+def hosts_locked(transports: dict[str, Transport], lock: Lock | str, log: Log, break_lock: bool = False
                  ) -> Iterator[None]:
-    """Hold the lock on every host for the duration; refuse (DnetError) when another run holds one."""
-    info = _me(command, uuid.uuid4().hex)
-    taken: list[str] = []
+    """Hold the lock on every host for the duration; refuse (DnetError) when another run holds one.
 
-    def one(h: str) -> dict[str, str | int] | None:
-        t = transports[h]
-        holder = _take(t, info)
-        if holder is not None and (break_lock or _dead_here(holder)):
-            log(f"{h}: breaking the lock of {describe(holder)}")
-            t.run(f"rm -rf {LOCK}", check=False)
-            holder = _take(t, info)
-        return holder
-
+    Hosts whose answer the lock already has (taken with the facts read) cost no round trip; the others are taken
+    at once. No run ever waits for a lock, so taking them all at once cannot deadlock: of two runs started
+    together, one or both are refused, each saying which run holds what.
+    """
+    lk = Lock(lock) if isinstance(lock, str) else lock
+    missing = [h for h in sorted(transports) if h not in lk.answers]
+    unreadable = set()
+    for r in parallel(missing, lambda h: lk.take(transports[h])):
+        if not r.ok:
+            lk.answers[r.host] = {"command": f"could not take the lock: {r.error}"}
+            unreadable.add(r.host)
     busy: dict[str, dict[str, str | int]] = {}
-    for h in sorted(transports):  # one order for every run: of two runs started together, one gets them all
-        try:
-            holder = one(h)
-        except DnetError as exc:
-            holder = {"command": f"could not take the lock: {exc}"}
-        if holder is None:
-            taken.append(h)
-        else:
-            busy[h] = holder
-            break
     try:
+        for h in sorted(transports):
+            holder = lk.answers.get(h)
+            if holder is not None and h not in unreadable and (break_lock or _dead_here(holder)):
+                log(f"{h}: breaking the lock of {describe(holder)}")
+                transports[h].run(f"rm -rf {LOCK}", check=False)
+                holder = lk.take(transports[h])
+            if holder is not None:
+                busy[h] = holder
         if busy:
             raise DnetError("another dnet run holds " + "; ".join(f"{h} ({describe(v)})" for h, v in busy.items())
                             + ": wait for it to finish; if that run is dead, pass --break-lock")
         yield
     finally:
-        release = f"[ \"$(cat {LOCK}/id 2>/dev/null)\" = {info['id']} ] && rm -rf {LOCK}; true"
-        parallel(taken, lambda h: transports[h].run(release, check=False))
+        taken = [h for h in sorted(transports) if h in lk.answers and lk.answers[h] is None]
+        parallel(taken, lambda h: transports[h].run(lk.release_script(), check=False))

@@ -1,6 +1,7 @@
 """One run's connections and facts: every host connected once, in parallel, facts read in one round trip each."""
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from dnet.facts import HostFacts, gather
 from dnet.images import local_image_id
 from dnet.inventory import Loaded
 from dnet.inventory.resolve import HostSpec, hosts
+from dnet.lock import Lock
 from dnet.runner import HostResult, parallel
 from dnet.transport import Transport, connect
 
@@ -47,12 +49,13 @@ def images_of(loaded: Loaded) -> list[str]:
 
 def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
                  wrap: Callable[[Transport], Transport] | None = None, limit: list[str] | None = None,
-                 read_facts: bool = True) -> Session:
+                 read_facts: bool = True, lock: Lock | None = None) -> Session:
     """Connect to every host (one connection each, in parallel) and read their facts (unless not read_facts:
     a runbook reads them only when a step needs them).
 
     `wrap` decorates each transport (for example to log every command with -v). With `limit`, only those hosts,
-    plus the first reachable manager when limited swarm hosts need one and none is in the limit.
+    plus the first reachable manager when limited swarm hosts need one and none is in the limit. With `lock`,
+    each host's lock is taken in the same round trip as its facts (hosts_locked then only reads the answers).
     """
     s = Session(loaded, hosts(loaded.model), limit=limit)
     targets = [sp for sp in s.specs.values() if limit is None or sp.name in limit]
@@ -61,13 +64,8 @@ def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
 
     def work(spec: HostSpec) -> tuple[Transport, HostFacts | None]:
         t = connect(spec, accept_new_host_keys)
-        if wrap:
-            t = wrap(t)
-        try:
-            return t, gather(t, images) if read_facts else None
-        except BaseException:
-            t.close()
-            raise
+        t = t if wrap is None else wrap(t)
+        return t, _read(t, images, read_facts, lock)
 
     count = [0]
     step = max(1, len(targets) // 10) if len(targets) > 20 else 1  # many hosts: a count every tenth, not a line each
@@ -89,15 +87,35 @@ def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
         else:
             s.host_errors[r.host] = r.error or "unknown error"
     if limit is not None:
-        _reach_a_manager(s, accept_new_host_keys, log, wrap, images)
+        _reach_a_manager(s, accept_new_host_keys, log, wrap, images, lock)
     s.local_images = {i: local_image_id(i) for i in images}
     log(f"{len(s.transports)}/{len(targets)} hosts {'read' if read_facts else 'connected'} in "
         f"{time.monotonic() - start:.1f}s")
     return s
 
 
+def _read(t: Transport, images: list[str], read_facts: bool, lock: Lock | None) -> HostFacts | None:
+    """A host's facts (or None) and its answer to the lock, in one round trip; nothing held when it fails."""
+    try:
+        if not read_facts:
+            if lock:
+                lock.take(t)
+            return None
+        f = gather(t, images, lock.take_script() if lock else "")
+        if lock:
+            lock.read(t.name, f.first)
+        return f
+    except BaseException:
+        if lock:  # the lock may have been taken before the facts failed
+            with contextlib.suppress(Exception):  # the connection may be what failed
+                t.run(lock.release_script(), check=False)
+            lock.answers.pop(t.name, None)
+        t.close()
+        raise
+
+
 def _reach_a_manager(s: Session, accept: bool, log: Log, wrap: Callable[[Transport], Transport] | None,
-                     images: list[str]) -> None:
+                     images: list[str], lock: Lock | None) -> None:
     """With --limit on swarm hosts and no manager in it: connect to managers in order until one answers."""
     inv = s.loaded.model
     limited = s.limit or []
@@ -107,7 +125,9 @@ def _reach_a_manager(s: Session, accept: bool, log: Log, wrap: Callable[[Transpo
         try:
             t = connect(s.specs[h], accept)
             t = wrap(t) if wrap else t
-            s.facts[h] = gather(t, images)
+            f = _read(t, images, True, lock)
+            assert f is not None  # read_facts=True
+            s.facts[h] = f
         except DnetError as exc:
             log(f"{h}: manager unreachable: {exc}")
             continue

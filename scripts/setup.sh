@@ -37,4 +37,7 @@ if [ ! -x .venv/bin/dnet ] || [ setup.cfg -nt .venv/.installed ]; then
   .venv/bin/pip install -q -e '.[test]'
   touch .venv/.installed
 fi
+# bytecode for the editable install (pip compiles a wheel's; without it every run compiles dnet's modules again
+# when PYTHONDONTWRITEBYTECODE is set)
+.venv/bin/python -m compileall -q dnet >/dev/null || true
 echo "setup: ready ($(.venv/bin/dnet --version), engine $(docker info --format '{{.ServerVersion}}'))"

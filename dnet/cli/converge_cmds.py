@@ -26,7 +26,7 @@ from dnet.cli.common import (
     styled,
     verbose_option,
 )
-from dnet.lock import hosts_locked
+from dnet.lock import Lock, hosts_locked
 from dnet.output import row, show, table
 from dnet.plan.model import Plan
 from dnet.session import Session
@@ -38,9 +38,11 @@ prune_nodes_option = click.option("--prune-nodes", is_flag=True,
                                   help="Remove swarm nodes the inventory does not list (drain, demote, node rm).")
 
 
-def open_session(inventory: str, accept: bool, quiet: bool, verbose: bool, limit: str | None) -> Session:
+def open_session(inventory: str, accept: bool, quiet: bool, verbose: bool, limit: str | None,
+                 lock: Lock | None = None) -> Session:
     loaded = load_inventory(inventory, quiet, connect=True)
-    return converge.open_session(loaded, accept, log_to(quiet), command_logger(verbose), limit_hosts(loaded, limit))
+    return converge.open_session(loaded, accept, log_to(quiet), command_logger(verbose), limit_hosts(loaded, limit),
+                                 lock=lock)
 
 
 def show_plan(plan: Plan, host_errors: dict[str, str]) -> None:
@@ -158,8 +160,9 @@ def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, prune_nodes
               break_lock: bool, accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Make the hosts match the inventory (plan first, then apply)."""
     start = time.monotonic()
-    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s, \
-            hosts_locked(s.transports, "dnet apply", log_to(quiet or as_json), break_lock):
+    lock = Lock("dnet apply")
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit, lock) as s, \
+            hosts_locked(s.transports, lock, log_to(quiet or as_json), break_lock):
         plan = converge.make_plan(s, prune_nodes)
         if not as_json:
             show_plan(plan, {})
@@ -188,8 +191,9 @@ def destroy_cmd(inventory: str, yes: bool, leave_swarm: bool, as_json: bool, lim
                 accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Remove everything dnet created (label dnet.managed=true) and nothing else."""
     start = time.monotonic()
-    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s, \
-            hosts_locked(s.transports, "dnet destroy", log_to(quiet or as_json), break_lock):
+    lock = Lock("dnet destroy")
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit, lock) as s, \
+            hosts_locked(s.transports, lock, log_to(quiet or as_json), break_lock):
         plan = converge.destroy_plan(s, leave_swarm)
         if not as_json:
             show_plan(plan, {})

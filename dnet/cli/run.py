@@ -24,7 +24,7 @@ from dnet.cli.common import (
     styled,
     verbose_option,
 )
-from dnet.lock import hosts_locked
+from dnet.lock import Lock, hosts_locked
 from dnet.runbook import RunContext, bind, execute, find, load, parse_params
 from dnet.runbook.actions import Actions
 from dnet.runbook.audit import Audit, default_path
@@ -76,9 +76,9 @@ def command(runbook: str, inventory: str, params: tuple[str, ...], dry_run: bool
         if not as_json:
             say(out, styled(text, style))
 
-    with open_session(loaded, accept_new_host_keys, log, command_logger(verbose), read_facts=False) as s, \
-            (contextlib.nullcontext() if dry_run else hosts_locked(s.transports, f"dnet run {lr.book.name}", log,
-                                                                    break_lock)):
+    lock = None if dry_run else Lock(f"dnet run {lr.book.name}")
+    with open_session(loaded, accept_new_host_keys, log, command_logger(verbose), read_facts=False, lock=lock) as s, \
+            (contextlib.nullcontext() if lock is None else hosts_locked(s.transports, lock, log, break_lock)):
         step_log = log if as_json or quiet else (lambda m: say(out, styled(m, "dim")))  # steps' detail on stdout
         rc = RunContext(s, values, dry_run, step_log, secrets=tuple(str(values[k]) for k in secret), stale=True)
         rc.actions = Actions(rc)

@@ -17,72 +17,94 @@ MARK = "@@dnet:"
 
 
 SOCK = "/var/run/docker.sock"
-# Engine API through curl when the socket answers: one light process per section instead of docker CLI runs
-# (each CLI run costs ~40 ms of CPU; a facts read took 15 of them). Without curl or the socket: the CLI.
+# The Engine API through curl when the socket answers: one curl process fetches every engine fact over one
+# connection (each docker CLI run costs ~40 ms of CPU and a facts read took 15 of them; a curl per section still
+# cost 12 processes). Without curl or the socket: the CLI, a command per section.
 API_PROBE = (f"A=; command -v curl >/dev/null 2>&1 && curl -sf --max-time 5 --unix-socket {SOCK} http://d/_ping "
              ">/dev/null 2>&1 && A=1")
 API = f"curl -sf --max-time 60 --unix-socket {SOCK}"
-IDS = "grep -o '\"Id\":\"[0-9a-f]*\"' | cut -d'\"' -f4"  # top-level IDs of a list (nested keys differ)
 
-
-def _either(api: str, cli: str) -> str:
-    return f'if [ -n "$A" ]; then {api}; else {cli}; fi'
-
-
-SECTIONS: list[tuple[str, str]] = [
-    ("os", '(. /etc/os-release 2>/dev/null; echo "${ID:-unknown}")'),
-    ("init", "[ -d /run/systemd/system ] && echo systemd || echo sysv"),
+# name, how the CLI reads it (or the whole command for facts outside the engine), the Engine API path ("" if none)
+SECTIONS: list[tuple[str, str, str]] = [
+    ("os", '(. /etc/os-release 2>/dev/null; echo "${ID:-unknown}")', ""),
+    ("init", "[ -d /run/systemd/system ] && echo systemd || echo sysv", ""),
     ("docker", "if ! command -v docker >/dev/null 2>&1; then echo MISSING; "
-               f'elif [ -n "$A" ]; then {API} http://d/version; '
-               "else docker version --format '{{.Server.Version}}' 2>&1 | head -1; fi"),
-    ("daemon", "cat /etc/docker/daemon.json 2>/dev/null"),
-    ("swarm", _either(f"{API} http://d/info", "docker info --format '{{json .Swarm}}' 2>/dev/null")),
-    ("networks", _either(f"{API} http://d/networks",
-                         "docker network ls -q 2>/dev/null | xargs -r docker network inspect 2>/dev/null")),
-    ("containers", _either(f"{API} 'http://d/containers/json?all=1' | {IDS} | sed 's|.*|http://d/containers/&/json|' "
-                           f"| xargs -r {API}",
-                           "docker ps -aq 2>/dev/null | xargs -r docker inspect 2>/dev/null")),
-    ("services", _either(f"{API} http://d/services",
-                         "docker service ls -q 2>/dev/null | xargs -r docker service inspect 2>/dev/null")),
-    ("nodes", _either(f"{API} http://d/nodes",
-                      "docker node ls -q 2>/dev/null | xargs -r docker node inspect 2>/dev/null")),
-    ("images", ""),  # filled in per run
-    ("nat", "iptables -w -t nat -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'"),
-    ("filter", "iptables -w -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'"),
-    ("routes", "ip -4 -o route 2>/dev/null"),
-    ("ipvs", "[ -e /proc/net/ip_vs ] && echo yes || echo no"),
-    ("links", "ip -o link 2>/dev/null"),
-    ("addrs", "ip -o -4 addr 2>/dev/null"),
+               "else docker version --format '{{.Server.Version}}' 2>&1 | head -1; fi", "/version"),
+    ("daemon", "cat /etc/docker/daemon.json 2>/dev/null", ""),
+    ("swarm", "docker info --format '{{json .Swarm}}' 2>/dev/null", "/info"),
+    ("networks", "docker network ls -q 2>/dev/null | xargs -r docker network inspect 2>/dev/null", "/networks"),
+    ("containers", "docker ps -aq 2>/dev/null | xargs -r docker inspect 2>/dev/null", "/containers/json?all=1"),
+    ("services", "docker service ls -q 2>/dev/null | xargs -r docker service inspect 2>/dev/null", "/services"),
+    ("nodes", "docker node ls -q 2>/dev/null | xargs -r docker node inspect 2>/dev/null", "/nodes"),
+    ("images", "", ""),  # per run: the inventory's images
+    ("nat", "iptables -w -t nat -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'", ""),
+    ("filter", "iptables -w -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'", ""),
+    ("routes", "ip -4 -o route 2>/dev/null", ""),
+    ("ipvs", "[ -e /proc/net/ip_vs ] && echo yes || echo no", ""),
+    ("links", "ip -o link 2>/dev/null", ""),
+    ("addrs", "ip -o -4 addr 2>/dev/null", ""),
     # who listens on swarm's gossip port: outside a swarm, an engine that still does cannot start a new swarm's
     ("gossip", "if command -v ss >/dev/null 2>&1; then ss -Hltnp 'sport = :7946' 2>/dev/null | head -1; "
                "else grep -qiE '^ *[0-9]+: [0-9A-F]+:1F0A [0-9A-F]+:0+ 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null "
-               "&& echo 'listening (owner unknown)'; fi"),
+               "&& echo 'listening (owner unknown)'; fi", ""),
 ]
+_INDEX = {name: i for i, (name, _, _) in enumerate(SECTIONS)}
 
 
-def _images(images: list[str]) -> str:
-    if not images:
-        return ":"
+def _images_cli(images: list[str]) -> str:
     imgs = " ".join(shlex.quote(i) for i in images)
-    api = (f'for i in {imgs}; do {API} "http://d/images/$i/json" | grep -o \'"Id":"[^"]*"\' | head -1 '
-           '| cut -d\'"\' -f4 | sed "s|^|$i |"; done')
-    cli = f'for i in {imgs}; do docker image inspect --format "$i {{{{.Id}}}}" "$i" 2>/dev/null; done'
-    return _either(api, cli)
+    return f'for i in {imgs}; do docker image inspect --format "$i {{{{.Id}}}}" "$i" 2>/dev/null; done'
 
 
-def script(images: list[str]) -> str:
+def _first_id(var: str) -> str:
+    """Shell: the first top-level "Id" of the one-line JSON in $var (parameter expansion, no process)."""
+    return f'{var}=${{{var}#*\\"Id\\":\\"}}; {var}=${{{var}%%\\"*}}'
+
+
+def _api(images: list[str]) -> str:
+    """Shell: every engine fact from one curl, then the containers' inspects from a second; writes the sections'
+    files as the CLI commands would."""
+    f = {name: f'"$d/{i}"' for name, i in _INDEX.items()}
+    gets = [f"-o {f[name]} 'http://d{path}'" for name, _, path in SECTIONS if path and name != "containers"]
+    gets.append("-o \"$d/clist\" 'http://d/containers/json?all=1'")
+    gets += [f"-o \"$d/img{k}\" {shlex.quote(f'http://d/images/{i}/json')}" for k, i in enumerate(images)]
+    lines = [f"{API} {' '.join(gets)}",
+             f"command -v docker >/dev/null 2>&1 || echo MISSING >{f['docker']}",
+             # the list's top-level "Id"s (nested keys are "NetworkID", "EndpointID", ...), inspected in one run
+             'u=; j=; read -r j <"$d/clist"',
+             'while case $j in *\'"Id":"\'*) true;; *) false;; esac; do j=${j#*\\"Id\\":\\"}; '
+             'u="$u http://d/containers/${j%%\\"*}/json"; j=${j#*\\"}; done',
+             f'if [ -n "$u" ]; then {API} $u >{f["containers"]}; else : >{f["containers"]}; fi']
+    for k, i in enumerate(images):
+        lines.append(f'j=; [ -s "$d/img{k}" ] && read -r j <"$d/img{k}" && {{ {_first_id("j")}; '
+                     f'echo {shlex.quote(i)} "$j"; }} >>{f["images"]}')
+    return "; ".join(lines)
+
+
+def script(images: list[str], first: str = "") -> str:
     """The one command that prints every fact, section by section.
 
     The sections run at the same time on the host (each into its own file, printed in order afterwards): one
-    round trip, and as long as the slowest section rather than the sum of all.
+    round trip, and as long as the slowest section rather than the sum of all. `first` runs before them, its
+    output in section "first" (a changing run takes its lock there, so its facts are read under the lock).
     """
     lines = ['d=$(mktemp -d 2>/dev/null || echo /tmp/dnet-facts-$$) && mkdir -p "$d" && trap \'rm -rf "$d"\' EXIT',
              API_PROBE]
-    for i, (name, cmd) in enumerate(SECTIONS):
-        lines.append(f'{{ {cmd if name != "images" else _images(images)}; }} >"$d/{i}" 2>/dev/null &')
+    if first:
+        lines.append(f'{{ {first}; }} >"$d/first" 2>/dev/null')
+    engine = [(i, cli) for i, (name, cli, path) in enumerate(SECTIONS) if path]
+    if images:
+        engine.append((_INDEX["images"], _images_cli(images)))
+    cli = " ".join(f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null &' for i, cmd in engine)
+    lines.append(f'if [ -n "$A" ]; then {{ {_api(images)}; }} 2>/dev/null & else {cli} fi')
+    for i, (name, cmd, path) in enumerate(SECTIONS):
+        if not path and name != "images":
+            lines.append(f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null &')
     lines.append("wait")
-    lines += [f"printf '\\n{MARK}%s\\n' {name}; cat \"$d/{i}\"" for i, (name, _) in enumerate(SECTIONS)]
-    lines.append(f"printf '\\n{MARK}%s\\n' end")
+    # each section after its mark, printed by one cat (the marks are files too: printf is a builtin, cat is not)
+    files = [(name, str(i)) for i, (name, _, _) in enumerate(SECTIONS)] + ([("first", "first")] if first else [])
+    lines += [f"printf '\\n{MARK}%s\\n' {name} >\"$d/m{i}\"" for name, i in [*files, ("end", "end")]]
+    lines.append("cat " + " ".join(f'"$d/m{i}" "$d/{i}"' for _, i in files) + ' "$d/mend" 2>/dev/null')
     return "\n".join(lines) + "\n"
 
 
@@ -110,6 +132,7 @@ class HostFacts:
     mtus: dict[str, int] = field(default_factory=dict)  # interface -> MTU
     addresses: dict[str, list[str]] = field(default_factory=dict)  # interface -> IPv4 addresses
     gossip_listener: str = ""  # what listens on 7946/tcp ("" when nothing does)
+    first: str = ""  # what the command run before the facts printed (see script())
 
     def interface_of(self, address: str) -> str | None:
         """The interface that holds an address (the host's underlay interface for its own address)."""
@@ -318,10 +341,12 @@ def addrs(text: str) -> dict[str, list[str]]:
     return out
 
 
-def gather(t: Transport, images: list[str]) -> HostFacts:
-    """Read every fact of one host in a single command."""
-    r = t.run(script(images), check=False, timeout=120)
+def gather(t: Transport, images: list[str], first: str = "") -> HostFacts:
+    """Read every fact of one host in a single command (after running `first`: its output is f.first)."""
+    r = t.run(script(images, first), check=False, timeout=120)
     if "end" not in r.stdout.split(MARK)[-1]:
         r.check()
         raise FactsError(t.name, "facts", "the facts script stopped before its end")
-    return parse(t.name, r.stdout)
+    f = parse(t.name, r.stdout)
+    f.first = sections(r.stdout).get("first", "") if first else ""
+    return f
