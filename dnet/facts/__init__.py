@@ -11,7 +11,7 @@ from dnet.facts.model import ContainerFact, Endpoint, FactsError, NetworkFact, N
 from dnet.transport.base import Transport
 
 __all__ = ["ContainerFact", "Endpoint", "FactsError", "HostFacts", "NetworkFact", "NodeFact", "ServiceFact",
-           "SwarmFact", "gather", "parse", "script"]
+           "SwarmFact", "concatenated", "gather", "parse", "script"]
 
 MARK = "@@dnet:"
 
@@ -187,19 +187,25 @@ def _json(host: str, section: str, text: str, default: Any) -> Any:
         raise FactsError(host, section, f"not JSON: {exc}; output began {text[:60]!r}") from None
 
 
+def concatenated(text: str) -> list[Any]:
+    """JSON documents one after another (what one curl prints for several URLs); ValueError when one is not."""
+    text, docs = text.strip(), []
+    dec, pos = json.JSONDecoder(), 0
+    while pos < len(text):
+        obj, end = dec.raw_decode(text, pos)
+        docs.append(obj)
+        pos = len(text) - len(text[end:].lstrip())
+    return docs
+
+
 def _list(host: str, section: str, text: str) -> list[dict[str, Any]]:
     """A JSON list (the CLI's inspect) or objects one after another (one API answer per object)."""
     text = text.strip()
     if text.startswith("{"):
-        val: Any = []
-        dec, pos = json.JSONDecoder(), 0
-        while pos < len(text):
-            try:
-                obj, end = dec.raw_decode(text, pos)
-            except ValueError as exc:
-                raise FactsError(host, section, f"not JSON: {exc}; output began {text[:60]!r}") from None
-            val.append(obj)
-            pos = len(text) - len(text[end:].lstrip())
+        try:
+            val: Any = concatenated(text)
+        except ValueError as exc:
+            raise FactsError(host, section, f"not JSON: {exc}; output began {text[:60]!r}") from None
     else:
         val = _json(host, section, text, [])
     if not isinstance(val, list) or not all(isinstance(x, dict) for x in val):
