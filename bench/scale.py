@@ -76,9 +76,18 @@ def hosts_down() -> None:
           f"mass removal); restart dockerd, then `docker network rm {NETWORK}`", file=sys.stderr)
 
 
-def measure(args: list[str], forks: int) -> tuple[float, float, float, int]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one dnet process, and its exit code."""
+def busy() -> float:
+    """CPU seconds the whole machine has spent busy (every process: dnet, the hosts' sshd, the engine)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(args: list[str], forks: int) -> tuple[float, float, float, int, float]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one dnet process, its exit code, and the CPU seconds the
+    whole machine was busy meanwhile (with the hosts on this machine: are the CPUs what limits)."""
     env = {**os.environ, "DNET_FORKS": str(forks)}
+    b0 = busy()
     t0 = time.monotonic()
     p = subprocess.Popen([sys.executable, "-m", "dnet", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
@@ -86,7 +95,7 @@ def measure(args: list[str], forks: int) -> tuple[float, float, float, int]:
     wall = time.monotonic() - t0
     code = os.waitstatus_to_exitcode(status)
     p.returncode = code
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, busy() - b0
 
 
 def main() -> None:
@@ -114,7 +123,8 @@ def main() -> None:
                                    "steps:\n  - name: uptime\n    shell: cat /proc/uptime\n    hosts: all\n")
     results = []
     try:
-        print("size  forks  command  wall-s  cpu-s  peak-MB  exit", flush=True)
+        print(f"size  forks  command  wall-s  cpu-s  peak-MB  exit  machine-busy-s (of {os.cpu_count()} CPUs x wall)",
+              flush=True)
         for n in sizes:
             inv = work / f"inv{n}.yml"
             inv.write_text(f"version: 1\ndefaults:\n  identity_file: {work / 'id'}\n  known_hosts: "
@@ -126,9 +136,12 @@ def main() -> None:
                     got = [measure(args, f) for _ in range(a.runs)]
                     wall, cpu, rss = (statistics.median(x[i] for x in got) for i in range(3))
                     code = max(x[3] for x in got)
+                    machine = statistics.median(x[4] for x in got)
                     results.append({"hosts": n, "forks": f, "command": name, "wall_s": round(wall, 2),
-                                    "cpu_s": round(cpu, 2), "peak_mb": round(rss), "exit": code})
-                    print(f"{n:4}  {f:5}  {name:7}  {wall:6.2f}  {cpu:5.2f}  {rss:7.0f}  {code}", flush=True)
+                                    "cpu_s": round(cpu, 2), "peak_mb": round(rss), "exit": code,
+                                    "machine_busy_s": round(machine, 2)})
+                    print(f"{n:4}  {f:5}  {name:7}  {wall:6.2f}  {cpu:5.2f}  {rss:7.0f}  {code:4}  {machine:6.2f}",
+                          flush=True)
     finally:
         hosts_down()
     out = Path(a.out)

@@ -20,8 +20,8 @@ SOCK = "/var/run/docker.sock"
 # The Engine API through curl when the socket answers: one curl process fetches every engine fact over one
 # connection (each docker CLI run costs ~40 ms of CPU and a facts read took 15 of them; a curl per section still
 # cost 12 processes). Without curl or the socket: the CLI, a command per section.
-API_PROBE = (f"A=; command -v curl >/dev/null 2>&1 && curl -sf --max-time 5 --unix-socket {SOCK} http://d/_ping "
-             ">/dev/null 2>&1 && A=1")
+API_PROBE = (f"A=; [ -S {SOCK} ] && command -v curl >/dev/null 2>&1 && "
+             f"curl -sf --max-time 5 --unix-socket {SOCK} http://d/_ping >/dev/null 2>&1 && A=1")
 API = f"curl -sf --max-time 60 --unix-socket {SOCK}"
 
 # name, how the CLI reads it (or the whole command for facts outside the engine), the Engine API path ("" if none)
@@ -44,9 +44,10 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("links", "ip -o link 2>/dev/null", ""),
     ("addrs", "ip -o -4 addr 2>/dev/null", ""),
     # who listens on swarm's gossip port: outside a swarm, an engine that still does cannot start a new swarm's
-    ("gossip", "if command -v ss >/dev/null 2>&1; then ss -Hltnp 'sport = :7946' 2>/dev/null | head -1; "
-               "else grep -qiE '^ *[0-9]+: [0-9A-F]+:1F0A [0-9A-F]+:0+ 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null "
-               "&& echo 'listening (owner unknown)'; fi", ""),
+    # (the kernel's table first, one grep; ss, which names the owner, only when something listens)
+    ("gossip", "grep -qiE '^ *[0-9]+: [0-9A-F]+:1F0A [0-9A-F]+:0+ 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null && "
+               "{ ss -Hltnp 'sport = :7946' 2>/dev/null | grep . || echo 'listening (owner unknown)'; } | head -1",
+     ""),
 ]
 _INDEX = {name: i for i, (name, _, _) in enumerate(SECTIONS)}
 
@@ -96,7 +97,9 @@ def script(images: list[str], first: str = "") -> str:
     if images:
         engine.append((_INDEX["images"], _images_cli(images)))
     cli = " ".join(f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null &' for i, cmd in engine)
-    lines.append(f'if [ -n "$A" ]; then {{ {_api(images)}; }} 2>/dev/null & else {cli} fi')
+    # no engine at all (a bare host): none of its sections runs
+    lines.append(f'if [ -n "$A" ]; then {{ {_api(images)}; }} 2>/dev/null & '
+                 f'elif command -v docker >/dev/null 2>&1; then {cli} else echo MISSING >"$d/{_INDEX["docker"]}"; fi')
     for i, (name, cmd, path) in enumerate(SECTIONS):
         if not path and name != "images":
             lines.append(f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null &')
@@ -104,7 +107,7 @@ def script(images: list[str], first: str = "") -> str:
     # each section after its mark, printed by one cat (the marks are files too: printf is a builtin, cat is not)
     files = [(name, str(i)) for i, (name, _, _) in enumerate(SECTIONS)] + ([("first", "first")] if first else [])
     lines += [f"printf '\\n{MARK}%s\\n' {name} >\"$d/m{i}\"" for name, i in [*files, ("end", "end")]]
-    lines.append("cat " + " ".join(f'"$d/m{i}" "$d/{i}"' for _, i in files) + ' "$d/mend" 2>/dev/null')
+    lines.append("cat " + " ".join(f'"$d/m{i}" "$d/{i}"' for _, i in files) + ' "$d/mend" 2>/dev/null || :')
     return "\n".join(lines) + "\n"
 
 
