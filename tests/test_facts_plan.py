@@ -159,7 +159,7 @@ def test_join_token_never_reaches_errors() -> None:
     inv = loads(EXAMPLE.read_text()).model
     specs = hosts(inv, paramiko.SSHConfig())
     token = "SWMTKN-1-secretsecretsecret"
-    leader = FakeTransport("node1", [(r"join-token -q", 0, token + "\n", ""), (r"NodeAddr", 0, "10.0.0.1\n", "")])
+    leader = FakeTransport("node1", [(r"join-token -q", 0, f"{token}\n{token}\n10.0.0.1\n", "")])  # the CLI's way
     node2 = FakeTransport("node2", [(r"/swarm/join", 0, "400", f'{{"message": "bad token {token}"}}')])
     ctx = Context(inv, specs, facts("fresh"), {"node1": leader, "node2": node2}, "node1")
     with pytest.raises(DnetError) as exc:

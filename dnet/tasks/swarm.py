@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from dnet.errors import DnetError
+from dnet.facts import API, API_PROBE, concatenated
 from dnet.inventory.resolve import address_of
 from dnet.plan import desired as d
 from dnet.plan.model import NodeAvailability, NodeLabels, NodeRemove, NodeRole, SwarmInit, SwarmJoin, SwarmLeave
@@ -86,12 +87,35 @@ def unlock_key(ctx: Context) -> str:
 
 
 def load_tokens(ctx: Context) -> None:
-    """Fetch join tokens and the manager address from the leader into memory."""
+    """Fetch join tokens and the manager address from the leader into memory, in one round trip (the Engine
+    API's /swarm and /info through one curl; three docker CLI runs without it)."""
     if ctx.tokens or not ctx.leader:
         return
-    for role in ("worker", "manager"):
-        ctx.tokens[role] = ctx.read(ctx.leader, f"docker swarm join-token -q {role}", f"{role} join token")
-    ctx.manager_addr = ctx.read(ctx.leader, "docker info --format '{{.Swarm.NodeAddr}}'", "manager address")
+    r = ctx.run(ctx.leader, TOKENS, check=False)
+    if ctx.dry_run:
+        ctx.tokens.update({"worker": "<worker join token>", "manager": "<manager join token>"})
+        ctx.manager_addr = "<manager address>"
+        return
+    out = r.stdout.strip()
+    try:
+        if out.startswith("{"):
+            sw, info = [*concatenated(out), {}, {}][:2]
+            tokens, addr = sw.get("JoinTokens", {}), info.get("Swarm", {}).get("NodeAddr", "")
+            worker, manager = tokens.get("Worker", ""), tokens.get("Manager", "")
+        else:
+            worker, manager, addr = [*out.splitlines(), "", "", ""][:3]
+    except (ValueError, AttributeError):
+        worker = manager = addr = ""
+    if not (worker and manager and addr):
+        r.check()
+        raise DnetError(f"{ctx.leader}: could not read the swarm's join tokens and manager address")
+    ctx.tokens.update({"worker": worker.strip(), "manager": manager.strip()})
+    ctx.manager_addr = addr.strip()
+
+
+TOKENS = (f"{API_PROBE}; if [ -n \"$A\" ]; then {API} http://d/swarm http://d/info; else "
+          "docker swarm join-token -q worker && docker swarm join-token -q manager && "
+          "docker info --format '{{.Swarm.NodeAddr}}'; fi")
 
 
 @task(SwarmJoin)
