@@ -1,6 +1,8 @@
 """Apply orchestration with fake transports: order, per-host failure isolation, masked secrets."""
 from __future__ import annotations
 
+import json
+
 import paramiko
 
 from dnet import converge
@@ -25,8 +27,10 @@ def session(fail: dict[str, str]) -> tuple[converge.Session, dict[str, FakeTrans
     loaded = loads(EXAMPLE.read_text())
     specs = hosts(loaded.model, paramiko.SSHConfig())
     f = facts("fresh")
-    tokens = f'{{"JoinTokens": {{"Worker": "{TOKEN}", "Manager": "{TOKEN}"}}}}{{"Swarm": {{"NodeAddr": "192.168.77.11"}}}}'
-    common = [(r"http://d/swarm http://d/info", 0, tokens, ""), (r"join-token -q", 0, TOKEN + "\n", ""), (r"Swarm.NodeAddr", 0, "192.168.77.11\n", ""),
+    tokens = json.dumps({"JoinTokens": {"Worker": TOKEN, "Manager": TOKEN}}) + json.dumps(
+        {"Swarm": {"NodeAddr": "192.168.77.11"}})  # the Engine API's /swarm and /info, one after the other
+    common = [(r"http://d/swarm http://d/info", 0, tokens, ""), (r"join-token -q", 0, TOKEN + "\n", ""),
+              (r"Swarm.NodeAddr", 0, "192.168.77.11\n", ""),
               (r"Swarm.NodeID", 0, "nodeid\n", ""), (r"docker network create", 0, "netid\n", ""),
               (r"http://localhost/swarm/join$", 0, "200", "")]
     ts = {h: FakeTransport(h, ([(fail[h], 1, "", f"boom {TOKEN}")] if h in fail else []) + common).expect(*SENT)
