@@ -39,7 +39,9 @@ def hosts_up(count: int, keys: Path) -> list[str]:
     image = node_image_tag(bare=True)
     build_node_image(bare=True, log=lambda m: None)
     hosts_down()  # what an interrupted earlier run left (only the benchmark's own, by its label)
-    docker("network", "create", "--label", LABEL, "--subnet", SUBNET, NETWORK)
+    if not subprocess.run(["docker", "network", "ls", "-q", "-f", f"label={LABEL}", "-f", f"name=^{NETWORK}$"],
+                          capture_output=True, text=True).stdout.strip():
+        docker("network", "create", "--label", LABEL, "--subnet", SUBNET, NETWORK)
     addrs = [str(a) for a in list(ipaddress.ip_network(SUBNET).hosts())[10:10 + count]]
 
     def start(i_addr: tuple[int, str]) -> None:
@@ -72,8 +74,10 @@ def hosts_down() -> None:
                                    text=True).stdout.strip():
             return
         time.sleep(0.2)
-    print(f"warning: the engine keeps {NETWORK} busy with endpoints of removed containers (a Docker bug after "
-          f"mass removal); restart dockerd, then `docker network rm {NETWORK}`", file=sys.stderr)
+    # After removing a few hundred containers at once the engine may count endpoints that no longer exist (a
+    # Docker bug; only a dockerd restart clears it). Their addresses are free, so the next run reuses the network.
+    print(f"note: the engine keeps {NETWORK} (the benchmark's own network) busy with endpoints of removed "
+          "containers; the next run reuses it, a dockerd restart removes it", file=sys.stderr)
 
 
 def busy() -> float:
