@@ -208,8 +208,8 @@ def test_commands_load_lazily_and_their_listed_help_is_their_own() -> None:
     for name in main.COMMANDS:
         cmd = main.cli.get_command(click.Context(main.cli), name)
         assert cmd is not None and (cmd.help or "").strip().split("\n")[0] == main.COMMANDS[name][2], name
-    code = ("import sys, runpy; sys.argv = ['dnet', '--version']\n"
-            "try:\n    runpy.run_module('dnet', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\nfrom dnet.cli.main import main\n"  # with argv, main raises SystemExit (no quick exit)
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules if m.startswith(('paramiko', 'fabric', 'pydantic', 'rich', "
             "'dnet.cli.converge_cmds'))))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -241,3 +241,14 @@ def test_sigterm_stops_a_run_at_once_with_exit_130(tmp_path: Path) -> None:
         silent.close()
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert took < 5, f"took {took:.1f}s to stop"
+
+
+def test_the_command_exits_quickly_yet_runs_atexit_handlers_and_flushes_its_output() -> None:
+    code = ("import atexit, sys\nfrom dnet.cli.main import main\n"
+            "atexit.register(lambda: print('atexit ran'))\nsys.argv = ['dnet'] + sys.argv[1:]\nmain()\n"
+            "print('not reached: main() ends the process')\n")
+    r = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.startswith("dnet, version") and r.stdout.endswith("atexit ran\n"), r
+    r = subprocess.run([sys.executable, "-c", code, "validate", "-i", "/nonexistent.yml"], capture_output=True,
+                       text=True, cwd=ROOT)
+    assert r.returncode == 1 and "no such inventory file" in r.stderr and "not reached" not in r.stdout, r

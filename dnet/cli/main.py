@@ -5,6 +5,8 @@ fast; the short help of each command is listed here and a test keeps it equal to
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import os
 import signal
@@ -113,7 +115,31 @@ def _interrupted() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI, turning every dnet error into a calm message and exit code."""
+    """Run the CLI, turning every dnet error into a calm message and exit code.
+
+    As the `dnet` command (no argv given) it ends with a quick exit: atexit handlers run and output is flushed,
+    but the interpreter's teardown, which frees every module's objects one by one, is skipped (0.1 to 0.15 s
+    after an apply; the OS frees the process at once). With argv, it raises SystemExit as usual.
+    """
+    if argv is not None:
+        _run(argv)
+        return
+    try:
+        _run(None)
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can be said
+            stream.flush()
+    os._exit(code or 0)
+
+
+def _run(argv: list[str] | None) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         code: Any = cli.main(args=argv, prog_name="dnet", standalone_mode=False)
