@@ -2,8 +2,10 @@
 
 Each host is a minimal container that runs only sshd (the lab's bare node image, no engine: facts find no Docker
 and plan proposes installing it), on a Docker network of the benchmark's own (10.251.0.0/22), made and removed
-here. Per size and --forks: wall time, CPU time (user + system) and peak memory of the dnet process, medians of
---runs runs. Prints a table and writes bench/results/scale.json. Asserts nothing.
+here. The hosts share this machine's CPUs with dnet, so they are kept light: sshd without PAM (which sets up
+nothing in a container and cost ~30 ms of CPU per session). The machine-busy column says how much of the CPUs
+everything together used. Per size and --forks: wall time, CPU time (user + system) and peak memory of the dnet
+process, medians of --runs runs. Prints a table and writes bench/results/scale.json. Asserts nothing.
 
 Run: .venv/bin/python bench/scale.py [--sizes 10,100,300] [--forks 16,64] [--runs 3] [--out FILE]
 """
@@ -27,7 +29,7 @@ NETWORK, SUBNET, LABEL = "dnet-scale", "10.251.0.0/22", "dnet.scale=1"
 ROOT = Path(__file__).resolve().parent.parent
 SSHD = ("mkdir -p /run/sshd /root/.ssh && cp /keys/authorized_keys /root/.ssh/ && cp /keys/host_key /etc/ssh/k && "
         "chmod 600 /etc/ssh/k && exec /usr/sbin/sshd -D -e -h /etc/ssh/k -o StrictModes=no "
-        "-o PermitRootLogin=prohibit-password -o MaxStartups=1000")
+        "-o PermitRootLogin=prohibit-password -o MaxStartups=1000 -o UsePAM=no")
 
 
 def docker(*args: str) -> str:
