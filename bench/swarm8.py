@@ -35,7 +35,14 @@ def timed(*args: str) -> tuple[float, dict[str, object]]:
     r = subprocess.run([DNET, *args, "--json"], capture_output=True, text=True)
     took = time.monotonic() - t0
     if r.returncode not in (0,):
-        raise SystemExit(f"dnet {' '.join(args)} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}")
+        try:  # what failed, not the tail of a long JSON document
+            data = json.loads(r.stdout)
+            failed = {"failed": [c for c in data.get("checks", []) if not c.get("ok")],
+                      "findings": data.get("findings"), "hints": data.get("hints")}
+            shown = json.dumps(failed, indent=1)[-6000:]
+        except ValueError:
+            shown = r.stdout[-3000:]
+        raise SystemExit(f"dnet {' '.join(args)} exited {r.returncode}:\n{shown}\n{r.stderr[-2000:]}")
     return took, json.loads(r.stdout)
 
 
@@ -56,6 +63,8 @@ def main() -> None:
                 inventory(state, path)
                 cold, out = timed("apply", "-i", str(path), "--yes")
                 changes = len(out["changes"])  # type: ignore[arg-type]
+                for w in out.get("warnings") or []:  # type: ignore[attr-defined]
+                    print(f"apply warned: {w}", file=sys.stderr)
                 noop, out2 = timed("apply", "-i", str(path), "--yes")
                 assert not out2["changes"], "the second apply changed things"
                 ver, res = timed("verify", "-i", str(path))

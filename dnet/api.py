@@ -59,6 +59,7 @@ class ApplyResult:
     errors: list[str]
     unreachable: dict[str, str]
     services: dict[str, str] = field(default_factory=dict)  # service -> "running/desired"
+    warnings: list[str] = field(default_factory=list)  # an overlay whose nodes do not all know each other yet
 
     @property
     def ok(self) -> bool:
@@ -145,8 +146,10 @@ def apply(inv: Inventory, limit: str | list[str] | None = None, *, serial: int =
         if p.errors:
             return ApplyResult([], p.errors, dict(s.host_errors))
         outcomes = converge.apply(s, p, log, serial)
-        services = converge.wait_services(s) if any(c.kind == "service" for c in p.changes) else {}
-        return ApplyResult(_changes(outcomes), [], dict(s.host_errors), services)
+        services, meshing = {}, []
+        if any(c.kind == "service" for c in p.changes):
+            services, meshing = converge.wait_services(s), converge.wait_overlays(s)
+        return ApplyResult(_changes(outcomes), [], dict(s.host_errors), services, meshing)
 
 
 def destroy(inv: Inventory, *, leave_swarm: bool = False, accept_new_host_keys: bool = False,

@@ -41,7 +41,7 @@ from dnet.transport.base import mask, quote
 from dnet.transport.record import Recorder
 
 __all__ = ["Log", "Outcome", "Session", "apply", "commands", "destroy_plan", "make_plan", "open_session",
-           "wait_services",
+           "wait_overlays", "wait_services",
            "wait_tasks_gone"]
 
 
@@ -355,6 +355,58 @@ def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
     with contextlib.suppress(PollTimeout):  # a shortfall shows in the running/desired counts
         poll(ready, timeout=timeout, interval=0.1, max_interval=0.25, what="services to run every replica")
     return state
+
+
+def overlay_peers(t: Transport, names: list[str]) -> dict[str, set[str]]:
+    """Per overlay: the addresses of the nodes this host exchanges its traffic with (itself included); a network
+    with no endpoint here is left out (the engine has no peer list for it)."""
+    urls = " ".join(quote(f"http://d/networks/{urllib.parse.quote(n)}?verbose=true") for n in names)
+    cli = "; ".join(f"o=$(docker network inspect -v --format '{{{{json .}}}}' {quote(n)} 2>/dev/null); "
+                    'echo "${o:-null}"' for n in names)  # exactly one document per network
+    out = t.run(f"{API_PROBE}; if [ -n \"$A\" ]; then {API.replace(' -sf', ' -s')} {urls}; else {cli}; fi",
+                check=False).stdout
+    try:
+        docs = concatenated(out)
+    except ValueError:
+        return {}
+    peers: dict[str, set[str]] = {}
+    for n, doc in zip(names, docs, strict=False):
+        found = doc.get("Peers") if isinstance(doc, dict) else None
+        if isinstance(found, list) and found:
+            peers[n] = {str(p.get("IP")) for p in found if isinstance(p, dict)}
+    return peers
+
+
+def wait_overlays(s: Session, timeout: float = 60) -> list[str]:
+    """Wait until every host with an endpoint on one of the inventory's overlays sees every other such host as
+    its peer; return what is still missing after `timeout` (nothing when every overlay is meshed).
+
+    Tasks can run before the overlay's gossip has told every node about every other (seen on 8 nodes: one node
+    missing one peer for 45 s, until the engines' periodic resync); until then traffic between those two fails.
+    """
+    names = sorted(n for n, net in s.loaded.model.networks.items() if net.driver == "overlay")
+    hosts = [h for h in swarm_hosts(s.loaded.model) if h in s.transports]
+    if not names or not hosts:
+        return []
+    missing: list[str] = []
+    who = {ip: h for h, f in s.facts.items() for ips in f.addresses.values() for ip in ips}
+
+    def meshed() -> bool:
+        seen = {r.host: r.value for r in parallel(hosts, lambda h: overlay_peers(s.transports[h], names))
+                if r.ok and r.value is not None}
+        missing.clear()
+        for n in names:
+            views = {h: p[n] for h, p in seen.items() if n in p}
+            everyone = set().union(*views.values()) if views else set()
+            missing.extend(f"overlay {n}: {h} knows {len(v)} of the {len(everyone)} nodes on it (not "
+                           f"{', '.join(who.get(ip, ip) for ip in sorted(everyone - v))})"
+                           for h, v in sorted(views.items()) if v != everyone)
+        return not missing
+
+    with contextlib.suppress(PollTimeout):
+        poll(meshed, timeout=timeout, interval=0.5, max_interval=2, what="every overlay's peers")
+    return [f"{m} after {timeout:.0f}s: the engines' gossip (7946) has not told it of them yet; traffic between "
+            "them fails until it does (run verify to see which paths)" for m in missing]
 
 
 def wait_tasks_gone(s: Session, timeout: float = 60) -> list[str]:

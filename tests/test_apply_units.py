@@ -240,3 +240,26 @@ def test_outcomes_come_phase_by_phase_in_the_order_things_ran() -> None:
     orders = [o.change.order for o in outcomes]
     assert orders == sorted(orders)  # engines, then swarm, ..., forwards; each phase as it ran
     assert next(o.change.host for o in outcomes if o.change.kind == "swarm") == "node1"  # init before the joins
+
+
+def test_apply_waits_for_every_overlay_node_to_know_the_others_and_names_one_that_does_not() -> None:
+    loaded = loads(EXAMPLE.read_text())
+    specs = hosts(loaded.model, paramiko.SSHConfig())
+    f = facts("applied")
+    ip = {h: f"192.168.77.1{i + 1}" for i, h in enumerate(sorted(f))}
+    for h in f:
+        f[h].addresses = {"eth0": [ip[h]]}  # how a missing peer's address is turned back into its name
+
+    def peers(*nodes: str) -> str:  # the Engine API's answer for appnet, then backnet
+        doc = json.dumps({"Name": "appnet", "Peers": [{"Name": n, "IP": ip[n]} for n in nodes]})
+        return doc + json.dumps({"Name": "backnet", "Peers": [{"Name": n, "IP": ip[n]} for n in ip]})
+
+    everyone = {h: FakeTransport(h, [(r"networks/appnet\?verbose=true", 0, peers(*ip), "")]) for h in specs}
+    s = converge.Session(loaded, specs, dict(everyone), f, {}, {})
+    assert converge.wait_overlays(s, timeout=1) == []
+    lagging = dict(everyone, node3=FakeTransport("node3", [(r"networks/appnet", 0, peers("node1", "node3"), "")]))
+    s = converge.Session(loaded, specs, lagging, f, {}, {})
+    warnings = converge.wait_overlays(s, timeout=1)
+    assert len(warnings) == 1 and warnings[0].startswith("overlay appnet: node3 knows 2 of the 3 nodes on it (not "
+                                                         "node2) after 1s"), warnings
+    assert len(lagging["node3"].commands) >= 2  # polled again before giving up

@@ -121,11 +121,11 @@ def _confirm(yes: bool, what: str) -> None:
 
 
 def _report(outcomes: list[converge.Outcome], services: dict[str, str], as_json: bool, s: Session,
-            plan: Plan, seconds: float) -> int:
+            plan: Plan, seconds: float, warnings: list[str] | None = None) -> int:
     failed = [o for o in outcomes if o.status != "ok"]
     if as_json:
         print_json({"changes": [o.public() for o in outcomes], "unreachable": s.host_errors, "errors": plan.errors,
-                    "services": services, "seconds": round(seconds, 2),
+                    "services": services, "warnings": warnings or [], "seconds": round(seconds, 2),
                     "summary": {"changed": len(outcomes) - len(failed), "failed": len(failed)}})
     else:
         if outcomes:
@@ -139,6 +139,8 @@ def _report(outcomes: list[converge.Outcome], services: dict[str, str], as_json:
             say(out, styled("unreachable", "red"), f" {h}: {e}")
         for name, state in services.items():
             say(out, f"service {name}: {state} replicas running")
+        for w in warnings or []:
+            say(out, styled("warning", "yellow"), f" {w}")
         say(out, f"{len(outcomes) - len(failed)} changed, {len(failed)} failed or skipped, "
                  f"{len(s.host_errors)} unreachable in {seconds:.1f}s.")
     return EXIT_ERROR if failed or s.host_errors else 0
@@ -173,8 +175,10 @@ def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, prune_nodes
         if plan.changes:
             _confirm(yes, f"apply {len(plan.changes)} changes")
         outcomes = converge.apply(s, plan, log_to(quiet or as_json), serial)
-        services = converge.wait_services(s) if any(c.kind == "service" for c in plan.changes) else {}
-    sys.exit(_report(outcomes, services, as_json, s, plan, time.monotonic() - start))
+        services, meshing = {}, []
+        if any(c.kind == "service" for c in plan.changes):
+            services, meshing = converge.wait_services(s), converge.wait_overlays(s)
+    sys.exit(_report(outcomes, services, as_json, s, plan, time.monotonic() - start, meshing))
 
 
 @click.command("destroy")

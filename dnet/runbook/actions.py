@@ -53,6 +53,8 @@ def apply(rc: RunContext, targets: list[str], a: ApplyArgs) -> list[Outcome]:
     outcomes = converge.apply(s, plan, rc.log, a.serial)
     if any(c.kind == "service" for c in plan.changes):
         converge.wait_services(s)
+        for w in converge.wait_overlays(s):
+            rc.log(f"  warning: {w}")
     bad = [o for o in outcomes if o.status != "ok"]
     if bad:
         raise RunError(f"{len(bad)} of {len(outcomes)} changes failed; first: {bad[0].change.host}: "
