@@ -357,9 +357,13 @@ def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
     return state
 
 
-def overlay_peers(t: Transport, names: list[str]) -> dict[str, set[str]]:
-    """Per overlay: the addresses of the nodes this host exchanges its traffic with (itself included); a network
-    with no endpoint here is left out (the engine has no peer list for it)."""
+View = tuple[str, ...]  # ("node", address) or ("task", service, task address, node address)
+
+
+def overlay_views(t: Transport, names: list[str], services: set[str]) -> dict[str, set[View]]:
+    """Per overlay: what this host's engine knows of it: the nodes it exchanges traffic with (itself included)
+    and the tasks of `services` on it (what its DNS answers and its VXLAN forwarding use). A network with no
+    endpoint here is left out (the engine keeps no such view of it)."""
     urls = " ".join(quote(f"http://d/networks/{urllib.parse.quote(n)}?verbose=true") for n in names)
     cli = "; ".join(f"o=$(docker network inspect -v --format '{{{{json .}}}}' {quote(n)} 2>/dev/null); "
                     'echo "${o:-null}"' for n in names)  # exactly one document per network
@@ -369,44 +373,56 @@ def overlay_peers(t: Transport, names: list[str]) -> dict[str, set[str]]:
         docs = concatenated(out)
     except ValueError:
         return {}
-    peers: dict[str, set[str]] = {}
+    views: dict[str, set[View]] = {}
     for n, doc in zip(names, docs, strict=False):
-        found = doc.get("Peers") if isinstance(doc, dict) else None
-        if isinstance(found, list) and found:
-            peers[n] = {str(p.get("IP")) for p in found if isinstance(p, dict)}
-    return peers
+        peers = doc.get("Peers") if isinstance(doc, dict) else None
+        if not isinstance(peers, list) or not peers:
+            continue
+        view: set[View] = {("node", str(p.get("IP"))) for p in peers if isinstance(p, dict)}
+        for svc, info in (doc.get("Services") or {}).items():
+            if svc in services and isinstance(info, dict):
+                view |= {("task", svc, str(x.get("EndpointIP")), str((x.get("Info") or {}).get("Host IP")))
+                         for x in info.get("Tasks") or [] if isinstance(x, dict)}
+        views[n] = view
+    return views
 
 
 def wait_overlays(s: Session, timeout: float = 60) -> list[str]:
-    """Wait until every host with an endpoint on one of the inventory's overlays sees every other such host as
-    its peer; return what is still missing after `timeout` (nothing when every overlay is meshed).
+    """Wait until every host with an endpoint on one of the inventory's overlays knows every other such host and
+    every task of the inventory's services there; return what is still missing after `timeout` (nothing when
+    every host knows everything).
 
-    Tasks can run before the overlay's gossip has told every node about every other (seen on 8 nodes: one node
-    missing one peer for 45 s, until the engines' periodic resync); until then traffic between those two fails.
+    Tasks can run before the overlay's gossip has told every node about every other node and task (seen on 8
+    nodes: one node without another's task for 45 s, until the engines' periodic resync); until then DNS on it
+    does not answer with that task and traffic between the two fails.
     """
-    names = sorted(n for n, net in s.loaded.model.networks.items() if net.driver == "overlay")
-    hosts = [h for h in swarm_hosts(s.loaded.model) if h in s.transports]
+    inv = s.loaded.model
+    names = sorted(n for n, net in inv.networks.items() if net.driver == "overlay")
+    hosts = [h for h in swarm_hosts(inv) if h in s.transports]
     if not names or not hosts:
         return []
+    services = set(inv.services)
     missing: list[str] = []
     who = {ip: h for h, f in s.facts.items() for ips in f.addresses.values() for ip in ips}
 
-    def meshed() -> bool:
-        seen = {r.host: r.value for r in parallel(hosts, lambda h: overlay_peers(s.transports[h], names))
+    def said(v: View) -> str:
+        return who.get(v[1], v[1]) if v[0] == "node" else f"{v[1]}'s task {v[2]} on {who.get(v[3], v[3])}"
+
+    def known() -> bool:
+        seen = {r.host: r.value for r in parallel(hosts, lambda h: overlay_views(s.transports[h], names, services))
                 if r.ok and r.value is not None}
         missing.clear()
         for n in names:
-            views = {h: p[n] for h, p in seen.items() if n in p}
-            everyone = set().union(*views.values()) if views else set()
-            missing.extend(f"overlay {n}: {h} knows {len(v)} of the {len(everyone)} nodes on it (not "
-                           f"{', '.join(who.get(ip, ip) for ip in sorted(everyone - v))})"
-                           for h, v in sorted(views.items()) if v != everyone)
+            views = {h: v[n] for h, v in seen.items() if n in v}
+            everything: set[View] = set().union(*views.values()) if views else set()
+            missing.extend(f"overlay {n}: {h} does not know of {', '.join(sorted(said(x) for x in everything - v))}"
+                           for h, v in sorted(views.items()) if v != everything)
         return not missing
 
     with contextlib.suppress(PollTimeout):
-        poll(meshed, timeout=timeout, interval=0.5, max_interval=2, what="every overlay's peers")
-    return [f"{m} after {timeout:.0f}s: the engines' gossip (7946) has not told it of them yet; traffic between "
-            "them fails until it does (run verify to see which paths)" for m in missing]
+        poll(known, timeout=timeout, interval=0.5, max_interval=2, what="every overlay's nodes and tasks")
+    return [f"{m} after {timeout:.0f}s: the engines' gossip (7946) has not told it yet; traffic between them "
+            "fails until it does (run verify to see which paths)" for m in missing]
 
 
 def wait_tasks_gone(s: Session, timeout: float = 60) -> list[str]:

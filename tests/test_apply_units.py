@@ -250,8 +250,12 @@ def test_apply_waits_for_every_overlay_node_to_know_the_others_and_names_one_tha
     for h in f:
         f[h].addresses = {"eth0": [ip[h]]}  # how a missing peer's address is turned back into its name
 
-    def peers(*nodes: str) -> str:  # the Engine API's answer for appnet, then backnet
-        doc = json.dumps({"Name": "appnet", "Peers": [{"Name": n, "IP": ip[n]} for n in nodes]})
+    def peers(*nodes: str, tasks: tuple[str, ...] = ("node1", "node2", "node3")) -> str:
+        """The Engine API's answer for appnet, then backnet: the nodes it knows and web's tasks (one per node)."""
+        web = {"Tasks": [{"EndpointIP": f"10.77.0.{i + 2}", "Info": {"Host IP": ip[n]}} for i, n in enumerate(ip)
+                         if n in tasks]}
+        doc = json.dumps({"Name": "appnet", "Peers": [{"Name": n, "IP": ip[n]} for n in nodes],
+                          "Services": {"web": web, "other": {"Tasks": []}}})
         return doc + json.dumps({"Name": "backnet", "Peers": [{"Name": n, "IP": ip[n]} for n in ip]})
 
     everyone = {h: FakeTransport(h, [(r"networks/appnet\?verbose=true", 0, peers(*ip), "")]) for h in specs}
@@ -260,6 +264,12 @@ def test_apply_waits_for_every_overlay_node_to_know_the_others_and_names_one_tha
     lagging = dict(everyone, node3=FakeTransport("node3", [(r"networks/appnet", 0, peers("node1", "node3"), "")]))
     s = converge.Session(loaded, specs, lagging, f, {}, {})
     warnings = converge.wait_overlays(s, timeout=1)
-    assert len(warnings) == 1 and warnings[0].startswith("overlay appnet: node3 knows 2 of the 3 nodes on it (not "
-                                                         "node2) after 1s"), warnings
+    assert len(warnings) == 1 and warnings[0].startswith("overlay appnet: node3 does not know of node2 after 1s"), \
+        warnings
     assert len(lagging["node3"].commands) >= 2  # polled again before giving up
+    lagging = dict(everyone, node1=FakeTransport("node1", [(r"networks/appnet", 0, peers(*ip, tasks=("node1",)), "")]))
+    s = converge.Session(loaded, specs, lagging, f, {}, {})
+    assert converge.wait_overlays(s, timeout=0.5) == [
+        "overlay appnet: node1 does not know of web's task 10.77.0.3 on node2, web's task 10.77.0.4 on node3 after "
+        "0s: the engines' gossip (7946) has not told it yet; traffic between them fails until it does (run verify to "
+        "see which paths)"]
