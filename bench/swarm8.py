@@ -65,6 +65,8 @@ def main() -> None:
                 changes = len(out["changes"])  # type: ignore[arg-type]
                 for w in out.get("warnings") or []:  # type: ignore[attr-defined]
                     print(f"apply warned: {w}", file=sys.stderr)
+                if cold > 30:  # a slow apply: say what it waited for
+                    print(f"slow cold apply: services {out.get('services')}", file=sys.stderr)
                 noop, out2 = timed("apply", "-i", str(path), "--yes")
                 assert not out2["changes"], "the second apply changed things"
                 ver, res = timed("verify", "-i", str(path))
