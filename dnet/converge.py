@@ -357,7 +357,7 @@ def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
     return state
 
 
-View = tuple[str, ...]  # ("node", address) or ("task", service, task address, node address)
+View = tuple[str, ...]  # ("node", address) or ("task", service, task address)
 
 
 def overlay_views(t: Transport, names: list[str], services: set[str]) -> dict[str, set[View]]:
@@ -381,10 +381,31 @@ def overlay_views(t: Transport, names: list[str], services: set[str]) -> dict[st
         view: set[View] = {("node", str(p.get("IP"))) for p in peers if isinstance(p, dict)}
         for svc, info in (doc.get("Services") or {}).items():
             if svc in services and isinstance(info, dict):
-                view |= {("task", svc, str(x.get("EndpointIP")), str((x.get("Info") or {}).get("Host IP")))
-                         for x in info.get("Tasks") or [] if isinstance(x, dict)}
+                tasks = [x for x in info.get("Tasks") or [] if isinstance(x, dict)]
+                view |= {("task", svc, str(x.get("EndpointIP"))) for x in tasks}
         views[n] = view
     return views
+
+
+def running_tasks(t: Transport, services: list[str]) -> dict[str, set[View]]:
+    """Per network: the tasks of `services` that run now (from a manager), as overlay_views() names them."""
+    urls = " ".join(quote("http://d/tasks?filters=" + urllib.parse.quote(json.dumps(
+        {"service": [n], "desired-state": ["running"]}))) for n in services)
+    out = t.run(f"{API_PROBE}; if [ -n \"$A\" ]; then {API.replace(' -sf', ' -s')} {urls}; fi", check=False).stdout
+    try:
+        docs = concatenated(out)
+    except ValueError:
+        return {}
+    running: dict[str, set[View]] = {}
+    for svc, doc in zip(services, docs, strict=False):
+        for task in doc if isinstance(doc, list) else []:
+            if not isinstance(task, dict) or (task.get("Status") or {}).get("State") != "running":
+                continue
+            for att in task.get("NetworksAttachments") or []:
+                net = ((att.get("Network") or {}).get("Spec") or {}).get("Name", "")
+                for addr in att.get("Addresses") or []:
+                    running.setdefault(net, set()).add(("task", svc, str(addr).split("/")[0]))
+    return running
 
 
 def wait_overlays(s: Session, timeout: float = 60) -> list[str]:
@@ -406,17 +427,20 @@ def wait_overlays(s: Session, timeout: float = 60) -> list[str]:
     who = {ip: h for h, f in s.facts.items() for ips in f.addresses.values() for ip in ips}
 
     def said(v: View) -> str:
-        return who.get(v[1], v[1]) if v[0] == "node" else f"{v[1]}'s task {v[2]} on {who.get(v[3], v[3])}"
+        return who.get(v[1], v[1]) if v[0] == "node" else f"{v[1]}'s task {v[2]}"
 
     def known() -> bool:
         seen = {r.host: r.value for r in parallel(hosts, lambda h: overlay_views(s.transports[h], names, services))
                 if r.ok and r.value is not None}
+        leader = world(s).leader()
+        tasks = running_tasks(s.transports[leader], sorted(services)) if leader in s.transports else {}
         missing.clear()
         for n in names:
             views = {h: v[n] for h, v in seen.items() if n in v}
-            everything: set[View] = set().union(*views.values()) if views else set()
-            missing.extend(f"overlay {n}: {h} does not know of {', '.join(sorted(said(x) for x in everything - v))}"
-                           for h, v in sorted(views.items()) if v != everything)
+            # every node on it, and every task that runs (a node may still hold a replaced task's entry: harmless)
+            wanted = {x for v in views.values() for x in v if x[0] == "node"} | tasks.get(n, set())
+            missing.extend(f"overlay {n}: {h} does not know of {', '.join(sorted(said(x) for x in wanted - v))}"
+                           for h, v in sorted(views.items()) if not wanted <= v)
         return not missing
 
     with contextlib.suppress(PollTimeout):

@@ -258,7 +258,10 @@ def test_apply_waits_for_every_overlay_node_to_know_the_others_and_names_one_tha
                           "Services": {"web": web, "other": {"Tasks": []}}})
         return doc + json.dumps({"Name": "backnet", "Peers": [{"Name": n, "IP": ip[n]} for n in ip]})
 
-    everyone = {h: FakeTransport(h, [(r"networks/appnet\?verbose=true", 0, peers(*ip), "")]) for h in specs}
+    running = json.dumps([{"Status": {"State": "running"}, "NetworksAttachments": [
+        {"Network": {"Spec": {"Name": "appnet"}}, "Addresses": [f"10.77.0.{i + 2}/24"]}]} for i in range(3)])
+    tasks = (r"/tasks\?filters", 0, running, "")  # the leader's answer: web's 3 running tasks
+    everyone = {h: FakeTransport(h, [(r"networks/appnet\?verbose=true", 0, peers(*ip), ""), tasks]) for h in specs}
     s = converge.Session(loaded, specs, dict(everyone), f, {}, {})
     assert converge.wait_overlays(s, timeout=1) == []
     lagging = dict(everyone, node3=FakeTransport("node3", [(r"networks/appnet", 0, peers("node1", "node3"), "")]))
@@ -267,9 +270,10 @@ def test_apply_waits_for_every_overlay_node_to_know_the_others_and_names_one_tha
     assert len(warnings) == 1 and warnings[0].startswith("overlay appnet: node3 does not know of node2 after 1s"), \
         warnings
     assert len(lagging["node3"].commands) >= 2  # polled again before giving up
-    lagging = dict(everyone, node1=FakeTransport("node1", [(r"networks/appnet", 0, peers(*ip, tasks=("node1",)), "")]))
+    lagging = dict(everyone, node1=FakeTransport("node1", [(r"networks/appnet", 0, peers(*ip, tasks=("node1",)), ""),
+                                                           tasks]))
     s = converge.Session(loaded, specs, lagging, f, {}, {})
     assert converge.wait_overlays(s, timeout=0.5) == [
-        "overlay appnet: node1 does not know of web's task 10.77.0.3 on node2, web's task 10.77.0.4 on node3 after "
+        "overlay appnet: node1 does not know of web's task 10.77.0.3, web's task 10.77.0.4 after "
         "0s: the engines' gossip (7946) has not told it yet; traffic between them fails until it does (run verify to "
         "see which paths)"]
