@@ -148,7 +148,7 @@ def apply(inv: Inventory, limit: str | list[str] | None = None, *, serial: int =
         outcomes = converge.apply(s, p, log, serial)
         services, meshing = {}, []
         if any(c.kind == "service" for c in p.changes):
-            services, meshing = converge.wait_services(s), converge.wait_overlays(s)
+            services, meshing = converge.wait_services(s), converge.wait_overlays(s, log=log)
         return ApplyResult(_changes(outcomes), [], dict(s.host_errors), services, meshing)
 
 

@@ -6,6 +6,7 @@ import copy
 import json
 import re
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -408,7 +409,7 @@ def running_tasks(t: Transport, services: list[str]) -> dict[str, set[View]]:
     return running
 
 
-def wait_overlays(s: Session, timeout: float = 60) -> list[str]:
+def wait_overlays(s: Session, timeout: float = 60, log: Log | None = None) -> list[str]:
     """Wait until every host with an endpoint on one of the inventory's overlays knows every other such host and
     every task of the inventory's services there; return what is still missing after `timeout` (nothing when
     every host knows everything).
@@ -429,6 +430,8 @@ def wait_overlays(s: Session, timeout: float = 60) -> list[str]:
     def said(v: View) -> str:
         return who.get(v[1], v[1]) if v[0] == "node" else f"{v[1]}'s task {v[2]}"
 
+    start, told = time.monotonic(), [False]
+
     def known() -> bool:
         seen = {r.host: r.value for r in parallel(hosts, lambda h: overlay_views(s.transports[h], names, services))
                 if r.ok and r.value is not None}
@@ -441,6 +444,10 @@ def wait_overlays(s: Session, timeout: float = 60) -> list[str]:
             wanted = {x for v in views.values() for x in v if x[0] == "node"} | tasks.get(n, set())
             missing.extend(f"overlay {n}: {h} does not know of {', '.join(sorted(said(x) for x in wanted - v))}"
                            for h, v in sorted(views.items()) if not wanted <= v)
+        if missing and log and not told[0] and time.monotonic() - start > 5:  # a long wait says what it waits for
+            told[0] = True
+            log(f"waiting for the engines' gossip: {missing[0]}" + (f" (and {len(missing) - 1} more)"
+                                                                     if len(missing) > 1 else ""))
         return not missing
 
     with contextlib.suppress(PollTimeout):

@@ -53,7 +53,7 @@ def apply(rc: RunContext, targets: list[str], a: ApplyArgs) -> list[Outcome]:
     outcomes = converge.apply(s, plan, rc.log, a.serial)
     if any(c.kind == "service" for c in plan.changes):
         converge.wait_services(s)
-        for w in converge.wait_overlays(s):
+        for w in converge.wait_overlays(s, log=rc.log):
             rc.log(f"  warning: {w}")
     bad = [o for o in outcomes if o.status != "ok"]
     if bad:
