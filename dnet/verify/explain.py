@@ -38,7 +38,8 @@ def hints(checks: list[Check], facts: dict[str, HostFacts], addrs: dict[str, str
                  f"overlay traffic fails only between {suspect} and other hosts: VXLAN (4789/udp) or gossip "
                           f"(7946) is blocked on {suspect}, or its MTU does not match, or its engine's gossip did "
                           f"not start when it joined (`docker network inspect -v NETWORK` on {suspect} lists no "
-                          "peers): restart docker there")
+                          "peers): restart docker there. Right after tasks started it can also be the engines' "
+                          "gossip still spreading them (up to about a minute): run verify again first")
         else:
             note(overlay, "overlay-several-hosts",
                  "overlay traffic fails between several hosts: check 4789/udp and 7946 between all swarm hosts "
