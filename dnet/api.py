@@ -146,9 +146,7 @@ def apply(inv: Inventory, limit: str | list[str] | None = None, *, serial: int =
         if p.errors:
             return ApplyResult([], p.errors, dict(s.host_errors))
         outcomes = converge.apply(s, p, log, serial)
-        services, meshing = {}, []
-        if any(c.kind == "service" for c in p.changes):
-            services, meshing = converge.wait_services(s), converge.wait_overlays(s, log=log)
+        services, meshing = converge.settle(s, p.changes, log)
         return ApplyResult(_changes(outcomes), [], dict(s.host_errors), services, meshing)
 
 

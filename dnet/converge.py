@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import re
 import threading
-import time
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dnet import gossip
 from dnet.errors import DnetError
-from dnet.facts import API, API_PROBE, concatenated
+from dnet.facts import concatenated, engine_get
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan.destroy import destroy
 from dnet.plan.diff import World, diff
@@ -42,7 +40,7 @@ from dnet.transport.base import mask, quote
 from dnet.transport.record import Recorder
 
 __all__ = ["Log", "Outcome", "Session", "apply", "commands", "destroy_plan", "make_plan", "open_session",
-           "wait_overlays", "wait_services",
+           "settle", "wait_overlays", "wait_services",
            "wait_tasks_gone"]
 
 
@@ -274,8 +272,10 @@ def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[
         for c in by_host[host]:
             if current and current.stopping:
                 break  # interrupted: left as not started
-            if host in failed:
-                out.append(Outcome(c, "skipped", "an earlier change on this host failed"))
+            target = str(getattr(c, "target", ""))  # a manager acting on another node: skipped when that one failed
+            if host in failed or target in failed:
+                out.append(Outcome(c, "skipped", "an earlier change on this host failed" if host in failed else
+                                   f"an earlier change on {target} failed"))
                 if current:
                     current.done.append(out[-1])
                 continue
@@ -313,12 +313,9 @@ def task_counts(t: Transport, names: list[str]) -> dict[str, tuple[int, int]]:
     the manager's CPU, and waits poll this often); the CLI otherwise."""
     if not names:
         return {}
-    urls = " ".join(quote("http://d/tasks?filters=" + urllib.parse.quote(json.dumps({"service": [n]})))
-                    for n in names)
     cli = "; ".join(f"echo {quote(n)} $(docker service ps {quote(n)} --format "
                     "'{{.DesiredState}}:{{.CurrentState}}' 2>/dev/null)" for n in names)
-    out = t.run(f"{API_PROBE}; if [ -n \"$A\" ]; then {API.replace(' -sf', ' -s')} {urls}; else {cli}; fi",
-                check=False).stdout
+    out = t.run(engine_get([gossip.tasks_path(n) for n in names], cli), check=False).stdout
     if out.lstrip().startswith(("[", "{")):  # one answer per service, in order: a task list, or an error object
         try:
             docs, counts = concatenated(out), {}
@@ -358,102 +355,17 @@ def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
     return state
 
 
-View = tuple[str, ...]  # ("node", address) or ("task", service, task address)
-
-
-def overlay_views(t: Transport, names: list[str], services: set[str]) -> dict[str, set[View]]:
-    """Per overlay: what this host's engine knows of it: the nodes it exchanges traffic with (itself included)
-    and the tasks of `services` on it (what its DNS answers and its VXLAN forwarding use). A network with no
-    endpoint here is left out (the engine keeps no such view of it)."""
-    urls = " ".join(quote(f"http://d/networks/{urllib.parse.quote(n)}?verbose=true") for n in names)
-    cli = "; ".join(f"o=$(docker network inspect -v --format '{{{{json .}}}}' {quote(n)} 2>/dev/null); "
-                    'echo "${o:-null}"' for n in names)  # exactly one document per network
-    out = t.run(f"{API_PROBE}; if [ -n \"$A\" ]; then {API.replace(' -sf', ' -s')} {urls}; else {cli}; fi",
-                check=False).stdout
-    try:
-        docs = concatenated(out)
-    except ValueError:
-        return {}
-    views: dict[str, set[View]] = {}
-    for n, doc in zip(names, docs, strict=False):
-        peers = doc.get("Peers") if isinstance(doc, dict) else None
-        if not isinstance(peers, list) or not peers:
-            continue
-        view: set[View] = {("node", str(p.get("IP"))) for p in peers if isinstance(p, dict)}
-        for svc, info in (doc.get("Services") or {}).items():
-            if svc in services and isinstance(info, dict):
-                tasks = [x for x in info.get("Tasks") or [] if isinstance(x, dict)]
-                view |= {("task", svc, str(x.get("EndpointIP"))) for x in tasks}
-        views[n] = view
-    return views
-
-
-def running_tasks(t: Transport, services: list[str]) -> dict[str, set[View]]:
-    """Per network: the tasks of `services` that run now (from a manager), as overlay_views() names them."""
-    urls = " ".join(quote("http://d/tasks?filters=" + urllib.parse.quote(json.dumps(
-        {"service": [n], "desired-state": ["running"]}))) for n in services)
-    out = t.run(f"{API_PROBE}; if [ -n \"$A\" ]; then {API.replace(' -sf', ' -s')} {urls}; fi", check=False).stdout
-    try:
-        docs = concatenated(out)
-    except ValueError:
-        return {}
-    running: dict[str, set[View]] = {}
-    for svc, doc in zip(services, docs, strict=False):
-        for task in doc if isinstance(doc, list) else []:
-            if not isinstance(task, dict) or (task.get("Status") or {}).get("State") != "running":
-                continue
-            for att in task.get("NetworksAttachments") or []:
-                net = ((att.get("Network") or {}).get("Spec") or {}).get("Name", "")
-                for addr in att.get("Addresses") or []:
-                    running.setdefault(net, set()).add(("task", svc, str(addr).split("/")[0]))
-    return running
-
-
 def wait_overlays(s: Session, timeout: float = 60, log: Log | None = None) -> list[str]:
-    """Wait until every host with an endpoint on one of the inventory's overlays knows every other such host and
-    every task of the inventory's services there; return what is still missing after `timeout` (nothing when
-    every host knows everything).
+    """Wait until every overlay's gossip knows its nodes and running tasks (see dnet.gossip.wait)."""
+    return gossip.wait(s, world(s).leader(), timeout, log)
 
-    Tasks can run before the overlay's gossip has told every node about every other node and task (seen on 8
-    nodes: one node without another's task for 45 s, until the engines' periodic resync); until then DNS on it
-    does not answer with that task and traffic between the two fails.
-    """
-    inv = s.loaded.model
-    names = sorted(n for n, net in inv.networks.items() if net.driver == "overlay")
-    hosts = [h for h in swarm_hosts(inv) if h in s.transports]
-    if not names or not hosts:
-        return []
-    services = set(inv.services)
-    missing: list[str] = []
-    who = {ip: h for h, f in s.facts.items() for ips in f.addresses.values() for ip in ips}
 
-    def said(v: View) -> str:
-        return who.get(v[1], v[1]) if v[0] == "node" else f"{v[1]}'s task {v[2]}"
-
-    start, told = time.monotonic(), [False]
-
-    def known() -> bool:
-        seen = {r.host: r.value for r in parallel(hosts, lambda h: overlay_views(s.transports[h], names, services))
-                if r.ok and r.value is not None}
-        leader = world(s).leader()
-        tasks = running_tasks(s.transports[leader], sorted(services)) if leader in s.transports else {}
-        missing.clear()
-        for n in names:
-            views = {h: v[n] for h, v in seen.items() if n in v}
-            # every node on it, and every task that runs (a node may still hold a replaced task's entry: harmless)
-            wanted = {x for v in views.values() for x in v if x[0] == "node"} | tasks.get(n, set())
-            missing.extend(f"overlay {n}: {h} does not know of {', '.join(sorted(said(x) for x in wanted - v))}"
-                           for h, v in sorted(views.items()) if not wanted <= v)
-        if missing and log and not told[0] and time.monotonic() - start > 5:  # a long wait says what it waits for
-            told[0] = True
-            log(f"waiting for the engines' gossip: {missing[0]}" + (f" (and {len(missing) - 1} more)"
-                                                                     if len(missing) > 1 else ""))
-        return not missing
-
-    with contextlib.suppress(PollTimeout):
-        poll(known, timeout=timeout, interval=0.5, max_interval=2, what="every overlay's nodes and tasks")
-    return [f"{m} after {timeout:.0f}s: the engines' gossip (7946) has not told it yet; traffic between them "
-            "fails until it does (run verify to see which paths)" for m in missing]
+def settle(s: Session, changes: list[Change], log: Log | None = None) -> tuple[dict[str, str], list[str]]:
+    """After changes that touched services: wait until they run every replica (name -> 'running/desired'), then
+    until every overlay's gossip knows them (what it still does not know after the wait, as warnings)."""
+    if not any(c.kind == "service" for c in changes):
+        return {}, []
+    return wait_services(s), wait_overlays(s, log=log)
 
 
 def wait_tasks_gone(s: Session, timeout: float = 60) -> list[str]:

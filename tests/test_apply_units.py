@@ -75,6 +75,8 @@ def test_a_failed_host_skips_its_later_changes_while_others_finish() -> None:
     by = {(o.change.host, o.change.name): o for o in outcomes}
     assert by[("node3", "swarm")].status == "failed"
     assert by[("node3", "db")].status == "skipped"
+    assert by[("node1", "node3")].status == "skipped"  # its labels: not on a node that did not join
+    assert by[("node1", "node2")].status == "ok"
     assert by[("node2", "edge")].status == "ok" and by[("node1", "web")].status == "ok"
     msg = by[("node3", "swarm")].message
     assert TOKEN not in msg and "***" in msg and "swarm join failed" in msg
@@ -260,20 +262,45 @@ def test_apply_waits_for_every_overlay_node_to_know_the_others_and_names_one_tha
 
     running = json.dumps([{"Status": {"State": "running"}, "NetworksAttachments": [
         {"Network": {"Spec": {"Name": "appnet"}}, "Addresses": [f"10.77.0.{i + 2}/24"]}]} for i in range(3)])
-    tasks = (r"/tasks\?filters", 0, running, "")  # the leader's answer: web's 3 running tasks
-    everyone = {h: FakeTransport(h, [(r"networks/appnet\?verbose=true", 0, peers(*ip), ""), tasks]) for h in specs}
+    # the leader (node1) answers with its views and then web's 3 running tasks, in one round trip
+    leader = r"networks/appnet\?verbose=true.*/tasks\?filters"
+    everyone = {h: FakeTransport(h, [(leader, 0, peers(*ip) + running, ""),
+                                     (r"networks/appnet\?verbose=true", 0, peers(*ip), "")]) for h in specs}
     s = converge.Session(loaded, specs, dict(everyone), f, {}, {})
     assert converge.wait_overlays(s, timeout=1) == []
+    assert len(everyone["node1"].commands) == 1  # one round trip to the leader per poll
     lagging = dict(everyone, node3=FakeTransport("node3", [(r"networks/appnet", 0, peers("node1", "node3"), "")]))
     s = converge.Session(loaded, specs, lagging, f, {}, {})
     warnings = converge.wait_overlays(s, timeout=1)
     assert len(warnings) == 1 and warnings[0].startswith("overlay appnet: node3 does not know of node2 after 1s"), \
         warnings
     assert len(lagging["node3"].commands) >= 2  # polled again before giving up
-    lagging = dict(everyone, node1=FakeTransport("node1", [(r"networks/appnet", 0, peers(*ip, tasks=("node1",)), ""),
-                                                           tasks]))
+    lagging = dict(everyone, node1=FakeTransport("node1", [(leader, 0, peers(*ip, tasks=("node1",)) + running, "")]))
     s = converge.Session(loaded, specs, lagging, f, {}, {})
     assert converge.wait_overlays(s, timeout=0.5) == [
         "overlay appnet: node1 does not know of web's task 10.77.0.3, web's task 10.77.0.4 after "
         "0s: the engines' gossip (7946) has not told it yet; traffic between them fails until it does (run verify to "
         "see which paths)"]
+
+
+ATTACH = "docker: Error response from daemon: attaching to network failed, make sure your network options are " \
+    "correct and check manager logs: context deadline exceeded."
+
+
+def test_a_container_whose_overlay_attachment_timed_out_is_started_again() -> None:
+    s, ts = session({})
+    ts["node3"].responses[:0] = [(r"^docker run -d --name db ", 125, "", ATTACH), (r"^docker start db ", 0, "", "")]
+    by = {(o.change.host, o.change.name): o for o in converge.apply(s, plan(s), lambda m: None)}
+    assert by[("node3", "db")].status == "ok", by[("node3", "db")].message
+    node3 = ts["node3"].commands
+    assert [c for c in node3 if c.startswith("docker start db ")] and \
+        node3.index(next(c for c in node3 if c.startswith("docker run -d --name db "))) < \
+        node3.index(next(c for c in node3 if c.startswith("docker start db ")))
+
+
+def test_a_container_that_fails_to_run_for_another_reason_fails_at_once() -> None:
+    s, ts = session({})
+    ts["node3"].responses[:0] = [(r"^docker run -d --name db ", 125, "", "bind: address already in use")]
+    by = {(o.change.host, o.change.name): o for o in converge.apply(s, plan(s), lambda m: None)}
+    assert by[("node3", "db")].status == "failed" and "address already in use" in by[("node3", "db")].message
+    assert not [c for c in ts["node3"].commands if c.startswith("docker start")]

@@ -49,7 +49,11 @@ def _converges(name: str, inv: Path) -> None:
     code, out = dnet_json("apply", "-i", str(inv), "--yes")
     assert code == 0, json.dumps(out)[-3000:]
     plan = json.loads(dnet("plan", "-i", str(inv), "--json").stdout)
-    assert plan["changes"] == [] and plan["errors"] == [], plan
+    if plan["changes"] or plan["errors"]:
+        nodes = node_sh(name, "node1", "docker node ls; docker node inspect $(docker node ls -q) --format "
+                        "'{{.ID}} {{.Description.Hostname}} {{.Status.State}} {{json .Spec.Labels}}'", check=False)
+        done = [(c["host"], c["kind"], c["name"], c["action"], c.get("message")) for c in out.get("changes", [])]
+        raise AssertionError(f"not converged after apply: {plan}\napply did: {done}\nnodes:\n{nodes}")
     # every engine in the overlay's gossip: an engine that rejoined with a stale gossip port lists no peers
     peers = "docker network inspect -v appnet --format '{{len .Peers}}' 2>&1"
     seen: dict[str, str] = {}

@@ -10,7 +10,7 @@ from dnet.errors import DnetError
 from dnet.facts import FactsError, HostFacts, NetworkFact, parse
 from dnet.inventory import hosts, loads
 from dnet.plan.diff import World, diff
-from dnet.plan.model import SwarmJoin
+from dnet.plan.model import NodeAvailability, NodeLabels, SwarmJoin
 from dnet.tasks import Context, swarm
 from dnet.testing import FakeTransport
 from tests.conftest import EXAMPLE, ROOT
@@ -272,3 +272,29 @@ def test_a_join_cut_off_by_a_partition_is_left_and_joined_again(state: str, node
         assert not plan.errors
     else:
         assert not join and any(e.startswith(f"node3: swarm state is '{state}'") for e in plan.errors), plan.errors
+
+
+def test_a_stuck_join_that_the_swarm_already_labelled_is_labelled_again_after_joining_anew() -> None:
+    """A join cut off mid-way can leave the swarm a node with the labels an earlier run gave it; leaving and
+    joining again makes a new node without them, so the same apply labels the new one."""
+    from dataclasses import replace
+
+    f = facts("applied")
+    old = f["node3"].node_id
+    leader_nodes = {n.id: n for n in f["node1"].nodes}
+    assert leader_nodes[old].labels.get("zone") == "b"  # what the earlier run gave the old node
+    f["node3"].swarm = replace(f["node3"].swarm, state="pending")
+    inv = loads(EXAMPLE.read_text()).model
+    plan = diff(World(inv, hosts(inv, paramiko.SSHConfig()), f,
+                      {"dnet/probe:latest": f["node1"].images["dnet/probe:latest"]}))
+    kinds = [(type(c).__name__, c.host) for c in plan.changes if "node3" in (c.host, c.name)]
+    assert ("SwarmJoin", "node3") in kinds and ("NodeLabels", "node1") in kinds, kinds
+    labels = next(c for c in plan.changes if isinstance(c, NodeLabels) and c.name == "node3")
+    assert labels.add == {"zone": "b"}
+
+
+def test_a_node_joining_anew_gets_its_declared_availability_in_the_same_apply() -> None:
+    text = EXAMPLE.read_text().replace("    roles: [worker]\n", "    roles: [worker]\n    availability: drain\n", 1)
+    plan = diff(world("fresh", text))
+    av = [c for c in plan.changes if isinstance(c, NodeAvailability)]
+    assert len(av) == 1 and av[0].availability == "drain", plan.changes

@@ -104,6 +104,36 @@ def test_blocked_vxlan_on_one_node(lab: tuple[str, Path]) -> None:
     healthy(inv)
 
 
+def test_gossip_blocked_on_one_node_names_what_each_engine_misses(lab: tuple[str, Path]) -> None:
+    name, inv = lab
+    # in the raw table, which the evidence read does not list: the finding must come from the engines' views
+    rules = [f"-t raw {{}} {chain} -p {p} --dport 7946 -j DROP" for chain in ("PREROUTING", "OUTPUT")
+             for p in ("tcp", "udp")]
+    node_sh(name, "node3", "; ".join(f"iptables {r.format('-I')}" for r in rules))
+    try:
+        peers = "docker network inspect -v appnet --format '{{len .Peers}}'"
+        for _ in range(60):  # the others' gossip gives node3 up after about 10 s
+            if node_sh(name, "node1", peers, check=False).strip() == "2":
+                break
+            time.sleep(1)
+        code, checks, _, found = run(inv)
+    finally:
+        node_sh(name, "node3", "; ".join(f"iptables {r.format('-D')}" for r in rules))
+    assert code == 1
+    causes = [f["cause"] for f in found]
+    gossip = {f["cause"].split(":")[0]: f for f in found if f["cause"].startswith("the engines' gossip has not")}
+    assert set(gossip) == {"the engines' gossip has not spread overlay appnet",
+                           "the engines' gossip has not spread overlay backnet"}, causes
+    f = gossip["the engines' gossip has not spread overlay appnet"]
+    assert "node1 does not know of node3" in f["cause"] and "node2 does not know of node3" in f["cause"]
+    assert "node1: docker network inspect -v appnet lists no node3" in f["evidence"]
+    assert "open 7946/tcp and 7946/udp" in f["fix"] and "each goes to or from node3" in f["fix"], f["fix"]
+    assert not [c for c in causes if "without a cause" in c], found  # every failure explained
+    assert all("node3" in c.get("pair", "node3").split(">") or "node3" in (c["on"], c["to"].split(":")[0])
+               or c["to"] == "db:5432" for c in failed(checks)), failed(checks)
+    healthy(inv)
+
+
 def test_stopped_container(lab: tuple[str, Path]) -> None:
     name, inv = lab
     code, checks, _, found = run_broken(inv, "node2", name, "docker stop -t 1 edge >/dev/null",

@@ -186,3 +186,42 @@ def test_must_not_reach_checks_wait_less_but_still_cover_a_lost_packet() -> None
     assert "http c2 http://upstream.lab/ &" in lines and "tcp c3 web 80 &" in lines
     lib = probe.script([])
     assert 'timeout "${T:-5}" wget' in lib and 'nc -w "${T:-2}"' in lib
+
+
+def test_an_engine_whose_overlay_gossip_lags_is_the_finding_for_its_overlay_paths() -> None:
+    from dnet.gossip import Gap
+    from dnet.verify.findings import Ctx, find
+
+    inv = loads(EXAMPLE.read_text()).model
+    cs = checks()
+    lagging = [c for c in cs if c.tags.get("net") == "appnet" and "node3" in c.tags.get("pair", "").split(">")
+               and not c.tags.get("mtu")]
+    assert lagging
+    for c in cs:
+        c.result, c.detail = ("ok" if c.expect else "timeout"), "fine"
+    for c in lagging:
+        c.result, c.detail = "unresolved", "no answer"
+    gap = Gap("appnet", "node3", ["node1", "web's task 10.77.0.3"], ["node1"])
+    ctx = Ctx(inv, facts("applied"), {}, {}, {i.name: i for i in instances(inv, facts("applied"))}, 4789, [gap])
+    found = find(cs, ctx)
+    assert [f.cause for f in found] == ["the engines' gossip has not spread overlay appnet: node3 does not know of "
+                                        "node1, web's task 10.77.0.3; their DNS and VXLAN forwarding leave these "
+                                        "out, so traffic to and from them fails"]
+    assert found[0].hosts == ["node1", "node3"] and set(found[0].checks) == {c.id for c in lagging}
+    assert found[0].evidence == ["node3: docker network inspect -v appnet lists no node1",
+                                 "node3: docker network inspect -v appnet lists no web's task 10.77.0.3"]
+    assert "run verify again" in found[0].fix and "restart docker on node3" in found[0].fix
+    gossip_port = next(c for c in cs if c.tags.get("swarm") == "gossip" and c.where[1] == "node3"
+                       and c.dst == "node1")
+    gossip_port.result = "timeout"  # the port itself does not get through: that is the fix, not waiting
+    for c in cs:
+        c.tags.pop("finding", None)
+    found = find(cs, ctx)
+    assert len(found) == 1 and gossip_port.id in found[0].checks
+    assert found[0].fix == ("open 7946/tcp and 7946/udp between the swarm hosts (the gossip port checks node3 -> "
+                            "node1 fail: timeout), then run verify again")  # one pair: either end may block it
+    gossip_port.result = "ok"
+    ctx.gossip = []  # nothing known about the gossip: no such finding
+    for c in cs:
+        c.tags.pop("finding", None)
+    assert not any("does not know" in f.cause for f in find(cs, ctx))

@@ -175,9 +175,7 @@ def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, prune_nodes
         if plan.changes:
             _confirm(yes, f"apply {len(plan.changes)} changes")
         outcomes = converge.apply(s, plan, log_to(quiet or as_json), serial)
-        services, meshing = {}, []
-        if any(c.kind == "service" for c in plan.changes):
-            services, meshing = converge.wait_services(s), converge.wait_overlays(s, log=log_to(quiet or as_json))
+        services, meshing = converge.settle(s, plan.changes, log_to(quiet or as_json))
     sys.exit(_report(outcomes, services, as_json, s, plan, time.monotonic() - start, meshing))
 
 

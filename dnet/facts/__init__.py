@@ -11,7 +11,7 @@ from dnet.facts.model import ContainerFact, Endpoint, FactsError, NetworkFact, N
 from dnet.transport.base import Transport
 
 __all__ = ["ContainerFact", "Endpoint", "FactsError", "HostFacts", "NetworkFact", "NodeFact", "ServiceFact",
-           "SwarmFact", "concatenated", "gather", "parse", "script"]
+           "SwarmFact", "concatenated", "engine_get", "gather", "parse", "script"]
 
 MARK = "@@dnet:"
 
@@ -23,6 +23,13 @@ SOCK = "/var/run/docker.sock"
 API_PROBE = (f"A=; [ -S {SOCK} ] && command -v curl >/dev/null 2>&1 && "
              f"curl -sf --max-time 5 --unix-socket {SOCK} http://d/_ping >/dev/null 2>&1 && A=1")
 API = f"curl -sf --max-time 60 --unix-socket {SOCK}"
+
+
+def engine_get(paths: list[str], cli: str = ":") -> str:
+    """A command that GETs every Engine API path with one curl, printing one JSON document per path (an error
+    answer prints as its JSON object), or that runs `cli` when the API cannot be reached."""
+    urls = " ".join(shlex.quote("http://d" + p) for p in paths)
+    return f'{API_PROBE}; if [ -n "$A" ]; then {API.replace(" -sf", " -s")} {urls}; else {cli}; fi'
 
 # name, how the CLI reads it (or the whole command for facts outside the engine), the Engine API path ("" if none)
 SECTIONS: list[tuple[str, str, str]] = [
@@ -274,15 +281,15 @@ def swarm(r: Reader, d: dict[str, Any]) -> SwarmFact:
 
 def sections(text: str) -> dict[str, str]:
     """Split the script's output at its section marks."""
-    out: dict[str, str] = {}
+    out: dict[str, list[str]] = {}
     name = ""
     for line in text.splitlines():
         if line.startswith(MARK):
             name = line[len(MARK):].strip()
-            out[name] = ""
+            out[name] = []
         elif name:
-            out[name] += line + "\n"
-    return out
+            out[name].append(line + "\n")
+    return {k: "".join(v) for k, v in out.items()}
 
 
 def parse(host: str, text: str) -> HostFacts:
@@ -292,6 +299,7 @@ def parse(host: str, text: str) -> HostFacts:
     """
     sec = sections(text)
     f = HostFacts(host)
+    f.first = sec.get("first", "")
     f.os_id = sec.get("os", "").strip() or "unknown"
     f.init = sec.get("init", "").strip() or "sysv"
     ver = sec.get("docker", "").strip()
@@ -356,6 +364,4 @@ def gather(t: Transport, images: list[str], first: str = "") -> HostFacts:
     if "end" not in r.stdout.split(MARK)[-1]:
         r.check()
         raise FactsError(t.name, "facts", "the facts script stopped before its end")
-    f = parse(t.name, r.stdout)
-    f.first = sections(r.stdout).get("first", "") if first else ""
-    return f
+    return parse(t.name, r.stdout)

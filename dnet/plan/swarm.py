@@ -36,6 +36,7 @@ def diff(w: World, plan: Plan) -> None:
             continue
         f = w.facts[h]
         role: Role = "manager" if "manager" in w.inv.hosts[h].roles else "worker"
+        node = known_nodes.get(f.node_id)
         if h == leader and not cluster:
             pass
         elif f.swarm_state == "inactive":
@@ -43,6 +44,7 @@ def diff(w: World, plan: Plan) -> None:
                 plan.add(SwarmJoin(h, role, restart=f.stale_gossip))
         elif f.swarm_state in ("pending", "error") and cluster and _joining_us(w, f, known_nodes):
             plan.add(SwarmJoin(h, role, f.swarm_state))
+            node = None  # leaving and joining again makes a new node: what the old one had is gone
         elif f.swarm_state != "active":
             plan.errors.append(f"{h}: swarm state is '{f.swarm_state}'; fix it by hand (docker swarm leave --force)")
             continue
@@ -52,7 +54,7 @@ def diff(w: World, plan: Plan) -> None:
             plan.errors.append(f"{h}: already in another swarm (cluster {other[:12]}); dnet will not move it. "
                                f"Leave that swarm on {h} (docker swarm leave) or drop {h} from the inventory")
             continue
-        _node(w, plan, h, role, known_nodes.get(f.node_id), leader)
+        _node(w, plan, h, role, node, leader)
     _strangers(w, plan, leader, known_nodes)
 
 
@@ -95,8 +97,9 @@ def _node(w: World, plan: Plan, h: str, role: Role, node: NodeFact | None, leade
     if node and node.role != role:
         plan.add(NodeRole(leader, h, role, node.role))
     want_av = w.inv.hosts[h].availability
-    if node and want_av and node.availability != want_av:
-        plan.add(NodeAvailability(leader, h, want_av, node.availability))
+    have_av = node.availability if node else "active"  # a node joins active
+    if want_av and have_av != want_av:
+        plan.add(NodeAvailability(leader, h, want_av, have_av))
     have = node.labels if node else {}
     owned = [k for k in have.get(d.NODE_LABELS, "").split(",") if k]
     want = dict(w.inv.hosts[h].labels)

@@ -51,10 +51,8 @@ def apply(rc: RunContext, targets: list[str], a: ApplyArgs) -> list[Outcome]:
             rc.log(f"  would change {c.host}: {c.kind} {c.name} {c.action} {c.detail}".rstrip())
         return [("", "ok", f"{len(plan.changes)} changes pending")]
     outcomes = converge.apply(s, plan, rc.log, a.serial)
-    if any(c.kind == "service" for c in plan.changes):
-        converge.wait_services(s)
-        for w in converge.wait_overlays(s, log=rc.log):
-            rc.log(f"  warning: {w}")
+    for w in converge.settle(s, plan.changes, rc.log)[1]:
+        rc.log(f"  warning: {w}")
     bad = [o for o in outcomes if o.status != "ok"]
     if bad:
         raise RunError(f"{len(bad)} of {len(outcomes)} changes failed; first: {bad[0].change.host}: "

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from dnet.errors import DnetError
-from dnet.facts import API, API_PROBE, concatenated
+from dnet.facts import concatenated, engine_get
 from dnet.inventory.resolve import address_of
 from dnet.plan import desired as d
 from dnet.plan.model import NodeAvailability, NodeLabels, NodeRemove, NodeRole, SwarmInit, SwarmJoin, SwarmLeave
@@ -113,9 +113,8 @@ def load_tokens(ctx: Context) -> None:
     ctx.manager_addr = addr.strip()
 
 
-TOKENS = (f"{API_PROBE}; if [ -n \"$A\" ]; then {API} http://d/swarm http://d/info; else "
-          "docker swarm join-token -q worker && docker swarm join-token -q manager && "
-          "docker info --format '{{.Swarm.NodeAddr}}'; fi")
+TOKENS = engine_get(["/swarm", "/info"], "docker swarm join-token -q worker && docker swarm join-token -q manager "
+                    "&& docker info --format '{{.Swarm.NodeAddr}}'")
 
 
 @task(SwarmJoin)

@@ -36,6 +36,9 @@ def _label_args(labels: dict[str, str], flag: str = "--label") -> list[str]:
     return [a for k, v in labels.items() for a in (flag, f"{k}={v}")]
 
 
+ATTACH_TIMEOUTS = ("attaching to network failed", "could not attach to network", "context deadline exceeded")
+
+
 @task(ContainerRun)
 def container(ctx: Context, c: ContainerRun) -> str:
     spec = c.spec
@@ -53,7 +56,13 @@ def container(ctx: Context, c: ContainerRun) -> str:
         args += ["-p", p]
     args.append(spec.image)
     args += spec.command or []
-    ctx.run(c.host, quote(*args) + " >/dev/null")
+    r = ctx.run(c.host, quote(*args) + " >/dev/null", check=False)
+    if not r.ok:
+        if not any(m in r.stderr.lower() for m in ATTACH_TIMEOUTS):
+            r.check()
+        # Created but not started: the swarm's attachment for an overlay can time out on a fresh swarm, and
+        # each start asks for it anew.
+        retrying(ctx, c.host, quote("docker", "start", spec.name) + " >/dev/null", f"start {spec.name}")
     for net in nets[1:]:
         extra = [a for alias in spec.aliases for a in ("--alias", alias)]
         ctx.run(c.host, quote("docker", "network", "connect", *extra, net, spec.name))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dnet.facts.evidence import HostEvidence
 from dnet.facts.evidence import gather as gather_evidence
+from dnet.gossip import Gap, gaps
 from dnet.inventory.resolve import address_of
 from dnet.inventory.schema import URL_RE
 from dnet.runner import parallel
@@ -58,6 +59,15 @@ def evidence(s: Session, failed: list[Check]) -> dict[str, HostEvidence]:
     return {r.host: r.value for r in parallel(hosts, one) if r.ok and r.value}
 
 
+def gossip_gaps(s: Session, failed: list[Check]) -> list[Gap]:
+    """When an overlay check failed: what each engine's overlay gossip does not know yet."""
+    if not any(c.tags.get("net") and "pair" in c.tags for c in failed):
+        return []
+    from dnet.converge import world  # the swarm's leader reads the running tasks
+
+    return gaps(s, world(s).leader())
+
+
 def within(checks: list[Check], limit: list[str]) -> list[Check]:
     """With --limit: checks that run on the limited hosts, and the operator's checks towards them.
 
@@ -88,7 +98,7 @@ def verify(s: Session, log: Log, scopes: list[int] | None = None) -> Report:
     if ev:
         log(f"evidence read from {', '.join(sorted(ev))}")
     ctx = Ctx(inv, s.facts, ev, addrs, {i.name: i for i in instances(inv, s.facts)},
-              inv.swarm.data_path_port if inv.swarm and inv.swarm.data_path_port else 4789)
+              inv.swarm.data_path_port if inv.swarm and inv.swarm.data_path_port else 4789, gossip_gaps(s, failed))
     found = find(checks, ctx)
     hints = explain.hints(checks, s.facts, addrs)
     return Report(checks, found, hints, time.monotonic() - start)

@@ -12,6 +12,7 @@ from typing import Any
 
 from dnet.facts import HostFacts
 from dnet.facts.evidence import FILTER_CHAINS, HostEvidence
+from dnet.gossip import Gap
 from dnet.inventory.schema import Inventory
 from dnet.verify.explain import mtu_hint
 from dnet.verify.model import Check, Instance
@@ -42,6 +43,7 @@ class Ctx:
     addrs: dict[str, str]
     instances: dict[str, Instance]
     data_port: int
+    gossip: list[Gap] = field(default_factory=list)  # read only when an overlay check failed
 
     def host_of(self, c: Check) -> str:
         """The host a check ran on (its source's host)."""
@@ -202,6 +204,47 @@ def _replicas(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
                   [c, *cs])
 
 
+def _gossip(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
+    """Per overlay: the hosts whose engines do not know all of its nodes and running tasks."""
+    by_net: dict[str, list[Gap]] = {}
+    for g in ctx.gossip:
+        by_net.setdefault(g.network, []).append(g)
+    for net, gs in sorted(by_net.items()):
+        lagging = {g.host for g in gs}
+        involved = lagging | {h for g in gs for h in g.hosts}
+
+        cs = [c for c in failed if _crosses(ctx, c, net, lagging, involved)]
+        port = [c for c in failed if c.tags.get("swarm") == "gossip"
+                and {ctx.host_of(c), ctx.target_host(c)} <= involved]
+        what = "; ".join(f"{g.host} does not know of {', '.join(g.missing)}" for g in gs)
+        evidence = [f"{g.host}: docker network inspect -v {net} lists no {x}" for g in gs for x in g.missing][:8]
+        if port:
+            pairs = sorted({f"{ctx.host_of(c)} -> {ctx.target_host(c)}" for c in port})
+            common = set.intersection(*({ctx.host_of(c), ctx.target_host(c)} for c in port))
+            where = f"; each goes to or from {min(common)}: look at its firewall, the raw and mangle tables " \
+                "too" if len(common) == 1 else ""
+            fix = (f"open 7946/tcp and 7946/udp between the swarm hosts (the gossip port checks {', '.join(pairs)} "
+                   f"fail: {port[0].result}{where}), then run verify again")
+            evidence += [f"{c.src} -> {c.dst}: {c.what}: {c.result}" for c in port][:4]
+        else:
+            fix = ("the engines' gossip (7946) usually tells every node within a minute of tasks starting: run "
+                   "verify again; if it stays, check 7946/tcp+udp between the hosts, then restart docker on "
+                   f"{', '.join(sorted(lagging))}")
+        claim(Finding(f"the engines' gossip has not spread overlay {net}: {what}; their DNS and VXLAN forwarding "
+                      "leave these out, so traffic to and from them fails", sorted(involved), evidence, fix),
+              cs + port)
+
+
+def _crosses(ctx: Ctx, c: Check, net: str, lagging: set[str], involved: set[str]) -> bool:
+    """A failed check whose path crosses overlay `net` to or from a host whose gossip lags."""
+    if c.tags.get("net") == net and c.result != "mtu":
+        return bool(lagging & set(c.tags.get("pair", "").split(">")))
+    target = ctx.instances.get(c.dst.split(":")[0])  # a declared check between instances on the overlay
+    ends = {ctx.host_of(c), target.host if target else ""}
+    return c.scope == 5 and target is not None and net in target.ips and len(ends) == 2 and ends <= involved and \
+        bool(ends & lagging)
+
+
 def _dns(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
     for h, ev in sorted(ctx.evidence.items()):
         dead = [s for s, ok in ev.dns.items() if not ok]
@@ -271,4 +314,4 @@ def _leaks(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
 
 
 RULES: list[Callable[[Ctx, list[Check], Claim], None]] = [
-    _ip_forward, _drops, _mtu, _not_running, _replicas, _dns, _masquerade, _leaks]
+    _ip_forward, _drops, _mtu, _not_running, _replicas, _gossip, _dns, _masquerade, _leaks]
