@@ -38,9 +38,12 @@ def overlay_views(t: Transport, names: list[str], services: list[str], running: 
     endpoint here is left out (the engine keeps no such view of it).
 
     With `running` (on a manager), the same round trip also reads which tasks of those services run now, per
-    network, named as in the views (the Engine API only: without it, nothing)."""
-    cli = "; ".join(f"o=$(docker network inspect -v --format '{{{{json .}}}}' {quote(n)} 2>/dev/null); "
-                    'echo "${o:-null}"' for n in names)  # exactly one document per network
+    network, named as in the views."""
+    cli = "; ".join([*(f"o=$(docker network inspect -v --format '{{{{json .}}}}' {quote(n)} 2>/dev/null); "
+                       'echo "${o:-null}"' for n in names),  # exactly one document per network
+                     *(f"t=$(docker service ps -q --no-trunc --filter desired-state=running {quote(x)} 2>/dev/null); "
+                       "o=; [ -n \"$t\" ] && o=$(docker inspect --type task $t 2>/dev/null); "
+                       'echo "${o:-[]}"' for x in running or [])])  # and one task list per service
     paths = [f"/networks/{urllib.parse.quote(n)}?verbose=true" for n in names]
     out = t.run(engine_get(paths + [tasks_path(x, True) for x in running or []], cli), check=False).stdout
     try:

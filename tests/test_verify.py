@@ -104,6 +104,42 @@ def test_blocked_vxlan_on_one_node(lab: tuple[str, Path]) -> None:
     healthy(inv)
 
 
+def test_overlay_views_read_alike_through_the_engine_api_and_the_docker_cli(lab: tuple[str, Path]) -> None:
+    from dnet import converge, gossip
+    from dnet.inventory.loader import load
+    from dnet.session import open_session
+
+    s = open_session(load(str(lab[1])), False, lambda _: None)
+    try:
+        leader = converge.world(s).leader()
+        assert leader
+        names, services = ["appnet", "backnet"], ["web"]
+        for h in ("node1", "node2", "node3"):
+            t = s.transports[h]
+            api = gossip.overlay_views(t, names, services, services if h == leader else None)
+            no_api = CLIOnly(t)  # the probe never sets A: the docker CLI's way, on the same engine
+            cli = gossip.overlay_views(no_api, names, services, services if h == leader else None)
+            assert no_api.sent and cli == api, (h, cli, api)
+            assert set(api[0]) == set(names) and all(("node", addr) in api[0]["appnet"]
+                                                     for addr in ("192.168.90.11", "192.168.90.12", "192.168.90.13"))
+            if h == leader:
+                assert len(api[1]["appnet"]) == 3 and api[1]["appnet"] <= api[0]["appnet"]
+    finally:
+        s.close()
+
+
+class CLIOnly:
+    """A transport whose Engine API probe always fails."""
+
+    def __init__(self, t: Any) -> None:
+        self.t, self.name, self.sent = t, t.name, 0
+
+    def run(self, command: str, **kw: Any) -> Any:
+        assert " && A=1" in command
+        self.sent += 1
+        return self.t.run(command.replace(" && A=1", " && A="), **kw)
+
+
 def test_gossip_blocked_on_one_node_names_what_each_engine_misses(lab: tuple[str, Path]) -> None:
     name, inv = lab
     # in the raw table, which the evidence read does not list: the finding must come from the engines' views

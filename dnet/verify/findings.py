@@ -212,7 +212,6 @@ def _gossip(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
     for net, gs in sorted(by_net.items()):
         lagging = {g.host for g in gs}
         involved = lagging | {h for g in gs for h in g.hosts}
-
         cs = [c for c in failed if _crosses(ctx, c, net, lagging, involved)]
         port = [c for c in failed if c.tags.get("swarm") == "gossip"
                 and {ctx.host_of(c), ctx.target_host(c)} <= involved]
