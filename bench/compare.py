@@ -323,8 +323,10 @@ def run_shell(lab: Lab, d: Path, mux: bool) -> tuple[Callable[[], int], Callable
 
 
 def measure(lab: Lab, name: str, d: Path) -> dict[str, float | int]:
-    makers = {"dnet": run_dnet, "pyinfra": run_pyinfra, "ansible": run_ansible,
-              "floor": lambda lab, d: run_shell(lab, d, True), "ssh": lambda lab, d: run_shell(lab, d, False)}
+    Maker = Callable[[Lab, Path], tuple[Callable[[], int], Callable[[str], int]]]
+    makers: dict[str, Maker] = {"dnet": run_dnet, "pyinfra": run_pyinfra, "ansible": run_ansible,
+                                "floor": lambda lab, d: run_shell(lab, d, True),
+                                "ssh": lambda lab, d: run_shell(lab, d, False)}
     go, changes = makers[name](lab, d)
     lab.reset()
     try:

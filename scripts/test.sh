@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DNET_SETUP_TESTS=1 bash scripts/setup.sh
-echo "lint: ruff check, mypy --strict (settings in pyproject.toml and setup.cfg)"
+echo "lint: ruff check, mypy --strict on dnet, tests and bench (settings in pyproject.toml and setup.cfg)"
 .venv/bin/ruff check dnet tests bench
-.venv/bin/mypy dnet
+.venv/bin/mypy dnet tests bench
 exec .venv/bin/python -m pytest -ra "$@"

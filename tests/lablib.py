@@ -11,8 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dnet.lab import dind
-from dnet.lab.state import LabState
+from dnet.lab.state import LabState, host_spec
 from dnet.transport.ssh import SSHTransport
 from tests.conftest import ROOT
 
@@ -34,7 +33,7 @@ def node_sh(lab: str, node: str, command: str, check: bool = True) -> str:
     """Run a plain shell command on a lab node over SSH (not through dnet's converge code)."""
     state = LabState.load(lab)
     n = next(x for x in [*state.nodes, *([state.upstream] if state.upstream else [])] if x.name == node)
-    t = SSHTransport(dind.host_spec(state, n))
+    t = SSHTransport(host_spec(state, n))
     try:
         return t.run(command, check=check).stdout
     finally:
@@ -43,7 +42,7 @@ def node_sh(lab: str, node: str, command: str, check: bool = True) -> str:
 
 def http_get(url: str, timeout: float = 5) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return resp.read().decode()
+        return str(resp.read().decode())
 
 
 def write(path: Path, text: str) -> str:

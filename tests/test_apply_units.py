@@ -48,7 +48,10 @@ def test_apply_runs_every_change_in_phase_order() -> None:
     outcomes = converge.apply(s, plan(s), lambda m: None)
     assert len(outcomes) == 16 and all(o.status == "ok" for o in outcomes)
     node1 = ts["node1"].commands
-    first = lambda pat: next(i for i, c in enumerate(node1) if pat in c)
+
+    def first(pat: str) -> int:
+        return next(i for i, c in enumerate(node1) if pat in c)
+
     assert first("daemon.json") < first("docker swarm init") < first("docker network create") < \
         first("docker service create")
     assert first("daemon.json") < first("DNET-FWD")  # the forward is in the local lane: after the engine only
@@ -197,7 +200,7 @@ class Lost(FakeTransport):
         super().__init__(base.name, base.responses)
         self.pattern, self.exc = pattern, exc
 
-    def run(self, command: str, **kw):  # type: ignore[no-untyped-def,override]
+    def run(self, command: str, **kw):  # type: ignore[no-untyped-def]
         import re
 
         if re.search(self.pattern, command):
@@ -228,7 +231,10 @@ def test_a_stale_gossip_port_restarts_the_engine_before_the_join_and_keeps_the_h
     outcomes = converge.apply(s, p, lambda m: None)
     assert all(o.status == "ok" for o in outcomes), [o.message for o in outcomes if o.status != "ok"]
     node2 = ts["node2"].commands
-    first = lambda pat: next(i for i, c in enumerate(node2) if pat in c)
+
+    def first(pat: str) -> int:
+        return next(i for i, c in enumerate(node2) if pat in c)
+
     restarts = [i for i, c in enumerate(node2) if c.startswith("service docker restart")]
     assert len(restarts) == 2  # for daemon.json, then to free the gossip port
     assert first("daemon.json") < restarts[0] < restarts[1] < first("/swarm/join") < first("docker run -d --name edge")
@@ -270,13 +276,13 @@ def test_apply_waits_for_every_overlay_node_to_know_the_others_and_names_one_tha
     assert converge.wait_overlays(s, timeout=1) == []
     assert len(everyone["node1"].commands) == 1  # one round trip to the leader per poll
     lagging = dict(everyone, node3=FakeTransport("node3", [(r"networks/appnet", 0, peers("node1", "node3"), "")]))
-    s = converge.Session(loaded, specs, lagging, f, {}, {})
+    s = converge.Session(loaded, specs, dict(lagging), f, {}, {})
     warnings = converge.wait_overlays(s, timeout=1)
     assert len(warnings) == 1 and warnings[0].startswith("overlay appnet: node3 does not know of node2 after 1s"), \
         warnings
     assert len(lagging["node3"].commands) >= 2  # polled again before giving up
     lagging = dict(everyone, node1=FakeTransport("node1", [(leader, 0, peers(*ip, tasks=("node1",)) + running, "")]))
-    s = converge.Session(loaded, specs, lagging, f, {}, {})
+    s = converge.Session(loaded, specs, dict(lagging), f, {}, {})
     assert converge.wait_overlays(s, timeout=0.5) == [
         "overlay appnet: node1 does not know of web's task 10.77.0.3, web's task 10.77.0.4 after "
         "0s: the engines' gossip (7946) has not told it yet; traffic between them fails until it does (run verify to "

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.lablib import ROOT, dnet, dnet_json, example_lab, node_sh
+from tests.conftest import ROOT
+from tests.lablib import dnet, dnet_json, example_lab, node_sh
 
 pytestmark = pytest.mark.lab
 NET = "192.168.83"

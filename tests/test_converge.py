@@ -158,7 +158,8 @@ def test_tunnel_reaches_a_port_nobody_published(lab: tuple[str, Path]) -> None:
         try:
             assert proc.stdout is not None
             first = proc.stdout.readline()
-            assert first.startswith("127.0.0.1:"), first + proc.stderr.read() if proc.poll() is not None else first
+            why = first + (proc.stderr.read() if proc.stderr and proc.poll() is not None else "")
+            assert first.startswith("127.0.0.1:"), why
             port = int(first.split()[0].split(":")[1])
             assert http_get(f"http://127.0.0.1:{port}/").strip() == "dnet probe ok"
             assert http_get(f"http://127.0.0.1:{port}/").strip() == "dnet probe ok"  # a second connection too

@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         yield name, inv
 
 
-def doctor(inv: Path) -> tuple[int, list[dict[str, object]]]:
+def doctor(inv: Path) -> tuple[int, list[dict[str, Any]]]:
     r = dnet("doctor", "-i", str(inv), "--json")
     data = json.loads(r.stdout)
     jsondoc.check("doctor", data)
@@ -55,17 +56,17 @@ def test_blocked_gossip_and_vxlan_a_route_overlap_and_a_big_overlay_mtu(lab: tup
         node_sh(name, "node2", "ip route del 172.30.0.0/25 dev eth0")
         node_sh(name, "node1", "ip route del 10.220.5.0/24 dev eth0")
     assert code == 1
-    by = {}
+    by: dict[str, list[dict[str, Any]]] = {}
     for f in found:
         by.setdefault(f["key"], []).append(f)
-    blocked = sorted((*f["hosts"], str(f["what"]).split()[0]) for f in by["swarm-port-blocked"])  # type: ignore[misc]
+    blocked = sorted((*f["hosts"], str(f["what"]).split()[0]) for f in by["swarm-port-blocked"])
     assert blocked == [("node1", "node2", "4789/udp"), ("node1", "node3", "7946/tcp"),
                        ("node2", "node3", "7946/tcp"), ("node3", "node2", "4789/udp")], blocked
     assert [f["hosts"] for f in by["subnet-overlap"]] == [["node2"]]
     assert "172.30.0.0/25" in str(by["subnet-overlap"][0]["evidence"])
     assert [f["hosts"] for f in by["pool-overlap"]] == [["node1"]]
     assert "pool 10.220.0.0/16 overlaps the host's route 10.220.5.0/24" in str(by["pool-overlap"][0]["what"])
-    assert sorted(h for f in by["overlay-mtu"] for h in f["hosts"]) == ["node1", "node2", "node3"]  # type: ignore[union-attr]
+    assert sorted(h for f in by["overlay-mtu"] for h in f["hosts"]) == ["node1", "node2", "node3"]
     assert "1450" in str(by["overlay-mtu"][0]["fix"])
     code, found = doctor(inv)  # and all of it was put back
     assert code == 0 and [f["key"] for f in found] == ["no-ipvs"]
@@ -80,15 +81,15 @@ def test_a_path_mtu_black_hole_and_an_engine_mtu_too_large_for_it(lab: tuple[str
     finally:
         assert dnet("lab", "fault", "--name", name, "heal", "node3").returncode == 0
     assert code == 1
-    path = {tuple(f["hosts"]): f for f in found if f["key"] == "path-mtu"}  # type: ignore[arg-type]
+    path: dict[tuple[str, ...], dict[str, Any]] = {tuple(f["hosts"]): f for f in found if f["key"] == "path-mtu"}
     # the black hole into node3 (no error on the sender) and node3's own smaller interface, both ways
     assert sorted(path) == [("node1", "node3"), ("node2", "node3"), ("node3", "node1"), ("node3", "node2")]
     one = path[("node1", "node3")]
     # a veth lets 4 bytes (a VLAN tag's room) over its MTU through, so the black hole starts at 1400 to 1404
     size = int(str(one["what"]).split("over ")[1].split()[0])
     assert 1400 <= size <= 1404 and "1500-byte VXLAN" in str(one["what"])
-    assert f"ping -M do -s {size - 28} 192.168.85.13 from node1: answered" in one["evidence"]  # type: ignore[operator]
-    assert f"ping -M do -s {size - 27} 192.168.85.13 from node1: no answer" in one["evidence"]  # type: ignore[operator]
+    assert f"ping -M do -s {size - 28} 192.168.85.13 from node1: answered" in one["evidence"]
+    assert f"ping -M do -s {size - 27} 192.168.85.13 from node1: no answer" in one["evidence"]
     assert f"mtu to {size - 50} or less" in str(one["fix"])
     assert "over 1400 bytes" in str(path[("node3", "node1")]["what"])  # node3's own interface: exact
     engine = [f for f in found if f["key"] == "engine-mtu"]

@@ -10,7 +10,7 @@ from dnet.errors import DnetError
 from dnet.facts import FactsError, HostFacts, NetworkFact, parse
 from dnet.inventory import hosts, loads
 from dnet.plan.diff import World, diff
-from dnet.plan.model import NodeAvailability, NodeLabels, SwarmJoin
+from dnet.plan.model import NetworkRecreate, NodeAvailability, NodeLabels, SwarmJoin
 from dnet.tasks import Context, swarm
 from dnet.testing import FakeTransport
 from tests.conftest import EXAMPLE, ROOT
@@ -26,7 +26,7 @@ def facts(kind: str) -> dict[str, HostFacts]:
 def world(kind: str, text: str | None = None) -> World:
     inv = loads(text or EXAMPLE.read_text()).model
     f = facts(kind)
-    local = {"dnet/probe:latest": f["node1"].images["dnet/probe:latest"]}
+    local: dict[str, str | None] = {"dnet/probe:latest": f["node1"].images["dnet/probe:latest"]}
     return World(inv, hosts(inv, paramiko.SSHConfig()), f, local)
 
 
@@ -42,10 +42,12 @@ def test_parse_applied_manager_and_worker() -> None:
     f = facts("applied")
     m, w = f["node1"], f["node2"]
     assert m.is_manager and m.cluster_id and len(m.nodes) == 3
-    assert m.service("web").labels["dnet.managed"] == "true"
-    assert m.network("appnet").subnets[0] == "10.77.0.0/24"
+    web, appnet, edge = m.service("web"), m.network("appnet"), w.container("edge")
+    assert web and appnet and edge
+    assert web.labels["dnet.managed"] == "true"
+    assert appnet.subnets[0] == "10.77.0.0/24"
     assert not w.is_manager and w.swarm_state == "active" and w.node_id in {n.id for n in m.nodes}
-    assert w.container("edge").labels["dnet.kind"] == "container"
+    assert edge.labels["dnet.kind"] == "container"
     assert any("DNET-FWD" in r for r in m.nat_rules) and m.daemon["mtu"] == 1450
 
 
@@ -106,7 +108,7 @@ def test_subnet_change_names_what_it_disconnects() -> None:
     c, svc = plan.ordered()
     assert (c.host, c.name, c.action) == ("node1", "backnet", "recreate")
     assert "container db@node3" in c.detail and "service web" in c.detail
-    assert c.containers[0].container == "db" and c.services_rm == ("web",)
+    assert isinstance(c, NetworkRecreate) and c.containers[0].container == "db" and c.services_rm == ("web",)
     assert (svc.kind, svc.name, svc.action) == ("service", "web", "recreate")
 
 
@@ -131,7 +133,9 @@ def test_host_in_another_swarm_is_reported_not_skipped() -> None:
 
 def test_network_not_made_by_dnet_is_not_touched() -> None:
     w = world("applied")
-    w.facts["node2"].network("localnet").labels = {}
+    localnet = w.facts["node2"].network("localnet")
+    assert localnet
+    localnet.labels = {}
     plan = diff(w)
     assert any("network 'localnet' exists but was made by something other than dnet" in e for e in plan.errors)
     assert not any(c.name == "localnet" for c in plan.changes)
@@ -139,7 +143,9 @@ def test_network_not_made_by_dnet_is_not_touched() -> None:
 
 def test_stopped_container_is_started_and_label_drift_is_fixed() -> None:
     w = world("applied")
-    w.facts["node3"].container("db").running = False
+    db = w.facts["node3"].container("db")
+    assert db
+    db.running = False
     node2 = next(n for n in w.facts["node1"].nodes if n.hostname == "node2")
     node2.labels["zone"] = "z"
     plan = diff(w)

@@ -81,7 +81,7 @@ def test_ssh_config_alias_resolves_a_bare_name() -> None:
 def test_model_is_immutable() -> None:
     inv = load(EXAMPLE).model
     with pytest.raises(ValidationError):
-        inv.hosts["node1"].address = "1.2.3.4"  # type: ignore[misc]
+        inv.hosts["node1"].address = "1.2.3.4"
 
 
 def test_a_directory_is_a_clean_error(tmp_path: Path) -> None:

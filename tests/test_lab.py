@@ -14,7 +14,7 @@ from dnet.errors import DnetError
 from dnet.images import PROBE_IMAGE, build_probe_image
 from dnet.inventory import load
 from dnet.lab import dind
-from dnet.lab.state import LabState
+from dnet.lab.state import LabState, host_spec
 from dnet.transport.ssh import SSHTransport
 from tests import jsondoc
 from tests.conftest import ROOT
@@ -70,7 +70,7 @@ def test_every_node_answers_over_ssh_with_its_own_engine(lab: tuple[str, str]) -
     state = LabState.load(lab[0])
     seen = set()
     for n in state.nodes:
-        t = SSHTransport(dind.host_spec(state, n))
+        t = SSHTransport(host_spec(state, n))
         try:
             assert t.run("hostname").stdout.strip() == n.name
             info = json.loads(t.run("docker info --format '{{json .}}'").stdout)
@@ -84,7 +84,7 @@ def test_every_node_answers_over_ssh_with_its_own_engine(lab: tuple[str, str]) -
 
 def test_upstream_resolves_and_serves_from_node_and_container(lab: tuple[str, str]) -> None:
     state = LabState.load(lab[0])
-    t = SSHTransport(dind.host_spec(state, state.nodes[1]))
+    t = SSHTransport(host_spec(state, state.nodes[1]))
     try:
         assert t.run("dig +short upstream.lab").stdout.strip() == "192.168.91.2"
         assert t.run("curl -sf http://upstream.lab/").stdout.strip() == "dnet upstream ok"
@@ -96,7 +96,7 @@ def test_upstream_resolves_and_serves_from_node_and_container(lab: tuple[str, st
 
 def test_engine_restarts_after_daemon_json_change(lab: tuple[str, str]) -> None:
     state = LabState.load(lab[0])
-    t = SSHTransport(dind.host_spec(state, state.nodes[2]))
+    t = SSHTransport(host_spec(state, state.nodes[2]))
     try:
         t.run("""echo '{"dns": ["192.168.91.2"], "mtu": 1450}' > /etc/docker/daemon.json && service docker restart""")
         t.run("for i in $(seq 60); do docker info >/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1")
@@ -119,7 +119,7 @@ def test_ssh_with_a_wrong_host_key_is_refused(lab: tuple[str, str], tmp_path) ->
     other = state.known_hosts.read_text().splitlines()[1].split()[1:]  # node2's key for node1's address
     bad = tmp_path / "known_hosts"
     bad.write_text(f"{n.address} {other[0]} {other[1]}\n")
-    spec = dind.host_spec(state, n)
+    spec = host_spec(state, n)
     from dataclasses import replace
 
     with pytest.raises(DnetError, match="CHANGED"):
@@ -136,7 +136,7 @@ def test_accept_new_host_keys_records_the_key(lab: tuple[str, str], tmp_path) ->
     state = LabState.load(lab[0])
     n = state.nodes[2]
     known = tmp_path / "known_hosts"
-    spec = replace(dind.host_spec(state, n), known_hosts=str(known))
+    spec = replace(host_spec(state, n), known_hosts=str(known))
     t = SSHTransport(spec, accept_new_host_keys=True)
     t.close()
     recorded = known.read_text().split()
@@ -228,7 +228,7 @@ def test_bare_nodes_have_no_engine() -> None:
     name = f"b{uuid.uuid4().hex[:6]}"
     try:
         state = dind.up(name, 1, "192.168.93.0/24", True, lambda m: None)
-        t = SSHTransport(dind.host_spec(state, state.nodes[0]))
+        t = SSHTransport(host_spec(state, state.nodes[0]))
         try:
             assert t.run("command -v dockerd", check=False).code != 0
             assert t.run("command -v apt-get").ok
@@ -251,7 +251,7 @@ def test_vagrant_up_with_the_docker_provider(tmp_path) -> None:  # type: ignore[
     try:
         assert r.returncode == 0, r.stderr
         state = LabState.load(name)
-        t = SSHTransport(dind.host_spec(state, state.nodes[1]))
+        t = SSHTransport(host_spec(state, state.nodes[1]))
         try:
             assert t.run("hostname").stdout.strip() == "node2"
             assert "192.168.94.12" in t.run("ip -4 -o addr").stdout

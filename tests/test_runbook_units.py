@@ -138,7 +138,9 @@ def test_facts_are_read_only_when_a_step_needs_them(tmp_path: Path) -> None:
     lr = load(book)
     _, steps = bind(lr, loaded.model, {})
     rc = RunContext(s, {}, False, lambda m: None, stale=True)
-    read = lambda: sum("@@dnet:" in c for t in ts.values() for c in t.commands)
+    def read() -> int:
+        return sum("@@dnet:" in c for t in ts.values() for c in t.commands)
+
     result = execute(lr, steps[:2], rc, Audit(tmp_path / "audit.log", "b", str(book), {}, False), lambda t, s: None)
     assert result.failed_at is None and read() == 0
     result = execute(lr, steps, rc, Audit(tmp_path / "audit.log", "b", str(book), {}, False), lambda t, s: None, 3)

@@ -139,6 +139,12 @@ class CLIOnly:
         self.sent += 1
         return self.t.run(command.replace(" && A=1", " && A="), **kw)
 
+    def stream_in(self, command: str, source: Any, **kw: Any) -> Any:
+        raise AssertionError("not used")
+
+    def close(self) -> None:
+        self.t.close()
+
 
 def test_gossip_blocked_on_one_node_names_what_each_engine_misses(lab: tuple[str, Path]) -> None:
     name, inv = lab
