@@ -108,8 +108,10 @@ def gaps(s: Session, leader: str | None) -> list[Gap]:
     out: list[Gap] = []
     for n in names:
         views = {h: v[n] for h, v in seen.items() if n in v}
-        # every node on it, and every task that runs (a node may still hold a replaced task's entry: harmless)
-        wanted = {x for v in views.values() for x in v if x[0] == "node"} | tasks.get(n, set())
+        # every host with endpoints on it (its own entry in its own view: a node that still lists a peer which
+        # has left asks nothing of the others), and every task that runs (a replaced task's entry: harmless)
+        wanted = {x for h, v in views.items() for x in v if x[0] == "node" and who.get(x[1]) == h} | \
+            tasks.get(n, set())
         for h, v in sorted(views.items()):
             lack = sorted(wanted - v)
             if lack:

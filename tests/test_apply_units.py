@@ -287,6 +287,18 @@ def test_apply_waits_for_every_overlay_node_to_know_the_others_and_names_one_tha
         "overlay appnet: node1 does not know of web's task 10.77.0.3, web's task 10.77.0.4 after "
         "0s: the engines' gossip (7946) has not told it yet; traffic between them fails until it does (run verify to "
         "see which paths)"]
+    # node2's task has gone from appnet (so has node2): node1 still lists both, node3 already forgot them.
+    # Only what runs and the nodes with endpoints count: nothing is missing.
+    two = json.dumps([{"Status": {"State": "running"}, "NetworksAttachments": [
+        {"Network": {"Spec": {"Name": "appnet"}}, "Addresses": [f"10.77.0.{i}/24"]}]} for i in (2, 4)])
+    left = json.dumps({"Name": "appnet", "Peers": []}) + json.dumps(
+        {"Name": "backnet", "Peers": [{"Name": n, "IP": ip[n]} for n in ip]})
+    gone = dict(everyone, node1=FakeTransport("node1", [(leader, 0, peers(*ip) + two, "")]),
+                node2=FakeTransport("node2", [(r"networks/appnet", 0, left, "")]),
+                node3=FakeTransport("node3", [(r"networks/appnet", 0, peers("node1", "node3",
+                                                                            tasks=("node1", "node3")), "")]))
+    s = converge.Session(loaded, specs, dict(gone), f, {}, {})
+    assert converge.wait_overlays(s, timeout=0.5) == []
 
 
 ATTACH = "docker: Error response from daemon: attaching to network failed, make sure your network options are " \
