@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from dnet import gossip
 from dnet.errors import DnetError
-from dnet.facts import concatenated, engine_get
+from dnet.facts import concatenated, engine_get, tasks_path
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan.destroy import destroy
 from dnet.plan.diff import World, diff
@@ -315,7 +315,7 @@ def task_counts(t: Transport, names: list[str]) -> dict[str, tuple[int, int]]:
         return {}
     cli = "; ".join(f"echo {quote(n)} $(docker service ps {quote(n)} --format "
                     "'{{.DesiredState}}:{{.CurrentState}}' 2>/dev/null)" for n in names)
-    out = t.run(engine_get([gossip.tasks_path(n) for n in names], cli), check=False).stdout
+    out = t.run(engine_get([tasks_path(n) for n in names], cli), check=False).stdout
     if out.lstrip().startswith(("[", "{")):  # one answer per service, in order: a task list, or an error object
         try:
             docs, counts = concatenated(out), {}

@@ -3,14 +3,13 @@ Engine API, and what some host does not know yet (traffic between it and what it
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dnet.facts import concatenated, engine_get
+from dnet.facts import concatenated, engine_get, tasks_path
 from dnet.inventory.semantic import swarm_hosts
 from dnet.poll import PollTimeout, poll
 from dnet.runner import parallel
@@ -21,14 +20,6 @@ from dnet.transport.base import quote
 View = tuple[str, ...]  # ("node", address) or ("task", service, task address)
 Views = dict[str, set[View]]  # network name -> what is known of it
 Log = Callable[[str], None]
-
-
-def tasks_path(service: str, running_only: bool = False) -> str:
-    """The Engine API path listing a service's tasks."""
-    filters: dict[str, list[str]] = {"service": [service]}
-    if running_only:
-        filters["desired-state"] = ["running"]
-    return "/tasks?filters=" + urllib.parse.quote(json.dumps(filters))
 
 
 def overlay_views(t: Transport, names: list[str], services: list[str], running: list[str] | None = None

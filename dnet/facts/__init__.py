@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,7 @@ from dnet.facts.model import ContainerFact, Endpoint, FactsError, NetworkFact, N
 from dnet.transport.base import Transport
 
 __all__ = ["ContainerFact", "Endpoint", "FactsError", "HostFacts", "NetworkFact", "NodeFact", "ServiceFact",
-           "SwarmFact", "concatenated", "engine_get", "gather", "parse", "script"]
+           "SwarmFact", "concatenated", "engine_get", "gather", "parse", "script", "tasks_path"]
 
 MARK = "@@dnet:"
 
@@ -23,13 +24,22 @@ SOCK = "/var/run/docker.sock"
 API_PROBE = (f"A=; [ -S {SOCK} ] && command -v curl >/dev/null 2>&1 && "
              f"curl -sf --max-time 5 --unix-socket {SOCK} http://d/_ping >/dev/null 2>&1 && A=1")
 API = f"curl -sf --max-time 60 --unix-socket {SOCK}"
+API_ANSWERS = f"curl -s --max-time 60 --unix-socket {SOCK}"  # an error answer prints too (its JSON object)
 
 
 def engine_get(paths: list[str], cli: str = ":") -> str:
     """A command that GETs every Engine API path with one curl, printing one JSON document per path (an error
     answer prints as its JSON object), or that runs `cli` when the API cannot be reached."""
     urls = " ".join(shlex.quote("http://d" + p) for p in paths)
-    return f'{API_PROBE}; if [ -n "$A" ]; then {API.replace(" -sf", " -s")} {urls}; else {cli}; fi'
+    return f'{API_PROBE}; if [ -n "$A" ]; then {API_ANSWERS} {urls}; else {cli}; fi'
+
+
+def tasks_path(service: str, running_only: bool = False) -> str:
+    """The Engine API path listing a service's tasks."""
+    filters: dict[str, list[str]] = {"service": [service]}
+    if running_only:
+        filters["desired-state"] = ["running"]
+    return "/tasks?filters=" + urllib.parse.quote(json.dumps(filters))
 
 # name, how the CLI reads it (or the whole command for facts outside the engine), the Engine API path ("" if none)
 SECTIONS: list[tuple[str, str, str]] = [
