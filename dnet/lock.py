@@ -1,11 +1,16 @@
 """One run at a time per host: a lock directory under /run on every host a changing run touches.
 
-`mkdir` is atomic, so two runs never both get it; the holder file says who holds it (user, machine, pid,
-command, since). A lock left by a dead run on this machine is taken over with a warning; one from another
-machine is broken only with --break-lock. /run is emptied at boot, so a rebooted host holds no lock.
+`mkdir` is atomic, so two runs never both get it; the holder file says who holds it (user, machine and its
+machine ID, pid, command, since). A lock left by a dead run on this machine (same hostname and machine ID) is taken
+over with a warning; one from another machine is broken only with --break-lock. A takeover is atomic too: the taker
+first makes `takeover` inside the old lock (only one can), checks the lock is still the one it judged stale, moves it
+aside and makes its own. A run cut short while its commands still ran on a host leaves its lock there, marked, and
+only --break-lock takes that over. /run is emptied at boot, so a rebooted host holds no lock; a host where /run is
+not writable is refused (dnet never runs there unlocked).
 """
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -15,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from dnet.errors import DnetError
 from dnet.runner import parallel
@@ -24,13 +30,36 @@ LOCK = "/run/dnet.lock"
 Log = Callable[[str], None]
 
 
+def machine_id() -> str:
+    """An identity of this machine that differs between machines sharing a hostname: /etc/machine-id, else one made
+    once and kept under DNET_HOME (containers often have no machine-id)."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with contextlib.suppress(OSError):
+            text = Path(path).read_text().strip()
+            if text:
+                return text
+    home = Path(os.environ.get("DNET_HOME") or os.path.expanduser("~/.local/share/dnet"))
+    kept = home / "machine-id"
+    with contextlib.suppress(OSError):
+        return kept.read_text().strip() or _new_id(kept)
+    return _new_id(kept)
+
+
+def _new_id(path: Path) -> str:
+    value = uuid.uuid4().hex
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value + "\n")
+    return value
+
+
 def _me(command: str, run_id: str) -> dict[str, str | int]:
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    return {"id": run_id, "user": user, "machine": socket.gethostname(), "pid": os.getpid(), "command": command,
-            "since": datetime.now(UTC).isoformat(timespec="seconds")}
+    return {"id": run_id, "user": user, "machine": socket.gethostname(), "machine_id": machine_id(),
+            "pid": os.getpid(), "command": command, "since": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 @dataclass
@@ -41,18 +70,44 @@ class Lock:
     command: str
     info: dict[str, str | int] = field(default_factory=dict)
     answers: dict[str, dict[str, str | int] | None] = field(default_factory=dict)  # host -> None (taken) or holder
+    path: str = LOCK
+    keep: dict[str, str] = field(default_factory=dict)  # host -> why its lock stays when the run ends (cut short)
 
     def __post_init__(self) -> None:
         self.info = self.info or _me(self.command, uuid.uuid4().hex)
 
-    def take_script(self) -> str:
+    def _make(self) -> str:
         body = json.dumps(self.info)
-        return (f"if mkdir {LOCK} 2>/dev/null; then printf '%s' {quote(body)} > {LOCK}/holder; "
-                f"echo {quote(str(self.info['id']))} > {LOCK}/id; echo TAKEN; "
-                f"elif [ -d {LOCK} ]; then cat {LOCK}/holder 2>/dev/null || echo '{{}}'; else echo UNLOCKABLE; fi")
+        d = self.path
+        return (f"mkdir {quote(d)} 2>/dev/null && printf '%s' {quote(body)} > {quote(d)}/holder && "
+                f"echo {quote(str(self.info['id']))} > {quote(d)}/id")
+
+    def take_script(self) -> str:
+        d = quote(self.path)
+        return (f"if {self._make()}; then echo TAKEN; "
+                f"elif [ -d {d} ]; then cat {d}/holder 2>/dev/null || echo '{{}}'; else echo UNLOCKABLE; fi")
+
+    def takeover_script(self, stale: dict[str, str | int]) -> str:
+        """Take over the lock `stale` describes, atomically: only one taker gets `takeover` inside it, and it goes
+        on only while the lock is still that one (a fresh lock another taker made is left alone)."""
+        d, sid = quote(self.path), quote(str(stale.get("id", "")))
+        aside = quote(f"{self.path}.stale.") + "$$"
+        return (f"if mkdir {d}/takeover 2>/dev/null; then "
+                f"if [ \"$(cat {d}/id 2>/dev/null)\" = {sid} ] && mv {d} {aside}; then rm -rf {aside}; "
+                f"if {self._make()}; then echo TAKEN; else cat {d}/holder 2>/dev/null || echo '{{}}'; fi; "
+                f"else rmdir {d}/takeover 2>/dev/null; cat {d}/holder 2>/dev/null || echo '{{}}'; fi; "
+                f"elif [ -d {d} ]; then cat {d}/holder 2>/dev/null || echo '{{}}'; else echo UNLOCKABLE; fi")
 
     def release_script(self) -> str:
-        return f"[ \"$(cat {LOCK}/id 2>/dev/null)\" = {self.info['id']} ] && rm -rf {LOCK}; true"
+        d = quote(self.path)
+        return f"[ \"$(cat {d}/id 2>/dev/null)\" = {quote(str(self.info['id']))} ] && rm -rf {d}; true"
+
+    def keep_script(self, why: str) -> str:
+        """Leave the lock in place, marked: a run cut short while its commands may still run there."""
+        d = quote(self.path)
+        held = json.dumps({**self.info, "abandoned": why})
+        return (f"[ \"$(cat {d}/id 2>/dev/null)\" = {quote(str(self.info['id']))} ] && "
+                f"printf '%s' {quote(held)} > {d}/holder; true")
 
     def read(self, host: str, out: str) -> None:
         """Record a host's answer to take_script()."""
@@ -66,8 +121,10 @@ class Lock:
 
 def _holder(out: str) -> dict[str, str | int] | None:
     out = out.strip()
-    if out in ("TAKEN", "UNLOCKABLE"):  # UNLOCKABLE: /run not writable (address: local as a plain user)
+    if out == "TAKEN":
         return None
+    if out.endswith("UNLOCKABLE"):  # /run not writable (address: local as a plain user, a read-only /run)
+        return {"unlockable": 1}
     try:
         holder = json.loads(out.splitlines()[-1]) if out else {}
     except ValueError:
@@ -76,8 +133,11 @@ def _holder(out: str) -> dict[str, str | int] | None:
 
 
 def _dead_here(holder: dict[str, str | int]) -> bool:
-    """The holder ran on this machine and its process is gone."""
-    if holder.get("machine") != socket.gethostname():
+    """The holder ran on this machine (hostname and machine ID) and its process is gone; a lock left on purpose by
+    a run cut short mid-command is never taken over silently."""
+    if holder.get("machine") != socket.gethostname() or holder.get("machine_id") != machine_id():
+        return False
+    if holder.get("abandoned") or holder.get("unlockable"):
         return False
     try:
         os.kill(int(holder.get("pid", 0)), 0)
@@ -91,8 +151,9 @@ def _dead_here(holder: dict[str, str | int]) -> bool:
 def describe(holder: dict[str, str | int]) -> str:
     if not holder:
         return "an unknown run (no holder record)"
+    left = f"; it was cut short and left the lock: {holder['abandoned']}" if holder.get("abandoned") else ""
     return (f"{holder.get('user')}@{holder.get('machine')} pid {holder.get('pid')} ({holder.get('command')}) since "
-            f"{holder.get('since')}")
+            f"{holder.get('since')}{left}")
 
 
 @contextmanager
@@ -115,10 +176,14 @@ def hosts_locked(transports: dict[str, Transport], lock: Lock | str, log: Log, b
     try:
         for h in sorted(transports):
             holder = lk.answers.get(h)
+            if holder is not None and holder.get("unlockable"):
+                raise DnetError(f"{h}: cannot take dnet's lock: {lk.path} cannot be made there (is /run writable "
+                                "for the user dnet runs as? dnet needs root or sudo -n on the host); dnet does not "
+                                "change a host without its lock")
             if holder is not None and h not in unreadable and (break_lock or _dead_here(holder)):
                 log(f"{h}: breaking the lock of {describe(holder)}")
-                transports[h].run(f"rm -rf {LOCK}", check=False)
-                holder = lk.take(transports[h])
+                lk.read(h, transports[h].run(lk.takeover_script(holder), check=False).stdout)
+                holder = lk.answers[h]
             if holder is not None:
                 busy[h] = holder
         if busy:
@@ -127,4 +192,5 @@ def hosts_locked(transports: dict[str, Transport], lock: Lock | str, log: Log, b
         yield
     finally:
         taken = [h for h in sorted(transports) if h in lk.answers and lk.answers[h] is None]
-        parallel(taken, lambda h: transports[h].run(lk.release_script(), check=False))
+        parallel(taken, lambda h: transports[h].run(lk.keep_script(lk.keep[h]) if h in lk.keep
+                                                    else lk.release_script(), check=False))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import IO
 
-from dnet.transport.base import Result
+from dnet.transport.base import FROM_STDIN, Result
 
 Response = tuple[str, int, str, str]  # (regex, exit code, stdout, stderr)
 
@@ -35,8 +35,9 @@ class FakeTransport:
             secrets: tuple[str, ...] = ()) -> Result:
         self.commands.append(command)
         self.stdins.append(stdin or b"")
+        seen = (stdin or b"").decode(errors="replace") if command == FROM_STDIN else command  # a script on stdin
         for pattern, code, out, err in self.responses:
-            if re.search(pattern, command):
+            if re.search(pattern, seen):
                 r = Result(self.name, command, code, out, err)
                 return r.check(secrets) if check else r
         self.unexpected.append(command)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -25,9 +26,10 @@ from dnet.cli.common import (
     verbose_option,
 )
 from dnet.lock import Lock, hosts_locked
-from dnet.runbook import RunContext, bind, execute, find, load, parse_params
+from dnet.runbook import LoadedRunbook, RunContext, bind, execute, find, load, parse_params
 from dnet.runbook.actions import Actions
 from dnet.runbook.audit import Audit, default_path
+from dnet.runbook.load import python_file, read_param_file
 from dnet.runbook.run import resume_command, start_index
 from dnet.session import open_session
 
@@ -38,6 +40,8 @@ SHIPPED = Path(__file__).resolve().parent.parent / "files" / "runbooks"
 @click.argument("runbook")
 @inventory_option
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="A runbook parameter (repeat).")
+@click.option("--param-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Parameters from a YAML mapping (name: value), e.g. secrets kept off the command line; -p wins.")
 @click.option("--dry-run", is_flag=True, help="Say what each step would do; change nothing.")
 @click.option("--from", "start", metavar="STEP", help="Start at this step (number or name), e.g. to resume.")
 @click.option("--yes", is_flag=True, help="Do not ask before running.")
@@ -48,9 +52,9 @@ SHIPPED = Path(__file__).resolve().parent.parent / "files" / "runbooks"
 @accept_option
 @quiet_option
 @verbose_option
-def command(runbook: str, inventory: str, params: tuple[str, ...], dry_run: bool, start: str | None, yes: bool,
-            break_lock: bool, audit_log: str | None, as_json: bool, accept_new_host_keys: bool, quiet: bool,
-            verbose: bool) -> None:
+def command(runbook: str, inventory: str, params: tuple[str, ...], param_file: str | None, dry_run: bool,
+            start: str | None, yes: bool, break_lock: bool, audit_log: str | None, as_json: bool,
+            accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Run RUNBOOK (a file, or the name of one in ./playbooks or shipped with dnet) step by step.
 
     Prints each step, its targets and result; stops at the first failed step and prints the command that resumes
@@ -58,46 +62,80 @@ def command(runbook: str, inventory: str, params: tuple[str, ...], dry_run: bool
     """
     t0 = time.monotonic()
     loaded = load_inventory(inventory, quiet, connect=True)
-    lr = load(find(runbook, [Path("playbooks"), SHIPPED]))
-    given = parse_params(params)
+    path = find(runbook, [Path("playbooks"), SHIPPED])
+    lr = load(path)
+    if path.resolve().parent != SHIPPED and not quiet and not as_json:
+        say(err, styled(f"runbook: {path.resolve()} (not the copy shipped with dnet)", "yellow"))
+    cli_given = parse_params(params)
+    from_file = read_param_file(param_file) if param_file else {}
+    secret = {k for k, p in lr.book.params.items() if p.secret}
+    cli_given.update(_prompted(lr, {**from_file, **cli_given}, secret))
+    given = {**from_file, **cli_given}
     values, steps = bind(lr, loaded.model, given)
     first = start_index(steps, start)
-    secret = {k for k, p in lr.book.params.items() if p.secret}
+    shown = {k: ("***" if k in secret else v) for k, v in values.items()}
+    pyfiles = [f for st in lr.book.steps if st.python and (f := python_file(lr.path, st.python))]
+    audit = Audit(Path(audit_log) if audit_log else default_path(), lr.book.name, lr.path, shown, dry_run, pyfiles)
     if not dry_run and not yes:
         if not sys.stdin.isatty():
             raise click.UsageError(f"running runbook {lr.book.name} needs confirmation: pass --yes (or --dry-run)")
         if not click.confirm(f"run runbook {lr.book.name} ({len(steps) - first + 1} steps)?", default=False):
             raise click.Abort()
     log = log_to(quiet or as_json)
-    shown = {k: ("***" if k in secret else v) for k, v in values.items()}
-    audit = Audit(Path(audit_log) if audit_log else default_path(), lr.book.name, lr.path, shown, dry_run)
 
     def tell(text: str, style: str) -> None:
         if not as_json:
             say(out, styled(text, style))
 
+    secrets = tuple(str(values[k]) for k in secret)
+    resume = resume_command(runbook, inventory, cli_given, secret, dry_run, param_file)
     lock = None if dry_run else Lock(f"dnet run {lr.book.name}")
     with open_session(loaded, accept_new_host_keys, log, command_logger(verbose), read_facts=False, lock=lock) as s, \
             (contextlib.nullcontext() if lock is None else hosts_locked(s.transports, lock, log, break_lock)):
         step_log = log if as_json or quiet else (lambda m: say(out, styled(m, "dim")))  # steps' detail on stdout
-        rc = RunContext(s, values, dry_run, step_log, secrets=tuple(str(values[k]) for k in secret), stale=True)
+        rc = RunContext(s, values, dry_run, step_log, secrets=secrets, stale=True)
         rc.actions = Actions(rc)
         for h in s.host_errors:
             tell(f"unreachable: {h}: {s.host_errors[h]}", "red")
-        result = execute(lr, steps, rc, audit, tell, first, resume_command(runbook, inventory, given, secret))
+        result = execute(lr, steps, rc, audit, tell, first, resume)
+        left = {h: f"{h}: engine-restart drained it and may have left it drained: dnet run activate-node -i "
+                   f"{shlex.quote(inventory)} -p node={h}" for h in rc.left}
+        if result.interrupted and lock is not None:  # commands may still run there: no other run may start yet
+            lock.keep.update({h: f"step {result.failed_at} ({steps[(result.failed_at or 1) - 1].step.name}) was "
+                                 "running there" for h in result.in_flight if h in s.transports})
     seconds = time.monotonic() - t0
     if as_json:
-        print_json({"runbook": lr.book.name, "file": lr.path, "params": shown, "dry_run": dry_run,
-                    "steps": [r.public() for r in result.steps], "failed_at": result.failed_at,
+        print_json({"runbook": lr.book.name, "file": str(path.resolve()), "sha256": audit.sha256, "params": shown,
+                    "dry_run": dry_run, "steps": [r.public() for r in result.steps], "failed_at": result.failed_at,
+                    "interrupted": result.interrupted, "left": sorted(left.values()),
                     "reason": result.reason, "resume": result.resume, "audit_log": str(audit.path),
                     "unreachable": s.host_errors, "seconds": round(seconds, 2)})
+    elif result.interrupted:
+        say(out, styled(f"interrupted at step {result.failed_at}: {result.reason}", "red"))
+        for line in left.values():
+            say(out, styled(f"  left: {line}", "yellow"))
+        if lock is not None and lock.keep:
+            say(out, f"  the lock stays on {', '.join(sorted(lock.keep))} (a command may still run there); once it "
+                     "has ended, resume with --break-lock")
+        say(out, f"resume with: {result.resume}")
     elif result.failed_at:
         say(out, styled(f"stopped at step {result.failed_at}: {result.reason}", "red"))
-        say(out, f"fix the cause, then resume with: {result.resume}")
+        if result.resume:
+            say(out, f"fix the cause, then resume with: {result.resume}")
     else:
         ran = sum(1 for r in result.steps if r.status == "ok")
         say(out, styled(f"runbook {lr.book.name}: {ran} steps " + ("checked (dry run, nothing changed)" if dry_run
                                                                    else "done") + f" in {seconds:.1f}s", "green"))
     if not as_json and not quiet:
         say(err, styled(f"audit log: {audit.path}", "dim"))
-    sys.exit(EXIT_ERROR if result.failed_at else 0)
+    sys.exit(130 if result.interrupted else EXIT_ERROR if result.failed_at else 0)
+
+
+def _prompted(lr: LoadedRunbook, given: dict[str, str], secret: set[str]) -> dict[str, str]:
+    """Ask for each secret parameter that has no value yet, when a terminal is attached (typed, never echoed)."""
+    asked: dict[str, str] = {}
+    for name, p in lr.book.params.items():
+        if name in secret and name not in given and p.default is None and sys.stdin.isatty():
+            asked[name] = click.prompt(f"{name}" + (f" ({p.description})" if p.description else ""),
+                                       hide_input=True)
+    return asked

@@ -12,6 +12,7 @@ Path = tuple[Any, ...]
 Positions = dict[Path, tuple[int, int]]
 MAX_DEPTH = 50
 MAX_NODES = 100_000  # after alias expansion: a "billion laughs" file stops here instead of eating memory
+MAX_TEXT = 4_000_000  # characters of scalar text after alias expansion (a long string aliased thousands of times)
 # NUL, and the bidirectional controls that make text read differently from what it is (Trojan Source)
 FORBIDDEN = re.compile("[\x00\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
@@ -50,6 +51,7 @@ def load_with_positions(text: str, filename: str) -> tuple[Any, Positions, Posit
         return n.start_mark.line + 1, n.start_mark.column + 1
 
     visited = [0]
+    chars = [0]
 
     def walk(n: yaml.Node, path: Path, depth: int) -> Any:
         values[path] = at(n)
@@ -89,6 +91,11 @@ def load_with_positions(text: str, filename: str) -> tuple[Any, Positions, Posit
             problems.append(Problem(*at(n), f"'{n.value}' has a leading zero, so YAML 1.1 would not read it as "
                                     f"{plain}; write {plain} (or quote it if it is text)", filename))
             return None
+        chars[0] += len(n.value)
+        if chars[0] > MAX_TEXT:
+            raise _YamlProblems([Problem(*at(n), f"more than {MAX_TEXT:,} characters of text once aliases are "
+                                         "expanded; write the values out instead of repeating aliases of long "
+                                         "text", filename)])
         try:
             value = loader.construct_object(n, deep=True)
         except (yaml.YAMLError, ValueError, TypeError) as exc:

@@ -6,7 +6,6 @@ import contextlib
 import importlib.util
 import sys
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from dnet import converge
@@ -88,7 +87,11 @@ def engine_restart(rc: RunContext, targets: list[str], serial: int, a: RestartAr
         managers = rc.managers(avoid=batch)
         ctx = Context(rc.inventory, rc.session.specs, rc.facts, transports, managers[0] if managers else None,
                       dry_run=rc.dry_run)
+        if not rc.dry_run:  # cut short mid-batch, a node may stay drained: the way back is printed
+            rc.left.update({h: "drained" for h in batch})
         results = parallel(batch, partial(restart, ctx))
+        for h in batch:
+            rc.left.pop(h, None)
         for h, cmd in recorded:
             rc.log(f"  would run on {h}: {cmd}")
         for r in results:
@@ -127,8 +130,15 @@ def _settle(rc: RunContext, timeout: float = 120) -> None:
         poll(settled, timeout=timeout, interval=1, max_interval=3, what="services to settle on the hosts")
 
 
+def _would_run(rc: RunContext, targets: list[str], a: ConditionArgs) -> str:
+    return f"would run `{mask(a.command or '', rc.secrets)}` on {', '.join(targets)} (not run in a dry run)"
+
+
 def wait_until(rc: RunContext, targets: list[str], a: ConditionArgs) -> list[Outcome]:
     seen = [""]
+    if rc.dry_run and a.condition == "shell":  # a dry run runs nothing the runbook's author wrote
+        return [("", "ok", f"{_would_run(rc, targets, a)}, and wait up to {a.timeout:.0f}s until it exits 0 on "
+                           "every target")]
 
     def check() -> bool:
         ok, seen[0] = conditions.holds(rc, a.condition, targets, a.command)
@@ -146,6 +156,8 @@ def wait_until(rc: RunContext, targets: list[str], a: ConditionArgs) -> list[Out
 
 
 def fail_if(rc: RunContext, targets: list[str], a: ConditionArgs) -> list[Outcome]:
+    if rc.dry_run and a.condition == "shell":
+        return [("", "ok", f"{_would_run(rc, targets, a)}, and stop the run if it exits 0 on every target")]
     now, seen = conditions.holds(rc, a.condition, targets, a.command)
     if now and rc.dry_run:
         return [("", "ok", f"{a.condition} holds now ({seen}): the run would stop here")]
@@ -159,20 +171,24 @@ def shell(rc: RunContext, targets: list[str], command: str, timeout: float) -> l
         return [(h, "ok", f"would run: {mask(command, rc.secrets)}") for h in targets]
 
     def one(h: str) -> Outcome:
-        r = rc.run(h, command, check=False, timeout=timeout)
-        for line in (r.stdout + r.stderr).strip().splitlines()[-20:]:
-            rc.log(f"  {h}| {mask(line, rc.secrets)}")
+        r = rc.script(h, command, timeout=timeout)
+        output = mask((r.stdout + r.stderr).strip(), rc.secrets)  # mask first, then cut: no part of a secret survives
+        for line in output.splitlines()[-20:]:
+            rc.log(f"  {h}| {line}")
         if r.ok:
             return h, "ok", "exit 0"
-        tail = mask((r.stdout + r.stderr).strip()[-300:], rc.secrets)
-        return h, "failed", f"exit {r.code}" + (f": {tail}" if tail else "")
+        return h, "failed", f"exit {r.code}" + (f": {output[-300:]}" if output else "")
 
     return [r.value or (r.host, "failed", r.error or "") for r in parallel(targets, one)]
 
 
-def python(rc: RunContext, targets: list[str], ref: str, base: Path) -> list[Outcome]:
-    file, _, func = ref.rpartition(":")
-    path = (base / file).resolve()
+def python(rc: RunContext, targets: list[str], ref: str, runbook: str) -> list[Outcome]:
+    from dnet.runbook.load import python_file
+
+    func = ref.rpartition(":")[2]
+    path = python_file(runbook, ref)
+    if path is None:  # checked when loaded; the file may have been replaced by a link since
+        raise RunError(f"python: {ref} is outside the runbook's folder")
     if rc.dry_run:
         return [("", "ok", f"would call {func}() from {path} on {', '.join(targets) or 'no hosts'}")]
     spec = importlib.util.spec_from_file_location(f"dnet_runbook_{path.stem}", path)

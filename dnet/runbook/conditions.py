@@ -30,7 +30,7 @@ def _one(rc: RunContext, condition: str, h: str, command: str | None) -> tuple[b
         state = rc.read(h, "docker info --format '{{.Swarm.LocalNodeState}}'", check=False).stdout.strip()
         return (state == "active") == (condition == "in-swarm"), f"swarm state {state or 'unknown'}"
     if condition == "shell":
-        r = rc.read(h, command or "false", check=False)
+        r = rc.script(h, command or "false")
         return r.ok, f"exit {r.code}"
     mgr = rc.manager(avoid=[h])
     nid = node_id(rc, h, mgr)

@@ -10,7 +10,7 @@ from dnet.facts import HostFacts, gather
 from dnet.inventory.schema import Inventory
 from dnet.runner import parallel
 from dnet.session import Session, images_of
-from dnet.transport.base import Result, Transport, mask
+from dnet.transport.base import FROM_STDIN, Result, Transport, mask
 
 Log = Callable[[str], None]
 
@@ -36,6 +36,12 @@ class RunContext:
     secrets: tuple[str, ...] = ()
     actions: Any = None
     stale: bool = False  # facts are read again (all hosts, one round trip each) only when something asks for them
+    # hosts an action may leave in a state to undo when the run is cut short: host -> the command that undoes it
+    left: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        shown = self.log
+        self.log = lambda m: shown(mask(m, self.secrets))  # every progress line, whoever writes it
 
     @property
     def inventory(self) -> Inventory:
@@ -75,6 +81,14 @@ class RunContext:
     def read(self, host: str, command: str, check: bool = True) -> Result:
         """Run a command that only reads (also in a dry run)."""
         return self.transport(host).run(command, check=check, secrets=self.secrets)
+
+    def script(self, host: str, text: str, timeout: float | None = None) -> Result:
+        """Run a runbook author's shell text, sent on stdin (so no value in it is on a process list, here or
+        there, nor in sudo's log); never in a dry run (the caller says what would run instead)."""
+        if self.dry_run:
+            raise RunError("a dry run runs no command a runbook wrote")
+        return self.transport(host).run(FROM_STDIN, stdin=text.encode(), check=False, timeout=timeout,
+                                        secrets=self.secrets)
 
     def refresh(self) -> None:
         """The hosts may have changed: read their facts again when they are next asked for."""

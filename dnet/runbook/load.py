@@ -13,7 +13,7 @@ from dnet.inventory.limit import select
 from dnet.inventory.loader import validation_problem
 from dnet.inventory.schema import Inventory
 from dnet.inventory.yamlpos import Positions, _YamlProblems, load_with_positions
-from dnet.runbook.model import ARGS, NEEDS_HOSTS, Runbook, Step, refs, substitute
+from dnet.runbook.model import ARGS, FILTERS, NEEDS_HOSTS, REF, Runbook, Step, filters, refs, substitute
 
 Where = tuple[Any, ...]
 TARGETED_CONDITIONS = {"no-tasks", "node-ready", "node-down", "node-absent", "in-swarm", "not-in-swarm",
@@ -102,6 +102,15 @@ def _check(lr: LoadedRunbook) -> list[Problem]:
             if ref not in book.params:
                 out.append(lr.at(here, f"step '{st.name}' uses {{{{ {ref} }}}} but the runbook declares no such "
                                        f"parameter (params: {', '.join(book.params) or 'none'})"))
+        for f in filters(st.model_dump(by_alias=True)):
+            if f not in FILTERS:
+                out.append(lr.at(here, f"step '{st.name}' uses the filter '| {f}'; the only filter is '| raw' "
+                                       "(the value unquoted)"))
+        for where, text in (((*here, "shell"), st.shell), ((*here, "with", "command"), st.args.get("command"))):
+            if isinstance(text, str) and (inside := quoted_refs(text)):
+                out.append(lr.at(where, f"{{{{ {inside[0]} }}}} stands inside quotes, but dnet already quotes every "
+                                        "value for the shell: remove the quotes around it (or write "
+                                        f"{{{{ {inside[0]} | raw }}}} to insert the text unquoted)"))
         if st.action is not None:
             out += _check_action(lr, i, st)
         elif st.args:
@@ -153,12 +162,47 @@ def _args_problems(lr: LoadedRunbook, i: int, model: type[BaseModel], args: dict
     return []
 
 
+def quoted_refs(text: str) -> list[str]:
+    """Names of {{ refs }} (not | raw) that stand inside shell quotes, where a quoted value would keep its quotes."""
+    starts = {m.start(): m for m in REF.finditer(text)}
+    found: list[str] = []
+    state, i = "", 0
+    while i < len(text):
+        c = text[i]
+        if i in starts and state and starts[i][2] != "raw":
+            found.append(starts[i][1])
+        if c == "\\" and state != "'":
+            i += 2
+            continue
+        if state == "" and c in "'\"":
+            state = c
+        elif c == state:
+            state = ""
+        i += 1
+    return found
+
+
+def python_file(runbook: str, ref: str) -> Path | None:
+    """The file of a python step, resolved; None unless it lies inside the runbook's own folder."""
+    folder = Path(runbook).resolve().parent
+    file = ref.rpartition(":")[0]
+    path = (folder / file).resolve()
+    return path if path.is_relative_to(folder) and not Path(file).is_absolute() else None
+
+
 def _check_python(lr: LoadedRunbook, i: int, ref: str) -> list[Problem]:
     where = ("steps", i, "python")
     file, _, func = ref.rpartition(":")
+    if refs(ref):
+        return [lr.at(where, "python: takes no {{ param }} (the file to load is fixed by the runbook); the function "
+                             "reads parameters from ctx.params")]
     if not file.endswith(".py") or not func.isidentifier():
         return [lr.at(where, f"python: '{ref}' should be FILE.py:FUNCTION")]
-    if not refs(file) and not (Path(lr.path).parent / file).is_file():
+    path = python_file(lr.path, ref)
+    if path is None:
+        return [lr.at(where, f"python: '{file}' is outside the runbook's folder ({Path(lr.path).resolve().parent}); "
+                             "keep the file beside the runbook or below it")]
+    if not path.is_file():
         return [lr.at(where, f"python: no file '{file}' next to the runbook ({Path(lr.path).parent})")]
     return []
 
@@ -177,12 +221,45 @@ def _convert(name: str, kind: str, value: Any, inv: Inventory | None) -> Any:
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    """-p NAME=VALUE pairs. An error never echoes what was given (it may be a secret typed without its name)."""
     out: dict[str, str] = {}
-    for p in pairs:
+    for n, p in enumerate(pairs, 1):
         key, eq, value = p.partition("=")
         if not eq or not key.strip():
-            raise DnetError(f"-p {p!r}: write -p NAME=VALUE")
+            raise DnetError(f"-p (the {_nth(n)} one): write -p NAME=VALUE (what was given is not shown: it may be "
+                            "a secret)")
         out[key.strip()] = value
+    return out
+
+
+def _nth(n: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+def read_param_file(path: str) -> dict[str, str]:
+    """--param-file: a YAML mapping of parameter names to scalar values (like Ansible's -e @FILE)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError([Problem(1, 1, f"cannot read the parameter file: {exc}", path)]) from None
+    try:
+        data, _keys, values = load_with_positions(text, path)
+    except _YamlProblems as exc:
+        raise InventoryError(exc.problems) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InventoryError([Problem(1, 1, "a parameter file is a mapping of names to values (name: value)", path)])
+    out: dict[str, str] = {}
+    bad = []
+    for k, v in data.items():
+        if isinstance(v, (dict, list)) or v is None:
+            line, col = values.get((k,), (1, 1))
+            bad.append(Problem(line, col, f"'{k}' needs a single value (text, a number or true/false)", path))
+        else:
+            out[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
+    if bad:
+        raise InventoryError(bad)
     return out
 
 
@@ -202,7 +279,8 @@ def bind(lr: LoadedRunbook, inv: Inventory, given: dict[str, str]) -> tuple[dict
                 kinds = {"int": "a whole number", "bool": "true or false"}
                 what = (f"one of the inventory's hosts ({', '.join(inv.hosts)})" if p.type == "host"
                         else kinds.get(p.type, "text"))
-                raise DnetError(f"-p {name}={given[name]}: {name} must be {what}")
+                shown = "***" if p.secret else given[name]
+                raise DnetError(f"-p {name}={shown}: {name} must be {what}")
             params[name] = value
         elif p.default is not None:
             params[name] = _convert(name, p.type, p.default, None)
@@ -233,12 +311,12 @@ def _bind_step(lr: LoadedRunbook, i: int, st: Step, params: dict[str, Any], inv:
     args: BaseModel | None = None
     model = ARGS.get(st.action or "")
     if model is not None:
-        filled = substitute(st.args, params)
+        filled = {k: substitute(v, params, shell=k == "command") for k, v in st.args.items()}
         found = _args_problems(lr, i, model, filled, partial=False)
         problems += found
         if not found:
             args = model.model_validate(filled)
-    text = str(substitute(st.shell if st.shell is not None else st.python or "", params))
+    text = str(substitute(st.shell, params, shell=True)) if st.shell is not None else st.python or ""
     serial = substitute(st.serial, params)
     if serial is not None and (not isinstance(serial, int) or isinstance(serial, bool) or serial < 1):
         problems.append(lr.at(("steps", i, "serial"), f"serial must be a number of at least 1 (got {serial!r})"))

@@ -3,11 +3,14 @@ function. Validated as strictly as inventories (FILE:LINE:COL)."""
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# {{ name }} or {{ name | filter }}; the only filter is `raw` (no shell quoting)
+REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|\s*([A-Za-z_][A-Za-z0-9_]*)\s*)?\}\}")
+FILTERS = ("raw",)
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 CONDITIONS = ("no-tasks", "node-ready", "node-down", "node-absent", "in-swarm", "not-in-swarm",
@@ -104,7 +107,7 @@ SWARM_WIDE = {"rotate-join-tokens"}
 def refs(value: Any) -> list[str]:
     """Parameter names a value refers to as {{ name }}."""
     if isinstance(value, str):
-        return REF.findall(value)
+        return [m[1] for m in REF.finditer(value)]
     if isinstance(value, dict):
         return [r for v in value.values() for r in refs(v)]
     if isinstance(value, list):
@@ -112,15 +115,35 @@ def refs(value: Any) -> list[str]:
     return []
 
 
-def substitute(value: Any, params: dict[str, Any]) -> Any:
-    """Fill in {{ name }}; a string that is only one reference takes the parameter's own type."""
+def filters(value: Any) -> list[str]:
+    """Filters a value's references use (`{{ x | raw }}` -> raw)."""
+    if isinstance(value, str):
+        return [m[2] for m in REF.finditer(value) if m[2]]
+    if isinstance(value, dict):
+        return [f for v in value.values() for f in filters(v)]
+    if isinstance(value, list):
+        return [f for v in value for f in filters(v)]
+    return []
+
+
+def substitute(value: Any, params: dict[str, Any], shell: bool = False) -> Any:
+    """Fill in {{ name }}; a string that is only one reference takes the parameter's own type.
+
+    With shell (the text reaches a shell: `shell:` steps, a condition's `command`), every value is shell-quoted,
+    so it is one word whatever it holds; `{{ name | raw }}` inserts the text as it is (the author's explicit choice).
+    """
     if isinstance(value, str):
         whole = REF.fullmatch(value.strip())
-        if whole:
+        if whole and not shell:
             return params[whole[1]]
-        return REF.sub(lambda m: str(params[m[1]]), value)
+
+        def fill(m: re.Match[str]) -> str:
+            text = str(params[m[1]]).lower() if isinstance(params[m[1]], bool) else str(params[m[1]])
+            return text if m[2] == "raw" or not shell else shlex.quote(text)
+
+        return REF.sub(fill, value)
     if isinstance(value, dict):
-        return {k: substitute(v, params) for k, v in value.items()}
+        return {k: substitute(v, params, shell) for k, v in value.items()}
     if isinstance(value, list):
-        return [substitute(v, params) for v in value]
+        return [substitute(v, params, shell) for v in value]
     return value

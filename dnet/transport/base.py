@@ -31,6 +31,11 @@ class Result:
         return self
 
 
+# Runs a script sent on stdin (so nothing in it is on a process list or in sudo's log). It reads the whole script
+# first: commands in it that read stdin get end-of-file, not the script's rest.
+FROM_STDIN = 'script=$(cat); eval "$script"'
+
+
 def command_timeout() -> float:
     """Seconds any one remote command may take unless its caller says otherwise (DNET_COMMAND_TIMEOUT, default 600):
     no wait is unbounded, so a host that dies mid-command is a per-host error, never a hang."""
@@ -41,11 +46,24 @@ def command_timeout() -> float:
 
 
 def mask(text: str, secrets: tuple[str, ...]) -> str:
-    """Replace every secret in text with ***."""
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
+    """Replace every secret in text with ***: each as it is and as the shell quotes it (the longest first, so a
+    secret that holds another is masked whole)."""
+    forms = {f for s in secrets if s for f in (s, shlex.quote(s))}
+    for s in sorted(forms, key=len, reverse=True):
+        text = text.replace(s, "***")
     return text
+
+
+def mask_data(value: object, secrets: tuple[str, ...]) -> object:
+    """mask() on every string inside nested dicts and lists (before JSON escapes a secret's quotes and
+    backslashes, which mask() on the JSON text would then miss)."""
+    if isinstance(value, str):
+        return mask(value, secrets)
+    if isinstance(value, dict):
+        return {k: mask_data(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_data(v, secrets) for v in value]
+    return value
 
 
 class Transport(Protocol):
