@@ -64,7 +64,8 @@ def command(runbook: str, inventory: str, params: tuple[str, ...], param_file: s
     loaded = load_inventory(inventory, quiet, connect=True)
     path = find(runbook, [Path("playbooks"), SHIPPED])
     lr = load(path)
-    if path.resolve().parent != SHIPPED and not quiet and not as_json:
+    named = "/" not in runbook and not runbook.endswith((".yml", ".yaml"))  # a name, not a path: it may be shadowed
+    if named and path.resolve().parent != SHIPPED and not quiet and not as_json:
         say(err, styled(f"runbook: {path.resolve()} (not the copy shipped with dnet)", "yellow"))
     cli_given = parse_params(params)
     from_file = read_param_file(param_file) if param_file else {}

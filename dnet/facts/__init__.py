@@ -106,7 +106,9 @@ def script(images: list[str], first: str = "") -> str:
     round trip, and as long as the slowest section rather than the sum of all. `first` runs before them, its
     output in section "first" (a changing run takes its lock there, so its facts are read under the lock).
     """
-    lines = ['d=$(mktemp -d 2>/dev/null || echo /tmp/dnet-facts-$$) && mkdir -p "$d" && trap \'rm -rf "$d"\' EXIT',
+    # a private directory or nothing: a guessable /tmp path could be made a link by another user beforehand
+    lines = ['d=$(mktemp -d) || { echo "dnet: mktemp -d failed on this host (is /tmp writable?)" >&2; exit 1; }; '
+             'trap \'rm -rf "$d"\' EXIT',
              API_PROBE]
     if first:
         lines.append(f'{{ {first}; }} >"$d/first" 2>/dev/null')
