@@ -4,6 +4,7 @@ files stay in the runbook's folder, the audit log says what ran and refuses unsa
 The corpus in tests/bad_runbooks/ holds files that must fail at FILE:LINE:COL."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -105,7 +106,7 @@ def test_raw_inserts_the_text_unquoted_and_the_dry_run_says_so(tmp_path: Path, l
     assert code == 0 and not (tmp_path / "out").exists()
     r = dnet("run", str(path), "-i", str(local), "-p", "cmd=echo one", "--dry-run")
     assert "(unquoted, by | raw: cmd)" in r.stdout, r.stdout
-    code, out, _ = run(path, local, "-p", "cmd=echo one; echo two", "--yes")
+    code, _out, _ = run(path, local, "-p", "cmd=echo one; echo two", "--yes")
     assert code == 0 and (tmp_path / "out").read_text() == "two\n"  # raw: the author's explicit choice
 
 
@@ -140,10 +141,8 @@ def test_a_secret_never_shows_nor_is_on_a_process_list(tmp_path: Path, local: Pa
     def watch() -> None:  # every process's argv, here (where the "host" is) and for dnet itself
         while not stop.is_set():
             for p in Path("/proc").glob("[0-9]*/cmdline"):
-                try:
+                with contextlib.suppress(OSError):
                     seen.append(p.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-                except OSError:
-                    pass
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch)
@@ -241,7 +240,7 @@ def test_which_runbook_ran_is_said_and_recorded(tmp_path: Path, local: Path) -> 
     line = json.loads((tmp_path / "audit.log").read_text().splitlines()[-1])
     assert line["file"] == str(shadow) and line["sha256"] == hashlib.sha256(shadow.read_bytes()).hexdigest()
     pybook = book(tmp_path / "playbooks", "name: withpy\nsteps:\n  - {name: a, python: helper.py:main}\n", "py.yml")
-    code, out, _ = run(pybook, local, "--yes")
+    code, _out, _ = run(pybook, local, "--yes")
     line = json.loads((local.parent / "audit.log").read_text().splitlines()[-1])
     helper = tmp_path / "playbooks" / "helper.py"
     assert code == 0 and line["python"] == {str(helper): hashlib.sha256(helper.read_bytes()).hexdigest()}
