@@ -103,6 +103,7 @@ def test_raw_inserts_the_text_unquoted_and_the_dry_run_says_so(tmp_path: Path, l
     path = book(tmp_path, "name: raw\nparams:\n  cmd: {}\nsteps:\n"
                           "  - {name: run it, hosts: me, shell: '{{ cmd | raw }} > " + str(tmp_path) + "/out'}\n")
     code, out, _ = run(path, local, "-p", "cmd=echo one; echo two", "--dry-run")
+    assert out["dry_run"] is True
     assert code == 0 and not (tmp_path / "out").exists()
     r = dnet("run", str(path), "-i", str(local), "-p", "cmd=echo one", "--dry-run")
     assert "(unquoted, by | raw: cmd)" in r.stdout, r.stdout
