@@ -83,9 +83,12 @@ class Lock:
                 f"echo {quote(str(self.info['id']))} > {quote(d)}/id")
 
     def take_script(self) -> str:
+        """Take the lock, or print its holder; UNLOCKABLE when it can be neither made nor found (a takeover moves
+        a lock aside for an instant: tried again twice, a second apart, before saying so)."""
         d = quote(self.path)
-        return (f"if {self._make()}; then echo TAKEN; "
-                f"elif [ -d {d} ]; then cat {d}/holder 2>/dev/null || echo '{{}}'; else echo UNLOCKABLE; fi")
+        return (f"dnet_try=0; while :; do if {self._make()}; then echo TAKEN; break; "
+                f"elif [ -d {d} ]; then cat {d}/holder 2>/dev/null || echo '{{}}'; break; "
+                "elif [ $dnet_try -ge 2 ]; then echo UNLOCKABLE; break; fi; dnet_try=$((dnet_try+1)); sleep 1; done")
 
     def takeover_script(self, stale: dict[str, str | int]) -> str:
         """Take over the lock `stale` describes, atomically: only one taker gets `takeover` inside it, and it goes
@@ -96,7 +99,7 @@ class Lock:
                 f"if [ \"$(cat {d}/id 2>/dev/null)\" = {sid} ] && mv {d} {aside}; then rm -rf {aside}; "
                 f"if {self._make()}; then echo TAKEN; else cat {d}/holder 2>/dev/null || echo '{{}}'; fi; "
                 f"else rmdir {d}/takeover 2>/dev/null; cat {d}/holder 2>/dev/null || echo '{{}}'; fi; "
-                f"elif [ -d {d} ]; then cat {d}/holder 2>/dev/null || echo '{{}}'; else echo UNLOCKABLE; fi")
+                f"else {self.take_script()}; fi")  # gone meanwhile (taken over, released): an ordinary take
 
     def release_script(self) -> str:
         d = quote(self.path)

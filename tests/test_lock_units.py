@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,56 @@ def test_break_lock_takes_over_and_a_failed_facts_read_leaves_no_lock() -> None:
 def test_the_lock_is_taken_before_the_facts_are_read() -> None:
     text = script([], Lock("dnet apply").take_script())
     assert text.index("mkdir /run/dnet.lock") < text.index("/etc/os-release")
+
+
+def test_a_stale_lock_is_taken_over_by_exactly_one_of_many_takers(tmp_path: Path) -> None:
+    """Real shells racing for one stale lock: each round exactly one taker gets it, and the lock then holds the
+    winner's id (an `rm -rf` then `mkdir` takeover lets two runs in: the second removes the first's fresh lock)."""
+    from dnet.runner import parallel
+    from dnet.transport.local import LocalTransport
+
+    t = LocalTransport("me")
+    path = str(tmp_path / "dnet.lock")
+    for _ in range(15):
+        stale = Lock("dnet apply", path=path)
+        assert stale.take(t) is None
+        takers = [Lock(f"dnet run {i}", path=path) for i in range(8)]
+        for lk in takers:
+            lk.answers["me"] = stale.info
+        results = parallel(takers, lambda lk: lk.read("me", t.run(lk.takeover_script(stale.info)).stdout),
+                           name=lambda lk: lk.command, workers=8)
+        assert all(r.ok for r in results)
+        winners = [lk for lk in takers if lk.answers["me"] is None]
+        assert len(winners) == 1, [lk.answers["me"] for lk in takers]
+        assert (tmp_path / "dnet.lock" / "id").read_text().strip() == winners[0].info["id"]
+        losers = [lk.answers["me"] for lk in takers if lk is not winners[0]]
+        assert all(isinstance(h, dict) and not h.get("unlockable") for h in losers), [h if not isinstance(h, dict) else h.get("unlockable") for h in losers]  # refused
+        assert not list(tmp_path.glob("dnet.lock.stale.*"))
+        t.run(winners[0].release_script())
+        assert not (tmp_path / "dnet.lock").exists()
+
+
+def test_a_host_where_the_lock_cannot_be_made_is_refused() -> None:
+    from dnet.transport.local import LocalTransport
+
+    lock = Lock("dnet apply", path="/proc/dnet.lock")  # never writable, even for root
+    t = LocalTransport("me")
+    with pytest.raises(DnetError, match=r"me: cannot take dnet's lock: /proc/dnet.lock cannot be made there"), \
+            hosts_locked({"me": t}, lock, lambda m: None):
+        pass
+
+
+def test_only_a_dead_run_of_this_very_machine_is_taken_over_silently(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from dnet import lock as lockmod
+
+    monkeypatch.setattr(lockmod, "machine_id", lambda: "aaaa")
+    dead = {"id": "x", "machine": socket.gethostname(), "machine_id": "aaaa", "pid": 2 ** 22 + 12345}
+    assert lockmod._dead_here(dead)
+    assert not lockmod._dead_here({**dead, "machine_id": "bbbb"})  # another machine with the same hostname
+    assert not lockmod._dead_here({k: v for k, v in dead.items() if k != "machine_id"})  # who knows which machine
+    assert not lockmod._dead_here({**dead, "abandoned": "step 2 (restart) was running there"})
+    assert lockmod.machine_id() == "aaaa"
+    monkeypatch.undo()
+    assert lockmod.machine_id() == lockmod.machine_id() != ""  # stable between calls
