@@ -1,7 +1,17 @@
 """One exception base for dnet; inventory errors carry file:line:col."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# C0 controls but tab and newline, DEL, C1 controls: a host's output or an inventory value could move the cursor,
+# retitle the terminal or hide text with them. JSON keeps them, escaped by json.dumps.
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """Text safe for a terminal: each control character shown as \\xNN instead of acted on."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class DnetError(Exception):
@@ -20,7 +30,7 @@ class Problem:
 
     def __str__(self) -> str:
         tag = "warning: " if self.severity == "warning" else ""
-        return f"{self.file}:{self.line}:{self.col}: {tag}{self.message}"
+        return clean(f"{self.file}:{self.line}:{self.col}: {tag}{self.message}")
 
 
 class InventoryError(DnetError):

@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dnet.errors import clean
+
 PIPE_WIDTH = 4096  # plain output: no wrapping inside values; tables as wide as their content
 
 
@@ -49,16 +51,16 @@ def show(con: Console, t: Table) -> None:
 
 def row(t: Table, *cells: str | Text) -> None:
     """Add a row whose plain strings are shown as they are (never parsed as markup)."""
-    t.add_row(*(c if isinstance(c, Text) else Text(str(c)) for c in cells))
+    t.add_row(*(c if isinstance(c, Text) else Text(clean(str(c))) for c in cells))
 
 
 def styled(text: str, style: str) -> Text:
-    return Text(text, style=style)
+    return Text(clean(text), style=style)
 
 
 def say(con: Console, *parts: str | Text) -> None:
-    """Print one message made of plain strings and styled pieces (no markup parsing)."""
-    con.print(Text.assemble(*(p if isinstance(p, Text) else Text(p) for p in parts)))
+    """Print one message made of plain strings and styled pieces (no markup parsing, no control characters)."""
+    con.print(Text.assemble(*(p if isinstance(p, Text) else Text(clean(p)) for p in parts)))
 
 
 out = console(sys.stdout)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dnet.errors import DnetError
-from dnet.facts import HostFacts
+from dnet.facts import HostFacts, genuine_tasks
 from dnet.inventory.schema import TARGET_RE, Inventory
 
 
@@ -44,9 +44,10 @@ def resolve(inv: Inventory, facts: dict[str, HostFacts], text: str) -> Target:
             raise DnetError(f"container {name} is not running on {host}")
         return Target(host, "", port, f"container {name} port {port} (on {host})", c.id)
     if name in inv.services:
+        genuine = genuine_tasks(facts)
         for host, f in sorted(facts.items()):
             for c in f.containers:
-                if c.service == name and c.running:
+                if c.service == name and c.running and genuine(c):
                     return Target(host, "", port, f"task {c.task_name} port {port} (on {host})", c.id)
         raise DnetError(f"service {name} has no running task on the reachable hosts")
     raise DnetError(f"'{name}' is no host, container or service of this inventory")

@@ -74,14 +74,15 @@ def test_a_stale_lock_is_taken_over_by_exactly_one_of_many_takers(tmp_path: Path
         takers = [Lock(f"dnet run {i}", path=path) for i in range(8)]
         for lk in takers:
             lk.answers["me"] = stale.info
-        results = parallel(takers, lambda lk: lk.read("me", t.run(lk.takeover_script(stale.info)).stdout),
+        script = {lk.command: lk.takeover_script(stale.info) for lk in takers}
+        results = parallel(takers, lambda lk: lk.read("me", t.run(script[lk.command]).stdout),
                            name=lambda lk: lk.command, workers=8)
         assert all(r.ok for r in results)
         winners = [lk for lk in takers if lk.answers["me"] is None]
         assert len(winners) == 1, [lk.answers["me"] for lk in takers]
         assert (tmp_path / "dnet.lock" / "id").read_text().strip() == winners[0].info["id"]
         losers = [lk.answers["me"] for lk in takers if lk is not winners[0]]
-        assert all(isinstance(h, dict) and not h.get("unlockable") for h in losers), [h if not isinstance(h, dict) else h.get("unlockable") for h in losers]  # refused
+        assert all(isinstance(h, dict) and not h.get("unlockable") for h in losers), losers  # refused, by name
         assert not list(tmp_path.glob("dnet.lock.stale.*"))
         t.run(winners[0].release_script())
         assert not (tmp_path / "dnet.lock").exists()

@@ -338,3 +338,39 @@ def _cmdlines(pid: int) -> list[Path]:
         if p == pid and child != pid:
             found.append(Path(f"/proc/{child}/cmdline"))
     return [c for c in found if c.exists()]
+
+
+def test_control_characters_from_a_host_never_reach_the_terminal(tmp_path: Path, local: Path) -> None:
+    path = book(tmp_path, "name: esc\nsteps:\n  - {name: noisy, hosts: me, shell: \"printf '\\\\033]0;owned\\\\007"
+                          "\\\\033[2Jgone\\\\233x'; exit 1\"}\n")
+    r = dnet("run", str(path), "-i", str(local), "--yes", "--audit-log", str(tmp_path / "audit.log"))
+    assert r.returncode == 1
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", r.stdout + r.stderr), repr(r.stdout)
+    assert "\\x1b]0;owned\\x07\\x1b[2Jgone" in r.stdout
+    code, out, _ = run(path, local, "--yes")
+    assert code == 1 and "\x1b]0;owned\x07\x1b[2Jgone" in str(out["reason"])  # JSON keeps them, escaped
+
+
+def test_a_port_that_accepts_and_closes_is_one_line_never_a_traceback(tmp_path: Path) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    inv = tmp_path / "inv.yml"
+    inv.write_text(f"version: 1\nhosts:\n  a: {{address: 127.0.0.1, port: {port}}}\n")
+    try:
+        r = dnet("plan", "-i", str(inv))
+    finally:
+        server.close()
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "Exception" not in r.stderr, r.stderr
+    assert f"a (root@127.0.0.1:{port}): cannot connect: the SSH handshake failed" in r.stderr

@@ -27,6 +27,25 @@ def test_instances_from_facts() -> None:
     assert {insts[f"web.{n}"].host for n in (1, 2, 3)} == {"node1", "node2", "node3"}
 
 
+def test_a_container_labelled_as_a_task_counts_only_when_a_manager_lists_it() -> None:
+    """Any docker user can put swarm's task labels on a plain container; the manager's task list decides."""
+    import dataclasses
+
+    inv = loads(EXAMPLE.read_text()).model
+    fs = facts("applied")
+    real = next(c for c in fs["node2"].containers if c.service == "web")
+    fake = dataclasses.replace(real, id="f" * 64, name="web.9.impostor",
+                               labels={**real.labels, "com.docker.swarm.task.id": "impostor",
+                                       "com.docker.swarm.task.name": "web.9.impostor"})
+    fs["node2"].containers.append(fake)
+    assert "web.9" in {i.name for i in instances(inv, fs)}  # no manager's list read: the labels are all there is
+    fs["node1"].tasks = {c.labels["com.docker.swarm.task.id"]: c.id for f in fs.values() for c in f.containers
+                         if c.is_task and c is not fake}
+    assert {i.name for i in instances(inv, fs)} == {"edge", "db", "web.1", "web.2", "web.3"}
+    fs["node1"].tasks[real.labels["com.docker.swarm.task.id"]] = "another container"  # a copied task ID
+    assert "web.2" not in {i.name for i in instances(inv, fs)}
+
+
 def test_every_scope_is_derived() -> None:
     cs = checks()
     by_scope = Counter(c.scope for c in cs)

@@ -5,14 +5,25 @@ import json
 import re
 import shlex
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dnet.facts.model import ContainerFact, Endpoint, FactsError, NetworkFact, NodeFact, Reader, ServiceFact, SwarmFact
+from dnet.facts.model import (
+    TASK_ID_LABEL,
+    ContainerFact,
+    Endpoint,
+    FactsError,
+    NetworkFact,
+    NodeFact,
+    Reader,
+    ServiceFact,
+    SwarmFact,
+)
 from dnet.transport.base import Transport
 
 __all__ = ["ContainerFact", "Endpoint", "FactsError", "HostFacts", "NetworkFact", "NodeFact", "ServiceFact",
-           "SwarmFact", "concatenated", "engine_get", "gather", "parse", "script", "tasks_path"]
+           "SwarmFact", "concatenated", "engine_get", "gather", "genuine_tasks", "parse", "script", "tasks_path"]
 
 MARK = "@@dnet:"
 
@@ -53,6 +64,9 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("containers", "docker ps -aq 2>/dev/null | xargs -r docker inspect 2>/dev/null", "/containers/json?all=1"),
     ("services", "docker service ls -q 2>/dev/null | xargs -r docker service inspect 2>/dev/null", "/services"),
     ("nodes", "docker node ls -q 2>/dev/null | xargs -r docker node inspect 2>/dev/null", "/nodes"),
+    # the manager's own list of tasks: a container's task labels alone can be set by any docker user
+    ("tasks", "docker service ls -q 2>/dev/null | xargs -r docker service ps -q --no-trunc 2>/dev/null | "
+              "xargs -r docker inspect --type task 2>/dev/null", "/tasks"),
     ("images", "", ""),  # per run: the inventory's images
     ("nat", "iptables -w -t nat -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'", ""),
     ("filter", "iptables -w -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'", ""),
@@ -154,6 +168,7 @@ class HostFacts:
     mtus: dict[str, int] = field(default_factory=dict)  # interface -> MTU
     addresses: dict[str, list[str]] = field(default_factory=dict)  # interface -> IPv4 addresses
     gossip_listener: str = ""  # what listens on 7946/tcp ("" when nothing does)
+    tasks: dict[str, str] | None = None  # a manager's tasks: task ID -> container ID ("" before it has one)
     first: str = ""  # what the command run before the facts printed (see script())
 
     def interface_of(self, address: str) -> str | None:
@@ -341,6 +356,12 @@ def parse(host: str, text: str) -> HostFacts:
                          for d in _list(host, "services", sec.get("services", ""))), key=lambda s: s.name)
     f.nodes = sorted((node(Reader(host, "swarm nodes"), d)
                       for d in _list(host, "swarm nodes", sec.get("nodes", ""))), key=lambda n: (n.hostname, n.id))
+    if f.is_manager and "tasks" in sec:  # a worker's answer is an error (or nothing): it knows no task list
+        f.tasks = {}
+        for d in _list(host, "tasks", sec["tasks"]):
+            if isinstance(d.get("ID"), str):
+                r = Reader(host, "tasks")
+                f.tasks[d["ID"]] = r.text(r.obj(r.obj(d, "Status"), "ContainerStatus"), "ContainerID")
     for line in sec.get("images", "").splitlines():
         if " " in line.strip():
             ref, iid = line.strip().rsplit(" ", 1)
@@ -352,6 +373,20 @@ def parse(host: str, text: str) -> HostFacts:
     f.mtus, f.addresses = links(sec.get("links", "")), addrs(sec.get("addrs", ""))
     f.gossip_listener = " ".join(sec.get("gossip", "").split())
     return f
+
+
+def genuine_tasks(facts: dict[str, HostFacts]) -> Callable[[ContainerFact], bool]:
+    """Whether a container is a real swarm task: its task ID is in a manager's task list, with this container's ID.
+    Any docker user can label a plain container as a service's task; only when no manager was read is the label
+    taken on trust."""
+    known: dict[str, str] = {}
+    lists = [f.tasks for f in facts.values() if f.tasks is not None]
+    for tasks in lists:
+        known.update(tasks)
+    if not lists:
+        return lambda c: c.is_task
+    return lambda c: c.is_task and c.labels.get(TASK_ID_LABEL, "") in known and \
+        known[c.labels[TASK_ID_LABEL]] in ("", c.id)
 
 
 def links(text: str) -> dict[str, int]:

@@ -5,6 +5,7 @@ import base64
 import errno
 import functools
 import hashlib
+import logging
 import os
 import select
 import shlex
@@ -22,6 +23,9 @@ from dnet.transport.base import Result, command_timeout, mask
 
 _opened = 0
 _lock = threading.Lock()
+# paramiko logs a failed handshake (a port that accepts and closes) with a 20-line traceback through Python's
+# last-resort handler; dnet says it in one line instead. A program that configures logging still gets them.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def connections_opened() -> int:

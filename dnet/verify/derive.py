@@ -5,7 +5,7 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 
-from dnet.facts import ContainerFact, HostFacts
+from dnet.facts import ContainerFact, HostFacts, genuine_tasks
 from dnet.inventory.resolve import HostSpec, address_of
 from dnet.inventory.schema import TARGET_RE, URL_RE, Inventory
 from dnet.inventory.semantic import swarm_hosts
@@ -38,11 +38,12 @@ def instances(inv: Inventory, facts: dict[str, HostFacts]) -> list[Instance]:
         running = d is not None and d.running
         out.append(Instance(name, name, "container", c.host, d.id if d and running else "",
                             _ips(d) if d and running else {}, sorted(ports.get(name, set()))))
+    genuine = genuine_tasks(facts)
     for svc in inv.services:
         found = False
         for h, f in sorted(facts.items()):
             for t in f.containers:
-                if t.service != svc or not t.running:
+                if t.service != svc or not t.running or not genuine(t):
                     continue
                 short = ".".join((t.task_name or svc).split(".")[:2])
                 out.append(Instance(short, svc, "task", h, t.id, _ips(t), sorted(ports.get(svc, set()))))
