@@ -74,8 +74,9 @@ def test_a_stale_lock_is_taken_over_by_exactly_one_of_many_takers(tmp_path: Path
         takers = [Lock(f"dnet run {i}", path=path) for i in range(8)]
         for lk in takers:
             lk.answers["me"] = stale.info
-        script = {lk.command: lk.takeover_script(stale.info) for lk in takers}
-        results = parallel(takers, lambda lk: lk.read("me", t.run(script[lk.command]).stdout),
+        for lk in takers:
+            lk.info["takeover"] = lk.takeover_script(stale.info)
+        results = parallel(takers, lambda lk: lk.read("me", t.run(str(lk.info["takeover"])).stdout),
                            name=lambda lk: lk.command, workers=8)
         assert all(r.ok for r in results)
         winners = [lk for lk in takers if lk.answers["me"] is None]
