@@ -105,7 +105,8 @@ def test_only_a_dead_run_of_this_very_machine_is_taken_over_silently(monkeypatch
     from dnet import lock as lockmod
 
     monkeypatch.setattr(lockmod, "machine_id", lambda: "aaaa")
-    dead = {"id": "x", "machine": socket.gethostname(), "machine_id": "aaaa", "pid": 2 ** 22 + 12345}
+    dead: dict[str, str | int] = {"id": "x", "machine": socket.gethostname(), "machine_id": "aaaa",
+                                  "pid": 2 ** 22 + 12345}
     assert lockmod._dead_here(dead)
     assert not lockmod._dead_here({**dead, "machine_id": "bbbb"})  # another machine with the same hostname
     assert not lockmod._dead_here({k: v for k, v in dead.items() if k != "machine_id"})  # who knows which machine
