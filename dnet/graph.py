@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from dnet.errors import DnetError
+from dnet.errors import DnetError, clean
 from dnet.facts import HostFacts
 from dnet.inventory.resolve import HostSpec, address_of
 from dnet.inventory.schema import Inventory
@@ -13,15 +13,26 @@ from dnet.inventory.semantic import members
 from dnet.verify.derive import instances
 
 
-def _id(*parts: str) -> str:
-    return '"' + ":".join(parts).replace('"', "'") + '"'
+class _Ids:
+    """DOT node IDs made by dnet (n0, n1, ...): names read from hosts (any docker user can label a container as a
+    task) never become DOT syntax; they appear only inside escaped labels."""
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, *parts: str) -> str:
+        kind = "cluster" if parts[0] == "cluster" else "n"  # Graphviz draws a box only around a "cluster*"
+        return self.known.setdefault(parts, f"{kind}{len(self.known)}")
 
 
 BREAK = "\x00"  # stands for a line break inside a label until _label writes it as DOT's \n
 
 
 def _label(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', "'").replace(BREAK, "\\n") + '"'
+    """A DOT string: backslashes doubled (so none escapes the closing quote or starts \\N, \\G, \\l ...), double quotes
+    made single, control characters shown as \\xNN."""
+    parts = (clean(p).replace("\\", "\\\\").replace('"', "'") for p in text.split(BREAK))
+    return '"' + "\\n".join(parts) + '"'
 
 
 def _sub(subnet: str | None) -> str:
@@ -30,6 +41,7 @@ def _sub(subnet: str | None) -> str:
 
 def dot(inv: Inventory, specs: dict[str, HostSpec], facts: dict[str, HostFacts]) -> str:
     """The DOT text. Where facts are known, service tasks are drawn on the hosts that run them."""
+    _id = _Ids()
     lines = ["digraph dnet {", '  graph [rankdir=LR, fontname="Helvetica", label="dnet topology", labelloc=t];',
              '  node [fontname="Helvetica", fontsize=10]; edge [fontname="Helvetica", fontsize=9];']
     overlays = [n for n, net in inv.networks.items() if net.driver == "overlay"]
@@ -92,8 +104,58 @@ def render(text: str, path: str) -> None:
         return
     if kind not in ("svg", "png"):
         raise DnetError(f"-o {path}: write .dot, .svg or .png")
+    data = run_dot(text, kind)
+    with open(path, "wb") as fh:
+        fh.write(safe_svg(data.decode()).encode() if kind == "svg" else data)
+
+
+def run_dot(text: str, kind: str, timeout: float = 120) -> bytes:
+    """Graphviz's rendering of DOT text; DnetError (never a traceback) when dot is missing, fails or takes too long."""
     if not shutil.which("dot"):
         raise DnetError("rendering needs Graphviz's dot command (apt-get install graphviz); or write a .dot file")
-    r = subprocess.run(["dot", f"-T{kind}", "-o", path], input=text.encode(), capture_output=True, timeout=120)
+    try:
+        r = subprocess.run(["dot", f"-T{kind}"], input=text.encode(), capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DnetError(f"Graphviz's dot took longer than {timeout:.0f}s to draw the topology; write a .dot file "
+                        "instead (-o FILE.dot) and render it yourself") from None
     if r.returncode != 0:
-        raise DnetError(f"dot failed: {r.stderr.decode(errors='replace').strip()[-500:]}")
+        raise DnetError(f"dot failed: {clean(r.stderr.decode(errors='replace').strip()[-500:])}")
+    return r.stdout
+
+
+SVG_NS = "http://www.w3.org/2000/svg"
+XLINK = "{http://www.w3.org/1999/xlink}href"
+
+
+def safe_svg(svg: str) -> str:
+    """The SVG with every link, script, event handler and foreign content taken out: dnet's drawings link nowhere,
+    so whatever is there came from a name someone chose."""
+    import xml.etree.ElementTree as ET
+
+    ET.register_namespace("", SVG_NS)
+    ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+    try:
+        root = ET.fromstring(svg[svg.find("<svg"):])
+    except ET.ParseError as exc:
+        raise DnetError(f"Graphviz's dot wrote no readable SVG ({exc})") from None
+    bad = {f"{{{SVG_NS}}}{t}" for t in ("script", "foreignObject", "iframe", "use", "image", "animate", "set")}
+
+    def scrub(el: ET.Element) -> None:
+        kept: list[ET.Element] = []
+        for child in list(el):
+            scrub(child)
+            if child.tag in bad:
+                continue
+            if child.tag == f"{{{SVG_NS}}}a":  # keep what the link wrapped, drop the link
+                kept += list(child)
+            else:
+                kept.append(child)
+        el[:] = kept
+        for attr in list(el.attrib):
+            local = attr.rsplit("}", 1)[-1].lower()
+            if local.startswith("on") or local == "href" or attr == XLINK or (
+                    local == "style" and "url(" in el.attrib[attr]):
+                del el.attrib[attr]
+
+    scrub(root)
+    return ET.tostring(root, encoding="unicode")
