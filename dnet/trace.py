@@ -112,7 +112,7 @@ def _between(t: Tracer, a: Instance, b: Instance, port: int | None) -> list[Hop]
 
 
 def _overlay(t: Tracer, a: Instance, b: Instance, ip: str, nid: str) -> list[Hop]:
-    ons = f"nsenter --net=/var/run/docker/netns/1-{nid[:10]}"
+    ons = "nsenter " + quote(f"--net=/var/run/docker/netns/1-{nid[:10]}")  # the ID is what a host said
     link = t.sh(a.host, f"{ons} ip -d -o link show type vxlan 2>&1 | head -1")
     vni = re.search(r"vxlan id (\d+)", link)
     port = re.search(r"dstport (\d+)", link)

@@ -70,7 +70,11 @@ class Faults:
         if na.name == nb.name:
             raise DnetError("a partition needs two different nodes")
         one = self._rules(a, [f"-s {nb.address} -j DROP", f"-d {nb.address} -j DROP"], "")
-        two = self._rules(b, [f"-s {na.address} -j DROP", f"-d {na.address} -j DROP"], "")
+        try:
+            two = self._rules(b, [f"-s {na.address} -j DROP", f"-d {na.address} -j DROP"], "")
+        except BaseException:  # all or nothing: a half partition (one way only) is not what was asked for
+            one.heal()
+            raise
         return Fault(f"partition {a} <-> {b}", one.undo + two.undo, self.runner)
 
     def drop(self, node: str, port: str) -> Fault:
