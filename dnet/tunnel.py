@@ -6,6 +6,7 @@ whatever networks the container is on.
 """
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import threading
@@ -68,9 +69,15 @@ class Stream(Protocol):
 Opener = Callable[[tuple[str, int], tuple[str, int]], Stream]
 
 
-def serve(listener: socket.socket, open_channel: Opener, dest: tuple[str, int], stop: threading.Event) -> None:
-    """Accept local connections until stopped; pipe each through a new channel to dest."""
+MAX_CONNECTIONS = 16  # connections one tunnel carries at once (each into a container costs a docker run there)
+
+
+def serve(listener: socket.socket, open_channel: Opener, dest: tuple[str, int], stop: threading.Event,
+          log: Callable[[str], None] = lambda m: None, limit: int = MAX_CONNECTIONS) -> None:
+    """Accept local connections until stopped; pipe each through a new channel to dest. A connection beyond
+    `limit` open ones is refused, and one whose channel cannot be opened is closed: the tunnel goes on."""
     listener.settimeout(0.5)
+    slots = threading.BoundedSemaphore(limit)
     while not stop.is_set():
         try:
             client, peer = listener.accept()
@@ -78,15 +85,21 @@ def serve(listener: socket.socket, open_channel: Opener, dest: tuple[str, int], 
             continue
         except OSError:
             return
+        if not slots.acquire(blocking=False):
+            client.close()
+            log(f"refused a connection from {peer[0]}:{peer[1]}: {limit} are open, the most one tunnel carries")
+            continue
         try:
             chan = open_channel(dest, peer)
-        except Exception as exc:
+        except Exception as exc:  # this connection's failure, not the tunnel's
+            slots.release()
             client.close()
-            raise DnetError(f"the tunnel could not open {dest[0]}:{dest[1]}: {exc}") from None
-        threading.Thread(target=_pipe, args=(client, chan, stop), daemon=True).start()
+            log(f"could not open {dest[0] or 'the container'}:{dest[1]} for a connection: {exc}")
+            continue
+        threading.Thread(target=_pipe, args=(client, chan, stop, slots.release), daemon=True).start()
 
 
-def _pipe(a: Stream, b: Stream, stop: threading.Event) -> None:
+def _pipe(a: Stream, b: Stream, stop: threading.Event, done: Callable[[], None] = lambda: None) -> None:
     try:
         while not stop.is_set():
             ready, _, _ = select.select([a, b], [], [], 0.5)
@@ -98,5 +111,7 @@ def _pipe(a: Stream, b: Stream, stop: threading.Event) -> None:
     except OSError:
         return
     finally:
-        a.close()
-        b.close()
+        for end in (a, b):
+            with contextlib.suppress(Exception):
+                end.close()
+        done()

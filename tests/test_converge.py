@@ -167,6 +167,43 @@ def test_tunnel_reaches_a_port_nobody_published(lab: tuple[str, Path]) -> None:
             proc.send_signal(signal.SIGINT)
             out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0 and "tunnel closed" in out
+    for node in ("node1", "node2", "node3"):  # every probe container of the tunnels into containers is gone
+        assert node_sh(lab[0], node, "docker ps -aq --filter label=dnet.tunnel").strip() == "", node
+
+
+def test_a_tunnel_outlives_a_failed_connection_and_caps_how_many_it_carries(lab: tuple[str, Path]) -> None:
+    import signal
+    import socket
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    _, inv = lab
+    for target, connections in (("node2:9", 2), ("node2:9090", 17)):  # 9: nothing listens there
+        proc = subprocess.Popen([sys.executable, "-m", "dnet", "tunnel", "-i", str(inv), target], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        held: list[socket.socket] = []
+        try:
+            assert proc.stdout is not None
+            port = int(proc.stdout.readline().split()[0].split(":")[1])
+            for _ in range(connections):
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+                time.sleep(0.2)
+            held[-1].settimeout(10)
+            assert held[-1].recv(10) == b""  # closed by the tunnel: no channel (port 9), or over the cap
+            assert proc.poll() is None  # the tunnel goes on
+        finally:
+            for c in held:
+                c.close()
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and "tunnel closed" in out, err
+        if target == "node2:9":
+            assert err.count("could not open 192.168.97.12:9 for a connection") == 2 or \
+                err.count("could not open 127.0.0.1:9 for a connection") == 2, err
+        else:
+            assert "refused a connection from 127.0.0.1:" in err and "16 are open, the most one tunnel carries" in err
 
 
 def test_trace_follows_vxlan_across_hosts_and_dnat_of_a_published_port(lab: tuple[str, Path]) -> None:

@@ -5,7 +5,10 @@ import signal
 import socket
 import sys
 import threading
+import uuid
+from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +19,30 @@ from dnet.session import open_session
 from dnet.transport import SSHTransport
 from dnet.transport.base import quote
 from dnet.tunnel import Stream, resolve, serve
+
+if TYPE_CHECKING:
+    import paramiko
+
+
+class Probe:
+    """A channel into a probe container that removes the container when closed (a closed channel alone may leave
+    `docker run` going on the host)."""
+
+    def __init__(self, chan: paramiko.Channel, remove: Callable[[], object]) -> None:
+        self.chan, self.remove = chan, remove
+
+    def recv(self, size: int) -> bytes:
+        return bytes(self.chan.recv(size))
+
+    def sendall(self, data: bytes) -> None:
+        self.chan.sendall(data)
+
+    def fileno(self) -> int:
+        return int(self.chan.fileno())
+
+    def close(self) -> None:
+        self.chan.close()
+        self.remove()
 
 
 @click.command("tunnel")
@@ -36,8 +63,12 @@ def command(inventory: str, target: str, local_port: int, accept_new_host_keys: 
 
         if t.container:
             ensure_image(transport, PROBE_IMAGE, local_image_id(PROBE_IMAGE))
-        into = quote("docker", "run", "--rm", "-i", "--label", "dnet.managed=true", "--network",
-                     f"container:{t.container}", "--entrypoint", "nc", PROBE_IMAGE, "127.0.0.1", str(t.port))
+        run_id = uuid.uuid4().hex[:12]
+
+        def into(name: str) -> str:
+            return quote("docker", "run", "--rm", "-i", "--name", name, "--label", "dnet.managed=true", "--label",
+                         f"dnet.tunnel={run_id}", "--network", f"container:{t.container}", "--entrypoint", "nc",
+                         PROBE_IMAGE, "127.0.0.1", str(t.port))
 
         def open_channel(dest: tuple[str, int], peer: tuple[str, int]) -> Stream:
             if not isinstance(transport, SSHTransport):
@@ -48,9 +79,11 @@ def command(inventory: str, target: str, local_port: int, accept_new_host_keys: 
             if ssh is None:
                 raise DnetError(f"{t.host}: the SSH connection was lost")
             if t.container:
+                name = f"dnet-tunnel-{run_id}-{uuid.uuid4().hex[:8]}"
                 session = ssh.open_session()
-                session.exec_command(transport.prefix + "sh -c " + quote(into))
-                chan: Stream = session
+                session.exec_command(transport.prefix + "sh -c " + quote(into(name)))
+                chan: Stream = Probe(session, lambda: transport.run(quote("docker", "rm", "-f", name) + " >/dev/null "
+                                                                    "2>&1", check=False, timeout=30))
             else:
                 chan = ssh.open_channel("direct-tcpip", dest, peer)
             return chan
@@ -68,10 +101,13 @@ def command(inventory: str, target: str, local_port: int, accept_new_host_keys: 
         say(out, f"127.0.0.1:{port} -> {t.what} ({where}); Ctrl-C ends it")
         sys.stdout.flush()
         try:
-            serve(listener, open_channel, (t.address, t.port), stop)
+            serve(listener, open_channel, (t.address, t.port), stop, log_to(quiet))
         except KeyboardInterrupt:
             stop.set()
         finally:
             listener.close()
+            if t.container:  # whatever a connection left running (its channel cut mid-way)
+                transport.run(f"docker ps -aq --filter label=dnet.tunnel={run_id} | xargs -r docker rm -f "
+                              ">/dev/null 2>&1", check=False, timeout=60)
     if not quiet:
         say(out, "tunnel closed")
