@@ -123,6 +123,10 @@ def _quiet(_: str) -> None:
     pass
 
 
+def _change(c: Any) -> Change:
+    return Change(c.host, c.kind, c.name, str(c.action), c.detail)
+
+
 def _changes(outcomes: list[converge.Outcome]) -> list[Change]:
     return [Change(o.change.host, o.change.kind, o.change.name, str(o.change.action), o.change.detail, o.status,
                    o.message) for o in outcomes]
@@ -137,25 +141,34 @@ def plan(inv: Inventory, limit: str | list[str] | None = None, *, prune_nodes: b
                           p.errors, p.warnings, dict(s.host_errors))
 
 
+Guard = Callable[[Change], str | None]  # a reason to refuse one planned change, or None
+
+
 def apply(inv: Inventory, limit: str | list[str] | None = None, *, serial: int = 1, prune_nodes: bool = False,
-          accept_new_host_keys: bool = False, log: Log = _quiet) -> ApplyResult:
-    """Make the hosts match the inventory (no confirmation); wait until services run every replica."""
+          accept_new_host_keys: bool = False, log: Log = _quiet, guard: Guard | None = None) -> ApplyResult:
+    """Make the hosts match the inventory (no confirmation); wait until services run every replica.
+
+    With `guard`, nothing is applied when it refuses any planned change (its reasons are the errors)."""
     lock = Lock("dnet.api.apply")
     with _session(inv, limit, log, accept_new_host_keys, lock) as s, hosts_locked(s.transports, lock, log):
         p = converge.make_plan(s, prune_nodes)
-        if p.errors:
-            return ApplyResult([], p.errors, dict(s.host_errors))
+        refused = [why for c in p.ordered() if guard and (why := guard(_change(c)))]
+        if p.errors or refused:
+            return ApplyResult([], p.errors + refused, dict(s.host_errors))
         outcomes = converge.apply(s, p, log, serial)
         services, meshing = converge.settle(s, p.changes, log)
         return ApplyResult(_changes(outcomes), [], dict(s.host_errors), services, meshing)
 
 
 def destroy(inv: Inventory, *, leave_swarm: bool = False, accept_new_host_keys: bool = False,
-            log: Log = _quiet) -> ApplyResult:
-    """Remove everything dnet made on the hosts (label dnet.managed=true) and nothing else."""
+            log: Log = _quiet, only: Callable[[Change], bool] | None = None) -> ApplyResult:
+    """Remove everything dnet made on the hosts (label dnet.managed=true) for this inventory's cluster and nothing
+    else; with `only`, just the changes it selects (e.g. what one test session made)."""
     lock = Lock("dnet.api.destroy")
     with _session(inv, None, log, accept_new_host_keys, lock) as s, hosts_locked(s.transports, lock, log):
         p = converge.destroy_plan(s, leave_swarm)
+        if only is not None:
+            p.changes = [c for c in p.changes if only(_change(c))]
         if p.errors:  # nothing is removed while any of it is refused
             return ApplyResult([], list(p.errors), dict(s.host_errors))
         outcomes = converge.apply(s, p, log)

@@ -72,6 +72,7 @@ class Lock:
     answers: dict[str, dict[str, str | int] | None] = field(default_factory=dict)  # host -> None (taken) or holder
     path: str = LOCK
     keep: dict[str, str] = field(default_factory=dict)  # host -> why its lock stays when the run ends (cut short)
+    seen: dict[str, str] = field(default_factory=dict)  # host -> the holder file's text as last read
 
     def __post_init__(self) -> None:
         self.info = self.info or _me(self.command, uuid.uuid4().hex)
@@ -90,15 +91,16 @@ class Lock:
                 f"elif [ -d {d} ]; then cat {d}/holder 2>/dev/null || echo '{{}}'; break; "
                 "elif [ $dnet_try -ge 2 ]; then echo UNLOCKABLE; break; fi; dnet_try=$((dnet_try+1)); sleep 1; done")
 
-    def takeover_script(self, stale: dict[str, str | int]) -> str:
-        """Take over the lock `stale` describes, atomically: only one taker gets `takeover` inside it, and it goes
-        on only while the lock is still that one (a fresh lock another taker made is left alone)."""
-        d, sid = quote(self.path), quote(str(stale.get("id", "")))
+    def takeover_script(self, seen: str) -> str:
+        """Take over the lock whose holder file read `seen`, atomically: only one taker gets `takeover` inside it,
+        and it goes on only while the holder file still reads the same (a fresh lock another taker made, or one
+        its holder marked since, is left alone)."""
+        d = quote(self.path)
         aside = quote(f"{self.path}.stale.") + "$$"
         return (f"if mkdir {d}/takeover 2>/dev/null; then "
-                f"if [ \"$(cat {d}/id 2>/dev/null)\" = {sid} ] && mv {d} {aside}; then rm -rf {aside}; "
-                f"if {self._make()}; then echo TAKEN; else cat {d}/holder 2>/dev/null || echo '{{}}'; fi; "
-                f"else rmdir {d}/takeover 2>/dev/null; cat {d}/holder 2>/dev/null || echo '{{}}'; fi; "
+                f"if [ \"$(cat {d}/holder 2>/dev/null || echo '{{}}')\" = {quote(seen)} ] && mv {d} {aside}; then "
+                f"rm -rf {aside}; if {self._make()}; then echo TAKEN; else cat {d}/holder 2>/dev/null || echo '{{}}'; "
+                f"fi; else rmdir {d}/takeover 2>/dev/null; cat {d}/holder 2>/dev/null || echo '{{}}'; fi; "
                 f"else {self.take_script()}; fi")  # gone meanwhile (taken over, released): an ordinary take
 
     def release_script(self) -> str:
@@ -113,8 +115,9 @@ class Lock:
                 f"printf '%s' {quote(held)} > {d}/holder; true")
 
     def read(self, host: str, out: str) -> None:
-        """Record a host's answer to take_script()."""
+        """Record a host's answer to take_script() (and the holder file's text, for a takeover)."""
         self.answers[host] = _holder(out)
+        self.seen[host] = out.rstrip("\n")  # as the shell's $(cat holder) reads it
 
     def take(self, t: Transport) -> dict[str, str | int] | None:
         """Take the lock on one host; None when taken, else the holder's record."""
@@ -185,7 +188,7 @@ def hosts_locked(transports: dict[str, Transport], lock: Lock | str, log: Log, b
                                 "change a host without its lock")
             if holder is not None and h not in unreadable and (break_lock or _dead_here(holder)):
                 log(f"{h}: breaking the lock of {describe(holder)}")
-                lk.read(h, transports[h].run(lk.takeover_script(holder), check=False).stdout)
+                lk.read(h, transports[h].run(lk.takeover_script(lk.seen.get(h, "{}")), check=False).stdout)
                 holder = lk.answers[h]
             if holder is not None:
                 busy[h] = holder

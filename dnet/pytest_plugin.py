@@ -12,6 +12,11 @@ fixtures.
 
 Options: --dnet-inventory FILE runs against existing hosts (or Vagrant VMs) instead of a lab; --dnet-keep-lab keeps
 the labs after a failed run and prints how to reach them.
+
+Tests never touch what they did not make: an inventory that sets no `cluster` gets one of its own for the test
+session (`pytest-<id>`), so its apply plans nothing for anyone else's objects; an apply that would still change or
+remove a network, container, service or forward this session did not create is refused; and teardown removes only
+what this session created.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import pytest
 
 from dnet import api
 from dnet.errors import DnetError
+from dnet.inventory import Loaded
 from dnet.inventory.resolve import address_of, hosts
 from dnet.lab.fault import Faults, for_lab
 from dnet.transport import connect
@@ -160,15 +166,45 @@ def _path(inv: str | os.PathLike[str] | dict[str, Any], folder: Path) -> Path:
     return Path(inv)
 
 
+OWNED = ("network", "container", "service", "forward")  # what a test's apply may touch only if it made it
+_CLUSTER = pytest.StashKey[str]()
+_MADE = pytest.StashKey[set[tuple[str, str, str]]]()
+
+
+def _key(c: api.Change) -> tuple[str, str, str]:
+    """What a change is about: swarm-wide things (services, overlays) by name, the rest on their host."""
+    return (c.host if c.kind in ("container", "forward") else "", c.kind, c.name)
+
+
+def _ours(config: pytest.Config, inv: str | os.PathLike[str] | dict[str, Any], folder: Path) -> Loaded:
+    """The inventory as a test uses it: with the session's own cluster unless it names one."""
+    loaded = api.load(_path(inv, folder))
+    if "cluster" in loaded.model.model_fields_set:
+        return loaded
+    if _CLUSTER not in config.stash:
+        config.stash[_CLUSTER] = f"pytest-{uuid.uuid4().hex[:8]}"
+    return loaded._replace(model=loaded.model.model_copy(update={"cluster": config.stash[_CLUSTER]}))
+
+
 @pytest.fixture
-def dnet_apply(tmp_path: Path) -> Iterator[Callable[..., api.ApplyResult]]:
-    """apply(inventory path or dict) -> ApplyResult; what it made is destroyed at teardown."""
-    applied: list[Path] = []
+def dnet_apply(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., api.ApplyResult]]:
+    """apply(inventory path or dict) -> ApplyResult; what it made is destroyed at teardown, and nothing else."""
+    made = request.config.stash.setdefault(_MADE, set())
+    applied: list[Loaded] = []
+
+    def guard(c: api.Change) -> str | None:
+        if c.kind in OWNED and c.action != "create" and _key(c) not in made:
+            return (f"dnet_apply refuses to {c.action} {c.kind} {c.name} on {c.host}: this test session did not "
+                    f"create it (cluster '{applied[-1].model.cluster}'). Give the test inventory a cluster of its "
+                    "own: leave `cluster` out and the plugin picks a unique one")
+        return None
 
     def apply(inv: str | os.PathLike[str] | dict[str, Any], **kw: Any) -> api.ApplyResult:
-        path = _path(inv, tmp_path)
-        applied.append(path)
-        result = api.apply(path, **kw)
+        loaded = _ours(request.config, inv, tmp_path)
+        applied.append(loaded)
+        result = api.apply(loaded, guard=guard, **kw)
+        made.update(_key(c) for c in result.changes
+                    if c.kind in OWNED and c.action in ("create", "recreate") and c.status == "ok")
         if not result:
             bad = [c for c in result.changes if c.status != "ok"]
             raise AssertionError(f"dnet apply failed: {result.errors or ''} {result.unreachable or ''} " +
@@ -176,15 +212,15 @@ def dnet_apply(tmp_path: Path) -> Iterator[Callable[..., api.ApplyResult]]:
         return result
 
     yield apply
-    for path in reversed(applied):
+    for loaded in reversed(applied):
         with contextlib.suppress(DnetError):
-            api.destroy(path)
+            api.destroy(loaded, only=lambda c: _key(c) in made)
 
 
 @pytest.fixture
-def dnet_verify(tmp_path: Path) -> Callable[..., api.VerifyResult]:
+def dnet_verify(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., api.VerifyResult]:
     """verify(inventory path or dict, scopes=None) -> VerifyResult (`assert result` explains failures)."""
     def verify(inv: str | os.PathLike[str] | dict[str, Any], **kw: Any) -> api.VerifyResult:
-        return api.verify(_path(inv, tmp_path), **kw)
+        return api.verify(_ours(request.config, inv, tmp_path), **kw)
 
     return verify

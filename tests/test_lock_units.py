@@ -75,7 +75,7 @@ def test_a_stale_lock_is_taken_over_by_exactly_one_of_many_takers(tmp_path: Path
         for lk in takers:
             lk.answers["me"] = stale.info
         for lk in takers:
-            lk.info["takeover"] = lk.takeover_script(stale.info)
+            lk.info["takeover"] = lk.takeover_script(json.dumps(stale.info))
         results = parallel(takers, lambda lk: lk.read("me", t.run(str(lk.info["takeover"])).stdout),
                            name=lambda lk: lk.command, workers=8)
         assert all(r.ok for r in results)

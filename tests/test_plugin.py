@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -70,31 +72,88 @@ def test_keep_lab_after_a_failure_and_run_against_an_inventory(pytester: pytest.
     assert not labs_named(name)
 
 
-def test_partition_fails_exactly_the_crossing_checks_and_heal_restores_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from dnet.lab.fault import for_lab
-
-    lab = api.lab_up("pf" + tmp_path.name[-6:].replace("_", "x"), 3, example=True, subnet="192.168.88.0/24",
-                     output=tmp_path / "inv.yml")
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[api.Lab]:
+    """A 3-node lab running the example (cluster 'default'), shared by the tests below."""
+    folder = tmp_path_factory.mktemp("pf")
+    lab = api.lab_up("pf" + uuid.uuid4().hex[:6], 3, example=True, subnet="192.168.88.0/24",
+                     output=folder / "inv.yml")
     try:
         assert api.apply(lab.inventory)
-        assert api.verify(lab.inventory)
-        faults = for_lab(lab.name)
-        with faults.partition("node2", "node3") as f:
-            assert f.what == "partition node2 <-> node3"
-            broken = api.verify(lab.inventory, scopes=[3])
-        failed = broken.failed
-        assert failed and {c["on"] for c in failed} <= {"node2", "node3"}, json.dumps(failed)[:2000]
-        pairs = {c.get("pair") for c in broken.checks if c.get("pair")}
-        for c in broken.checks:
-            if c["check"].startswith("dns "):  # answered by the source node's own resolver: nothing crosses
-                continue
-            if c.get("pair") in ("node2>node3", "node3>node2"):
-                assert c["result"] != "ok", c  # the probe got nothing through (ok only if it expected that)
-            elif c.get("pair"):
-                assert c["ok"], c
-        assert len(pairs) > 2 and "node2>node3" in pairs
-        assert api.verify(lab.inventory)  # healed on leaving the with block
-        with pytest.raises(Exception, match="netem"):
-            faults.delay("node1", 50)
+        yield lab
     finally:
         api.lab_down(lab.name)
+
+
+def test_partition_fails_exactly_the_crossing_checks_and_heal_restores_them(applied: api.Lab) -> None:
+    from dnet.lab.fault import for_lab
+
+    lab = applied
+    assert api.verify(lab.inventory)
+    faults = for_lab(lab.name)
+    with faults.partition("node2", "node3") as f:
+        assert f.what == "partition node2 <-> node3"
+        broken = api.verify(lab.inventory, scopes=[3])
+    failed = broken.failed
+    assert failed and {c["on"] for c in failed} <= {"node2", "node3"}, json.dumps(failed)[:2000]
+    pairs = {c.get("pair") for c in broken.checks if c.get("pair")}
+    for c in broken.checks:
+        if c["check"].startswith("dns "):  # answered by the source node's own resolver: nothing crosses
+            continue
+        if c.get("pair") in ("node2>node3", "node3>node2"):
+            assert c["result"] != "ok", c  # the probe got nothing through (ok only if it expected that)
+        elif c.get("pair"):
+            assert c["ok"], c
+    assert len(pairs) > 2 and "node2>node3" in pairs
+    assert api.verify(lab.inventory)  # healed on leaving the with block
+    with pytest.raises(Exception, match="netem"):
+        faults.delay("node1", 50)
+
+
+def running(lab: api.Lab) -> dict[str, list[str]]:
+    """Every container name per node, and the swarm's services (what another cluster's run must leave alone)."""
+    from dnet.inventory.resolve import hosts
+    from dnet.transport import connect
+
+    out = {}
+    for name, spec in hosts(api.load(lab.inventory).model).items():
+        t = connect(spec)
+        try:
+            out[name] = sorted(t.run("docker ps --format '{{.Names}}'").stdout.split())
+            if name == "node1":
+                out["services"] = sorted(t.run("docker service ls --format '{{.Name}} {{.Replicas}}'").stdout
+                                         .splitlines())
+        finally:
+            t.close()
+    return out
+
+
+def test_a_plugin_run_on_hosts_running_another_cluster_touches_only_what_it_made(
+        applied: api.Lab, pytester: pytest.Pytester) -> None:
+    import yaml
+
+    before = running(applied)
+    assert "edge" in before["node2"] and "db" in before["node3"] and before["services"] == ["web 3/3"]
+    base = yaml.safe_load(applied.inventory.read_text())
+    mine = {k: base[k] for k in ("version", "defaults", "hosts", "swarm")}
+    mine["containers"] = {"ptprobe": {"host": "node1", "image": "dnet/probe:latest",
+                                      "command": ["httpd", "-f", "-p", "81", "-h", "/www"]}}
+    inv = pytester.path / "mine.yml"
+    inv.write_text(yaml.safe_dump(mine))
+    pytester.makepyfile(test_mine=f"""
+        def test_apply_and_verify(dnet_apply, dnet_lab):
+            result = dnet_apply({str(inv)!r})
+            assert dnet_lab.run("node1", "docker ps -q --filter name=ptprobe").strip()
+            assert dnet_lab.run("node1", "docker inspect -f '{{{{index .Config.Labels \\"dnet.cluster\\"}}}}' "
+                                         "ptprobe").startswith("pytest-")
+    """)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dnet-inventory", str(inv))
+    r.assert_outcomes(passed=1)
+    assert running(applied) == before  # its container is gone again; the example's workloads never moved
+    # an inventory that names the other cluster: its apply would remove the example's workloads, so it is refused
+    inv.write_text(yaml.safe_dump({**mine, "cluster": "default"}))
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dnet-inventory", str(inv))
+    r.assert_outcomes(failed=1)
+    assert "dnet_apply refuses to remove container edge on node2: this test session did not create it " \
+           "(cluster 'default')" in r.stdout.str()
+    assert running(applied) == before
