@@ -221,6 +221,22 @@ def test_trace_follows_vxlan_across_hosts_and_dnat_of_a_published_port(lab: tupl
     assert code == 0 and "forwarded on to node2" in json.dumps(out) and out["hops"][-1]["what"].startswith("to edge")
 
 
+def test_a_plain_container_labelled_as_a_task_is_no_task(lab: tuple[str, Path]) -> None:
+    """Any docker user can put swarm's task labels on a container; only the manager's task list makes a task."""
+    name, inv = lab
+    node_sh(name, "node3", "docker run -d --name impostor --label com.docker.swarm.service.name=web --label "
+                           "com.docker.swarm.task.id=impostor1 --label com.docker.swarm.task.name=web.9.impostor1 "
+                           "dnet/probe:latest httpd -f -p 80 -h /www >/dev/null")
+    try:
+        r = dnet("trace", "-i", str(inv), "web.9", "db:5432")
+        assert r.returncode == 1 and "web.9: no running container, task or service of that name" in r.stderr, \
+            r.stdout + r.stderr
+        code, out = dnet_json("trace", "-i", str(inv), "web.1", "db:5432")  # the real tasks still are
+        assert code == 0, out
+    finally:
+        node_sh(name, "node3", "docker rm -f impostor >/dev/null")
+
+
 def test_a_run_holding_the_hosts_lock_keeps_others_out(lab: tuple[str, Path]) -> None:
     name, inv = lab
     holder = '{"id": "abc", "user": "ops", "machine": "laptop", "pid": 42, "command": "dnet apply", "since": "x"}'

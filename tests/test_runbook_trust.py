@@ -374,3 +374,33 @@ def test_a_port_that_accepts_and_closes_is_one_line_never_a_traceback(tmp_path: 
         server.close()
     assert r.returncode == 1 and "Traceback" not in r.stderr and "Exception" not in r.stderr, r.stderr
     assert f"a (root@127.0.0.1:{port}): cannot connect: the SSH handshake failed" in r.stderr
+
+
+def test_a_missing_secret_is_asked_for_on_a_terminal_and_never_echoed(tmp_path: Path, local: Path) -> None:
+    import pty
+
+    path = book(tmp_path, "name: ask\nparams:\n  token: {secret: true, description: the API token}\nsteps:\n"
+                          f"  - {{name: use, hosts: me, shell: 'printf %s {{{{ token }}}} > {tmp_path}/got'}}\n")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: dnet on a terminal
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "dnet", "run", str(path), "-i", str(local), "--yes",
+                                  "--audit-log", str(tmp_path / "audit.log")])
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"the API token" not in seen:
+        assert time.monotonic() < deadline, seen
+        seen += os.read(fd, 1024)
+    os.write(fd, SECRET[:40].encode() + b"\n")
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # the terminal closed: dnet exited
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
+    assert (tmp_path / "got").read_text() == SECRET[:40]
+    assert SECRET[:40].encode() not in seen  # typed, not echoed, and masked in what the run printed

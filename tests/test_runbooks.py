@@ -200,3 +200,45 @@ def test_remove_node_then_add_it_back(lab: tuple[str, Path, Path]) -> None:
     assert labels["zone"] == "b"
     steps = out["steps"]
     assert isinstance(steps, list) and steps[-1]["name"] == "verify" and steps[-1]["status"] == "ok"
+
+
+def test_an_interrupted_engine_restart_says_which_node_it_left_drained(lab: tuple[str, Path, Path]) -> None:
+    """SIGTERM while the first batch restarts: the run records `interrupted`, names the node it may have left
+    drained with the command that activates it, keeps the lock, and that command (with --break-lock) puts the node
+    back."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    name, inv, audit = lab
+    p = subprocess.Popen([sys.executable, "-m", "dnet", "run", "rolling-engine-restart", "-i", str(inv), "--yes",
+                          "--audit-log", str(audit)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=ROOT)
+    assert p.stdout is not None
+    seen = ""
+    while "batch 1/" not in seen:
+        line = p.stdout.readline()
+        assert line, seen + (p.stderr.read() if p.stderr else "")
+        seen += line
+    node = seen.split("batch 1/")[1].split(": ", 1)[1].split(",")[0].strip()
+    deadline = time.time() + 30
+    while node_sh(name, "node1", f"docker node inspect {node} --format '{{{{.Spec.Availability}}}}'").strip() != \
+            "drain":
+        assert time.time() < deadline, "the node was never drained"
+        time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, seen + out + err
+    assert f"left: {node}: engine-restart drained it and may have left it drained: dnet run activate-node -i " \
+           f"{inv} -p node={node}" in out, out
+    last = json.loads(audit.read_text().splitlines()[-1])
+    assert last["result"] == "interrupted" and last["runbook"] == "rolling-engine-restart"
+    r = dnet("run", "activate-node", "-i", str(inv), "-p", f"node={node}", "--yes", "--audit-log", str(audit))
+    assert r.returncode == 1 and "it was cut short and left the lock" in r.stderr, r.stdout + r.stderr
+    r = dnet("run", "activate-node", "-i", str(inv), "-p", f"node={node}", "--yes", "--break-lock",
+             "--audit-log", str(audit))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    avail = node_sh(name, "node1", "docker node ls --format '{{.Availability}} {{.Status}}'").split("\n")
+    assert sorted(a for a in avail if a) == ["Active Ready"] * 3

@@ -61,16 +61,21 @@ def find(name: str, search: list[Path]) -> Path:
     raise DnetError(f"no runbook '{name}': give a file path" + (f" or one of: {', '.join(shipped)}" if shipped else ""))
 
 
-def load(path: Path) -> LoadedRunbook:
-    name = str(path)
+def _yaml(path: Path, what: str) -> tuple[Any, Positions, Positions]:
+    """A YAML file's data with its positions; every problem at FILE:LINE:COL."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError([Problem(1, 1, f"cannot read the runbook: {exc}", name)]) from None
+        raise InventoryError([Problem(1, 1, f"cannot read the {what}: {exc}", str(path))]) from None
     try:
-        data, keys, values = load_with_positions(text, name)
+        return load_with_positions(text, str(path))
     except _YamlProblems as exc:
         raise InventoryError(exc.problems) from None
+
+
+def load(path: Path) -> LoadedRunbook:
+    name = str(path)
+    data, keys, values = _yaml(path, "runbook")
     if not isinstance(data, dict):
         raise InventoryError([Problem(1, 1, "a runbook is a mapping with 'name' and 'steps'", name)])
     try:
@@ -238,14 +243,7 @@ def _nth(n: int) -> str:
 
 def read_param_file(path: str) -> dict[str, str]:
     """--param-file: a YAML mapping of parameter names to scalar values (like Ansible's -e @FILE)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError([Problem(1, 1, f"cannot read the parameter file: {exc}", path)]) from None
-    try:
-        data, _keys, values = load_with_positions(text, path)
-    except _YamlProblems as exc:
-        raise InventoryError(exc.problems) from None
+    data, _keys, values = _yaml(Path(path), "parameter file")
     if data is None:
         return {}
     if not isinstance(data, dict):
