@@ -66,7 +66,8 @@ def start_index(steps: list[BoundStep], start: str | None) -> int:
 def describe(bs: BoundStep, secrets: tuple[str, ...] = ()) -> str:
     st = bs.step
     what = {"action": f"action {st.action}", "shell": f"shell: {bs.text}", "python": f"python {bs.text}"}[st.kind]
-    raw = sorted({m[1] for m in REF.finditer(st.shell or "") if m[2] == "raw"})
+    shell_text = (st.shell or "") + str(st.args.get("command") or "")
+    raw = sorted({m[1] for m in REF.finditer(shell_text) if m[2] == "raw"})
     return mask(what, secrets) + (f", serial {bs.serial}" if bs.serial else "") + (
         f" (unquoted, by | raw: {', '.join(raw)})" if raw else "")
 
@@ -99,7 +100,7 @@ def execute(lr: LoadedRunbook, steps: list[BoundStep], rc: RunContext, audit: Au
         except KeyboardInterrupt:
             rec.status, rec.seconds = "interrupted", time.monotonic() - t0
             result.interrupted, result.failed_at = True, bs.index
-            result.in_flight = list(rc.hosts) or list(bs.targets)
+            result.in_flight = list(rc.hosts) or list(bs.targets) or list(rc.session.transports)
             result.reason = f"interrupted during step {bs.index} ({bs.step.name})"
             result.resume = resume(bs.index) if resume else ""
             with contextlib.suppress(OSError, DnetError):
