@@ -79,6 +79,10 @@ def dot(inv: Inventory, specs: dict[str, HostSpec], facts: dict[str, HostFacts])
         if not mine:  # nothing known about placement: one node for the service
             lines.append(f"  {_id('svc', name)} [shape=box, style=\"rounded,filled\", fillcolor=honeydew, "
                          f"label={_label(f'{name} x{svc.replicas}')}];")
+        for i in mine:
+            if i.host not in specs:  # no task runs on a host read (drawn outside every host)
+                lines.append(f"  {_id('task', i.name)} [shape=box, style=\"rounded,dashed\", "
+                             f"label={_label(f'{name} x{svc.replicas} (no task running)')}];")
         for src in [_id("task", i.name) for i in mine] or [_id("svc", name)]:
             for n in svc.networks:
                 lines.append(f"  {src} -> {_id('net', n)} [dir=none];")

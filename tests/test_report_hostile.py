@@ -157,3 +157,15 @@ def test_the_report_runs_no_script_and_fetches_nothing_in_chromium(tmp_path: Pat
                 browser.close()
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["fresh", "applied", "none"])
+def test_every_node_an_edge_uses_is_drawn_with_its_own_label(kind: str) -> None:
+    """With IDs dnet makes, a node Graphviz would create on its own would show as a bare `n12`."""
+    import re
+
+    inv = loads(EXAMPLE.read_text()).model
+    text = dot(inv, hosts(inv, paramiko.SSHConfig()), facts(kind) if kind != "none" else {})
+    declared = set(re.findall(r"^\s*(n\d+) \[", text, re.M))
+    used = {x for pair in re.findall(r"^\s*(n\d+) -> (n\d+)", text, re.M) for x in pair}
+    assert used and used <= declared, sorted(used - declared)
