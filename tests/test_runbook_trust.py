@@ -162,9 +162,10 @@ def test_a_secret_never_shows_nor_is_on_a_process_list(tmp_path: Path, local: Pa
         assert leaks(text) == [], where
     assert "exit 3: ***" in str(out["reason"])
     # a plain run (tables, not JSON): the step header and the failure line are masked too
-    r = dnet("run", str(path), "-i", str(local), "--param-file", str(pfile), "--yes",
+    r = dnet("run", str(path), "-i", str(local), "--param-file", str(pfile), "--yes", "-v",
              "--audit-log", str(tmp_path / "audit.log"))
     assert r.returncode == 1 and leaks(r.stdout + r.stderr) == [] and "echo ***" in r.stdout
+    assert "me$ sleep 2; echo ***; echo *** >&2; exit 3  # sent on stdin" in r.stderr  # -v shows the text sent
     # resuming: the secret is not written as text (nor as a placeholder that would run as the value)
     r = dnet("run", str(path), "-i", str(local), "-p", f"token={SECRET}", "--yes",
              "--audit-log", str(tmp_path / "audit.log"))

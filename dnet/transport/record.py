@@ -5,7 +5,7 @@ import threading
 from collections.abc import Callable
 from typing import IO
 
-from dnet.transport.base import Result, Transport, mask
+from dnet.transport.base import FROM_STDIN, Result, Transport, mask
 
 
 class Logged:
@@ -21,7 +21,10 @@ class Logged:
 
     def run(self, command: str, *, check: bool = True, stdin: bytes | None = None, timeout: float | None = None,
             secrets: tuple[str, ...] = ()) -> Result:
-        self.log(f"{self.name}$ {self._first_line(command, secrets)}")
+        if command == FROM_STDIN and stdin is not None:  # a runbook's shell text: show it, not the wrapper
+            self.log(f"{self.name}$ {self._first_line(stdin.decode(errors='replace'), secrets)}  # sent on stdin")
+        else:
+            self.log(f"{self.name}$ {self._first_line(command, secrets)}")
         return self.inner.run(command, check=check, stdin=stdin, timeout=timeout, secrets=secrets)
 
     def stream_in(self, command: str, source: IO[bytes], *, secrets: tuple[str, ...] = ()) -> Result:
