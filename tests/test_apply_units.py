@@ -322,3 +322,29 @@ def test_a_container_that_fails_to_run_for_another_reason_fails_at_once() -> Non
     by = {(o.change.host, o.change.name): o for o in converge.apply(s, plan(s), lambda m: None)}
     assert by[("node3", "db")].status == "failed" and "address already in use" in by[("node3", "db")].message
     assert not [c for c in ts["node3"].commands if c.startswith("docker start")]
+
+
+def test_a_stale_containerd_task_is_deleted_so_the_container_starts_again() -> None:
+    """`docker start` answering "task ID: already exists" after an engine restart: dnet deletes containerd's stale
+    task (the ctr flags were checked by hand on a lab node's docker.io 20.10) and the next try starts it."""
+    from dnet.tasks import Context
+    from dnet.tasks.restart import _start_again
+
+    cid = "bd28577ef177ec3f8985486155084e1de7ae3bc50d55144ad55535699a53eafd"
+    stale = FakeTransport("node2", [
+        (r"^docker ps -q --no-trunc$", 0, "", ""),
+        (r"ctr --address", 0, "", ""),
+        (r"^docker start ", 1, "", f"Error response from daemon: task {cid}: already exists\n"
+                                   f"Error: failed to start containers: {cid}")])
+    original = stale.run
+
+    def run(command: str, **kw: object) -> object:
+        if "ctr --address" in command:  # the stale task is gone: from now on the container runs
+            stale.responses[:0] = [(r"^docker ps -q --no-trunc$", 0, cid + "\n", "")]
+        return original(command, **kw)  # type: ignore[arg-type]
+
+    stale.run = run  # type: ignore[method-assign,assignment]
+    ctx = Context(loads(EXAMPLE.read_text()).model, {}, facts("applied"), {"node2": stale}, None)
+    assert _start_again(ctx, "node2", [cid]) == 1
+    cleanup = [c for c in stale.commands if "ctr --address" in c]
+    assert len(cleanup) == 1 and 'tasks delete --force "$i"' in cleanup[0] and cid in cleanup[0]

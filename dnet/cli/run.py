@@ -65,7 +65,7 @@ def command(runbook: str, inventory: str, params: tuple[str, ...], param_file: s
     path = find(runbook, [Path("playbooks"), SHIPPED])
     lr = load(path)
     named = "/" not in runbook and not runbook.endswith((".yml", ".yaml"))  # a name, not a path: it may be shadowed
-    if named and path.resolve().parent != SHIPPED and not quiet and not as_json:
+    if named and not _shipped(path) and not quiet and not as_json:
         say(err, styled(f"runbook: {path.resolve()} (not the copy shipped with dnet)", "yellow"))
     cli_given = parse_params(params)
     from_file = read_param_file(param_file) if param_file else {}
@@ -130,6 +130,12 @@ def command(runbook: str, inventory: str, params: tuple[str, ...], param_file: s
     if not as_json and not quiet:
         say(err, styled(f"audit log: {audit.path}", "dim"))
     sys.exit(130 if result.interrupted else EXIT_ERROR if result.failed_at else 0)
+
+
+def _shipped(path: Path) -> bool:
+    """The runbook is dnet's own copy, or a file of the same name and the same bytes (the repository's playbooks/)."""
+    own = SHIPPED / path.name
+    return path.resolve().parent == SHIPPED or (own.is_file() and own.read_bytes() == path.read_bytes())
 
 
 def _prompted(lr: LoadedRunbook, given: dict[str, str], secret: set[str]) -> dict[str, str]:
