@@ -328,6 +328,7 @@ def test_a_stale_containerd_task_is_deleted_so_the_container_starts_again() -> N
     """`docker start` answering "task ID: already exists" after an engine restart: dnet deletes containerd's stale
     task (the ctr flags were checked by hand on a lab node's docker.io 20.10) and the next try starts it."""
     from dnet.tasks import Context
+    from dnet.tasks.base import retrying
     from dnet.tasks.restart import _start_again
 
     cid = "bd28577ef177ec3f8985486155084e1de7ae3bc50d55144ad55535699a53eafd"
@@ -339,12 +340,16 @@ def test_a_stale_containerd_task_is_deleted_so_the_container_starts_again() -> N
     original = stale.run
 
     def run(command: str, **kw: object) -> object:
-        if "ctr --address" in command:  # the stale task is gone: from now on the container runs
-            stale.responses[:0] = [(r"^docker ps -q --no-trunc$", 0, cid + "\n", "")]
+        if "ctr --address" in command:  # the stale task is gone: from now on the container starts and runs
+            stale.responses[:0] = [(r"^docker ps -q --no-trunc$", 0, cid + "\n", ""), (r"^docker start ", 0, "", "")]
         return original(command, **kw)  # type: ignore[arg-type]
 
     stale.run = run  # type: ignore[method-assign,assignment]
     ctx = Context(loads(EXAMPLE.read_text()).model, {}, facts("applied"), {"node2": stale}, None)
-    assert _start_again(ctx, "node2", [cid]) == 1
+    assert _start_again(ctx, "node2", [cid]) == 1  # after an engine restart
     cleanup = [c for c in stale.commands if "ctr --address" in c]
     assert len(cleanup) == 1 and 'tasks delete --force "$i"' in cleanup[0] and cid in cleanup[0]
+    stale.responses = [r for r in stale.responses if r[1] != 0 or "ctr" in r[0]]  # stale again, for a plain start
+    stale.commands.clear()
+    retrying(ctx, "node2", "docker start edge >/dev/null", "start edge", wait=10)  # apply's start of a container
+    assert [c for c in stale.commands if "ctr --address" in c] and stale.commands[-1].startswith("docker start")

@@ -1,6 +1,7 @@
 """What tasks share (Context) and the registry that maps each change class to its task."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from dnet.inventory.resolve import HostSpec
 from dnet.inventory.schema import Inventory
 from dnet.plan.model import Change
 from dnet.poll import PollTimeout, poll
-from dnet.transport.base import Result, Transport
+from dnet.transport.base import Result, Transport, quote
 
 C = TypeVar("C", bound=Change)
 Task = Callable[[Any, Any], str]
@@ -50,11 +51,30 @@ class Context:
         return self.transports[host].run(command).stdout.strip()
 
 
+# Seen in labs (docker.io 20.10, after an engine restart): `docker start` answers "task ID: already exists", and
+# goes on answering it across further restarts, because containerd kept the old engine's task of the stopped
+# container. Deleting that task (in the engine's own containerd, or a system one) lets the container start.
+STALE_TASK = re.compile(r"task ([0-9a-f]{64}): already exists")
+STALE_TASKS = ("for a in /var/run/docker/containerd/containerd.sock /run/containerd/containerd.sock; do "
+               "[ -S \"$a\" ] && for i in {ids}; do ctr --address \"$a\" -n moby tasks delete --force \"$i\" "
+               ">/dev/null 2>&1; done; done; true")
+
+
+def clear_stale_tasks(ctx: Context, host: str, output: str) -> None:
+    """Delete the stale containerd tasks a failed `docker start` named, if any."""
+    ids = sorted(set(STALE_TASK.findall(output)))
+    if ids:
+        ctx.run(host, STALE_TASKS.format(ids=quote(*ids)), check=False)
+
+
 def retrying(ctx: Context, host: str, command: str, what: str, wait: float = 45) -> None:
     """Run a command until it succeeds: a worker learns of overlay networks (and gets attachments) late, so
     connecting or starting a container on one may fail for a while. After `wait` seconds, raise with its output."""
     def done() -> bool:
-        return ctx.run(host, command, check=False).ok or ctx.dry_run
+        r = ctx.run(host, command, check=False)
+        if not r.ok:
+            clear_stale_tasks(ctx, host, r.stdout + r.stderr)
+        return r.ok or ctx.dry_run
 
     try:
         poll(done, timeout=wait, interval=1, what=f"{host} to {what}")

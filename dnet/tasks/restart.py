@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dnet.errors import DnetError
 from dnet.poll import PollTimeout, poll
-from dnet.tasks.base import Context
+from dnet.tasks.base import Context, clear_stale_tasks
 from dnet.tasks.swarm import unlock_key
 from dnet.transport.base import quote
 
@@ -94,13 +94,6 @@ def _wait_member(ctx: Context, host: str, manager: str | None) -> None:
              what=f"{host}'s swarm node to be Ready")
 
 
-# Seen once in a lab (docker.io 20.10, a node's engine restarted): `docker start` answered "task ID: already exists"
-# for 90 s. Deleting containerd's stale task (the engine's own containerd, or a system one) lets it start.
-STALE_TASKS = ("for a in /var/run/docker/containerd/containerd.sock /run/containerd/containerd.sock; do "
-               "[ -S \"$a\" ] && for i in {ids}; do ctr --address \"$a\" -n moby tasks delete --force \"$i\" "
-               ">/dev/null 2>&1; done; done; true")
-
-
 def _start_again(ctx: Context, host: str, ids: list[str], availability: str = "active") -> int:
     """Start every listed container that is not running (an overlay attachment may need a few tries)."""
     if not ids:
@@ -117,9 +110,7 @@ def _start_again(ctx: Context, host: str, ids: list[str], availability: str = "a
             return True
         s = ctx.run(host, quote("docker", "start", *down) + " >/dev/null", check=False)
         errors.append((s.stdout + s.stderr).strip()[-300:])
-        stale = [i for i in down if f"task {i}: already exists" in s.stdout + s.stderr]
-        if stale:  # containerd kept the old engine's task of a stopped container: docker start fails until it goes
-            ctx.run(host, STALE_TASKS.format(ids=quote(*stale)), check=False)
+        clear_stale_tasks(ctx, host, s.stdout + s.stderr)
         return False
 
     try:
