@@ -143,7 +143,7 @@ def _dead_here(holder: dict[str, str | int]) -> bool:
     a run cut short mid-command is never taken over silently."""
     if holder.get("machine") != socket.gethostname() or holder.get("machine_id") != machine_id():
         return False
-    if holder.get("abandoned") or holder.get("unlockable"):
+    if holder.get("abandoned"):
         return False
     try:
         os.kill(int(holder.get("pid", 0)), 0)

@@ -99,21 +99,21 @@ def command(runbook: str, inventory: str, params: tuple[str, ...], param_file: s
         for h in s.host_errors:
             tell(f"unreachable: {h}: {s.host_errors[h]}", "red")
         result = execute(lr, steps, rc, audit, tell, first, resume)
-        left = {h: f"{h}: engine-restart drained it and may have left it drained: dnet run activate-node -i "
-                   f"{shlex.quote(inventory)} -p node={h}" for h in rc.left}
+        left = [f"{h}: engine-restart drained it and may have left it drained: dnet run activate-node -i "
+                f"{shlex.quote(inventory)} -p node={h}" for h in sorted(rc.drained)]
         if result.interrupted and lock is not None:  # commands may still run there: no other run may start yet
             lock.keep.update({h: f"step {result.failed_at} ({steps[(result.failed_at or 1) - 1].step.name}) was "
                                  "running there" for h in result.in_flight if h in s.transports})
     seconds = time.monotonic() - t0
     if as_json:
-        print_json({"runbook": lr.book.name, "file": str(path.resolve()), "sha256": audit.sha256, "params": shown,
+        print_json({"runbook": lr.book.name, "file": audit.file, "sha256": audit.sha256, "params": shown,
                     "dry_run": dry_run, "steps": [r.public() for r in result.steps], "failed_at": result.failed_at,
-                    "interrupted": result.interrupted, "left": sorted(left.values()),
+                    "interrupted": result.interrupted, "left": left,
                     "reason": result.reason, "resume": result.resume, "audit_log": str(audit.path),
                     "unreachable": s.host_errors, "seconds": round(seconds, 2)})
     elif result.interrupted:
         say(out, styled(f"interrupted at step {result.failed_at}: {result.reason}", "red"))
-        for line in left.values():
+        for line in left:
             say(out, styled(f"  left: {line}", "yellow"))
         if lock is not None and lock.keep:
             say(out, f"  the lock stays on {', '.join(sorted(lock.keep))} (a command may still run there); once it "

@@ -88,10 +88,9 @@ def engine_restart(rc: RunContext, targets: list[str], serial: int, a: RestartAr
         ctx = Context(rc.inventory, rc.session.specs, rc.facts, transports, managers[0] if managers else None,
                       dry_run=rc.dry_run)
         if not rc.dry_run:  # cut short mid-batch, a node may stay drained: the way back is printed
-            rc.left.update({h: "drained" for h in batch})
+            rc.drained.update(batch)
         results = parallel(batch, partial(restart, ctx))
-        for h in batch:
-            rc.left.pop(h, None)
+        rc.drained.difference_update(batch)
         for h, cmd in recorded:
             rc.log(f"  would run on {h}: {cmd}")
         for r in results:

@@ -36,8 +36,7 @@ class RunContext:
     secrets: tuple[str, ...] = ()
     actions: Any = None
     stale: bool = False  # facts are read again (all hosts, one round trip each) only when something asks for them
-    # hosts an action may leave in a state to undo when the run is cut short: host -> the command that undoes it
-    left: dict[str, str] = field(default_factory=dict)
+    drained: set[str] = field(default_factory=set)  # hosts an engine restart under way has drained (cut short, stay so)
 
     def __post_init__(self) -> None:
         shown = self.log

@@ -104,26 +104,25 @@ NEEDS_HOSTS = {"drain", "activate", "pause", "promote", "demote", "leave", "node
 SWARM_WIDE = {"rotate-join-tokens"}
 
 
+def _matches(value: Any) -> list[re.Match[str]]:
+    """Every {{ reference }} in a value, nested dicts and lists included."""
+    if isinstance(value, str):
+        return list(REF.finditer(value))
+    if isinstance(value, dict):
+        return [m for v in value.values() for m in _matches(v)]
+    if isinstance(value, list):
+        return [m for v in value for m in _matches(v)]
+    return []
+
+
 def refs(value: Any) -> list[str]:
     """Parameter names a value refers to as {{ name }}."""
-    if isinstance(value, str):
-        return [m[1] for m in REF.finditer(value)]
-    if isinstance(value, dict):
-        return [r for v in value.values() for r in refs(v)]
-    if isinstance(value, list):
-        return [r for v in value for r in refs(v)]
-    return []
+    return [m[1] for m in _matches(value)]
 
 
 def filters(value: Any) -> list[str]:
     """Filters a value's references use (`{{ x | raw }}` -> raw)."""
-    if isinstance(value, str):
-        return [m[2] for m in REF.finditer(value) if m[2]]
-    if isinstance(value, dict):
-        return [f for v in value.values() for f in filters(v)]
-    if isinstance(value, list):
-        return [f for v in value for f in filters(v)]
-    return []
+    return [m[2] for m in _matches(value) if m[2]]
 
 
 def substitute(value: Any, params: dict[str, Any], shell: bool = False) -> Any:
