@@ -26,6 +26,13 @@ HOSTILE = ["web.evil\\", 'web.x"]; n0 [URL="javascript:alert(1)", label="click m
            "web.<script>alert(2)</script>", "web.\x1b]0;title\x07"]
 
 
+# Chromium with nothing of its own on the network (no updates, sync, first-run or background fetches): the pages
+# below are online, and the only server they may reach is this test's on 127.0.0.1.
+QUIET = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-domain-reliability",
+         "--no-pings", "--dns-prefetch-disable", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+
+
 def hostile_dot() -> str:
     inv = loads(EXAMPLE.read_text()).model
     fs = facts("applied")
@@ -121,9 +128,7 @@ def test_the_report_runs_no_script_and_fetches_nothing_in_chromium(tmp_path: Pat
 
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            browser = p.chromium.launch(executable_path=chromium, args=QUIET)
             try:
                 pg = browser.new_context().new_page()  # online: only the page's own policy stands in the way
                 dialogs: list[str] = []
@@ -147,7 +152,7 @@ def test_the_report_runs_no_script_and_fetches_nothing_in_chromium(tmp_path: Pat
         control = tmp_path / "control.html"  # the same planted page without the policy does fetch (the test works)
         control.write_text(planted.replace("Content-Security-Policy", "X-None"))
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            browser = p.chromium.launch(executable_path=chromium, args=QUIET)
             try:
                 pg = browser.new_context().new_page()
                 pg.goto(control.as_uri())
