@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dnet import gossip
+from dnet import gossip, rolling
 from dnet.errors import DnetError
 from dnet.facts import concatenated, engine_get, tasks_path
 from dnet.inventory.semantic import swarm_hosts
@@ -16,16 +16,8 @@ from dnet.plan.destroy import destroy
 from dnet.plan.diff import World, diff
 from dnet.plan.model import (
     Change,
-    ContainerRun,
-    ContainerStart,
     DaemonUpdate,
-    ForwardRemove,
-    ForwardRewrite,
-    ImagePull,
-    ImageStream,
     NetworkCreate,
-    NodeLabels,
-    NodeRole,
     Phase,
     Plan,
     SwarmInit,
@@ -60,11 +52,11 @@ def make_plan(s: Session, prune_nodes: bool = False) -> Plan:
 
 
 def limited(s: Session, plan: Plan) -> Plan:
-    """With --limit: only changes on the limited hosts, and swarm-wide ones that concern them (node role, labels)."""
+    """With --limit: only the changes about the limited hosts (a manager's change to another node is about that
+    node: see Change.acts_on)."""
     if s.limit is None:
         return plan
-    keep = [c for c in plan.changes if c.host in s.limit or
-            (isinstance(c, NodeRole | NodeLabels) and c.target in s.limit)]
+    keep = [c for c in plan.changes if c.acts_on in s.limit]
     return Plan(keep, plan.errors, plan.warnings)
 
 
@@ -108,20 +100,9 @@ def commands(s: Session, plan: Plan) -> list[tuple[Change, list[tuple[str, str]]
 
 
 def rolling_batches(s: Session, changes: list[Change], serial: int) -> list[list[Change]]:
-    """Engine restarts of swarm members in batches: at most `serial` hosts each, workers first, and never more
-    managers at once than raft can lose and keep quorum ((managers - 1) // 2, at least 1)."""
-    managers = sum(1 for f in s.facts.values() if f.swarm_state == "active" and f.is_manager)
-    autolock = any(f.swarm.autolock for f in s.facts.values())
-    per_batch = 1 if autolock else max(1, (managers - 1) // 2)  # a locked manager waits for its key: one at a time
-    batches: list[list[Change]] = []
-    for c in sorted(changes, key=lambda c: (s.facts[c.host].is_manager, c.host)):
-        last = batches[-1] if batches else None
-        in_last = sum(1 for x in last or [] if s.facts[x.host].is_manager)
-        if last is None or len(last) >= serial or (s.facts[c.host].is_manager and in_last >= per_batch):
-            batches.append([c])
-        else:
-            last.append(c)
-    return batches
+    """Engine restarts of swarm members in batches (see dnet.rolling.batches), hosts in name order."""
+    by_host = {c.host: c for c in changes}
+    return [[by_host[h] for h in b] for b in rolling.batches(s.facts, sorted(by_host), serial)]
 
 
 @dataclass
@@ -160,23 +141,14 @@ def local_lane(s: Session, changes: list[Change]) -> list[Change]:
     inv = s.loaded.model
     restarting = {c.host for c in changes if isinstance(c, SwarmInit | SwarmJoin) and c.restart}
     overlay = {n for n, net in inv.networks.items() if net.driver == "overlay"}
-    made = {(c.host, c.network) for c in changes
-            if isinstance(c, NetworkCreate) and c.spec and c.spec.driver != "overlay"}
-    busy = {(c.host, str(getattr(c, "network", ""))) for c in changes if c.kind == "network"} - made
-
-    def host_scoped(host: str, nets: list[str]) -> bool:
-        return not any(n in overlay or (host, n) in busy for n in nets)
+    made = {(c.host, c.network) for c in changes if isinstance(c, NetworkCreate) and c.spec.driver != "overlay"}
+    busy = {(c.host, c.name) for c in changes if c.kind == "network"} - made
 
     def local(c: Change) -> bool:
         if c.host in restarting:
             return False
-        if isinstance(c, NetworkCreate):
-            return (c.host, c.network) in made
-        if isinstance(c, ContainerRun):
-            return c.spec is not None and host_scoped(c.host, list(c.spec.networks))
-        if isinstance(c, ContainerStart):
-            return c.container in inv.containers and host_scoped(c.host, list(inv.containers[c.container].networks))
-        return isinstance(c, ImageStream | ImagePull | ForwardRewrite | ForwardRemove)
+        return c.lane == "local" or (c.lane == "networks" and not any(
+            n in overlay or (c.host, n) in busy for n in c.networks()))
 
     return [c for c in changes if local(c)]
 
@@ -197,7 +169,7 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
     outcomes: list[Outcome] = []
     changes = plan.ordered()
     current = Progress(changes)
-    engine = [c for c in changes if c.order == Phase.ENGINE]
+    engine = [c for c in changes if c.phase == Phase.ENGINE]
     if engine:
         roll: list[Change] = [c for c in engine if isinstance(c, DaemonUpdate)
                               and s.facts[c.host].swarm_state == "active"]
@@ -210,7 +182,7 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
                 continue
             log(f"restarting engines: {', '.join(c.host for c in group)}")
             outcomes += _run(ctx, group, failed, log)
-    rest = [c for c in changes if c.order != Phase.ENGINE]
+    rest = [c for c in changes if c.phase != Phase.ENGINE]
     local = local_lane(s, rest)
     in_local = {id(c) for c in local}
     swarm = [c for c in rest if id(c) not in in_local]
@@ -223,7 +195,7 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
             for phase in Phase:
                 if current is None or current.stopping:
                     return
-                local_out.extend(_run(ctx, [c for c in local if c.order == phase], failed, log))
+                local_out.extend(_run(ctx, [c for c in local if c.phase == phase], failed, log))
                 if phase == Phase.IMAGE:
                     images_ready.set()
         except BaseException as exc:  # reported by the main thread
@@ -235,7 +207,7 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
     lane.start()
     try:
         for phase in Phase:
-            batch = [c for c in swarm if c.order == phase]
+            batch = [c for c in swarm if c.phase == phase]
             if not batch:
                 continue
             if phase >= Phase.WORKLOAD:
@@ -257,7 +229,7 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
     if errors:
         raise errors[0]
     # phase by phase; within a phase in the order things ran (a rolling restart's order is part of the result)
-    return sorted(outcomes + local_out, key=lambda o: o.change.order)
+    return sorted(outcomes + local_out, key=lambda o: o.change.phase)
 
 
 def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[Outcome]:
@@ -272,10 +244,9 @@ def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[
         for c in by_host[host]:
             if current and current.stopping:
                 break  # interrupted: left as not started
-            target = str(getattr(c, "target", ""))  # a manager acting on another node: skipped when that one failed
-            if host in failed or target in failed:
+            if host in failed or c.target in failed:  # a manager acting on a node that failed: skipped too
                 out.append(Outcome(c, "skipped", "an earlier change on this host failed" if host in failed else
-                                   f"an earlier change on {target} failed"))
+                                   f"an earlier change on {c.target} failed"))
                 if current:
                     current.done.append(out[-1])
                 continue

@@ -8,7 +8,7 @@ import paramiko
 from dnet import converge
 from dnet.inventory import hosts, loads
 from dnet.plan.diff import World, diff
-from dnet.plan.model import NetworkRecreate
+from dnet.plan.model import NetworkCreate, NetworkRecreate
 from dnet.testing import FakeTransport
 from tests.conftest import EXAMPLE
 from tests.test_facts_plan import facts
@@ -67,7 +67,8 @@ def test_the_local_lane_holds_only_what_needs_nothing_of_the_swarm() -> None:
                     ("node1", "forward", "1 forwards")}
     # db is on the overlay backnet, web is a service: both wait for the swarm lane; a network the swarm lane
     # changes keeps its containers there too
-    changes = [NetworkRecreate(host=c.host, network=c.name) if c.name == "localnet" else c for c in p.changes]
+    changes = [NetworkRecreate(host=c.host, network=c.network, spec=c.spec, current={})
+               if isinstance(c, NetworkCreate) and c.name == "localnet" else c for c in p.changes]
     recreated = converge.local_lane(s, changes)
     assert ("node2", "container", "edge") not in {(c.host, c.kind, c.name) for c in recreated}
 
@@ -152,7 +153,7 @@ def test_engine_restarts_roll_one_swarm_member_at_a_time_and_never_break_quorum(
     s, _ = session({})
     roles = {"m1": True, "m2": True, "m3": True, "w1": False, "w2": False}
     s.facts = {h: HostFacts(h, swarm=SwarmFact("active", h, control_available=m)) for h, m in roles.items()}
-    changes = [DaemonUpdate(h, {"mtu": 1400}) for h in roles]
+    changes = [DaemonUpdate(host=h, settings={"mtu": 1400}, current={"mtu": 1450}) for h in roles]
     one = converge.rolling_batches(s, list(changes), 1)
     assert [[c.host for c in b] for b in one] == [["w1"], ["w2"], ["m1"], ["m2"], ["m3"]]
     five = converge.rolling_batches(s, list(changes), 5)
@@ -187,7 +188,7 @@ def test_a_limited_plan_changes_only_the_named_hosts() -> None:
     s.limit = ["node3"]
     full = plan(s)
     kept = converge.limited(s, full)
-    assert kept.changes and all(c.host == "node3" or getattr(c, "target", "") == "node3" for c in kept.changes)
+    assert kept.changes and all(c.acts_on == "node3" for c in kept.changes)
     assert {(c.host, c.kind, c.name) for c in kept.changes} == {
         ("node3", "daemon", "/etc/docker/daemon.json"), ("node3", "swarm", "swarm"), ("node1", "node", "node3"),
         ("node3", "container", "db")}
@@ -245,7 +246,7 @@ def test_a_stale_gossip_port_restarts_the_engine_before_the_join_and_keeps_the_h
 def test_outcomes_come_phase_by_phase_in_the_order_things_ran() -> None:
     s, _ = session({})
     outcomes = converge.apply(s, plan(s), lambda m: None)
-    orders = [o.change.order for o in outcomes]
+    orders = [o.change.phase for o in outcomes]
     assert orders == sorted(orders)  # engines, then swarm, ..., forwards; each phase as it ran
     assert next(o.change.host for o in outcomes if o.change.kind == "swarm") == "node1"  # init before the joins
 
@@ -353,3 +354,67 @@ def test_a_stale_containerd_task_is_deleted_so_the_container_starts_again() -> N
     stale.commands.clear()
     retrying(ctx, "node2", "docker start edge >/dev/null", "start edge", wait=10)  # apply's start of a container
     assert [c for c in stale.commands if "ctr --address" in c] and stale.commands[-1].startswith("docker start")
+
+
+def every_change_class() -> list[type]:
+    """Every concrete change class (a kind of its own), found by walking the subclasses of Change."""
+    from dnet.plan.model import Change
+
+    found, todo = [], list(Change.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.kind:
+            found.append(cls)
+    return found
+
+
+def build(cls: type, host: str, target: str) -> object:
+    """One change of a class with every required field filled in (target only where the class acts on a node)."""
+    import dataclasses
+    import typing
+
+    from dnet.plan import desired as d
+    from dnet.plan import model
+
+    inv = loads(EXAMPLE.read_text()).model
+    samples: dict[object, object] = {
+        d.NetworkSpec: d.network_spec(inv.networks["appnet"]),
+        d.ContainerSpec: d.container_spec("edge", inv.containers["edge"], None),
+        d.ServiceSpec: d.service_spec("web", inv.services["web"], None),
+        str: "x", bool: False}
+    hints = typing.get_type_hints(cls, vars(model))
+    args: dict[str, object] = {"host": host}
+    for f in dataclasses.fields(cls):
+        if f.name == "target" and f.default is dataclasses.MISSING:
+            args["target"] = target
+        elif f.name not in args and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            hint = hints[f.name]
+            origin = typing.get_origin(hint)
+            args[f.name] = samples.get(hint, {} if origin is dict else () if origin is tuple else
+                                       None if type(None) in typing.get_args(hint) else "worker")
+    return cls(**args)
+
+
+def test_limit_keeps_exactly_the_changes_about_the_limited_hosts_for_every_change_class() -> None:
+    """--limit node3 keeps every change on node3 and every change a manager makes to node3 (role, availability,
+    labels), and nothing else; before, a node's availability change was dropped."""
+    import dataclasses
+
+    from dnet.plan.model import Plan
+
+    s, _ = session({})
+    s.limit = ["node3"]
+    classes = every_change_class()
+    assert len(classes) == 22
+    wanted, other = [], []
+    for cls in classes:
+        wanted.append(build(cls, "node3", "node3"))
+        if {f.name: f for f in dataclasses.fields(cls)}["target"].default is dataclasses.MISSING:  # acts on a node (role, labels, ...)
+            wanted.append(build(cls, "node1", "node3"))  # a manager acting on node3
+            other.append(build(cls, "node3", "node2"))  # node3 acting for node2: about node2
+        other.append(build(cls, "node1", "node2"))
+    kept = converge.limited(s, Plan([*wanted, *other]))  # type: ignore[list-item]
+    assert kept.changes == wanted
+    node = {(type(c).__name__, c.host) for c in kept.changes if c.kind == "node"}
+    assert ("NodeAvailability", "node1") in node and ("NodeLabels", "node1") in node and ("NodeRole", "node1") in node

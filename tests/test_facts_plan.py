@@ -94,7 +94,7 @@ def test_fresh_plan_is_complete_and_ordered() -> None:
     assert ("node2", "network", "localnet", "create") in steps and ("node1", "service", "web", "create") in steps
     assert ("node1", "forward", "1 forwards", "rewrite") in steps and ("node3", "container", "db", "create") in steps
     assert len(steps) == 16
-    assert [c.order for c in plan.ordered()] == sorted(c.order for c in plan.ordered())
+    assert [c.phase for c in plan.ordered()] == sorted(c.phase for c in plan.ordered())
 
 
 def test_applied_plan_is_empty() -> None:
@@ -169,7 +169,7 @@ def test_join_token_never_reaches_errors() -> None:
     node2 = FakeTransport("node2", [(r"/swarm/join", 0, "400", f'{{"message": "bad token {token}"}}')])
     ctx = Context(inv, specs, facts("fresh"), {"node1": leader, "node2": node2}, "node1")
     with pytest.raises(DnetError) as exc:
-        swarm.join(ctx, SwarmJoin("node2", "worker"))
+        swarm.join(ctx, SwarmJoin(host="node2", role="worker"))
     text = str(exc.value) + repr(exc.value.__dict__)
     assert token not in text and "***" in text and "HTTP 400" in text
     assert token in node2.stdins[0].decode() and token not in node2.commands[0]  # used on stdin, never shown

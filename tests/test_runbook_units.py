@@ -146,3 +146,29 @@ def test_facts_are_read_only_when_a_step_needs_them(tmp_path: Path) -> None:
     result = execute(lr, steps, rc, Audit(tmp_path / "audit.log", "b", str(book), {}, False), lambda t, s: None, 3)
     assert result.failed_at is None, result.reason
     assert read() == 3  # once per host, for step three only
+
+
+def test_runbook_engine_restart_restarts_one_autolocked_manager_at_a_time(tmp_path: Path) -> None:
+    """A locked manager waits for its key after a restart: apply rolls them one at a time, and so must the runbook's
+    engine-restart, whatever `serial` says (seen: serial 2 on five autolocked managers had two engines down)."""
+    import paramiko
+
+    from dnet.facts import HostFacts, SwarmFact
+    from dnet.inventory import hosts
+    from dnet.runbook.actions import ACTIONS
+    from dnet.runbook.context import RunContext
+    from dnet.runbook.model import RestartArgs
+    from dnet.session import Session
+    from dnet.testing import FakeTransport
+
+    names = [f"m{i}" for i in range(1, 6)]
+    inv = tmp_path / "inv.yml"
+    inv.write_text("version: 1\nhosts:\n" + "".join(f"  {n}: {{address: 127.0.0.{i + 2}, roles: [manager]}}\n"
+                                        for i, n in enumerate(names)))
+    loaded = load_inventory(inv)
+    s = Session(loaded, hosts(loaded.model, paramiko.SSHConfig()), {n: FakeTransport(n) for n in names})
+    s.facts = {n: HostFacts(n, swarm=SwarmFact("active", n, control_available=True, autolock=True)) for n in names}
+    logged: list[str] = []
+    rc = RunContext(s, {}, True, logged.append)
+    ACTIONS["engine-restart"].run(rc, names, RestartArgs(verify=False), 2)
+    assert [m for m in logged if "batch" in m] == [f"  batch {i}/5: m{i}" for i in range(1, 6)]

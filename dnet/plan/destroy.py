@@ -30,19 +30,19 @@ def destroy(w: World, leave_swarm: bool) -> Plan:
     if manager:
         for svc in w.facts[manager].services:
             if w.ours(svc) and svc.kind == "service":
-                plan.add(ServiceRemove(manager, svc.name, "dnet-managed"))
+                plan.add(ServiceRemove(host=manager, service=svc.name, why="dnet-managed"))
     for h, f in w.facts.items():
         for ctr in f.containers:
             if w.ours(ctr) and ctr.kind == "container":
-                plan.add(ContainerRemove(h, ctr.name, "dnet-managed"))
+                plan.add(ContainerRemove(host=h, container=ctr.name, why="dnet-managed"))
         for n in f.networks:
             if w.ours(n) and n.kind == "network" and (n.scope != "swarm" or h == manager):
-                plan.add(NetworkRemove(h, n.name, "dnet-managed", pruning=False))
+                plan.add(NetworkRemove(host=h, network=n.name, why="dnet-managed", pruning=False))
         have, keep = forwards_on(w, f)
         if keep and have:  # other clusters' forwards stay
-            plan.add(ForwardRewrite(h, (), tuple(have), keep))
+            plan.add(ForwardRewrite(host=h, rules=(), current=tuple(have), keep=keep))
         elif not keep and any(r.startswith("-N DNET-") or "-j DNET-" in r for r in f.nat_rules + f.filter_rules):
-            plan.add(ForwardRemove(h, "dnet's NAT chains", "forwards"))
+            plan.add(ForwardRemove(host=h, why="dnet's NAT chains", label="forwards"))
     if leave_swarm:
         members = [h for h, f in w.facts.items() if f.swarm_state != "inactive"]  # also pending/error after a prune
         ours = {n.id for n in w.facts[manager].nodes} if manager else set()
@@ -55,5 +55,5 @@ def destroy(w: World, leave_swarm: bool) -> Plan:
                     f"{leader or 'any inventory manager'}'s swarm): --leave-swarm leaves only the inventory's swarm; "
                     "if this host should leave that one too, run 'docker swarm leave --force' on it yourself")
                 continue
-            plan.add(SwarmLeave(h))
+            plan.add(SwarmLeave(host=h))
     return plan

@@ -65,9 +65,9 @@ def _engine(w: World, plan: Plan) -> None:
                     plan.errors.append(f"{h}: Docker is not installed and dnet installs it only on Debian/Ubuntu "
                                        f"(this host is '{f.os_id}'); install Docker there by hand")
                     continue
-                plan.add(EngineInstall(h))
+                plan.add(EngineInstall(host=h))
             else:
-                plan.add(EngineStart(h, f.engine_error))
+                plan.add(EngineStart(host=h, error=f.engine_error))
         want = d.daemon_settings(spec)
         have = {k: f.daemon.get(k) for k in want}
         if want != have:
@@ -75,7 +75,7 @@ def _engine(w: World, plan: Plan) -> None:
             stops = tuple(sorted(f"{c.name}" + ("" if c.managed else " (not dnet's)") for c in running
                                  if not c.is_task))
             moves = tuple(sorted(".".join(c.task_name.split(".")[:2]) for c in running if c.is_task))
-            plan.add(DaemonUpdate(h, want, have, stops, moves))
+            plan.add(DaemonUpdate(host=h, settings=want, current=have, stops=stops, moves=moves))
 
 
 def _forwards(w: World, plan: Plan) -> None:
@@ -88,9 +88,9 @@ def _forwards(w: World, plan: Plan) -> None:
         if want == have and (hooked or not want):
             continue
         if want or keep:
-            plan.add(ForwardRewrite(h, tuple(rules), tuple(have), keep))
+            plan.add(ForwardRewrite(host=h, rules=tuple(rules), current=tuple(have), keep=keep))
         else:
-            plan.add(ForwardRemove(h))
+            plan.add(ForwardRemove(host=h))
 
 
 def forwards_on(w: World, f: HostFacts) -> tuple[list[str], tuple[tuple[str, str], ...]]:

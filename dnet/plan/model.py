@@ -51,27 +51,55 @@ class Action(StrEnum):
         return self.value
 
 
-@dataclass(frozen=True)
+Lane = Literal["swarm", "local", "networks"]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Change:
-    """One thing apply will do on one host. Subclasses are the closed set of change kinds."""
+    """One thing apply will do on one host. Subclasses are the closed set of change kinds; each names its kind,
+    phase, action and lane in its class statement: `class SwarmInit(Change, kind="swarm", phase=Phase.SWARM, ...)`.
+
+    - host: where the commands run; target: the node it acts on when that is another one (a manager promoting,
+      draining or labelling a node), so `--limit node3` keeps node3's changes whichever manager runs them;
+    - lane: "swarm" changes need the swarm (or go with it); "local" ones need nothing of it and run beside it;
+      "networks" ones are local when every network they use is host-scoped (see converge.local_lane).
+    """
 
     host: str
+    target: str = ""
     kind: ClassVar[str] = ""
-    phase: ClassVar[Phase] = Phase.ENGINE
+    lane: ClassVar[Lane] = "swarm"
+    _phase: ClassVar[Phase] = Phase.ENGINE
+    _action: ClassVar[Action] = Action.UPDATE
+
+    def __init_subclass__(cls, *, kind: str = "", phase: Phase | None = None, action: Action | None = None,
+                          lane: Lane | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls.kind = kind or cls.kind
+        cls._phase = cls._phase if phase is None else phase
+        cls._action = action or cls._action
+        cls.lane = lane or cls.lane
 
     @property
     def name(self) -> str:
-        return self.kind
-
-    verb: ClassVar[Action] = Action.UPDATE
+        return self.target or self.kind
 
     @property
     def action(self) -> Action:
-        return self.verb
+        return self._action
 
     @property
-    def order(self) -> Phase:
-        return self.phase
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
+    def acts_on(self) -> str:
+        """The host this change is about: its target, else its own host (what --limit selects by)."""
+        return self.target or self.host
+
+    def networks(self) -> tuple[str, ...]:
+        """The networks a "networks"-lane change uses."""
+        return ()
 
     @property
     def detail(self) -> str:
@@ -89,10 +117,8 @@ class Change:
                 "detail": self.detail, "before": self.before(), "after": self.after()}
 
 
-@dataclass(frozen=True)
-class EngineInstall(Change):
-    kind: ClassVar[str] = "engine"
-    verb: ClassVar[Action] = Action.INSTALL
+@dataclass(frozen=True, kw_only=True)
+class EngineInstall(Change, kind="engine", action=Action.INSTALL):
 
     @property
     def name(self) -> str:
@@ -109,11 +135,9 @@ class EngineInstall(Change):
         return {"installed": True, "running": True}
 
 
-@dataclass(frozen=True)
-class EngineStart(Change):
-    error: str = ""
-    kind: ClassVar[str] = "engine"
-    verb: ClassVar[Action] = Action.START
+@dataclass(frozen=True, kw_only=True)
+class EngineStart(Change, kind="engine", action=Action.START):
+    error: str
 
     @property
     def name(self) -> str:
@@ -130,14 +154,12 @@ class EngineStart(Change):
         return {"running": True}
 
 
-@dataclass(frozen=True)
-class DaemonUpdate(Change):
-    settings: dict[str, Any] = field(default_factory=dict)  # the keys dnet manages, as wanted
-    current: dict[str, Any] = field(default_factory=dict)  # the same keys as the host has them
+@dataclass(frozen=True, kw_only=True)
+class DaemonUpdate(Change, kind="daemon", action=Action.UPDATE):
+    settings: dict[str, Any]  # the keys dnet manages, as wanted
+    current: dict[str, Any]  # the same keys as the host has them
     stops: tuple[str, ...] = ()  # running containers (not swarm tasks) the restart stops, started again after
     moves: tuple[str, ...] = ()  # swarm tasks the drain moves away
-    kind: ClassVar[str] = "daemon"
-    verb: ClassVar[Action] = Action.UPDATE
 
     @property
     def name(self) -> str:
@@ -162,13 +184,10 @@ RESTART = " (after restarting the engine: it still holds 7946/tcp from the swarm
           "could not start and overlays would not reach this host)"
 
 
-@dataclass(frozen=True)
-class SwarmInit(Change):
+@dataclass(frozen=True, kw_only=True)
+class SwarmInit(Change, kind="swarm", phase=Phase.SWARM, action=Action.INIT):
     pools: tuple[str, ...] = ()
     restart: bool = False  # the engine still holds 7946 from a swarm it left: restarted first
-    kind: ClassVar[str] = "swarm"
-    phase: ClassVar[Phase] = Phase.SWARM
-    verb: ClassVar[Action] = Action.INIT
 
     @property
     def detail(self) -> str:
@@ -182,14 +201,11 @@ class SwarmInit(Change):
         return {"swarm": "active", "role": "manager"}
 
 
-@dataclass(frozen=True)
-class SwarmJoin(Change):
-    role: Role = "worker"
+@dataclass(frozen=True, kw_only=True)
+class SwarmJoin(Change, kind="swarm", phase=Phase.SWARM, action=Action.JOIN):
+    role: Role
     stuck: str = ""  # a join to this swarm that never finished ('pending' or 'error'): left first, then joined again
     restart: bool = False  # the engine still holds 7946 from a swarm it left: restarted first
-    kind: ClassVar[str] = "swarm"
-    phase: ClassVar[Phase] = Phase.SWARM
-    verb: ClassVar[Action] = Action.JOIN
 
     @property
     def detail(self) -> str:
@@ -203,11 +219,8 @@ class SwarmJoin(Change):
         return {"swarm": "active", "role": self.role}
 
 
-@dataclass(frozen=True)
-class SwarmLeave(Change):
-    kind: ClassVar[str] = "swarm"
-    phase: ClassVar[Phase] = Phase.LEAVE
-    verb: ClassVar[Action] = Action.LEAVE
+@dataclass(frozen=True, kw_only=True)
+class SwarmLeave(Change, kind="swarm", phase=Phase.LEAVE, action=Action.LEAVE):
 
     @property
     def detail(self) -> str:
@@ -220,19 +233,13 @@ class SwarmLeave(Change):
         return {"swarm": "inactive"}
 
 
-@dataclass(frozen=True)
-class NodeRole(Change):
+@dataclass(frozen=True, kw_only=True)
+class NodeRole(Change, kind="node", phase=Phase.NODE):
     """Promote or demote a node; runs on a manager (host), acts on target."""
 
-    target: str = ""
-    role: Role = "worker"
-    current: str = ""
-    kind: ClassVar[str] = "node"
-    phase: ClassVar[Phase] = Phase.NODE
-
-    @property
-    def name(self) -> str:
-        return self.target
+    target: str = field()  # required here (a plain `target: str` would inherit the base default)
+    role: Role
+    current: str
 
     @property
     def action(self) -> Action:
@@ -249,20 +256,13 @@ class NodeRole(Change):
         return {"role": self.role}
 
 
-@dataclass(frozen=True)
-class NodeAvailability(Change):
+@dataclass(frozen=True, kw_only=True)
+class NodeAvailability(Change, kind="node", phase=Phase.NODE, action=Action.UPDATE):
     """Set target's swarm availability (active, pause, drain); runs on a manager (host)."""
 
-    target: str = ""
-    availability: str = "active"
-    current: str = ""
-    kind: ClassVar[str] = "node"
-    phase: ClassVar[Phase] = Phase.NODE
-    verb: ClassVar[Action] = Action.UPDATE
-
-    @property
-    def name(self) -> str:
-        return self.target
+    target: str = field()  # required here (a plain `target: str` would inherit the base default)
+    availability: str
+    current: str
 
     @property
     def detail(self) -> str:
@@ -275,16 +275,13 @@ class NodeAvailability(Change):
         return {"availability": self.availability}
 
 
-@dataclass(frozen=True)
-class NodeRemove(Change):
+@dataclass(frozen=True, kw_only=True)
+class NodeRemove(Change, kind="node", phase=Phase.PRUNE, action=Action.REMOVE):
     """Remove a swarm node the inventory does not list (apply --prune-nodes); runs on a manager (host)."""
 
-    node_id: str = ""
-    hostname: str = ""
-    manager: bool = False
-    kind: ClassVar[str] = "node"
-    phase: ClassVar[Phase] = Phase.PRUNE
-    verb: ClassVar[Action] = Action.REMOVE
+    node_id: str
+    hostname: str
+    manager: bool
 
     @property
     def name(self) -> str:
@@ -301,22 +298,15 @@ class NodeRemove(Change):
         return None
 
 
-@dataclass(frozen=True)
-class NodeLabels(Change):
+@dataclass(frozen=True, kw_only=True)
+class NodeLabels(Change, kind="node", phase=Phase.NODE, action=Action.LABEL):
     """Set the node labels dnet owns on target; runs on a manager (host)."""
 
-    target: str = ""
-    add: dict[str, str] = field(default_factory=dict)
-    rm: tuple[str, ...] = ()
-    owned: str = ""  # comma-separated keys dnet manages after this change
-    current: dict[str, str] = field(default_factory=dict)
-    kind: ClassVar[str] = "node"
-    phase: ClassVar[Phase] = Phase.NODE
-    verb: ClassVar[Action] = Action.LABEL
-
-    @property
-    def name(self) -> str:
-        return self.target
+    target: str = field()  # required here (a plain `target: str` would inherit the base default)
+    add: dict[str, str]
+    rm: tuple[str, ...]
+    owned: str  # comma-separated keys dnet manages after this change
+    current: dict[str, str]
 
     @property
     def detail(self) -> str:
@@ -342,13 +332,13 @@ class Attachment:
     managed: bool
 
 
-@dataclass(frozen=True)
-class NetworkCreate(Change):
-    network: str = ""
-    spec: NetworkSpec | None = None
-    kind: ClassVar[str] = "network"
-    phase: ClassVar[Phase] = Phase.NETWORK
-    verb: ClassVar[Action] = Action.CREATE
+@dataclass(frozen=True, kw_only=True)
+class NetworkCreate(Change, kind="network", phase=Phase.NETWORK, action=Action.CREATE, lane="networks"):
+    network: str
+    spec: NetworkSpec
+
+    def networks(self) -> tuple[str, ...]:
+        return (self.network,)
 
     @property
     def name(self) -> str:
@@ -356,23 +346,20 @@ class NetworkCreate(Change):
 
     @property
     def detail(self) -> str:
-        return self.spec.describe() if self.spec else ""
+        return self.spec.describe()
 
     def after(self) -> Any:
-        return self.spec.as_dict() if self.spec else None
+        return self.spec.as_dict()
 
 
-@dataclass(frozen=True)
-class NetworkRecreate(Change):
-    network: str = ""
-    spec: NetworkSpec | None = None
-    current: dict[str, Any] = field(default_factory=dict)
+@dataclass(frozen=True, kw_only=True)
+class NetworkRecreate(Change, kind="network", phase=Phase.NETWORK, action=Action.RECREATE):
+    network: str
+    spec: NetworkSpec
+    current: dict[str, Any]
     containers: tuple[Attachment, ...] = ()
     services: tuple[str, ...] = ()  # services kept: detached and attached again
     services_rm: tuple[str, ...] = ()  # dnet's services: removed here, created again from the inventory
-    kind: ClassVar[str] = "network"
-    phase: ClassVar[Phase] = Phase.NETWORK
-    verb: ClassVar[Action] = Action.RECREATE
 
     @property
     def name(self) -> str:
@@ -382,20 +369,18 @@ class NetworkRecreate(Change):
     def detail(self) -> str:
         who = ", ".join([f"container {c.container}@{c.host}" for c in self.containers] +
                         [f"service {s}" for s in sorted(self.services + self.services_rm)])
-        return f"{self.spec.describe() if self.spec else ''}; disconnects and reconnects: {who or 'nothing'}"
+        return f"{self.spec.describe()}; disconnects and reconnects: {who or 'nothing'}"
 
     def before(self) -> Any:
         return self.current
 
     def after(self) -> Any:
-        return self.spec.as_dict() if self.spec else None
+        return self.spec.as_dict()
 
 
-@dataclass(frozen=True)
-class Removal(Change):
+@dataclass(frozen=True, kw_only=True)
+class Removal(Change, action=Action.REMOVE):
     """A change that removes something: it exists before, and not after."""
-
-    verb: ClassVar[Action] = Action.REMOVE
 
     def before(self) -> Any:
         return {"exists": True}
@@ -404,7 +389,7 @@ class Removal(Change):
         return {"exists": False}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rebuild(Change):
     """Create a workload, or remove and create it again (recreate); `current` is what runs now."""
 
@@ -420,12 +405,11 @@ class Rebuild(Change):
         return self.current
 
 
-@dataclass(frozen=True)
-class NetworkRemove(Removal):
-    network: str = ""
+@dataclass(frozen=True, kw_only=True)
+class NetworkRemove(Removal, kind="network"):
+    network: str
     why: str = "no longer in the inventory"
     pruning: bool = True  # prune phase during apply; network phase (after workloads) during destroy
-    kind: ClassVar[str] = "network"
 
     @property
     def name(self) -> str:
@@ -436,18 +420,15 @@ class NetworkRemove(Removal):
         return self.why
 
     @property
-    def order(self) -> Phase:
+    def phase(self) -> Phase:
         return Phase.PRUNE if self.pruning else Phase.NETWORK
 
 
-@dataclass(frozen=True)
-class ImageStream(Change):
-    image: str = ""
-    image_id: str = ""
-    current: str | None = None
-    kind: ClassVar[str] = "image"
-    phase: ClassVar[Phase] = Phase.IMAGE
-    verb: ClassVar[Action] = Action.STREAM
+@dataclass(frozen=True, kw_only=True)
+class ImageStream(Change, kind="image", phase=Phase.IMAGE, action=Action.STREAM, lane="local"):
+    image: str
+    image_id: str
+    current: str | None
 
     @property
     def name(self) -> str:
@@ -464,12 +445,9 @@ class ImageStream(Change):
         return {"id": self.image_id}
 
 
-@dataclass(frozen=True)
-class ImagePull(Change):
-    image: str = ""
-    kind: ClassVar[str] = "image"
-    phase: ClassVar[Phase] = Phase.IMAGE
-    verb: ClassVar[Action] = Action.PULL
+@dataclass(frozen=True, kw_only=True)
+class ImagePull(Change, kind="image", phase=Phase.IMAGE, action=Action.PULL, lane="local"):
+    image: str
 
     @property
     def name(self) -> str:
@@ -486,24 +464,24 @@ class ImagePull(Change):
         return {"present": True}
 
 
-@dataclass(frozen=True)
-class ContainerRun(Rebuild):
+@dataclass(frozen=True, kw_only=True)
+class ContainerRun(Rebuild, kind="container", phase=Phase.WORKLOAD, lane="networks"):
     """Create a container, or remove and create it again (recreate)."""
 
-    spec: ContainerSpec | None = None
-    kind: ClassVar[str] = "container"
-    phase: ClassVar[Phase] = Phase.WORKLOAD
+    spec: ContainerSpec
 
     @property
     def name(self) -> str:
-        return self.spec.name if self.spec else ""
+        return self.spec.name
+
+    def networks(self) -> tuple[str, ...]:
+        return tuple(self.spec.networks)
 
     @property
     def detail(self) -> str:
         if self.why:
             return self.why
         s = self.spec
-        assert s is not None
         return f"{s.image} on {', '.join(s.networks) or 'default bridge'}" + \
             (f", ports {', '.join(s.ports)}" if s.ports else "")
 
@@ -511,12 +489,13 @@ class ContainerRun(Rebuild):
         return self.spec.as_dict() if self.spec else None
 
 
-@dataclass(frozen=True)
-class ContainerStart(Change):
-    container: str = ""
-    kind: ClassVar[str] = "container"
-    phase: ClassVar[Phase] = Phase.WORKLOAD
-    verb: ClassVar[Action] = Action.START
+@dataclass(frozen=True, kw_only=True)
+class ContainerStart(Change, kind="container", phase=Phase.WORKLOAD, action=Action.START, lane="networks"):
+    container: str
+    on: tuple[str, ...]  # the networks it uses
+
+    def networks(self) -> tuple[str, ...]:
+        return self.on
 
     @property
     def name(self) -> str:
@@ -533,12 +512,10 @@ class ContainerStart(Change):
         return {"running": True}
 
 
-@dataclass(frozen=True)
-class ContainerRemove(Removal):
-    container: str = ""
+@dataclass(frozen=True, kw_only=True)
+class ContainerRemove(Removal, kind="container", phase=Phase.PRUNE):
+    container: str
     why: str = "no longer in the inventory"
-    kind: ClassVar[str] = "container"
-    phase: ClassVar[Phase] = Phase.PRUNE
 
     @property
     def name(self) -> str:
@@ -549,22 +526,19 @@ class ContainerRemove(Removal):
         return self.why
 
 
-@dataclass(frozen=True)
-class ServiceRun(Rebuild):
+@dataclass(frozen=True, kw_only=True)
+class ServiceRun(Rebuild, kind="service", phase=Phase.WORKLOAD):
     """Create a service, or remove and create it again (recreate). Runs on a manager."""
 
-    spec: ServiceSpec | None = None
-    kind: ClassVar[str] = "service"
-    phase: ClassVar[Phase] = Phase.WORKLOAD
+    spec: ServiceSpec
 
     @property
     def name(self) -> str:
-        return self.spec.name if self.spec else ""
+        return self.spec.name
 
     @property
     def detail(self) -> str:
         s = self.spec
-        assert s is not None
         base = f"{s.image} x{s.replicas} on {', '.join(s.networks) or 'no network'}"
         return f"{base} ({self.why})" if self.why else base
 
@@ -572,12 +546,10 @@ class ServiceRun(Rebuild):
         return self.spec.as_dict() if self.spec else None
 
 
-@dataclass(frozen=True)
-class ServiceRemove(Removal):
-    service: str = ""
+@dataclass(frozen=True, kw_only=True)
+class ServiceRemove(Removal, kind="service", phase=Phase.PRUNE):
+    service: str
     why: str = "no longer in the inventory"
-    kind: ClassVar[str] = "service"
-    phase: ClassVar[Phase] = Phase.PRUNE
 
     @property
     def name(self) -> str:
@@ -588,14 +560,11 @@ class ServiceRemove(Removal):
         return self.why
 
 
-@dataclass(frozen=True)
-class ForwardRewrite(Change):
-    rules: tuple[ForwardRule, ...] = ()
-    current: tuple[str, ...] = ()  # the rule comments the host has now
-    keep: tuple[tuple[str, str], ...] = ()  # (table, rule) of other dnet clusters' forwards, written back as they are
-    kind: ClassVar[str] = "forward"
-    phase: ClassVar[Phase] = Phase.FORWARD
-    verb: ClassVar[Action] = Action.REWRITE
+@dataclass(frozen=True, kw_only=True)
+class ForwardRewrite(Change, kind="forward", phase=Phase.FORWARD, action=Action.REWRITE, lane="local"):
+    rules: tuple[ForwardRule, ...]
+    current: tuple[str, ...]  # the rule comments the host has now
+    keep: tuple[tuple[str, str], ...]  # (table, rule) of other dnet clusters' forwards, written back as they are
 
     @property
     def name(self) -> str:
@@ -614,13 +583,10 @@ class ForwardRewrite(Change):
         return [r.comment for r in self.rules]
 
 
-@dataclass(frozen=True)
-class ForwardRemove(Change):
+@dataclass(frozen=True, kw_only=True)
+class ForwardRemove(Change, kind="forward", phase=Phase.FORWARD, action=Action.REMOVE, lane="local"):
     why: str = "remove all"
     label: str = "0 forwards"
-    kind: ClassVar[str] = "forward"
-    phase: ClassVar[Phase] = Phase.FORWARD
-    verb: ClassVar[Action] = Action.REMOVE
 
     @property
     def name(self) -> str:
@@ -646,7 +612,7 @@ class Plan:
         self.changes.extend(changes)
 
     def ordered(self) -> list[Change]:
-        return sorted(self.changes, key=lambda c: c.order)
+        return sorted(self.changes, key=lambda c: c.phase)
 
     def public(self) -> dict[str, Any]:
         return {"changes": [c.public() for c in self.ordered()], "errors": self.errors, "warnings": self.warnings,

@@ -50,22 +50,22 @@ def diff(w: World, plan: Plan) -> None:
                 continue
             have = w.facts[h].network(name)
             if have is None:
-                plan.add(NetworkCreate(h, name, spec))
+                plan.add(NetworkCreate(host=h, network=name, spec=spec))
             elif not w.ours(have):
                 plan.errors.append(f"{h}: network '{name}' exists but was made by {w.whose(have)}; rename it in the "
                                    "inventory or remove it by hand")
             elif have.spec_hash != spec.hash:
                 ctrs, svcs = attached(w, have)
                 ours = tuple(x for x in svcs if x in w.inv.services)
-                plan.add(NetworkRecreate(h, name, spec, current(have), tuple(ctrs),
-                                         tuple(x for x in svcs if x not in ours), ours))
+                plan.add(NetworkRecreate(host=h, network=name, spec=spec, current=current(have), containers=tuple(ctrs),
+                                         services=tuple(x for x in svcs if x not in ours), services_rm=ours))
     for h, f in w.facts.items():
         for n in f.networks:
             if not w.ours(n) or n.kind != "network" or n.name in wanted.get(h, set()):  # not a lab's network
                 continue
             if n.scope == "swarm" and h != leader:
                 continue
-            plan.add(NetworkRemove(h, n.name))
+            plan.add(NetworkRemove(host=h, network=n.name))
 
 
 def overlaps(w: World, plan: Plan, name: str, subnet: str | None, hosts: list[str]) -> None:

@@ -29,7 +29,7 @@ def diff(w: World, plan: Plan) -> None:
         sw = w.inv.swarm
         if _gossip_port_taken(w, plan, leader):
             return
-        plan.add(SwarmInit(leader, tuple(sw.default_addr_pool) if sw else (), lf.stale_gossip))
+        plan.add(SwarmInit(host=leader, pools=tuple(sw.default_addr_pool) if sw else (), restart=lf.stale_gossip))
     known_nodes = {n.id: n for n in lf.nodes} if cluster else {}
     for h in members:
         if h not in w.facts:  # unreachable: reported by the caller
@@ -41,9 +41,9 @@ def diff(w: World, plan: Plan) -> None:
             pass
         elif f.swarm_state == "inactive":
             if not _gossip_port_taken(w, plan, h):
-                plan.add(SwarmJoin(h, role, restart=f.stale_gossip))
+                plan.add(SwarmJoin(host=h, role=role, restart=f.stale_gossip))
         elif f.swarm_state in ("pending", "error") and cluster and _joining_us(w, f, known_nodes):
-            plan.add(SwarmJoin(h, role, f.swarm_state))
+            plan.add(SwarmJoin(host=h, role=role, stuck=f.swarm_state))
             node = None  # leaving and joining again makes a new node: what the old one had is gone
         elif f.swarm_state != "active":
             plan.errors.append(f"{h}: swarm state is '{f.swarm_state}'; fix it by hand (docker swarm leave --force)")
@@ -87,7 +87,7 @@ def _strangers(w: World, plan: Plan, leader: str, nodes: dict[str, NodeFact]) ->
         if n.id in ours or n.hostname in names or n.addr in addrs:
             continue
         if w.prune_nodes:
-            plan.add(NodeRemove(leader, n.id, n.hostname, n.role == "manager"))
+            plan.add(NodeRemove(host=leader, node_id=n.id, hostname=n.hostname, manager=n.role == "manager"))
         else:
             plan.warnings.append(f"swarm node {n.hostname or n.id[:12]} ({n.addr}, {n.role}, {n.state}) is not in the "
                                  "inventory; apply --prune-nodes removes it")
@@ -95,11 +95,11 @@ def _strangers(w: World, plan: Plan, leader: str, nodes: dict[str, NodeFact]) ->
 
 def _node(w: World, plan: Plan, h: str, role: Role, node: NodeFact | None, leader: str) -> None:
     if node and node.role != role:
-        plan.add(NodeRole(leader, h, role, node.role))
+        plan.add(NodeRole(host=leader, target=h, role=role, current=node.role))
     want_av = w.inv.hosts[h].availability
     have_av = node.availability if node else "active"  # a node joins active
     if want_av and have_av != want_av:
-        plan.add(NodeAvailability(leader, h, want_av, have_av))
+        plan.add(NodeAvailability(host=leader, target=h, availability=want_av, current=have_av))
     have = node.labels if node else {}
     owned = [k for k in have.get(d.NODE_LABELS, "").split(",") if k]
     want = dict(w.inv.hosts[h].labels)
@@ -108,4 +108,4 @@ def _node(w: World, plan: Plan, h: str, role: Role, node: NodeFact | None, leade
     new_owned = ",".join(sorted(want))
     if add or rm or have.get(d.NODE_LABELS, "") != new_owned:
         current = {k: v for k, v in have.items() if k in want or k in owned}
-        plan.add(NodeLabels(leader, h, add, rm, new_owned, current))
+        plan.add(NodeLabels(host=leader, target=h, add=add, rm=rm, owned=new_owned, current=current))

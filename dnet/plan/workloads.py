@@ -30,8 +30,8 @@ def _image_ids(w: World, h: str, image: str) -> tuple[str | None, Change | None]
     if have and (local is None or have == local):
         return have, None
     if local:
-        return local, ImageStream(h, image, local, have)
-    return None, ImagePull(h, image)
+        return local, ImageStream(host=h, image=image, image_id=local, current=have)
+    return None, ImagePull(host=h, image=image)
 
 
 def _ctr_before(c: ContainerFact) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def diff(w: World, plan: Plan) -> None:
         declared = {n for n, c in w.inv.containers.items() if c.host == h}
         for have in f.containers:
             if w.ours(have) and have.kind == "container" and have.name not in declared:
-                plan.add(ContainerRemove(h, have.name))
+                plan.add(ContainerRemove(host=h, container=have.name))
     _containers(w, plan, ids)
     if leader and leader in w.facts:
         _services(w, plan, leader, ids)
@@ -75,38 +75,39 @@ def _containers(w: World, plan: Plan, ids: dict[tuple[str, str], str | None]) ->
         spec = d.container_spec(name, c, ids.get((c.host, c.image)))
         have = w.facts[c.host].container(name)
         if have is None:
-            plan.add(ContainerRun(c.host, spec=spec))
+            plan.add(ContainerRun(host=c.host, spec=spec))
         elif not w.ours(have):
             plan.errors.append(f"{c.host}: a container named '{name}' exists but was made by {w.whose(have)}; "
                                "rename it in the inventory or remove it by hand")
         elif have.spec_hash != spec.hash:
-            plan.add(ContainerRun(c.host, spec=spec, recreate=True, current=_ctr_before(have)))
+            plan.add(ContainerRun(host=c.host, spec=spec, recreate=True, current=_ctr_before(have)))
         elif drift := _net_drift(set(have.endpoints), set(c.networks) or {"bridge"}):
-            plan.add(ContainerRun(c.host, spec=spec, recreate=True, why=drift, current=_ctr_before(have)))
+            plan.add(ContainerRun(host=c.host, spec=spec, recreate=True, why=drift, current=_ctr_before(have)))
         elif not have.running:
-            plan.add(ContainerStart(c.host, name))
+            plan.add(ContainerStart(host=c.host, container=name, on=tuple(c.networks)))
 
 
 def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str | None]) -> None:
     lf = w.facts[leader]
     for svc in lf.services:
         if w.ours(svc) and svc.kind == "service" and svc.name not in w.inv.services:
-            plan.add(ServiceRemove(leader, svc.name))
+            plan.add(ServiceRemove(host=leader, service=svc.name))
     rebuilt = {x for c in plan.changes if isinstance(c, NetworkRecreate) for x in c.services_rm}
     for name, s in w.inv.services.items():
         spec = d.service_spec(name, s, ids.get((leader, s.image)))
         have = lf.service(name)
         if name in rebuilt:
-            plan.add(ServiceRun(leader, spec=spec, recreate=True, why="after its network"))
+            plan.add(ServiceRun(host=leader, spec=spec, recreate=True, why="after its network"))
         elif have is None:
-            plan.add(ServiceRun(leader, spec=spec))
+            plan.add(ServiceRun(host=leader, spec=spec))
         elif not w.ours(have):
             plan.errors.append(f"service '{name}' exists but was made by {w.whose(have)}; rename it or remove it "
                                "by hand")
         elif have.spec_hash != spec.hash:
-            plan.add(ServiceRun(leader, spec=spec, recreate=True, current=_svc_before(have, _service_nets(lf, have))))
+            plan.add(ServiceRun(host=leader, spec=spec, recreate=True,
+                                current=_svc_before(have, _service_nets(lf, have))))
         elif drift := _net_drift(_service_nets(lf, have), set(s.networks)):
-            plan.add(ServiceRun(leader, spec=spec, recreate=True, why=drift,
+            plan.add(ServiceRun(host=leader, spec=spec, recreate=True, why=drift,
                                   current=_svc_before(have, _service_nets(lf, have))))
         if (s.endpoint_mode == "vip" or any(p.mode == "ingress" for p in s.ports)) and \
                 not any(w.facts[h].ipvs for h in swarm_hosts(w.inv) if h in w.facts):

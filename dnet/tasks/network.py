@@ -32,7 +32,6 @@ def create_args(name: str, spec: d.NetworkSpec, cluster: str) -> list[str]:
 
 @task(NetworkCreate)
 def create(ctx: Context, c: NetworkCreate) -> str:
-    assert c.spec is not None
     ctx.run(c.host, quote(*create_args(c.network, c.spec, ctx.inv.cluster)) + " >/dev/null")
     return f"created {c.detail}"
 
@@ -60,7 +59,6 @@ def _rm(ctx: Context, host: str, name: str, wait: float = 60) -> None:
 @task(NetworkRecreate)
 def recreate(ctx: Context, c: NetworkRecreate) -> str:
     """Disconnect everything attached, recreate the network, reconnect with aliases and addresses."""
-    assert c.spec is not None
     name, spec = c.network, c.spec
     for svc in c.services_rm:  # dnet's own: created again from the inventory afterwards
         ctx.run(c.host, quote("docker", "service", "rm", svc) + " >/dev/null", check=False)

@@ -42,7 +42,6 @@ ATTACH_TIMEOUTS = ("attaching to network failed", "could not attach to network",
 @task(ContainerRun)
 def container(ctx: Context, c: ContainerRun) -> str:
     spec = c.spec
-    assert spec is not None
     if c.recreate:
         ctx.run(c.host, quote("docker", "rm", "-f", spec.name) + " >/dev/null")
     args = ["docker", "run", "-d", "--name", spec.name, "--hostname", spec.name, "--restart", "unless-stopped",
@@ -84,7 +83,6 @@ def remove_container(ctx: Context, c: ContainerRemove) -> str:
 @task(ServiceRun)
 def service(ctx: Context, c: ServiceRun) -> str:
     spec = c.spec
-    assert spec is not None
     if c.recreate:
         r = ctx.run(c.host, quote("docker", "service", "rm", spec.name), check=False)
         if not r.ok and not any(m in r.stderr.lower() for m in ("not found", "no such service")):
