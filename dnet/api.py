@@ -19,6 +19,7 @@ from typing import Any
 
 from dnet import converge
 from dnet.errors import DnetError
+from dnet.execute import Executed, Refuse, execute
 from dnet.inventory import Loaded
 from dnet.inventory import load as _load
 from dnet.inventory.limit import select
@@ -127,11 +128,6 @@ def _change(c: Any) -> Change:
     return Change(c.host, c.kind, c.name, str(c.action), c.detail)
 
 
-def _changes(outcomes: list[converge.Outcome]) -> list[Change]:
-    return [Change(o.change.host, o.change.kind, o.change.name, str(o.change.action), o.change.detail, o.status,
-                   o.message) for o in outcomes]
-
-
 def plan(inv: Inventory, limit: str | list[str] | None = None, *, prune_nodes: bool = False,
          accept_new_host_keys: bool = False, log: Log = _quiet) -> PlanResult:
     """What apply would change (touches nothing)."""
@@ -151,13 +147,8 @@ def apply(inv: Inventory, limit: str | list[str] | None = None, *, serial: int =
     With `guard`, nothing is applied when it refuses any planned change (its reasons are the errors)."""
     lock = Lock("dnet.api.apply")
     with _session(inv, limit, log, accept_new_host_keys, lock) as s, hosts_locked(s.transports, lock, log):
-        p = converge.make_plan(s, prune_nodes)
-        refused = [why for c in p.ordered() if guard and (why := guard(_change(c)))]
-        if p.errors or refused:
-            return ApplyResult([], p.errors + refused, dict(s.host_errors))
-        outcomes = converge.apply(s, p, log, serial)
-        services, meshing = converge.settle(s, p.changes, log)
-        return ApplyResult(_changes(outcomes), [], dict(s.host_errors), services, meshing)
+        plan = converge.make_plan(s, prune_nodes)
+        return _result(execute(s, plan, log, serial=serial, refuse=_refuse(guard)))
 
 
 def destroy(inv: Inventory, *, leave_swarm: bool = False, accept_new_host_keys: bool = False,
@@ -166,15 +157,21 @@ def destroy(inv: Inventory, *, leave_swarm: bool = False, accept_new_host_keys: 
     else; with `only`, just the changes it selects (e.g. what one test session made)."""
     lock = Lock("dnet.api.destroy")
     with _session(inv, None, log, accept_new_host_keys, lock) as s, hosts_locked(s.transports, lock, log):
-        p = converge.destroy_plan(s, leave_swarm)
+        plan = converge.destroy_plan(s, leave_swarm)
         if only is not None:
-            p.changes = [c for c in p.changes if only(_change(c))]
-        if p.errors:  # nothing is removed while any of it is refused
-            return ApplyResult([], list(p.errors), dict(s.host_errors))
-        outcomes = converge.apply(s, p, log)
-        stuck = converge.wait_tasks_gone(s) if any(c.kind == "service" for c in p.changes) else []
-        errors = [f"{h}: task containers of removed services are still there" for h in stuck]
-        return ApplyResult(_changes(outcomes), errors, dict(s.host_errors))
+            plan.changes = [c for c in plan.changes if only(_change(c))]
+        return _result(execute(s, plan, log, destroying=True))
+
+
+def _refuse(guard: Guard | None) -> Refuse | None:
+    return None if guard is None else lambda c: guard(_change(c))
+
+
+def _result(r: Executed) -> ApplyResult:
+    """The API's form of an execution: the same fields and texts as `apply --json`."""
+    changes = [Change(o.change.host, o.change.kind, o.change.name, str(o.change.action), o.change.detail, o.status,
+                      o.message) for o in r.outcomes]
+    return ApplyResult(changes, r.errors, r.unreachable, r.services, r.warnings)
 
 
 def verify(inv: Inventory, scopes: list[int] | None = None, limit: str | list[str] | None = None, *,
@@ -233,20 +230,12 @@ def lab_up(name: str, nodes: int = 3, provider: str = "docker", example: bool | 
     defaults to a free 192.168.x.0/24.
     """
     from dnet.lab import output as lab_output
+    from dnet.lab import provider as providers
     from dnet.lab.state import check_name
 
     check_name(name)
-    net = subnet or free_subnet()
-    if provider == "vagrant":
-        from dnet.lab import vagrant
-
-        state = vagrant.up(name, nodes, net, bare, log)
-    elif provider == "docker":
-        from dnet.lab import dind
-
-        state = dind.up(name, nodes, net, bare, log)
-    else:
-        raise DnetError(f"provider {provider!r}: use 'docker' or 'vagrant'")
+    chosen = providers.get(provider)
+    state = chosen.up(name, nodes, subnet or free_subnet(), bare, log)
     path = Path(output) if output else state.dir / "inventory.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     pick = example if isinstance(example, Path) else lab_output.EXAMPLE if example else None
@@ -258,18 +247,9 @@ def lab_up(name: str, nodes: int = 3, provider: str = "docker", example: bool | 
 
 def lab_down(name: str, log: Log = _quiet) -> None:
     """Remove a lab: exactly what it made."""
-    from dnet.lab.state import LabState, check_name
+    from dnet.lab import provider as providers
+    from dnet.lab.state import check_name
 
     check_name(name)
-    try:
-        state: LabState | None = LabState.load(name)
-    except DnetError:
-        state = None
-    if state and state.provider == "vagrant":
-        from dnet.lab import vagrant
-
-        vagrant.down(state, log)
-    else:
-        from dnet.lab import dind
-
-        dind.down(name, log)
+    state = providers.load(name)
+    providers.of(state).down(name, state, log)

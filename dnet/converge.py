@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dnet import gossip, rolling
-from dnet.errors import DnetError
+from dnet.errors import DnetError, Interrupted
 from dnet.facts import concatenated, engine_get, tasks_path
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan.destroy import destroy
-from dnet.plan.diff import World, diff
+from dnet.plan.diff import diff
 from dnet.plan.model import (
     Change,
     DaemonUpdate,
@@ -23,6 +23,7 @@ from dnet.plan.model import (
     SwarmInit,
     SwarmJoin,
 )
+from dnet.plan.world import World
 from dnet.poll import PollTimeout, poll
 from dnet.runner import parallel
 from dnet.session import Log, Session, open_session
@@ -87,7 +88,7 @@ def commands(s: Session, plan: Plan) -> list[tuple[Change, list[tuple[str, str]]
     """
     log: list[tuple[str, str]] = []
     recorders: dict[str, Transport] = {h: Recorder(h, log) for h in s.specs}
-    ctx = Context(s.loaded.model, s.specs, copy.deepcopy(s.facts), recorders, world(s).leader(), dry_run=True)
+    ctx = Context(s.loaded.model, s.specs, copy.deepcopy(s.facts), recorders, s.leader(), dry_run=True)
     out = []
     for c in plan.ordered():
         start = len(log)
@@ -127,9 +128,6 @@ class Progress:
         return lines
 
 
-current: Progress | None = None  # the apply under way in this process, if any
-
-
 def local_lane(s: Session, changes: list[Change]) -> list[Change]:
     """The changes that need nothing of the swarm: host-scoped networks, images, containers on host-scoped
     networks only, forwards. Apply runs them beside the swarm's changes instead of after them.
@@ -153,7 +151,7 @@ def local_lane(s: Session, changes: list[Change]) -> list[Change]:
     return [c for c in changes if local(c)]
 
 
-def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
+def apply(s: Session, plan: Plan, log: Log, serial: int = 1, progress: Progress | None = None) -> list[Outcome]:
     """Carry out the plan: engines first, then two lanes side by side; hosts in parallel in each; a failed host
     skips its later changes.
 
@@ -161,19 +159,31 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
     needs nothing of the swarm, so bridges, images and plain containers are made while the swarm forms. The swarm
     lane's workloads wait for the local lane's images. Engine restarts of swarm members go in rolling batches of
     `serial` hosts (see rolling_batches); a failed batch stops the rest of the roll.
+
+    Interrupted (Ctrl-C, SIGTERM), it raises Interrupted with what was done, in flight and not started.
     """
-    global current
+    progress = progress or Progress([])
+    progress.planned = plan.ordered()
+    try:
+        return _apply(s, plan, log, serial, progress)
+    except KeyboardInterrupt as exc:
+        progress.stopping = True  # the local lane starts nothing more
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(progress.summary()) from exc
+
+
+def _apply(s: Session, plan: Plan, log: Log, serial: int, progress: Progress) -> list[Outcome]:
     inv = s.loaded.model
-    ctx = Context(inv, s.specs, s.facts, s.transports, world(s).leader())
+    ctx = Context(inv, s.specs, s.facts, s.transports, s.leader())
     failed: set[str] = set(s.host_errors)
     outcomes: list[Outcome] = []
-    changes = plan.ordered()
-    current = Progress(changes)
+    changes = progress.planned
     engine = [c for c in changes if c.phase == Phase.ENGINE]
     if engine:
         roll: list[Change] = [c for c in engine if isinstance(c, DaemonUpdate)
                               and s.facts[c.host].swarm_state == "active"]
-        outcomes += _run(ctx, [c for c in engine if c not in roll], failed, log)
+        outcomes += _run(ctx, [c for c in engine if c not in roll], failed, log, progress)
         for group in rolling_batches(s, roll, serial):
             if any(o.status != "ok" for o in outcomes if o.change in roll):
                 outcomes += [Outcome(c, "skipped", "an earlier engine restart failed; the roll stopped")
@@ -181,7 +191,7 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
                 failed.update(c.host for c in group)
                 continue
             log(f"restarting engines: {', '.join(c.host for c in group)}")
-            outcomes += _run(ctx, group, failed, log)
+            outcomes += _run(ctx, group, failed, log, progress)
     rest = [c for c in changes if c.phase != Phase.ENGINE]
     local = local_lane(s, rest)
     in_local = {id(c) for c in local}
@@ -193,9 +203,9 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
     def run_local() -> None:
         try:
             for phase in Phase:
-                if current is None or current.stopping:
+                if progress.stopping:
                     return
-                local_out.extend(_run(ctx, [c for c in local if c.phase == phase], failed, log))
+                local_out.extend(_run(ctx, [c for c in local if c.phase == phase], failed, log, progress))
                 if phase == Phase.IMAGE:
                     images_ready.set()
         except BaseException as exc:  # reported by the main thread
@@ -214,17 +224,16 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
                 while not images_ready.wait(0.1):  # a short wait keeps Ctrl-C prompt
                     pass
             if phase == Phase.SWARM:  # init first, then joins in parallel
-                init = _run(ctx, [c for c in batch if isinstance(c, SwarmInit)], failed, log)
+                init = _run(ctx, [c for c in batch if isinstance(c, SwarmInit)], failed, log, progress)
                 outcomes += init
                 if any(o.status != "ok" for o in init):
                     failed.update(swarm_hosts(inv))
                 batch = [c for c in batch if not isinstance(c, SwarmInit)]
-            outcomes += _run(ctx, batch, failed, log)
+            outcomes += _run(ctx, batch, failed, log, progress)
         while lane.is_alive():
             lane.join(0.1)
     except BaseException:
-        if current is not None:
-            current.stopping = True  # the local lane starts nothing more
+        progress.stopping = True  # the local lane starts nothing more
         raise
     if errors:
         raise errors[0]
@@ -232,7 +241,7 @@ def apply(s: Session, plan: Plan, log: Log, serial: int = 1) -> list[Outcome]:
     return sorted(outcomes + local_out, key=lambda o: o.change.phase)
 
 
-def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[Outcome]:
+def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log, progress: Progress) -> list[Outcome]:
     by_host: dict[str, list[Change]] = {}
     for c in batch:
         by_host.setdefault(c.host, []).append(c)
@@ -242,16 +251,14 @@ def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[
     def work(host: str) -> list[Outcome]:
         out = done[host]  # kept even if something below raises: no result is ever dropped
         for c in by_host[host]:
-            if current and current.stopping:
+            if progress.stopping:
                 break  # interrupted: left as not started
             if host in failed or c.target in failed:  # a manager acting on a node that failed: skipped too
                 out.append(Outcome(c, "skipped", "an earlier change on this host failed" if host in failed else
                                    f"an earlier change on {c.target} failed"))
-                if current:
-                    current.done.append(out[-1])
+                progress.done.append(out[-1])
                 continue
-            if current:
-                current.running[id(c)] = c
+            progress.running[id(c)] = c
             try:
                 msg = handler(c)(ctx, c)
                 out.append(Outcome(c, "ok", msg))
@@ -262,9 +269,8 @@ def _run(ctx: Context, batch: list[Change], failed: set[str], log: Log) -> list[
                 text = mask(why, ctx.secrets())
                 out.append(Outcome(c, "failed", text))
                 log(f"{host}: {c.kind} {c.name}: FAILED: {text}")
-            if current:
-                current.running.pop(id(c), None)
-                current.done.append(out[-1])
+            progress.running.pop(id(c), None)
+            progress.done.append(out[-1])
         return out
 
     for r in parallel(list(by_host), work):
@@ -307,7 +313,7 @@ def task_counts(t: Transport, names: list[str]) -> dict[str, tuple[int, int]]:
 
 def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
     """Wait until every dnet service runs all its replicas and nothing more; return name -> 'running/desired'."""
-    leader = world(s).leader()
+    leader = s.leader()
     wanted = s.loaded.model.services
     if not leader or leader not in s.transports or not wanted:
         return {}
@@ -328,7 +334,7 @@ def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
 
 def wait_overlays(s: Session, timeout: float = 60, log: Log | None = None) -> list[str]:
     """Wait until every overlay's gossip knows its nodes and running tasks (see dnet.gossip.wait)."""
-    return gossip.wait(s, world(s).leader(), timeout, log)
+    return gossip.wait(s, s.leader(), timeout, log)
 
 
 def settle(s: Session, changes: list[Change], log: Log | None = None) -> tuple[dict[str, str], list[str]]:

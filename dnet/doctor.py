@@ -2,15 +2,20 @@
 
 One batched read per host (kernel features, sysctls, iptables backend, clock, listening ports) plus one port
 probe per pair of hosts, all in parallel; the address plan comes from the same overlap checks plan uses.
+
+A check is one function registered with `@check(keys=(...))`: it gets the Exam (everything read, once) and returns
+its findings; each key it may report has an entry in docs/troubleshooting.md (#doctor-KEY), which a test holds.
 """
 from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dnet import converge
+from dnet.errors import DnetError
 from dnet.inventory.resolve import address_of
 from dnet.inventory.semantic import swarm_hosts
 from dnet.runner import parallel
@@ -113,38 +118,69 @@ def _probe(s: Session, pairs: list[Pair], pmtu: dict[str, list[str]], want: int
     return ports, sizes
 
 
+@dataclass
+class Exam:
+    """What every doctor check reads: the session, each host's kernel and sysctl read, the swarm's hosts, and the
+    port and path-MTU probes (run once for all checks)."""
+
+    s: Session
+    reads: dict[str, HostRead]
+    swarm: list[str]
+    encrypted: bool  # the inventory has encrypted overlays
+    mesh: bool  # the inventory uses the routing mesh (ingress ports or vip services)
+    ports: dict[Pair, str]
+    sizes: dict[tuple[str, str], int]
+    need: int  # VXLAN's overhead
+    want: int  # the largest overlay packet, 0 when no overlay needs a path check
+
+
+@dataclass(frozen=True)
+class DoctorCheck:
+    name: str
+    run: Callable[[Exam], list[Finding]]
+    keys: tuple[str, ...]  # the findings it reports, each an entry in docs/troubleshooting.md: #doctor-KEY
+
+
+CHECKS: dict[str, DoctorCheck] = {}
+
+
+def check(*, keys: tuple[str, ...]) -> Callable[[Callable[[Exam], list[Finding]]], Callable[[Exam], list[Finding]]]:
+    """Register a doctor check: `fn(exam) -> findings`, reporting only the keys it declares."""
+    def register(fn: Callable[[Exam], list[Finding]]) -> Callable[[Exam], list[Finding]]:
+        CHECKS[fn.__name__.strip("_")] = DoctorCheck(fn.__name__.strip("_"), fn, keys)
+        return fn
+    return register
+
+
 def examine(s: Session) -> list[Finding]:
     """Every known cause found on the reachable hosts, errors first."""
     inv = s.loaded.model
     reads = {r.host: r.value for r in parallel(list(s.transports), lambda h: _read(s, h)) if r.ok and r.value}
-    found: list[Finding] = []
     swarm = [h for h in swarm_hosts(inv) if h in reads]
     encrypted = any(n.encrypted for n in inv.networks.values() if n.driver == "overlay")
     uses_mesh = any(p.mode == "ingress" for svc in inv.services.values() for p in svc.ports) or \
         any(svc.endpoint_mode == "vip" for svc in inv.services.values())
-    _kernel(reads, swarm, encrypted, uses_mesh, found)
-    _iptables(reads, found)
-    _clock(reads, found)
-    _gossip(s, swarm, found)
-    _versions(s, found)
-    _addresses(s, swarm, found)
-    _mtu(s, found)
     pairs = _port_pairs(s, swarm, reads)
     need, want = _vxlan_size(s, swarm)
     pmtu = {h: [d for d in swarm if d != h] for h in swarm} if want else {}
     ports, sizes = _probe(s, pairs, pmtu, want)
-    _path_mtu(s, sizes, need, want, found)
-    _plan(s, found)
-    _pools(s, swarm, found)
-    _taken_ports(s, reads, found)
-    _swarm_ports(s, ports, found)
+    exam = Exam(s, reads, swarm, encrypted, uses_mesh, ports, sizes, need, want)
+    found: list[Finding] = []
+    for c in CHECKS.values():
+        for f in c.run(exam):
+            if f.key not in c.keys:  # the docs test reads the declared keys: an undeclared one has no entry
+                raise DnetError(f"doctor check {c.name} reported '{f.key}', which it does not declare")
+            found.append(f)
     for h, e in s.host_errors.items():
         found.append(Finding(
             "unreachable", "error", [h], "unreachable", [e], "fix SSH to this host first; nothing else was read"))
     return sorted(found, key=lambda f: (SEVERITY.index(f.severity), f.what))
 
 
-def _kernel(reads: dict[str, HostRead], swarm: list[str], encrypted: bool, mesh: bool, found: list[Finding]) -> None:
+@check(keys=("no-vxlan", "no-bridge", "no-xfrm", "no-ipvs", "ip-forward", "bridge-nf"))
+def _kernel(x: Exam) -> list[Finding]:
+    reads, swarm, encrypted, mesh = x.reads, x.swarm, x.encrypted, x.mesh
+    found: list[Finding] = []
     for key, need, what, fix in (
             ("vxlan", bool(swarm), "no VXLAN in the kernel: overlay networks cannot carry traffic",
              "load the vxlan module (modprobe vxlan) or use a kernel that has it"),
@@ -177,9 +213,13 @@ def _kernel(reads: dict[str, HostRead], swarm: list[str], encrypted: bool, mesh:
             "bridge-nf", "warning", nf, "bridged traffic bypasses iptables: Docker's isolation and published-port "
                              "rules do not see it", ["net.bridge.bridge-nf-call-iptables = 0"],
                              "sysctl -w net.bridge.bridge-nf-call-iptables=1 (needs br_netfilter)"))
+    return found
 
 
-def _iptables(reads: dict[str, HostRead], found: list[Finding]) -> None:
+@check(keys=("iptables-backends",))
+def _iptables(x: Exam) -> list[Finding]:
+    reads = x.reads
+    found: list[Finding] = []
     kinds: dict[str, list[str]] = {}
     for h, r in reads.items():
         kinds.setdefault(r.values.get("iptables") or "unknown", []).append(h)
@@ -188,9 +228,13 @@ def _iptables(reads: dict[str, HostRead], found: list[Finding]) -> None:
                              "iptables backends differ between hosts",
                              [f"{k}: {', '.join(sorted(v))}" for k, v in sorted(kinds.items())],
                              "use one backend everywhere (update-alternatives --config iptables)"))
+    return found
 
 
-def _gossip(s: Session, swarm: list[str], found: list[Finding]) -> None:
+@check(keys=("gossip-stale",))
+def _gossip(x: Exam) -> list[Finding]:
+    s, swarm = x.s, x.swarm
+    found: list[Finding] = []
     stale = [h for h in swarm if h in s.facts and s.facts[h].stale_gossip]
     if stale:
         found.append(Finding(
@@ -198,9 +242,13 @@ def _gossip(s: Session, swarm: list[str], found: list[Finding]) -> None:
                                               "7946/tcp: joined again as it is, it would get no overlay peers",
             [f"{h}: {s.facts[h].gossip_listener}" for h in stale],
             "dnet apply restarts these engines before they init or join; by hand: restart docker, then join"))
+    return found
 
 
-def _clock(reads: dict[str, HostRead], found: list[Finding]) -> None:
+@check(keys=("clock-skew",))
+def _clock(x: Exam) -> list[Finding]:
+    reads = x.reads
+    found: list[Finding] = []
     skewed = {h: r.offset for h, r in reads.items() if abs(r.offset) > 1.0}
     if skewed:
         worst = max(abs(v) for v in skewed.values())
@@ -208,9 +256,13 @@ def _clock(reads: dict[str, HostRead], found: list[Finding]) -> None:
                              "clocks disagree: swarm joins and TLS certificates fail on skew",
                              [f"{h}: {v:+.1f}s against this machine" for h, v in sorted(skewed.items())],
                              "run NTP (systemd-timesyncd or chrony) on every host"))
+    return found
 
 
-def _versions(s: Session, found: list[Finding]) -> None:
+@check(keys=("engine-versions",))
+def _versions(x: Exam) -> list[Finding]:
+    s = x.s
+    found: list[Finding] = []
     versions: dict[str, list[str]] = {}
     for h, f in s.facts.items():
         if f.engine:
@@ -220,9 +272,13 @@ def _versions(s: Session, found: list[Finding]) -> None:
                              [f"{v}: {', '.join(sorted(hs))}" for v, hs in sorted(versions.items())],
                              "upgrade the engines to one version (one host at a time: dnet run "
                              "rolling-engine-restart after each upgrade)"))
+    return found
 
 
-def _addresses(s: Session, swarm: list[str], found: list[Finding]) -> None:
+@check(keys=("advertise-address",))
+def _addresses(x: Exam) -> list[Finding]:
+    s, swarm = x.s, x.swarm
+    found: list[Finding] = []
     seen: dict[str, list[str]] = {}
     for h in swarm:
         spec = s.specs[h]
@@ -235,9 +291,13 @@ def _addresses(s: Session, swarm: list[str], found: list[Finding]) -> None:
                                  "between them cannot work", [f"{h} -> {addr}" for h in hs],
                                  "give each host its own reachable advertise_addr (Vagrant's NAT 10.0.2.15 is the "
                                  "classic case: advertise the private network's address)"))
+    return found
 
 
-def _mtu(s: Session, found: list[Finding]) -> None:
+@check(keys=("engine-mtu", "overlay-mtu"))
+def _mtu(x: Exam) -> list[Finding]:
+    s = x.s
+    found: list[Finding] = []
     inv = s.loaded.model
     need = 76 if any(n.encrypted for n in inv.networks.values()) else 50
     for h, f in s.facts.items():
@@ -257,6 +317,7 @@ def _mtu(s: Session, found: list[Finding]) -> None:
                                      f"{need} bytes of VXLAN{' and ESP' if need == 76 else ''} headers",
                                      [f"{iface}: mtu {under}", f"overlay mtu: {m}"],
                                      f"set networks.NAME.mtu to {under - need} or less"))
+    return found
 
 
 # The largest packet that crosses from here to $1 without fragmenting: bisect with DF pings between a size that
@@ -282,9 +343,12 @@ def _vxlan_size(s: Session, swarm: list[str]) -> tuple[int, int]:
     return need, max(n.mtu or 1450 for n in overlays) + need  # Docker's overlay default is 1450
 
 
-def _path_mtu(s: Session, sizes: dict[tuple[str, str], int], need: int, want: int, found: list[Finding]) -> None:
+@check(keys=("path-mtu",))
+def _path_mtu(x: Exam) -> list[Finding]:
     """The real path MTU between swarm hosts (DF pings, so a black hole that eats large packets is found too)
     against what VXLAN needs."""
+    s, sizes, need, want = x.s, x.sizes, x.need, x.want
+    found: list[Finding] = []
     addrs = {h: address_of(sp) for h, sp in s.specs.items()}
     for (src, dst), size in sorted(sizes.items()):
         if size >= want:
@@ -297,24 +361,32 @@ def _path_mtu(s: Session, sizes: dict[tuple[str, str], int], need: int, want: in
              f"ping -M do -s {size - 27} {addrs[dst]} from {src}: no answer"],
             f"set every overlay's mtu to {size - need} or less (networks.NAME.mtu), and defaults.docker.mtu to "
             f"{size} or less, or fix the path's MTU"))
+    return found
 
 
-def _plan(s: Session, found: list[Finding]) -> None:
+@check(keys=("subnet-overlap",))
+def _plan(x: Exam) -> list[Finding]:
     """The address plan: the same overlap checks plan refuses on."""
+    s = x.s
+    found: list[Finding] = []
     for e in converge.make_plan(s).errors:
         if "overlaps" in e:
             h = e.split(":", 1)[0]
             found.append(Finding(
                 "subnet-overlap", "error", [h], "a declared subnet overlaps the host's own networks", [e],
                                  "pick a subnet that no route or docker network on the host uses"))
+    return found
 
 
 _DOCKER_DEVS = ("docker", "br-", "veth", "vx-", "ov-")
 
 
-def _pools(s: Session, swarm: list[str], found: list[Finding]) -> None:
+@check(keys=("pool-overlap",))
+def _pools(x: Exam) -> list[Finding]:
     """Swarm's address pool and the ingress network against the hosts' own routes: unlike local bridges, swarm
     hands out overlay subnets without looking at the hosts, so a pool over a host network hides that network."""
+    s, swarm = x.s, x.swarm
+    found: list[Finding] = []
     sw = s.loaded.model.swarm
     ranges = [(f"swarm.default_addr_pool {p}", p) for p in (sw.default_addr_pool if sw else [])] or \
         [("Docker's default swarm pool 10.0.0.0/8", "10.0.0.0/8"), ("the default ingress network 10.0.0.0/24",
@@ -343,10 +415,14 @@ def _pools(s: Session, swarm: list[str], found: list[Finding]) -> None:
                                          "declare swarm.default_addr_pool outside every host network (before the "
                                          "swarm is created: it cannot change later)"))
                     break
+    return found
 
 
-def _taken_ports(s: Session, reads: dict[str, HostRead], found: list[Finding]) -> None:
+@check(keys=("port-taken",))
+def _taken_ports(x: Exam) -> list[Finding]:
     """Declared host ports of containers and forwards that something else already listens on."""
+    s, reads = x.s, x.reads
+    found: list[Finding] = []
     inv = s.loaded.model
     wanted: list[tuple[str, str, str, str]] = []  # host, proto, port, owner
     for name, ctr in inv.containers.items():
@@ -363,6 +439,7 @@ def _taken_ports(s: Session, reads: dict[str, HostRead], found: list[Finding]) -
             found.append(Finding(
                 "port-taken", "error", [h], f"port {proto}/{port} is already taken on {h} by something dnet does "
                                  "not manage", taken, "free the port or declare another one"))
+    return found
 
 
 def _port_pairs(s: Session, swarm: list[str], reads: dict[str, HostRead]) -> list[Pair]:
@@ -386,7 +463,10 @@ def _vxlan_port(s: Session) -> int:
     return sw.data_path_port if sw and sw.data_path_port else 4789
 
 
-def _swarm_ports(s: Session, ports: dict[Pair, str], found: list[Finding]) -> None:
+@check(keys=("swarm-port-blocked",))
+def _swarm_ports(x: Exam) -> list[Finding]:
+    s, ports = x.s, x.ports
+    found: list[Finding] = []
     vxlan = _vxlan_port(s)
     for (src, dst, port, proto), state in sorted(ports.items()):
         if state == "blocked":
@@ -396,3 +476,4 @@ def _swarm_ports(s: Session, ports: dict[Pair, str], found: list[Finding]) -> No
                                  "(dropped on the way)", [f"{how} {dst} {port} from {src}: silence"],
                                  f"open {port}/{proto} on {dst} (swarm needs 2377/tcp to managers, 7946/tcp+udp and "
                                  f"{vxlan}/udp between all swarm hosts)"))
+    return found

@@ -48,3 +48,11 @@ class CommandError(DnetError):
         self.host, self.command, self.code, self.output = host, command, code, output
         tail = "\n".join(output.strip().splitlines()[-8:])
         super().__init__(f"{host}: `{command}` exited {code}" + (f":\n{tail}" if tail else ""))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during an apply: `summary` says what was done, what was in flight and what never started."""
+
+    def __init__(self, summary: list[str]) -> None:
+        super().__init__("; ".join(summary))
+        self.summary = summary

@@ -12,6 +12,7 @@ from dnet.images import local_image_id
 from dnet.inventory import Loaded
 from dnet.inventory.resolve import HostSpec, hosts
 from dnet.lock import Lock
+from dnet.plan.world import leader
 from dnet.runner import HostResult, parallel
 from dnet.transport import Transport, connect
 
@@ -29,6 +30,10 @@ class Session:
     host_errors: dict[str, str] = field(default_factory=dict)
     local_images: dict[str, str | None] = field(default_factory=dict)
     limit: list[str] | None = None  # --limit: the hosts this run may change (None: every host)
+
+    def leader(self) -> str | None:
+        """The manager that runs cluster-wide commands (see dnet.plan.world.leader)."""
+        return leader(self.loaded.model, self.facts)
 
     def close(self) -> None:
         for t in self.transports.values():

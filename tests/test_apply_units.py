@@ -7,8 +7,9 @@ import paramiko
 
 from dnet import converge
 from dnet.inventory import hosts, loads
-from dnet.plan.diff import World, diff
+from dnet.plan.diff import diff
 from dnet.plan.model import NetworkCreate, NetworkRecreate
+from dnet.plan.world import World
 from dnet.testing import FakeTransport
 from tests.conftest import EXAMPLE
 from tests.test_facts_plan import facts
@@ -410,7 +411,7 @@ def test_limit_keeps_exactly_the_changes_about_the_limited_hosts_for_every_chang
     wanted, other = [], []
     for cls in classes:
         wanted.append(build(cls, "node3", "node3"))
-        if {f.name: f for f in dataclasses.fields(cls)}["target"].default is dataclasses.MISSING:  # acts on a node (role, labels, ...)
+        if {f.name: f for f in dataclasses.fields(cls)}["target"].default is dataclasses.MISSING:  # acts on a node
             wanted.append(build(cls, "node1", "node3"))  # a manager acting on node3
             other.append(build(cls, "node3", "node2"))  # node3 acting for node2: about node2
         other.append(build(cls, "node1", "node2"))

@@ -9,8 +9,9 @@ import pytest
 from dnet.errors import DnetError
 from dnet.facts import FactsError, HostFacts, NetworkFact, parse
 from dnet.inventory import hosts, loads
-from dnet.plan.diff import World, diff
+from dnet.plan.diff import diff
 from dnet.plan.model import NetworkRecreate, NodeAvailability, NodeLabels, SwarmJoin
+from dnet.plan.world import World
 from dnet.tasks import Context, swarm
 from dnet.testing import FakeTransport
 from tests.conftest import EXAMPLE, ROOT
@@ -252,8 +253,8 @@ def test_doctor_names_an_engine_holding_a_stale_gossip_port() -> None:
 
     from dnet import doctor
 
-    found: list[doctor.Finding] = []
-    doctor._gossip(SimpleNamespace(facts=with_gossip("fresh", {"node3": STALE})), NODES, found)  # type: ignore[arg-type]
+    s = SimpleNamespace(facts=with_gossip("fresh", {"node3": STALE}))
+    found = doctor.CHECKS["gossip"].run(doctor.Exam(s, {}, NODES, False, False, {}, {}, 0, 0))  # type: ignore[arg-type]
     assert [(f.key, f.hosts) for f in found] == [("gossip-stale", ["node3"])]
     assert "dockerd" in found[0].evidence[0]
 

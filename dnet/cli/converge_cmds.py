@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -26,6 +27,7 @@ from dnet.cli.common import (
     styled,
     verbose_option,
 )
+from dnet.execute import Executed, execute
 from dnet.lock import Lock, hosts_locked
 from dnet.output import row, show, table
 from dnet.plan.model import Plan
@@ -111,39 +113,49 @@ def plan_cmd(inventory: str, as_json: bool, detailed_exitcode: bool, show_comman
         sys.exit(EXIT_CHANGES)
 
 
-def _confirm(yes: bool, what: str) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise click.UsageError(f"{what} needs confirmation: pass --yes")
-    if not click.confirm(f"{what}?", default=False):
-        raise click.Abort()
+def _confirm(yes: bool, what: str) -> Callable[[Plan], None]:
+    def ask(plan: Plan) -> None:
+        if yes:
+            return
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"{what.format(n=len(plan.changes))} needs confirmation: pass --yes")
+        if not click.confirm(f"{what.format(n=len(plan.changes))}?", default=False):
+            raise click.Abort()
+    return ask
 
 
-def _report(outcomes: list[converge.Outcome], services: dict[str, str], as_json: bool, s: Session,
-            plan: Plan, seconds: float, warnings: list[str] | None = None) -> int:
-    failed = [o for o in outcomes if o.status != "ok"]
+def _report(r: Executed, as_json: bool) -> int:
     if as_json:
-        print_json({"changes": [o.public() for o in outcomes], "unreachable": s.host_errors, "errors": plan.errors,
-                    "services": services, "warnings": warnings or [], "seconds": round(seconds, 2),
-                    "summary": {"changed": len(outcomes) - len(failed), "failed": len(failed)}})
+        print_json({"changes": [o.public() for o in r.outcomes], "unreachable": r.unreachable, "errors": r.errors,
+                    "services": r.services, "warnings": r.warnings, "seconds": round(r.seconds, 2),
+                    "summary": {"changed": len(r.outcomes) - len(r.failed), "failed": len(r.failed)}})
     else:
-        if outcomes:
+        if r.outcomes:
             t = table(out, "applied", "host", "kind", "name", "action", "status", "result")
-            for o in outcomes:
+            for o in r.outcomes:
                 color = {"ok": "green", "failed": "red", "skipped": "yellow"}[o.status]
                 row(t, o.change.host, o.change.kind, o.change.name, str(o.change.action), styled(o.status, color),
                     o.message)
             show(out, t)
-        for h, e in s.host_errors.items():
+        for h, e in r.unreachable.items():
             say(out, styled("unreachable", "red"), f" {h}: {e}")
-        for name, state in services.items():
+        for e in r.errors:
+            say(out, styled("error", "red"), f" {e}")
+        for name, state in r.services.items():
             say(out, f"service {name}: {state} replicas running")
-        for w in warnings or []:
+        for w in r.warnings:
             say(out, styled("warning", "yellow"), f" {w}")
-        say(out, f"{len(outcomes) - len(failed)} changed, {len(failed)} failed or skipped, "
-                 f"{len(s.host_errors)} unreachable in {seconds:.1f}s.")
-    return EXIT_ERROR if failed or s.host_errors else 0
+        say(out, r.summary())
+    return 0 if r.ok else EXIT_ERROR
+
+
+def _finish(r: Executed, s: Session, as_json: bool) -> None:
+    """A refused plan prints as a plan (it was shown already without --json); an execution as its result."""
+    if not r.applied:
+        if as_json:
+            print_json(_public(s, r.plan))
+        sys.exit(EXIT_ERROR)
+    sys.exit(_report(r, as_json))
 
 
 @click.command("apply")
@@ -168,15 +180,9 @@ def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, prune_nodes
         plan = converge.make_plan(s, prune_nodes)
         if not as_json:
             show_plan(plan, {})
-        if plan.errors:
-            if as_json:
-                print_json(_public(s, plan))
-            sys.exit(EXIT_ERROR)
-        if plan.changes:
-            _confirm(yes, f"apply {len(plan.changes)} changes")
-        outcomes = converge.apply(s, plan, log_to(quiet or as_json), serial)
-        services, meshing = converge.settle(s, plan.changes, log_to(quiet or as_json))
-    sys.exit(_report(outcomes, services, as_json, s, plan, time.monotonic() - start, meshing))
+        r = execute(s, plan, log_to(quiet or as_json), serial=serial, confirm=_confirm(yes, "apply {n} changes"),
+                    started=start)
+    _finish(r, s, as_json)
 
 
 @click.command("destroy")
@@ -199,13 +205,6 @@ def destroy_cmd(inventory: str, yes: bool, leave_swarm: bool, as_json: bool, lim
         plan = converge.destroy_plan(s, leave_swarm)
         if not as_json:
             show_plan(plan, {})
-        if plan.errors:  # nothing is removed while any of it is refused
-            if as_json:
-                print_json(_public(s, plan))
-            sys.exit(EXIT_ERROR)
-        if plan.changes:
-            _confirm(yes, f"remove {len(plan.changes)} dnet-managed things")
-        outcomes = converge.apply(s, plan, log_to(quiet or as_json))
-        for h in converge.wait_tasks_gone(s) if any(c.kind == "service" for c in plan.changes) else []:
-            s.host_errors[h] = "task containers of removed services are still there after 60s"
-    sys.exit(_report(outcomes, {}, as_json, s, plan, time.monotonic() - start))
+        r = execute(s, plan, log_to(quiet or as_json), destroying=True,
+                    confirm=_confirm(yes, "remove {n} dnet-managed things"), started=start)
+    _finish(r, s, as_json)

@@ -10,8 +10,8 @@ import click
 
 from dnet import api
 from dnet.cli.common import json_option, log_to, out, print_json, quiet_option, say
-from dnet.errors import DnetError
 from dnet.lab.fault import Faults
+from dnet.lab.provider import PROVIDERS
 from dnet.lab.state import LabState, all_labs
 from dnet.output import row, show, table
 
@@ -31,7 +31,7 @@ def group() -> None:
 @group.command("up")
 @name_option
 @click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 200))
-@click.option("--provider", type=click.Choice(["docker", "vagrant"]), default="docker", show_default=True)
+@click.option("--provider", type=click.Choice(list(PROVIDERS)), default="docker", show_default=True)
 @click.option("--bare", is_flag=True, help="Nodes without a Docker engine (to test engine installation).")
 @click.option("--subnet", default="192.168.77.0/24", show_default=True,
               help="Lab network (upstream at .2, nodes from .11).")
@@ -68,9 +68,12 @@ def down(name: str, quiet: bool) -> None:
 @quiet_option
 def status(name: str | None, as_json: bool, quiet: bool) -> None:
     """List labs and their nodes."""
-    from dnet.lab import dind
+    from dnet.lab import provider as providers
 
-    rows = [r for lab in ([name] if name else all_labs()) for r in dind.status(lab)]
+    rows = []
+    for lab in [name] if name else all_labs():
+        state = providers.load(lab)
+        rows += providers.of(state).status(lab, state)
     if as_json:
         print_json({"nodes": rows})
         return
@@ -87,16 +90,9 @@ def status(name: str | None, as_json: bool, quiet: bool) -> None:
 @quiet_option
 def ssh(name: str, node: str, command: tuple[str, ...], quiet: bool) -> None:
     """Log in to a lab node (or run COMMAND there) with the lab's key."""
-    state = LabState.load(name)
-    nodes = {n.name: n for n in [*state.nodes, *([state.upstream] if state.upstream else [])]}
-    if node not in nodes:
-        raise DnetError(f"lab '{name}' has no node '{node}'; it has {', '.join(nodes)}")
-    n = nodes[node]
-    args = ["ssh", "-i", str(state.key), "-o", f"UserKnownHostsFile={state.known_hosts}", "-o",
-            "StrictHostKeyChecking=yes",
-            "-o", "IdentitiesOnly=yes", *(["-q"] if quiet else []), "-p", str(n.ssh_port), f"root@{n.address}",
-            *command]
-    os.execvp("ssh", args)
+    from dnet.lab.provider import ssh_args
+
+    os.execvp("ssh", ssh_args(LabState.load(name), node, list(command), quiet))
 
 
 @group.group("fault")
@@ -108,9 +104,9 @@ def fault(ctx: click.Context, name: str) -> None:
 
 
 def _faults(name: str) -> Faults:
-    from dnet.lab.fault import for_lab
+    from dnet.lab.provider import faults
 
-    return for_lab(name)
+    return faults(name)
 
 
 @fault.command("partition")

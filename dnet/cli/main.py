@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from dnet import __version__
-from dnet.errors import DnetError, InventoryError
+from dnet.errors import DnetError, Interrupted, InventoryError
 
 EXIT_ERROR = 1
 # name -> (module, attribute, short help)
@@ -99,16 +99,13 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does
 
 
-def _interrupted() -> None:
+def _interrupted(exc: BaseException | None) -> None:
     """Stop now: in-flight remote commands are abandoned (their SSH channels close with this process) and no new
     one starts; waiting for worker threads would wait for them."""
     _say("interrupted: commands in flight were abandoned and nothing new was started; run the command again to "
          "finish (apply converges from wherever the hosts are)")
-    converge = sys.modules.get("dnet.converge")
-    progress = getattr(converge, "current", None)
-    if progress is not None:
-        for line in progress.summary():
-            _say(line)
+    for line in exc.summary if isinstance(exc, Interrupted) else []:
+        _say(line)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(130)
@@ -152,14 +149,14 @@ def _run(argv: list[str] | None) -> None:
         sys.exit(EXIT_ERROR)
     except click.exceptions.Abort as exc:
         if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C (and our SIGTERM) into Abort
-            _interrupted()
+            _interrupted(exc.__cause__)
         _say("aborted")
         sys.exit(130)
     except click.ClickException as exc:  # usage errors exit 2, as click does
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _interrupted()
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     except Exception as exc:
         if os.environ.get("DNET_DEBUG"):
             raise

@@ -29,7 +29,8 @@ from dnet.lock import Lock, hosts_locked
 from dnet.runbook import LoadedRunbook, RunContext, bind, execute, find, load, parse_params
 from dnet.runbook.actions import Actions
 from dnet.runbook.audit import Audit, default_path
-from dnet.runbook.load import python_file, read_param_file
+from dnet.runbook.load import read_param_file
+from dnet.runbook.model import python_file
 from dnet.runbook.run import resume_command, start_index
 from dnet.session import open_session
 

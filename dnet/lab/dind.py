@@ -286,3 +286,21 @@ def status(name: str) -> list[dict[str, str]]:
         rows.append({"lab": name, "node": ctr.attrs["Config"]["Hostname"], "address": ip, "state": ctr.status,
                      "container": ctr.name, "role": ctr.labels.get(f"{LAB_LABEL}.role", "")})
     return sorted(rows, key=lambda r: (r["role"] != "upstream", r["node"]))
+
+
+class DockerProvider:
+    """Docker-in-Docker nodes on this machine's engine."""
+
+    name = "docker"
+
+    def up(self, name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
+        return up(name, nodes, subnet, bare, log)
+
+    def down(self, name: str, state: LabState | None, log: Log) -> None:
+        down(name, log)
+
+    def status(self, name: str, state: LabState | None) -> list[dict[str, str]]:
+        return status(name)
+
+
+PROVIDER = DockerProvider()

@@ -103,3 +103,37 @@ def down(state: LabState, log: Log) -> None:
                        capture_output=True)
     state.remove()
     log(f"lab '{state.name}': vagrant machines destroyed")
+
+
+def status(state: LabState) -> list[dict[str, str]]:
+    """One row per machine, its state as `vagrant status` reports it."""
+    states: dict[str, str] = {}
+    if (state.dir / "vagrant").exists():
+        out = _vagrant(["status", "--machine-readable"], _env(state, len(state.nodes), False))
+        for line in out.splitlines():
+            parts = line.split(",")
+            if len(parts) >= 4 and parts[2] == "state":
+                states[parts[1]] = parts[3]
+    nodes = [*([state.upstream] if state.upstream else []), *state.nodes]
+    return [{"lab": state.name, "node": n.name, "role": n.role, "address": n.address,
+             "state": states.get(n.name, "not created"), "container": n.container} for n in nodes]
+
+
+class VagrantProvider:
+    """Vagrant machines (virtualbox, libvirt, or Vagrant's docker provider)."""
+
+    name = "vagrant"
+
+    def up(self, name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
+        return up(name, nodes, subnet, bare, log)
+
+    def down(self, name: str, state: LabState | None, log: Log) -> None:
+        if state is None:
+            raise DnetError(f"lab '{name}' has no saved state: remove its machines with vagrant destroy")
+        down(state, log)
+
+    def status(self, name: str, state: LabState | None) -> list[dict[str, str]]:
+        return status(state) if state else []
+
+
+PROVIDER = VagrantProvider()

@@ -1,8 +1,6 @@
 """The destroy plan: every dnet-managed thing on the reachable hosts, as removals."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dnet.plan.diff import forwards_on
 from dnet.plan.model import (
     ContainerRemove,
@@ -13,9 +11,7 @@ from dnet.plan.model import (
     ServiceRemove,
     SwarmLeave,
 )
-
-if TYPE_CHECKING:
-    from dnet.plan.diff import World
+from dnet.plan.world import World
 
 
 def destroy(w: World, leave_swarm: bool) -> Plan:

@@ -2,49 +2,16 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 
 from dnet.facts import HostFacts
-from dnet.facts.model import Labelled
-from dnet.inventory.resolve import HostSpec
-from dnet.inventory.schema import Inventory
-from dnet.inventory.semantic import swarm_hosts
 from dnet.plan import desired as d
+from dnet.plan import networks, swarm, workloads
 from dnet.plan.model import DaemonUpdate, EngineInstall, EngineStart, ForwardRemove, ForwardRewrite, Plan
-
-
-@dataclass
-class World:
-    """Everything diff needs: the inventory, resolved hosts, facts and the operator's image IDs."""
-
-    inv: Inventory
-    specs: dict[str, HostSpec]
-    facts: dict[str, HostFacts]
-    local_images: dict[str, str | None]
-    prune_nodes: bool = False  # remove swarm nodes the inventory does not list
-
-    def leader(self) -> str | None:
-        """The manager that runs cluster-wide commands (first manager already active, else first manager)."""
-        managers = [h for h in swarm_hosts(self.inv) if "manager" in self.inv.hosts[h].roles]
-        for h in managers:
-            f = self.facts.get(h)
-            if f and f.swarm_state == "active" and f.is_manager:
-                return h
-        return managers[0] if managers else None
-
-    def ours(self, thing: Labelled) -> bool:
-        """Made by dnet for this inventory's cluster (or by a dnet too old to label clusters)."""
-        return thing.managed and thing.owner in ("", self.inv.cluster)
-
-    def whose(self, thing: Labelled) -> str:
-        """Why a thing that is not ours is not: for errors that tell the operator what to do."""
-        return f"dnet cluster '{thing.owner}'" if thing.managed else "something other than dnet"
+from dnet.plan.world import World
 
 
 def diff(w: World) -> Plan:
     """Return the plan that makes the hosts match the inventory."""
-    from dnet.plan import networks, swarm, workloads
-
     plan = Plan()
     _engine(w, plan)
     swarm.diff(w, plan)

@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
 
 from dnet.facts import NetworkFact
 from dnet.inventory.semantic import bridge_hosts, swarm_hosts
 from dnet.plan import desired as d
 from dnet.plan.model import Attachment, NetworkCreate, NetworkRecreate, NetworkRemove, Plan
-
-if TYPE_CHECKING:
-    from dnet.plan.diff import World
+from dnet.plan.world import World
 
 
 def attached(w: World, net: NetworkFact) -> tuple[list[Attachment], list[str]]:

@@ -1,16 +1,12 @@
 """Swarm part of the diff: init, joins, roles and node labels."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dnet.facts import HostFacts, NodeFact
 from dnet.inventory.resolve import address_of
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan import desired as d
 from dnet.plan.model import NodeAvailability, NodeLabels, NodeRemove, NodeRole, Plan, Role, SwarmInit, SwarmJoin
-
-if TYPE_CHECKING:
-    from dnet.plan.diff import World
+from dnet.plan.world import World
 
 
 def diff(w: World, plan: Plan) -> None:

@@ -1,7 +1,7 @@
 """Workload part of the diff: images, containers and services (create, recreate, start, prune)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dnet.facts import ContainerFact, HostFacts, ServiceFact
 from dnet.inventory.semantic import swarm_hosts
@@ -18,9 +18,7 @@ from dnet.plan.model import (
     ServiceRemove,
     ServiceRun,
 )
-
-if TYPE_CHECKING:
-    from dnet.plan.diff import World
+from dnet.plan.world import World
 
 
 def _image_ids(w: World, h: str, image: str) -> tuple[str | None, Change | None]:

@@ -1,19 +1,28 @@
 """Every step kind: built-in actions (apply, verify, engine-restart, node operations, conditions), shell commands
-and Python functions. Each returns one outcome per host (or one for swarm-wide work) and raises RunError to stop."""
+and Python functions. Each returns one outcome per host (or one for swarm-wide work) and raises RunError to stop.
+
+An action is one registered function, `@action(NAME, ...)` on `fn(rc, targets, args, serial) -> outcomes`: the
+registration says which `with:` arguments it takes (a model in dnet.runbook.model), whether the step must name
+`hosts`, whether it needs each target itself reachable, and whether it batches `serial` itself. Loading, running,
+the Python facade (`ctx.actions.NAME(...)`) and the reference page all read ACTIONS; nothing else lists actions.
+In a dry run (rc.dry_run) an action changes nothing and says what it would do."""
 from __future__ import annotations
 
 import contextlib
 import importlib.util
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from dnet import converge
+from dnet import converge, rolling
+from dnet.execute import execute
 from dnet.poll import PollTimeout, poll
 from dnet.runbook import conditions, swarmops
+from dnet.runbook.conditions import ConditionArgs
 from dnet.runbook.context import RunContext, RunError
-from dnet.runbook.load import BoundStep
-from dnet.runbook.model import ApplyArgs, ConditionArgs, RestartArgs, RotateArgs, VerifyArgs
+from dnet.runbook.model import ApplyArgs, RestartArgs, RotateArgs, Strict, VerifyArgs, python_file
 from dnet.runner import parallel
 from dnet.tasks import Context
 from dnet.tasks.restart import restart
@@ -21,52 +30,69 @@ from dnet.transport.base import mask
 from dnet.transport.record import Recorder
 
 Outcome = swarmops.Outcome
+Run = Callable[[RunContext, list[str], Any, "int | None"], list[Outcome]]
 
 
-def rolling(rc: RunContext, hosts: list[str], serial: int) -> list[list[str]]:
-    """Batches of at most `serial` hosts, workers first, never more managers than raft can lose."""
-    facts = rc.facts
-    managers = sum(1 for f in facts.values() if f.swarm_state == "active" and f.is_manager)
-    per_batch = max(1, (managers - 1) // 2)
-    is_mgr = {h: bool(facts.get(h) and facts[h].is_manager) for h in hosts}
-    batches: list[list[str]] = []
-    for h in sorted(hosts, key=lambda h: (is_mgr[h], list(rc.inventory.hosts).index(h))):
-        last = batches[-1] if batches else None
-        if last is None or len(last) >= serial or (is_mgr[h] and sum(is_mgr[x] for x in last) >= per_batch):
-            batches.append([h])
-        else:
-            last.append(h)
-    return batches
+@dataclass(frozen=True)
+class ActionDef:
+    name: str
+    run: Run
+    doc: str
+    args: type[Strict] | None = None  # the `with:` arguments; None: it takes none
+    needs_hosts: bool = False  # the step must say `hosts`
+    own_host: bool = False  # needs each target itself (not a manager acting for it): unreachable fails it
+    swarm_wide: bool = False  # about the swarm: no targets
+    batches_itself: bool = False  # takes the step's `serial` itself (the runner does not batch it)
+    python: tuple[str, ...] = ("hosts",)  # positional parameters of ctx.actions.NAME(...)
 
 
-def apply(rc: RunContext, targets: list[str], a: ApplyArgs) -> list[Outcome]:
+ACTIONS: dict[str, ActionDef] = {}
+
+
+def action(name: str, *, args: type[Strict] | None = None, needs_hosts: bool = False, own_host: bool = False,
+           swarm_wide: bool = False, batches_itself: bool = False,
+           python: tuple[str, ...] = ("hosts",)) -> Callable[[Run], Run]:
+    """Register an action under its runbook name."""
+    def register(fn: Run) -> Run:
+        doc = " ".join((fn.__doc__ or "").split())
+        ACTIONS[name] = ActionDef(name, fn, doc, args, needs_hosts, own_host, swarm_wide, batches_itself, python)
+        return fn
+    return register
+
+
+@action("apply", args=ApplyArgs)
+def apply(rc: RunContext, targets: list[str], a: ApplyArgs, serial: int | None) -> list[Outcome]:
+    """Make the targets match the inventory, as `dnet apply --limit TARGETS` does (`with: prune_nodes, serial`)."""
     everyone = sorted(targets) == sorted(rc.inventory.hosts)
     s = rc.limited(None if everyone else targets)
     plan = converge.make_plan(s, a.prune_nodes)
-    if plan.errors:
-        raise RunError("the plan has errors: " + "; ".join(plan.errors))
-    if rc.dry_run:
+    if rc.dry_run and not plan.errors:
         for c in plan.ordered():
             rc.log(f"  would change {c.host}: {c.kind} {c.name} {c.action} {c.detail}".rstrip())
         return [("", "ok", f"{len(plan.changes)} changes pending")]
-    outcomes = converge.apply(s, plan, rc.log, a.serial)
-    for w in converge.settle(s, plan.changes, rc.log)[1]:
+    done = execute(s, plan, rc.log, serial=a.serial)
+    if not done.applied:
+        raise RunError("the plan has errors: " + "; ".join(done.errors))
+    for w in done.warnings:
         rc.log(f"  warning: {w}")
-    bad = [o for o in outcomes if o.status != "ok"]
-    if bad:
-        raise RunError(f"{len(bad)} of {len(outcomes)} changes failed; first: {bad[0].change.host}: "
-                       f"{bad[0].change.kind} {bad[0].change.name}: {bad[0].message}")
-    return [("", "ok", f"{len(outcomes)} changes" if outcomes else "no changes: the hosts match the inventory")]
+    if done.failed or done.errors:
+        raise RunError(done.first_failure())
+    return [("", "ok", f"{len(done.outcomes)} changes" if done.outcomes else
+             "no changes: the hosts match the inventory")]
 
 
-def verify(rc: RunContext, targets: list[str] | None, scope: int | None) -> list[Outcome]:
+@action("verify", args=VerifyArgs)
+def verify(rc: RunContext, targets: list[str], a: VerifyArgs, serial: int | None) -> list[Outcome]:
+    """Probe every path the inventory implies from the targets (`with: scope`); fails when any check fails."""
     from dnet.verify import verify as run_verify
 
+    everyone = not targets or sorted(targets) == sorted(rc.inventory.hosts)
+    on = None if everyone else targets
     if rc.dry_run:
-        return [("", "ok", "would verify " + (f"scope {scope} " if scope else "") +
-                 (f"on {', '.join(targets)}" if targets else "every host"))]
-    s = rc.limited(targets)
-    report = run_verify(s, lambda m: None, [scope] if scope else None)
+        return [("", "ok", "would verify " + (f"scope {a.scope} " if a.scope else "") +
+                 (f"on {', '.join(on)}" if on else "every host"))]
+    s = rc.limited(on)
+    report = run_verify(s, lambda m: None, [a.scope] if a.scope else None)
     failed = [c for c in report.checks if not c.ok]
     if failed:
         shown = "; ".join(f"{c.src} -> {c.dst} ({c.what}): {c.result}" for c in failed[:5])
@@ -76,9 +102,13 @@ def verify(rc: RunContext, targets: list[str] | None, scope: int | None) -> list
     return [("", "ok", f"{len(report.checks)} checks hold")]
 
 
-def engine_restart(rc: RunContext, targets: list[str], serial: int, a: RestartArgs) -> list[Outcome]:
+@action("engine-restart", args=RestartArgs, needs_hosts=True, own_host=True, batches_itself=True,
+        python=("hosts", "serial", "verify"))
+def engine_restart(rc: RunContext, targets: list[str], a: RestartArgs, serial: int | None) -> list[Outcome]:
+    """Restart the targets' engines in rolling batches of `serial` (see dnet.rolling: workers first, managers
+    within quorum, autolocked managers one at a time), draining swarm members first; `with: verify` after each."""
     out: list[Outcome] = []
-    batches = rolling(rc, targets, serial)
+    batches = rolling.batches(rc.facts, list(targets), serial or 1)
     for n, batch in enumerate(batches, 1):
         rc.log(f"  batch {n}/{len(batches)}: {', '.join(batch)}")
         recorded: list[tuple[str, str]] = []
@@ -104,7 +134,7 @@ def engine_restart(rc: RunContext, targets: list[str], serial: int, a: RestartAr
         _settle(rc)
         if a.verify:
             try:
-                verify(rc, None, None)
+                verify(rc, [], VerifyArgs(scope=None), None)
             except RunError as exc:
                 out.append(("", "failed", f"verify after restarting {', '.join(batch)}: {exc}"))
                 out += [(h, "skipped", "verify failed after an earlier batch") for b in batches[n:] for h in b]
@@ -133,7 +163,9 @@ def _would_run(rc: RunContext, targets: list[str], a: ConditionArgs) -> str:
     return f"would run `{mask(a.command or '', rc.secrets)}` on {', '.join(targets)} (not run in a dry run)"
 
 
-def wait_until(rc: RunContext, targets: list[str], a: ConditionArgs) -> list[Outcome]:
+@action("wait-until", args=ConditionArgs, python=("condition", "hosts", "timeout", "command"))
+def wait_until(rc: RunContext, targets: list[str], a: ConditionArgs, serial: int | None) -> list[Outcome]:
+    """Wait until a condition holds on every target (`with: condition, timeout, command, message`)."""
     seen = [""]
     if rc.dry_run and a.condition == "shell":  # a dry run runs nothing the runbook's author wrote
         return [("", "ok", f"{_would_run(rc, targets, a)}, and wait up to {a.timeout:.0f}s until it exits 0 on "
@@ -154,7 +186,9 @@ def wait_until(rc: RunContext, targets: list[str], a: ConditionArgs) -> list[Out
     return [("", "ok", f"{a.condition}: {seen[0]}")]
 
 
-def fail_if(rc: RunContext, targets: list[str], a: ConditionArgs) -> list[Outcome]:
+@action("fail-if", args=ConditionArgs, python=("condition", "hosts", "command", "message"))
+def fail_if(rc: RunContext, targets: list[str], a: ConditionArgs, serial: int | None) -> list[Outcome]:
+    """Stop the run when a condition holds on every target (`with: condition, command, message`)."""
     if rc.dry_run and a.condition == "shell":
         return [("", "ok", f"{_would_run(rc, targets, a)}, and stop the run if it exits 0 on every target")]
     now, seen = conditions.holds(rc, a.condition, targets, a.command)
@@ -163,6 +197,62 @@ def fail_if(rc: RunContext, targets: list[str], a: ConditionArgs) -> list[Outcom
     if now:
         raise RunError(a.message or f"{a.condition} holds: {seen}")
     return [("", "ok", f"{a.condition} does not hold ({seen})")]
+
+
+@action("drain", needs_hosts=True)
+def drain(rc: RunContext, targets: list[str], a: None, serial: int | None) -> list[Outcome]:
+    """Set the targets' swarm availability to drain (their tasks move to other nodes)."""
+    return swarmops.availability(rc, targets, "drain")
+
+
+@action("activate", needs_hosts=True)
+def activate(rc: RunContext, targets: list[str], a: None, serial: int | None) -> list[Outcome]:
+    """Set the targets' swarm availability to active."""
+    return swarmops.availability(rc, targets, "active")
+
+
+@action("pause", needs_hosts=True)
+def pause(rc: RunContext, targets: list[str], a: None, serial: int | None) -> list[Outcome]:
+    """Set the targets' swarm availability to pause (no new tasks; running ones stay)."""
+    return swarmops.availability(rc, targets, "pause")
+
+
+@action("promote", needs_hosts=True)
+def promote(rc: RunContext, targets: list[str], a: None, serial: int | None) -> list[Outcome]:
+    """Make the targets swarm managers."""
+    return swarmops.role(rc, targets, "promote")
+
+
+@action("demote", needs_hosts=True)
+def demote(rc: RunContext, targets: list[str], a: None, serial: int | None) -> list[Outcome]:
+    """Make the targets swarm workers (refused for the only manager)."""
+    return swarmops.role(rc, targets, "demote")
+
+
+@action("leave", needs_hosts=True, own_host=True)
+def leave(rc: RunContext, targets: list[str], a: None, serial: int | None) -> list[Outcome]:
+    """Make the targets leave the swarm (workers only: demote a manager first)."""
+    return swarmops.leave(rc, targets)
+
+
+@action("node-remove", needs_hosts=True)
+def node_remove(rc: RunContext, targets: list[str], a: None, serial: int | None) -> list[Outcome]:
+    """Remove the targets from the swarm's node list, once they are down (after leave)."""
+    return swarmops.node_remove(rc, targets)
+
+
+@action("rotate-join-tokens", args=RotateArgs, swarm_wide=True, python=("role",))
+def rotate_join_tokens(rc: RunContext, targets: list[str], a: RotateArgs, serial: int | None) -> list[Outcome]:
+    """Rotate the swarm's join tokens (`with: role: worker|manager|both`); the old ones no longer admit nodes."""
+    return swarmops.rotate_tokens(rc, a.role)
+
+
+def run_action(rc: RunContext, name: str, targets: list[str], args: Any, serial: int | None) -> list[Outcome]:
+    """Run one built-in action on the targets."""
+    found = ACTIONS.get(name)
+    if found is None:
+        raise RunError(f"unknown action {name}")
+    return found.run(rc, targets, args, serial)
 
 
 def shell(rc: RunContext, targets: list[str], command: str, timeout: float) -> list[Outcome]:
@@ -182,8 +272,6 @@ def shell(rc: RunContext, targets: list[str], command: str, timeout: float) -> l
 
 
 def python(rc: RunContext, targets: list[str], ref: str, runbook: str) -> list[Outcome]:
-    from dnet.runbook.load import python_file
-
     func = ref.rpartition(":")[2]
     path = python_file(runbook, ref)
     if path is None:  # checked when loaded; the file may have been replaced by a link since
@@ -208,89 +296,40 @@ def python(rc: RunContext, targets: list[str], ref: str, runbook: str) -> list[O
     return [("", "ok", str(result) if result is not None else f"{func}() returned")]
 
 
-def action(rc: RunContext, bs: BoundStep, targets: list[str]) -> list[Outcome]:
-    """Run one built-in action on the targets."""
-    name, a = bs.step.action, bs.args
-    if name == "apply":
-        assert isinstance(a, ApplyArgs)
-        return apply(rc, targets, a)
-    if name == "verify":
-        assert isinstance(a, VerifyArgs)
-        everyone = sorted(targets) == sorted(rc.inventory.hosts)
-        return verify(rc, None if everyone else targets, a.scope)
-    if name == "engine-restart":
-        assert isinstance(a, RestartArgs)
-        return engine_restart(rc, targets, bs.serial or 1, a)
-    if name == "rotate-join-tokens":
-        assert isinstance(a, RotateArgs)
-        return swarmops.rotate_tokens(rc, a.role)
-    if name == "wait-until":
-        assert isinstance(a, ConditionArgs)
-        return wait_until(rc, targets, a)
-    if name == "fail-if":
-        assert isinstance(a, ConditionArgs)
-        return fail_if(rc, targets, a)
-    if name in ("drain", "activate", "pause"):
-        return swarmops.availability(rc, targets, {"activate": "active"}.get(name, name))
-    if name in ("promote", "demote"):
-        return swarmops.role(rc, targets, name)
-    if name == "leave":
-        return swarmops.leave(rc, targets)
-    if name == "node-remove":
-        return swarmops.node_remove(rc, targets)
-    raise RunError(f"unknown action {name}")
-
-
 class Actions:
-    """The built-in actions for Python steps (`ctx.actions.drain(["node3"])`); each raises RunError on failure and
-    returns its outcomes as (host, status, message)."""
+    """The built-in actions for Python steps: `ctx.actions.drain(["node3"])`, `ctx.actions.wait_until("no-tasks",
+    [host], timeout=120)`, one method per registered action (dashes become underscores). Positional arguments
+    follow the action's `python` order; `hosts` defaults to every host (none for swarm-wide actions). Each raises
+    RunError on failure and returns its outcomes as (host, status, message)."""
 
     def __init__(self, rc: RunContext) -> None:
         self.rc = rc
 
-    def _ok(self, outcomes: list[Outcome]) -> list[Outcome]:
+    def __dir__(self) -> list[str]:
+        return sorted(n.replace("-", "_") for n in ACTIONS)
+
+    def __getattr__(self, attr: str) -> Callable[..., list[Outcome]]:
+        found = ACTIONS.get(attr.replace("_", "-"))
+        if found is None or attr.startswith("_"):
+            raise AttributeError(f"no action {attr}; actions: {', '.join(self.__dir__())}")
+        return partial(self._call, found)
+
+    def _call(self, a: ActionDef, *positional: Any, **given: Any) -> list[Outcome]:
+        if len(positional) > len(a.python):
+            raise TypeError(f"{a.name} takes at most {len(a.python)} positional arguments ({', '.join(a.python)})")
+        given.update(zip(a.python, positional, strict=False))
+        hosts = given.pop("hosts", None)
+        serial = given.pop("serial", None)
+        targets = [] if a.swarm_wide else list(hosts or self.rc.inventory.hosts)
+        try:
+            args = a.args.model_validate({k: v for k, v in given.items() if v is not None}) if a.args else None
+        except ValueError as exc:
+            raise RunError(f"{a.name}: {exc}") from None
+        if a.args is None and given:
+            raise RunError(f"{a.name} takes no arguments but {', '.join(given)}")
+        self.rc.refresh()
+        outcomes = a.run(self.rc, targets, args, serial)
         bad = [o for o in outcomes if o[1] == "failed"]
         if bad:
             raise RunError(f"{bad[0][0] or 'swarm'}: {bad[0][2]}")
         return outcomes
-
-    def drain(self, hosts: list[str]) -> list[Outcome]:
-        return self._ok(swarmops.availability(self.rc, hosts, "drain"))
-
-    def activate(self, hosts: list[str]) -> list[Outcome]:
-        return self._ok(swarmops.availability(self.rc, hosts, "active"))
-
-    def pause(self, hosts: list[str]) -> list[Outcome]:
-        return self._ok(swarmops.availability(self.rc, hosts, "pause"))
-
-    def promote(self, hosts: list[str]) -> list[Outcome]:
-        return self._ok(swarmops.role(self.rc, hosts, "promote"))
-
-    def demote(self, hosts: list[str]) -> list[Outcome]:
-        return self._ok(swarmops.role(self.rc, hosts, "demote"))
-
-    def leave(self, hosts: list[str]) -> list[Outcome]:
-        return self._ok(swarmops.leave(self.rc, hosts))
-
-    def node_remove(self, hosts: list[str]) -> list[Outcome]:
-        return self._ok(swarmops.node_remove(self.rc, hosts))
-
-    def rotate_join_tokens(self, role: str = "both") -> list[Outcome]:
-        return self._ok(swarmops.rotate_tokens(self.rc, role))
-
-    def engine_restart(self, hosts: list[str], serial: int = 1, verify: bool = False) -> list[Outcome]:
-        return self._ok(engine_restart(self.rc, hosts, serial, RestartArgs(verify=verify)))
-
-    def apply(self, hosts: list[str] | None = None, prune_nodes: bool = False) -> list[Outcome]:
-        self.rc.refresh()
-        args = ApplyArgs(prune_nodes=prune_nodes, serial=1)
-        return self._ok(apply(self.rc, hosts or list(self.rc.inventory.hosts), args))
-
-    def verify(self, hosts: list[str] | None = None, scope: int | None = None) -> list[Outcome]:
-        self.rc.refresh()
-        return self._ok(verify(self.rc, hosts, scope))
-
-    def wait_until(self, condition: str, hosts: list[str] | None = None, timeout: float = 120,
-                   command: str | None = None) -> list[Outcome]:
-        a = ConditionArgs.model_validate({"condition": condition, "timeout": timeout, "command": command})
-        return self._ok(wait_until(self.rc, hosts or [], a))

@@ -13,11 +13,11 @@ from dnet.inventory.limit import select
 from dnet.inventory.loader import validation_problem
 from dnet.inventory.schema import Inventory
 from dnet.inventory.yamlpos import Positions, _YamlProblems, load_with_positions
-from dnet.runbook.model import ARGS, FILTERS, NEEDS_HOSTS, REF, Runbook, Step, filters, refs, substitute
+from dnet.runbook.actions import ACTIONS
+from dnet.runbook.conditions import CONDITIONS, ConditionArgs
+from dnet.runbook.model import FILTERS, REF, Runbook, Step, filters, python_file, refs, substitute
 
 Where = tuple[Any, ...]
-TARGETED_CONDITIONS = {"no-tasks", "node-ready", "node-down", "node-absent", "in-swarm", "not-in-swarm",
-                       "last-manager", "shell"}
 
 
 @dataclass(frozen=True)
@@ -132,21 +132,23 @@ def _check(lr: LoadedRunbook) -> list[Problem]:
 def _check_action(lr: LoadedRunbook, i: int, st: Step) -> list[Problem]:
     here: Where = ("steps", i)
     action = st.action or ""
-    if action not in ARGS:
-        near = difflib.get_close_matches(action, list(ARGS), n=1, cutoff=0.6)
-        hint = f"did you mean '{near[0]}'?" if near else f"actions: {', '.join(sorted(ARGS))}"
+    if action not in ACTIONS:
+        near = difflib.get_close_matches(action, list(ACTIONS), n=1, cutoff=0.6)
+        hint = f"did you mean '{near[0]}'?" if near else f"actions: {', '.join(sorted(ACTIONS))}"
         return [lr.at((*here, "action"), f"unknown action '{action}'; {hint}")]
     out = []
-    model = ARGS[action]
+    found = ACTIONS[action]
+    model = found.args
     if model is None and st.args:
         out.append(lr.at((*here, "with"), f"action '{action}' takes no arguments"))
     elif model is not None:
         literal = {k: v for k, v in st.args.items() if not refs(v)}  # {{ param }} values are checked when bound
         out += _args_problems(lr, i, model, literal)
-    if action in NEEDS_HOSTS and not st.hosts:
+    if found.needs_hosts and not st.hosts:
         out.append(lr.at(here, f"action '{action}' needs 'hosts' (a host, group, role or {{{{ param }}}})"))
     cond = st.args.get("condition")
-    if action in ("wait-until", "fail-if") and cond in TARGETED_CONDITIONS and not st.hosts:
+    if model is ConditionArgs and isinstance(cond, str) and cond in CONDITIONS and not CONDITIONS[cond].swarm_wide \
+            and not st.hosts:
         out.append(lr.at((*here, "with", "condition"), f"condition '{cond}' is about hosts: give the step 'hosts'"))
     if cond == "shell" and not st.args.get("command"):
         out.append(lr.at((*here, "with", "condition"), "condition 'shell' needs 'command' (it holds when the command "
@@ -185,14 +187,6 @@ def quoted_refs(text: str) -> list[str]:
             state = ""
         i += 1
     return found
-
-
-def python_file(runbook: str, ref: str) -> Path | None:
-    """The file of a python step, resolved; None unless it lies inside the runbook's own folder."""
-    folder = Path(runbook).resolve().parent
-    file = ref.rpartition(":")[0]
-    path = (folder / file).resolve()
-    return path if path.is_relative_to(folder) and not Path(file).is_absolute() else None
 
 
 def _check_python(lr: LoadedRunbook, i: int, ref: str) -> list[Problem]:
@@ -304,10 +298,10 @@ def _bind_step(lr: LoadedRunbook, i: int, st: Step, params: dict[str, Any], inv:
             targets = list(inv.hosts) if spec.strip() == "all" else select(inv, spec)
         except DnetError as exc:
             problems.append(lr.at(("steps", i, "hosts"), str(exc).replace("--limit", "hosts", 1)))
-    elif st.action not in ("rotate-join-tokens",):
+    elif st.action is None or not ACTIONS[st.action].swarm_wide:
         targets = list(inv.hosts)
     args: BaseModel | None = None
-    model = ARGS.get(st.action or "")
+    model = ACTIONS[st.action].args if st.action else None
     if model is not None:
         filled = {k: substitute(v, params, shell=k == "command") for k, v in st.args.items()}
         found = _args_problems(lr, i, model, filled, partial=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -12,10 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|\s*([A-Za-z_][A-Za-z0-9_]*)\s*)?\}\}")
 FILTERS = ("raw",)
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-
-CONDITIONS = ("no-tasks", "node-ready", "node-down", "node-absent", "in-swarm", "not-in-swarm",
-              "services-converged", "last-manager", "shell")
-
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -67,7 +64,7 @@ class Runbook(Strict):
     steps: list[Step] = Field(min_length=1)
 
 
-# Arguments of the built-in actions (`with:`); an action missing here takes none.
+# Arguments of the built-in actions (`with:`), named by their registration in dnet.runbook.actions.
 class ApplyArgs(Strict):
     prune_nodes: bool = False
     serial: int = Field(1, ge=1)
@@ -84,24 +81,6 @@ class RestartArgs(Strict):
 
 class RotateArgs(Strict):
     role: Literal["worker", "manager", "both"] = "both"
-
-
-class ConditionArgs(Strict):
-    condition: Literal["no-tasks", "node-ready", "node-down", "node-absent", "in-swarm", "not-in-swarm",
-                       "services-converged", "last-manager", "shell"]
-    command: str | None = Field(None, description="for condition shell: holds when it exits 0 on every target")
-    timeout: float = Field(120, gt=0)
-    message: str = ""
-
-
-ARGS: dict[str, type[Strict] | None] = {
-    "apply": ApplyArgs, "verify": VerifyArgs, "engine-restart": RestartArgs, "rotate-join-tokens": RotateArgs,
-    "wait-until": ConditionArgs, "fail-if": ConditionArgs,
-    "drain": None, "activate": None, "pause": None, "promote": None, "demote": None, "leave": None,
-    "node-remove": None,
-}
-NEEDS_HOSTS = {"drain", "activate", "pause", "promote", "demote", "leave", "node-remove", "engine-restart"}
-SWARM_WIDE = {"rotate-join-tokens"}
 
 
 def _matches(value: Any) -> list[re.Match[str]]:
@@ -146,3 +125,11 @@ def substitute(value: Any, params: dict[str, Any], shell: bool = False) -> Any:
     if isinstance(value, list):
         return [substitute(v, params, shell) for v in value]
     return value
+
+
+def python_file(runbook: str, ref: str) -> Path | None:
+    """The file of a python step, resolved; None unless it lies inside the runbook's own folder."""
+    folder = Path(runbook).resolve().parent
+    file = ref.rpartition(":")[0]
+    path = (folder / file).resolve()
+    return path if path.is_relative_to(folder) and not Path(file).is_absolute() else None

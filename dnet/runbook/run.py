@@ -12,6 +12,7 @@ from typing import Any
 from dnet.errors import DnetError
 from dnet.runbook import actions
 from dnet.runbook.audit import Audit, now
+from dnet.runbook.conditions import CONDITIONS, ConditionArgs
 from dnet.runbook.context import RunContext, RunError
 from dnet.runbook.load import BoundStep, LoadedRunbook
 from dnet.runbook.model import REF
@@ -45,11 +46,6 @@ class RunResult:
     in_flight: list[str] = field(default_factory=list)  # hosts a step was working on when the run was cut short
 
 
-# Steps that need the target itself (not a manager acting for it): an unreachable target fails them, dry run or not.
-OWN_ACTIONS = {"leave", "engine-restart"}
-OWN_CONDITIONS = {"no-tasks", "in-swarm", "not-in-swarm", "shell"}
-
-
 def start_index(steps: list[BoundStep], start: str | None) -> int:
     """--from: a step number (1-based) or a step name."""
     if start is None:
@@ -73,10 +69,15 @@ def describe(bs: BoundStep, secrets: tuple[str, ...] = ()) -> str:
 
 
 def needs_target(bs: BoundStep) -> bool:
+    """Steps that need each target itself (not a manager acting for it): an unreachable target fails them, dry run
+    or not."""
     st = bs.step
-    cond = getattr(bs.args, "condition", None)
-    return st.kind == "shell" or st.action in OWN_ACTIONS or (st.action in ("wait-until", "fail-if")
-                                                             and cond in OWN_CONDITIONS)
+    if st.kind == "shell":
+        return True
+    if st.action is None:
+        return False
+    cond = bs.args.condition if isinstance(bs.args, ConditionArgs) else ""
+    return actions.ACTIONS[st.action].own_host or (cond in CONDITIONS and CONDITIONS[cond].own_host)
 
 
 def execute(lr: LoadedRunbook, steps: list[BoundStep], rc: RunContext, audit: Audit, say: Say,
@@ -159,7 +160,8 @@ def _step(lr: LoadedRunbook, bs: BoundStep, rc: RunContext) -> list[tuple[str, s
 
 def _batches(lr: LoadedRunbook, bs: BoundStep, rc: RunContext) -> list[tuple[str, str, str]]:
     st = bs.step
-    serial = bs.serial if st.kind != "action" or st.action != "engine-restart" else None
+    own = st.action is not None and actions.ACTIONS[st.action].batches_itself
+    serial = None if own else bs.serial
     groups = [bs.targets[i:i + serial] for i in range(0, len(bs.targets), serial)] if serial else [bs.targets]
     out: list[tuple[str, str, str]] = []
     for n, group in enumerate(groups):
@@ -171,7 +173,7 @@ def _batches(lr: LoadedRunbook, bs: BoundStep, rc: RunContext) -> list[tuple[str
         elif st.kind == "python":
             got = actions.python(rc, group, bs.text, lr.path)
         else:
-            got = actions.action(rc, bs, group)
+            got = actions.run_action(rc, st.action or "", group, bs.args, bs.serial)
         out += got
         if any(o[1] == "failed" for o in got):
             out += [(h, "skipped", "an earlier batch failed") for g in groups[n + 1:] for h in g]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dnet.errors import DnetError
 from dnet.poll import PollTimeout, poll
 from dnet.tasks.base import Context, clear_stale_tasks
-from dnet.tasks.swarm import unlock_key
+from dnet.tasks.unlock import unlock_key
 from dnet.transport.base import quote
 
 WAIT_READY = "for i in $(seq 300); do docker info >/dev/null 2>&1 && exit 0; sleep 0.2; done; " \

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import sys
-from pathlib import Path
 
 from dnet.errors import DnetError
 from dnet.facts import concatenated, engine_get
@@ -14,6 +11,8 @@ from dnet.plan import desired as d
 from dnet.plan.model import NodeAvailability, NodeLabels, NodeRemove, NodeRole, SwarmInit, SwarmJoin, SwarmLeave
 from dnet.poll import PollTimeout, poll
 from dnet.tasks.base import Context, task
+from dnet.tasks.restart import restart
+from dnet.tasks.unlock import keep_unlock_key
 from dnet.transport.base import mask, quote
 
 
@@ -29,8 +28,6 @@ def advertise(ctx: Context, host: str) -> str:
 
 def free_gossip_port(ctx: Context, host: str) -> str:
     """Restart the engine of a host that left a swarm but still holds its gossip port; say so for the message."""
-    from dnet.tasks.restart import restart  # restart needs this module's unlock_key: imported when used
-
     return restart(ctx, host).replace("engine restarted", "engine restarted to free 7946/tcp", 1) + "; "
 
 
@@ -55,35 +52,6 @@ def init(ctx: Context, c: SwarmInit) -> str:
         ctx.unlock_key = ctx.read(c.host, "docker swarm unlock-key -q", "unlock key")
         return f"{freed}swarm initialised, advertising {adv}; autolocked, {keep_unlock_key(ctx)}"
     return f"{freed}swarm initialised, advertising {adv}"
-
-
-def keep_unlock_key(ctx: Context) -> str:
-    """Put the unlock key where the operator said (mode 0600), else show it once on stderr; say which."""
-    path = ctx.inv.swarm.unlock_key_file if ctx.inv.swarm else None
-    if ctx.dry_run:
-        return "unlock key kept"
-    if path:
-        target = os.path.expanduser(path)
-        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(ctx.unlock_key + "\n")
-        os.chmod(target, 0o600)
-        return f"unlock key written to {path} (mode 0600)"
-    sys.stderr.write(f"\nThe swarm is autolocked. Its unlock key, shown this once (dnet keeps it nowhere; set "
-                     f"swarm.unlock_key_file to have it written to a file):\n{ctx.unlock_key}\n\n")
-    return "unlock key shown once on stderr"
-
-
-def unlock_key(ctx: Context) -> str:
-    """The key that unlocks a restarted manager: this run's, the inventory's file, or DNET_UNLOCK_KEY."""
-    if ctx.unlock_key:
-        return ctx.unlock_key
-    path = ctx.inv.swarm.unlock_key_file if ctx.inv.swarm else None
-    if path and os.path.isfile(os.path.expanduser(path)):
-        ctx.unlock_key = Path(os.path.expanduser(path)).read_text(encoding="utf-8").strip()
-    ctx.unlock_key = ctx.unlock_key or os.environ.get("DNET_UNLOCK_KEY", "").strip()
-    return ctx.unlock_key
 
 
 def load_tokens(ctx: Context) -> None:

@@ -63,9 +63,7 @@ def gossip_gaps(s: Session, failed: list[Check]) -> list[Gap]:
     """When an overlay check failed: what each engine's overlay gossip does not know yet."""
     if not any(c.tags.get("net") and "pair" in c.tags for c in failed):
         return []
-    from dnet.converge import world  # the swarm's leader reads the running tasks
-
-    return gaps(s, world(s).leader())
+    return gaps(s, s.leader())  # the swarm's leader reads the running tasks
 
 
 def within(checks: list[Check], limit: list[str]) -> list[Check]:
