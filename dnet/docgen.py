@@ -150,8 +150,42 @@ def cli_reference() -> str:
     return "\n".join(out)
 
 
+def _args(model: Any) -> str:
+    if model is None:
+        return "none"
+    parts = []
+    for name, f in model.model_fields.items():
+        default = "" if f.is_required() else f" (default `{f.default!r}`)" if isinstance(f.default, str) \
+            else f" (default `{f.default}`)"
+        parts.append(f"`{name}`{default}" + (f": {f.description}" if f.description else ""))
+    return "; ".join(parts)
+
+
+def runbook_reference() -> str:
+    """Every runbook action and condition, from their registries (dnet/runbook/actions.py, conditions.py)."""
+    from dnet.runbook.actions import ACTIONS
+    from dnet.runbook.conditions import CONDITIONS
+
+    out = [HEAD + "# Runbook reference", "", "The built-in actions (`action: NAME`, arguments under `with:`) and the "
+           "conditions of `wait-until` and `fail-if`, generated from their registrations. In a Python step each "
+           "action is `ctx.actions.NAME(...)` (dashes as underscores).", "", "## Actions", "",
+           "| action | what it does | `with:` | targets |", "|---|---|---|---|"]
+    for name, a in ACTIONS.items():
+        targets = ("none (the swarm)" if a.swarm_wide else "`hosts` required" if a.needs_hosts else
+                   "`hosts`, default all") + ("; each target must be reachable" if a.own_host else "") + \
+            ("; batches of `serial` its own way" if a.batches_itself else "")
+        out.append(f"| `{name}` | {a.doc} | {_args(a.args)} | {targets} |")
+    out += ["", "## Conditions", "", "| condition | holds when | asks |", "|---|---|---|"]
+    for name, c in CONDITIONS.items():
+        asks = "the swarm (no hosts)" if c.swarm_wide else "each target itself" if c.own_host else \
+            "a manager, about each target"
+        out.append(f"| `{name}` | {c.doc} | {asks} |")
+    out.append("")
+    return "\n".join(out)
+
+
 def pages() -> dict[str, str]:
-    return {"inventory.md": inventory_reference(), "cli.md": cli_reference()}
+    return {"inventory.md": inventory_reference(), "cli.md": cli_reference(), "runbooks.md": runbook_reference()}
 
 
 if __name__ == "__main__":

@@ -242,3 +242,24 @@ def test_an_interrupted_engine_restart_says_which_node_it_left_drained(lab: tupl
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     avail = node_sh(name, "node1", "docker node ls --format '{{.Availability}} {{.Status}}'").split("\n")
     assert sorted(a for a in avail if a) == ["Active Ready"] * 3
+
+
+def test_pause_promote_activate_demote_act_on_the_node(lab: tuple[str, Path, Path], tmp_path: Path) -> None:
+    """The node actions no shipped runbook uses, on a real swarm: each changes what the manager reports."""
+    name = lab[0]
+    there = tmp_path / "there.yml"
+    there.write_text("name: there\nsteps:\n  - {name: pause, action: pause, hosts: node3}\n"
+                     "  - {name: promote, action: promote, hosts: node3}\n"
+                     "  - {name: member, action: wait-until, hosts: node3, with: {condition: in-swarm, timeout: 30}}\n"
+                     "  - {name: up, action: fail-if, hosts: node3, with: {condition: node-down}}\n"
+                     "  - {name: joined, action: fail-if, hosts: node3, with: {condition: not-in-swarm}}\n")
+    back = tmp_path / "back.yml"
+    back.write_text("name: back\nsteps:\n  - {name: demote, action: demote, hosts: node3}\n"
+                    "  - {name: activate, action: activate, hosts: node3}\n")
+    look = "docker node inspect node3 --format '{{.Spec.Availability}} {{.Spec.Role}}'"
+    code, out, err = run(lab, str(there), "--yes")
+    assert code == 0, (out, err[-2000:])
+    assert node_sh(name, "node1", look).strip() == "pause manager"
+    code, out, err = run(lab, str(back), "--yes")
+    assert code == 0, (out, err[-2000:])
+    assert node_sh(name, "node1", look).strip() == "active worker"

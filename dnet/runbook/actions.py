@@ -243,7 +243,7 @@ def node_remove(rc: RunContext, targets: list[str], a: None, serial: int | None)
 
 @action("rotate-join-tokens", args=RotateArgs, swarm_wide=True, python=("role",))
 def rotate_join_tokens(rc: RunContext, targets: list[str], a: RotateArgs, serial: int | None) -> list[Outcome]:
-    """Rotate the swarm's join tokens (`with: role: worker|manager|both`); the old ones no longer admit nodes."""
+    """Rotate the swarm's join tokens (`with: role`: worker, manager or both); the old ones no longer admit nodes."""
     return swarmops.rotate_tokens(rc, a.role)
 
 

@@ -5,28 +5,83 @@ import shlex
 import socket
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from dnet.images import PROBE_IMAGE, build_probe_image, ensure_image, local_image_id
 from dnet.runner import forks, parallel
 from dnet.transport.base import Transport, quote
 from dnet.verify.model import Check
 
-# Shell verbs run inside the probe; each prints "@@ ID RESULT DETAIL". Every check runs in the background.
-LIB = r"""
+# What every verb shares inside the probe: r prints "@@ ID RESULT DETAIL", cls names a failure from its message.
+PRELUDE = r"""
 r() { printf '@@ %s %s %s\n' "$1" "$2" "$(printf '%s' "$3" | tr '\n' ' ' | cut -c1-240)"; }
 cls() { case "$2" in *refused*) r "$1" refused "$2";; *"bad address"*) r "$1" unresolved "$2";;
   *"server returned error"*) r "$1" wrong "$2";; *) r "$1" timeout "${2:-no answer within the timeout}";; esac; }
-tcp() { o=$(nc -w "${T:-2}" "$2" "$3" </dev/null 2>&1) && r "$1" ok "connected" || cls "$1" "$o"; }
+"""
+
+Operator = Callable[[list[str]], tuple[str, str]]  # the verb's arguments -> (result, detail)
+
+
+@dataclass(frozen=True)
+class Verb:
+    """A probe verb: a check's action is [verb, *arguments]; adding a verb is one entry in VERBS.
+
+    `shell` defines a function of the verb's name, run inside the probe container (`NAME ID ARG...`, printing one
+    result with r); `operator` runs it from this machine instead (only towards inventory hosts); a verb may have
+    both. `facts` decides it from what was already read (checks whose `where` is ("local",)). `negative_wait`
+    bounds a must-not-reach check, which passes on silence (seconds; None: the verb's own)."""
+
+    name: str
+    doc: str
+    shell: str = ""
+    operator: Operator | None = None
+    facts: Operator | None = None  # decided from the facts already read: nothing is sent anywhere
+    negative_wait: float | None = None
+
+
+def _connect_args(args: list[str]) -> tuple[str, str]:
+    return _connect(args[0], int(args[1]))
+
+
+def _count(args: list[str]) -> tuple[str, str]:
+    have, want = int(args[0]), int(args[1])
+    return ("ok" if have == want else "wrong"), f"{have}/{want} running"
+
+
+def _same(args: list[str]) -> tuple[str, str]:
+    """A forward and its target give the same answer."""
+    a = _http_head(args[0], int(args[1]))
+    z = _http_head(args[2], int(args[3]))
+    if a[0] != "ok":
+        return a
+    if z[0] != "ok":
+        return "wrong", f"the forward answers but its target does not: {z[1]}"
+    if a[1] != z[1]:
+        return "wrong", f"forward said {a[1]!r}, target said {z[1]!r}"
+    return "ok", f"same answer: {a[1]}"
+
+
+# A must-not-reach check passes on silence, so its wait is on verify's critical path. Waits that still cover one
+# lost packet: a SYN is sent again after 1 s, a DNS query after 1 s (answers on a working path take milliseconds).
+VERBS: dict[str, Verb] = {v.name: v for v in [
+    Verb("tcp", "connect to ADDRESS PORT", r"""
+tcp() { o=$(nc -w "${T:-2}" "$2" "$3" </dev/null 2>&1) && r "$1" ok "connected" || cls "$1" "$o"; }""",
+         operator=_connect_args),
+    Verb("dns", "resolve NAME, optionally to one of EXPECTED (comma-separated)", r"""
 dns() { o=$(timeout "${T:-4}" nslookup "$2" 2>&1)
   ips=$(printf '%s\n' "$o" | sed -n 's/^Address: \([0-9.]*\)$/\1/p' | tr '\n' ' ')
   if [ -z "$ips" ]; then r "$1" unresolved "$(printf '%s' "$o" | tail -2)"; return; fi
   if [ -z "$3" ]; then r "$1" ok "$ips"; return; fi
   for w in $(printf '%s' "$3" | tr ',' ' '); do case " $ips" in *" $w "*) r "$1" ok "$ips"; return;; esac; done
-  r "$1" wrong "resolved to $ips, expected one of $3"; }
+  r "$1" wrong "resolved to $ips, expected one of $3"; }""", negative_wait=2),
+    Verb("http", "GET URL", r"""
 http() { o=$(timeout "${T:-5}" wget -qO- "$2" 2>&1); rc=$?
   if [ $rc = 0 ]; then r "$1" ok "$(printf '%s' "$o" | head -c 60)"
-  elif [ $rc -ge 124 ]; then r "$1" timeout "no answer within ${T:-5}s"; else cls "$1" "$o"; fi; }
-ping() { o=$(command ping -c1 -W2 "$2" 2>&1) && r "$1" ok "reply" || r "$1" timeout "no reply"; }
+  elif [ $rc -ge 124 ]; then r "$1" timeout "no answer within ${T:-5}s"; else cls "$1" "$o"; fi; }""",
+         negative_wait=3),
+    Verb("ping", "one ICMP echo to ADDRESS", r"""
+ping() { o=$(command ping -c1 -W2 "$2" 2>&1) && r "$1" ok "reply" || r "$1" timeout "no reply"; }"""),
+    Verb("mtu", "full-size packets with DF set reach ADDRESS (or the path says its MTU)", r"""
 mtu() { dev=$(ip route get "$2" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -1)
   m=$(cat "/sys/class/net/$dev/mtu" 2>/dev/null)
   if [ -z "$m" ]; then r "$1" error "no route to $2 from here"; return; fi
@@ -36,17 +91,17 @@ mtu() { dev=$(ip route get "$2" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p'
     return; fi
   # small packets after the big ones, as a new flow too: an older flow's NAT entry must not pass for a working path
   if ! dfping -n -c1 -W2 -s 56 "$2" >/dev/null 2>&1; then r "$1" timeout "small packets get no reply either"; return; fi
-  r "$1" mtu "$m-byte packets via $dev (mtu $m) are lost without an answer, 84-byte ones cross"; }
+  r "$1" mtu "$m-byte packets via $dev (mtu $m) are lost without an answer, 84-byte ones cross"; }"""),
+    Verb("arp", "ADDRESS answers ARP on the local segment", r"""
 arp() { command ping -c1 -W1 "$2" >/dev/null 2>&1; o=$(ip neigh show "$2" 2>&1)
-  case "$o" in *lladdr*) r "$1" ok "$o";; *) r "$1" wrong "no neighbour entry for $2 (${o:-empty})";; esac; }
-"""
+  case "$o" in *lladdr*) r "$1" ok "$o";; *) r "$1" wrong "no neighbour entry for $2 (${o:-empty})";; esac; }"""),
+    Verb("same", "FORWARD_ADDRESS PORT and TARGET_ADDRESS PORT give the same HTTP answer", operator=_same),
+    Verb("count", "RUNNING equals WANTED (a service's tasks, as the facts show them)", facts=_count),
+]}
+LIB = PRELUDE + "\n".join(v.shell.strip("\n") for v in VERBS.values() if v.shell) + "\n"
+NEGATIVE_WAIT = {v.name: v.negative_wait for v in VERBS.values() if v.negative_wait}
 
 Log = Callable[[str], None]
-
-
-# A must-not-reach check passes on silence, so its wait is on verify's critical path. Waits that still cover one
-# lost packet: a SYN is sent again after 1 s, a DNS query after 1 s (answers on a working path take milliseconds).
-NEGATIVE_WAIT = {"http": 3, "dns": 2}
 
 
 def script(checks: list[Check]) -> str:
@@ -85,19 +140,11 @@ def _run_remote(t: Transport, where: tuple[str, ...], checks: list[Check], run_i
 
 def operator(c: Check) -> None:
     """Run a check from this machine (only ever towards inventory hosts)."""
-    if c.action[0] == "tcp":
-        c.result, c.detail = _connect(c.action[1], int(c.action[2]))
-    elif c.action[0] == "same":
-        a = _http_head(c.action[1], int(c.action[2]))
-        z = _http_head(c.action[3], int(c.action[4]))
-        if a[0] != "ok":
-            c.result, c.detail = a
-        elif z[0] != "ok":
-            c.result, c.detail = "wrong", f"the forward answers but its target does not: {z[1]}"
-        elif a[1] != z[1]:
-            c.result, c.detail = "wrong", f"forward said {a[1]!r}, target said {z[1]!r}"
-        else:
-            c.result, c.detail = "ok", f"same answer: {a[1]}"
+    verb = VERBS.get(c.action[0])
+    if verb is None or verb.operator is None:
+        c.result, c.detail = "error", f"the verb {c.action[0]!r} does not run from this machine"
+        return
+    c.result, c.detail = verb.operator([str(x) for x in c.action[1:]])
 
 
 def _connect(host: str, port: int) -> tuple[str, str]:
@@ -134,9 +181,9 @@ def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None
     run_id = uuid.uuid4().hex[:8]
     groups: dict[tuple[str, ...], list[Check]] = {}
     for c in checks:
-        if c.where[0] == "local":  # decided from the facts already read
-            have, want = int(c.action[1]), int(c.action[2])
-            c.result, c.detail = ("ok" if have == want else "wrong"), f"{have}/{want} running"
+        decide = VERBS[c.action[0]].facts if c.action[0] in VERBS else None
+        if c.where[0] == "local" and decide is not None:  # decided from the facts already read
+            c.result, c.detail = decide([str(x) for x in c.action[1:]])
         elif c.where[0] == "missing":
             c.result = "error"
             c.detail = f"{c.where[2]} is not running on {c.where[1]}, so nothing can be probed from it"
