@@ -8,7 +8,7 @@ import paramiko
 from dnet.inventory import hosts, loads
 from dnet.verify import explain, probe
 from dnet.verify.derive import derive, instances
-from dnet.verify.model import Check
+from dnet.verify.model import Check, Scope, Where
 from tests.conftest import EXAMPLE
 from tests.test_facts_plan import facts
 
@@ -48,7 +48,7 @@ def test_a_container_labelled_as_a_task_counts_only_when_a_manager_lists_it() ->
 
 def test_every_scope_is_derived() -> None:
     cs = checks()
-    by_scope = Counter(c.scope for c in cs)
+    by_scope = Counter(int(c.scope) for c in cs)
     assert set(by_scope) == {1, 2, 3, 4, 5}
     assert by_scope[1] == 6  # one declared port per instance, plus web's task count
     pairs = {c.tags["pair"] for c in cs if c.tags.get("vxlan")}
@@ -66,9 +66,9 @@ def test_isolation_probes_only_local_bridge_addresses() -> None:
 
 
 def test_probe_script_and_parse() -> None:
-    cs = [Check("c1", 1, "a", "a", "t", ["tcp", "127.0.0.1", "80"], where=("ctr", "h", "x")),
-          Check("c2", 1, "a", "b", "t", ["dns", "web", "10.0.0.1,10.0.0.2"], where=("ctr", "h", "x")),
-          Check("c3", 1, "a", "b", "t", ["http", "http://x/"], False, where=("ctr", "h", "x"))]
+    cs = [Check("c1", Scope(1), "a", "a", "t", ["tcp", "127.0.0.1", "80"], where=Where("ctr", "h", "x")),
+          Check("c2", Scope(1), "a", "b", "t", ["dns", "web", "10.0.0.1,10.0.0.2"], where=Where("ctr", "h", "x")),
+          Check("c3", Scope(1), "a", "b", "t", ["http", "http://x/"], False, where=Where("ctr", "h", "x"))]
     text = probe.script(cs)
     assert "tcp c1 127.0.0.1 80 &" in text and text.rstrip().endswith("wait")
     probe.parse("noise\n@@ c1 ok connected\n@@ c3 timeout no answer\n", cs)
@@ -132,7 +132,7 @@ def test_a_lost_full_size_packet_is_an_mtu_problem_with_hosts_interfaces_sizes_a
 
 
 def test_probe_parses_the_mtu_result() -> None:
-    cs = [Check("c1", 3, "a", "b", "mtu", ["mtu", "10.0.0.2"])]
+    cs = [Check("c1", Scope(3), "a", "b", "mtu", ["mtu", "10.0.0.2"])]
     probe.parse("@@ c1 mtu 1450-byte packets via eth0 (mtu 1450) do not cross, 84-byte ones do; path MTU 1250\n", cs)
     assert cs[0].result == "mtu" and not cs[0].ok and "path MTU 1250" in cs[0].detail
 
@@ -197,9 +197,9 @@ def test_findings_name_the_cause_host_evidence_and_checks() -> None:
 def test_must_not_reach_checks_wait_less_but_still_cover_a_lost_packet() -> None:
     """Silence proves a negative check, so its wait is verify's critical path: 3 s for http (a DNS query and a
     SYN are each sent again after 1 s), 2 s for tcp (nc's own), the full waits for checks that must answer."""
-    checks = [Check("c1", 4, "db", "u", "http", ["http", "http://upstream.lab/"], expect=False),
-              Check("c2", 4, "edge", "u", "http", ["http", "http://upstream.lab/"]),
-              Check("c3", 3, "edge", "web", "tcp", ["tcp", "web", "80"], expect=False)]
+    checks = [Check("c1", Scope(4), "db", "u", "http", ["http", "http://upstream.lab/"], expect=False),
+              Check("c2", Scope(4), "edge", "u", "http", ["http", "http://upstream.lab/"]),
+              Check("c3", Scope(3), "edge", "web", "tcp", ["tcp", "web", "80"], expect=False)]
     lines = probe.script(checks).splitlines()
     assert "(T=3; http c1 http://upstream.lab/) &" in lines
     assert "http c2 http://upstream.lab/ &" in lines and "tcp c3 web 80 &" in lines
@@ -230,7 +230,7 @@ def test_an_engine_whose_overlay_gossip_lags_is_the_finding_for_its_overlay_path
     assert found[0].evidence == ["node3: docker network inspect -v appnet lists no node1",
                                  "node3: docker network inspect -v appnet lists no web's task 10.77.0.3"]
     assert "run verify again" in found[0].fix and "restart docker on node3" in found[0].fix
-    gossip_port = next(c for c in cs if c.tags.get("swarm") == "gossip" and c.where[1] == "node3"
+    gossip_port = next(c for c in cs if c.tags.get("swarm") == "gossip" and c.where.host == "node3"
                        and c.dst == "node1")
     gossip_port.result = "timeout"  # the port itself does not get through: that is the fix, not waiting
     for c in cs:

@@ -72,9 +72,9 @@ def within(checks: list[Check], limit: list[str]) -> list[Check]:
     Service task counts need every host's view, so they are left out.
     """
     def keep(c: Check) -> bool:
-        if c.where[0] == "operator":
+        if c.where.kind == "operator":
             return c.dst.split(":")[0] in limit
-        return c.where[0] != "local" and len(c.where) > 1 and c.where[1] in limit
+        return c.where.kind != "local" and c.where.host in limit
 
     return [c for c in checks if keep(c)]
 

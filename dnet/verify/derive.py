@@ -9,7 +9,7 @@ from dnet.facts import ContainerFact, HostFacts, genuine_tasks
 from dnet.inventory.resolve import HostSpec, address_of
 from dnet.inventory.schema import TARGET_RE, URL_RE, Inventory
 from dnet.inventory.semantic import swarm_hosts
-from dnet.verify.model import Check, Instance
+from dnet.verify.model import Check, Instance, Scope, Where
 
 
 def _declared_ports(inv: Inventory) -> dict[str, set[int]]:
@@ -59,14 +59,14 @@ class Builder:
     def __init__(self) -> None:
         self.checks: list[Check] = []
 
-    def add(self, scope: int, src: str, dst: str, what: str, action: Sequence[str | int], where: tuple[str, ...],
+    def add(self, scope: int, src: str, dst: str, what: str, action: Sequence[str | int], where: Where,
             expect: bool = True, **tags: str) -> None:
-        self.checks.append(Check(f"c{len(self.checks) + 1}", scope, src, dst, what, [str(a) for a in action], expect,
-                                 where, {k: v for k, v in tags.items() if v}))  # an empty tag is no tag
+        self.checks.append(Check(f"c{len(self.checks) + 1}", Scope(scope), src, dst, what, [str(a) for a in action],
+                                 expect, where, {k: v for k, v in tags.items() if v}))  # an empty tag is no tag
 
 
-def _from(i: Instance) -> tuple[str, ...]:
-    return ("ctr", i.host, i.cid) if i.running else ("missing", i.host, i.name)
+def _from(i: Instance) -> Where:
+    return Where("ctr", i.host, i.cid) if i.running else Where("missing", i.host, i.name)
 
 
 def _probe_target(b: Builder, scope: int, a: Instance, dst: str, ip: str, ports: list[int], expect: bool,
@@ -88,7 +88,7 @@ def derive(inv: Inventory, specs: dict[str, HostSpec], facts: dict[str, HostFact
     # 1. inside a container: every declared instance runs, and its declared ports answer on loopback
     for name, svc in inv.services.items():
         n = sum(1 for i in insts if i.workload == name and i.running)
-        b.add(1, name, name, f"{svc.replicas} tasks running", ["count", n, svc.replicas], ("local",))
+        b.add(1, name, name, f"{svc.replicas} tasks running", ["count", n, svc.replicas], Where("local"))
     for i in insts:
         for p in i.ports:
             b.add(1, i.name, i.name, f"tcp 127.0.0.1:{p}", ["tcp", "127.0.0.1", p], _from(i))
@@ -151,16 +151,16 @@ def _across(b: Builder, inv: Inventory, insts: list[Instance], kinds: Mapping[st
                    target=f.to_host)
         to_ip = addr.get(f.to_host, f.to_host)
         b.add(3, "operator", f"{f.host}:{f.listen}", f"forward reaches {f.to}",
-              ["same", addr[f.host], f.listen, to_ip, f.to_port], ("operator",), forward="true", target=f.to_host)
+              ["same", addr[f.host], f.listen, to_ip, f.to_port], Where("operator"), forward="true", target=f.to_host)
     _underlay_mtu(b, inv, addr, facts)
     swarm_members = swarm_hosts(inv)
     managers = [h for h in swarm_members if "manager" in inv.hosts[h].roles]
     for h1, h2 in itertools.permutations(swarm_members, 2):
         if h1 not in facts:
             continue
-        b.add(3, h1, h2, "swarm gossip 7946/tcp", ["tcp", addr[h2], 7946], ("host", h1), swarm="gossip")
+        b.add(3, h1, h2, "swarm gossip 7946/tcp", ["tcp", addr[h2], 7946], Where("host", h1), swarm="gossip")
         if h2 in managers:
-            b.add(3, h1, h2, "swarm control 2377/tcp", ["tcp", addr[h2], 2377], ("host", h1), swarm="control")
+            b.add(3, h1, h2, "swarm control 2377/tcp", ["tcp", addr[h2], 2377], Where("host", h1), swarm="control")
 
 
 def _underlay_mtu(b: Builder, inv: Inventory, addr: dict[str, str], facts: dict[str, HostFacts]) -> None:
@@ -170,7 +170,7 @@ def _underlay_mtu(b: Builder, inv: Inventory, addr: dict[str, str], facts: dict[
     hosts = sorted(h for h in targets if h in addr)
     for h1, h2 in itertools.permutations(hosts, 2):
         if h1 in facts:
-            b.add(3, h1, h2, f"mtu {addr[h2]} (full-size, no fragmenting)", ["mtu", addr[h2]], ("host", h1),
+            b.add(3, h1, h2, f"mtu {addr[h2]} (full-size, no fragmenting)", ["mtu", addr[h2]], Where("host", h1),
                   mtu="true", underlay="true", pair=f"{h1}>{h2}")
 
 
@@ -178,8 +178,8 @@ def _published(b: Builder, hosts: list[str], addr: dict[str, str], on: str, port
                **tags: str) -> None:
     for h in hosts:
         if h != on:
-            b.add(3, h, f"{on}:{port}", what, ["tcp", addr[on], port], ("host", h), True, published="true", **tags)
-    b.add(3, "operator", f"{on}:{port}", what, ["tcp", addr[on], port], ("operator",), True, published="true",
+            b.add(3, h, f"{on}:{port}", what, ["tcp", addr[on], port], Where("host", h), True, published="true", **tags)
+    b.add(3, "operator", f"{on}:{port}", what, ["tcp", addr[on], port], Where("operator"), True, published="true",
           **tags)
 
 
@@ -206,7 +206,7 @@ def _declared(b: Builder, inv: Inventory, insts: list[Instance], by_name: dict[s
     for ck in inv.checks:
         expect = ck.expect == "reachable"
         if ck.from_ in inv.hosts:
-            sources: list[tuple[str, tuple[str, ...]]] = [(ck.from_, ("host", ck.from_))]
+            sources: list[tuple[str, Where]] = [(ck.from_, Where("host", ck.from_))]
         else:
             sources = [(i.name, _from(i)) for i in insts if i.workload == ck.from_]
         for src, where in sources:
@@ -215,5 +215,5 @@ def _declared(b: Builder, inv: Inventory, insts: list[Instance], by_name: dict[s
             else:
                 m = TARGET_RE.match(ck.to)
                 assert m
-                name = addr.get(m["name"], m["name"]) if where[0] == "host" else m["name"]
+                name = addr.get(m["name"], m["name"]) if where.kind == "host" else m["name"]
                 b.add(5, src, ck.to, f"tcp {ck.to}", ["tcp", name, m["port"]], where, expect)

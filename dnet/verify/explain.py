@@ -83,7 +83,7 @@ def _sent(c: Check) -> int:
 
 def mtu_hint(mtu: list[Check], checks: list[Check], facts: dict[str, HostFacts], addrs: dict[str, str]) -> str:
     """Name the hosts and interfaces on the failing paths, the sizes that passed and failed, and the fix."""
-    hosts = Counter(h for c in mtu for h in (c.tags["pair"].split(">") if "pair" in c.tags else [c.where[1]]))
+    hosts = Counter(h for c in mtu for h in (c.tags["pair"].split(">") if "pair" in c.tags else [c.where.host]))
     suspect = hosts.most_common(1)[0][0]
     links = []
     for h in sorted(hosts):

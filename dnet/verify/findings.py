@@ -47,7 +47,7 @@ class Ctx:
 
     def host_of(self, c: Check) -> str:
         """The host a check ran on (its source's host)."""
-        return c.where[1] if len(c.where) > 1 else ""
+        return c.where.host
 
     def target_host(self, c: Check) -> str:
         """The host a published-port, forward or swarm check goes to."""
@@ -60,8 +60,8 @@ def implicated(failed: list[Check], inv: Inventory) -> list[str]:
     """Hosts worth reading evidence from: where failing checks ran, and the hosts they went to."""
     out: set[str] = set()
     for c in failed:
-        if len(c.where) > 1 and c.where[1] in inv.hosts:
-            out.add(c.where[1])
+        if c.where.host in inv.hosts:
+            out.add(c.where.host)
         out.update(h for h in c.tags.get("pair", "").split(">") if h in inv.hosts)
         head = c.dst.split(":")[0]
         if head in inv.hosts:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from dnet.images import PROBE_IMAGE, build_probe_image, ensure_image, local_image_id
 from dnet.runner import forks, parallel
 from dnet.transport.base import Transport, quote
-from dnet.verify.model import Check
+from dnet.verify.model import Check, Where
 
 # What every verb shares inside the probe: r prints "@@ ID RESULT DETAIL", cls names a failure from its message.
 PRELUDE = r"""
@@ -126,8 +126,8 @@ def parse(output: str, checks: list[Check]) -> None:
         c.result, c.detail = seen.get(c.id, ("error", "the probe printed no result"))
 
 
-def _run_remote(t: Transport, where: tuple[str, ...], checks: list[Check], run_id: str, n: int) -> None:
-    net = f"container:{where[2]}" if where[0] == "ctr" else "host"
+def _run_remote(t: Transport, where: Where, checks: list[Check], run_id: str, n: int) -> None:
+    net = f"container:{where.container}" if where.kind == "ctr" else "host"
     cmd = quote("docker", "run", "--rm", "--name", f"dnet-probe-{run_id}-{n}", "--label", "dnet.managed=true",
                 "--label", f"dnet.probe={run_id}", "--network", net, "--entrypoint", "sh", PROBE_IMAGE,
                 "-c", script(checks))
@@ -179,39 +179,39 @@ def _http_head(host: str, port: int) -> tuple[str, str]:
 def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None:
     """Run every check; probe containers are removed even when interrupted."""
     run_id = uuid.uuid4().hex[:8]
-    groups: dict[tuple[str, ...], list[Check]] = {}
+    groups: dict[Where, list[Check]] = {}
     for c in checks:
         decide = VERBS[c.action[0]].facts if c.action[0] in VERBS else None
-        if c.where[0] == "local" and decide is not None:  # decided from the facts already read
+        if c.where.kind == "local" and decide is not None:  # decided from the facts already read
             c.result, c.detail = decide([str(x) for x in c.action[1:]])
-        elif c.where[0] == "missing":
+        elif c.where.kind == "missing":
             c.result = "error"
-            c.detail = f"{c.where[2]} is not running on {c.where[1]}, so nothing can be probed from it"
-        elif c.where[0] != "operator" and c.where[1] not in transports:
-            c.result, c.detail = "error", f"host {c.where[1]} is unreachable"
+            c.detail = f"{c.where.container} is not running on {c.where.host}, so nothing can be probed from it"
+        elif c.where.remote and c.where.host not in transports:
+            c.result, c.detail = "error", f"host {c.where.host} is unreachable"
         else:
             groups.setdefault(c.where, []).append(c)
-    hosts = sorted({w[1] for w in groups if w[0] != "operator"})
+    hosts = sorted({w.host for w in groups if w.remote})
     if hosts:
         build_probe_image()  # cached; hosts that lack it get it streamed from here
     probe_id = local_image_id(PROBE_IMAGE)
     for r in parallel(hosts, lambda h: ensure_image(transports[h], PROBE_IMAGE, probe_id)):
         if not r.ok:
             for w, cs in groups.items():
-                if w[0] != "operator" and w[1] == r.host:
+                if w.remote and w.host == r.host:
                     for c in cs:
                         c.result, c.detail = "error", f"probe image unavailable on {r.host}: {r.error}"
     todo = [(w, cs) for w, cs in groups.items() if all(c.result == "pending" for c in cs)]
     done = [0]
 
-    def work(item: tuple[int, tuple[tuple[str, ...], list[Check]]]) -> None:
+    def work(item: tuple[int, tuple[Where, list[Check]]]) -> None:
         n, (where, cs) = item
-        if where[0] == "operator":
+        if where.kind == "operator":
             parallel(cs, operator, name=lambda c: c.id, wait_on_interrupt=True)
         else:
-            _run_remote(transports[where[1]], where, cs, run_id, n)
+            _run_remote(transports[where.host], where, cs, run_id, n)
         done[0] += 1
-        src = where[-1][:12] if where[0] == "ctr" else where[-1]
+        src = where.container[:12] if where.kind == "ctr" else where.host or where.kind
         log(f"probed {done[0]}/{len(todo)} sources ({len(cs)} checks from {src})")
 
     try:
