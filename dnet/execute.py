@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from dnet import converge
 from dnet.converge import Outcome, Progress
+from dnet.errors import Interrupted
 from dnet.plan.model import Change, Plan
 from dnet.session import Log, Session
 
@@ -71,13 +72,17 @@ def execute(s: Session, plan: Plan, log: Log, *, serial: int = 1, destroying: bo
                         seconds=time.monotonic() - start)
     if plan.changes and confirm is not None:
         confirm(plan)
-    outcomes = converge.apply(s, plan, log, serial, progress)
+    progress = progress or Progress([])
+    outcomes = converge.apply(s, plan, log, serial, progress)  # raises Interrupted with its summary
     done = Executed(plan, True, outcomes)
-    if destroying:
-        if any(c.kind == "service" for c in plan.changes):
-            done.errors += [f"{h}: {STUCK}" for h in converge.wait_tasks_gone(s)]
-    else:
-        done.services, done.warnings = converge.settle(s, plan.changes, log)
+    try:
+        if destroying:
+            if any(c.kind == "service" for c in plan.changes):
+                done.errors += [f"{h}: {STUCK}" for h in converge.wait_tasks_gone(s)]
+        else:
+            done.services, done.warnings = converge.settle(s, plan.changes, log)
+    except KeyboardInterrupt as exc:  # every change was made: say so, and that the wait was cut short
+        raise Interrupted([*progress.summary(), "  interrupted while waiting for the hosts to settle"]) from exc
     done.unreachable = dict(s.host_errors)
     done.seconds = time.monotonic() - start
     return done
