@@ -70,6 +70,7 @@ def status(name: str | None, as_json: bool, quiet: bool) -> None:
     """List labs and their nodes."""
     from dnet.lab import provider as providers
 
+    providers.get("docker")  # needs the docker SDK (what `lab` runs on): said here even when no lab exists
     rows = []
     for lab in [name] if name else all_labs():
         state = providers.load(lab)
