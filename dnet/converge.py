@@ -6,6 +6,7 @@ import copy
 import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from dnet import gossip, rolling
@@ -38,7 +39,9 @@ __all__ = ["Log", "Outcome", "Session", "apply", "commands", "destroy_plan", "ma
 
 
 def world(s: Session, prune_nodes: bool = False) -> World:
-    return World(s.loaded.model, s.specs, s.facts, s.local_images, prune_nodes)
+    src = Path(s.loaded.path)
+    return World(s.loaded.model, s.specs, s.facts, s.local_images, prune_nodes,
+                 src.parent if src.is_file() else Path())
 
 
 def make_plan(s: Session, prune_nodes: bool = False) -> Plan:

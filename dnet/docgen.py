@@ -47,8 +47,12 @@ def _limits(p: dict[str, Any]) -> str:
 
 
 def _table(props: dict[str, Any], required: list[str], defs: dict[str, Any]) -> list[str]:
+    from dnet.inventory.workload import RunOptions
+
     rows = ["| key | type | default | constraints | what it means |", "|---|---|---|---|---|"]
-    for name, p in props.items():
+    # a workload's own keys (image, command, ...) first, then the run options containers and services share
+    shared = set(RunOptions.model_fields) if set(RunOptions.model_fields) < set(props) else set()
+    for name, p in sorted(props.items(), key=lambda kv: kv[0] in shared):
         default = "required" if name in required else (f"`{json.dumps(p['default'])}`" if "default" in p else "")
         desc = p.get("description", "").replace("|", "\\|").replace("\n", " ")
         rows.append(f"| `{name}` | {_type(p, defs)} | {default} | {_limits(p)} | {desc} |")

@@ -377,12 +377,14 @@ def build(cls: type, host: str, target: str) -> object:
 
     from dnet.plan import desired as d
     from dnet.plan import model
+    from dnet.plan.runspec import FileSpec
 
     inv = loads(EXAMPLE.read_text()).model
     samples: dict[object, object] = {
         d.NetworkSpec: d.network_spec(inv.networks["appnet"]),
         d.ContainerSpec: d.container_spec("edge", inv.containers["edge"], None),
         d.ServiceSpec: d.service_spec("web", inv.services["web"], None),
+        FileSpec: FileSpec("db", "db-0123456789ab", "/run/secrets/db", "/x", "0123456789abcdef"),
         str: "x", bool: False}
     hints = typing.get_type_hints(cls, vars(model))
     args: dict[str, object] = {"host": host}
@@ -407,7 +409,7 @@ def test_limit_keeps_exactly_the_changes_about_the_limited_hosts_for_every_chang
     s, _ = session({})
     s.limit = ["node3"]
     classes = every_change_class()
-    assert len(classes) == 22
+    assert len(classes) == 26
     wanted, other = [], []
     for cls in classes:
         wanted.append(build(cls, "node3", "node3"))

@@ -16,14 +16,16 @@ from dnet.facts.model import (
     FactsError,
     NetworkFact,
     NodeFact,
+    ObjectFact,
     Reader,
     ServiceFact,
     SwarmFact,
 )
 from dnet.transport.base import Transport
 
-__all__ = ["ContainerFact", "Endpoint", "FactsError", "HostFacts", "NetworkFact", "NodeFact", "ServiceFact",
-           "SwarmFact", "concatenated", "engine_get", "gather", "genuine_tasks", "parse", "script", "tasks_path"]
+__all__ = ["ContainerFact", "Endpoint", "FactsError", "HostFacts", "NetworkFact", "NodeFact", "ObjectFact",
+           "ServiceFact", "SwarmFact", "concatenated", "engine_get", "gather", "genuine_tasks", "parse", "script",
+           "tasks_path"]
 
 MARK = "@@dnet:"
 
@@ -67,6 +69,11 @@ SECTIONS: list[tuple[str, str, str]] = [
     # the manager's own list of tasks: a container's task labels alone can be set by any docker user
     ("tasks", "docker service ls -q 2>/dev/null | xargs -r docker service ps -q --no-trunc 2>/dev/null | "
               "xargs -r docker inspect --type task 2>/dev/null", "/tasks"),
+    # a manager's swarm secrets and configs (names and labels only: Docker never gives their data back)
+    ("secrets", "docker secret ls -q 2>/dev/null | xargs -r docker secret inspect 2>/dev/null", "/secrets"),
+    ("configs", "docker config ls -q 2>/dev/null | xargs -r docker config inspect --format "
+                "'{{json .ID}} {{json .Spec.Name}} {{json .Spec.Labels}}' 2>/dev/null", "/configs"),
+    ("volumes", "docker volume ls -q 2>/dev/null | xargs -r docker volume inspect 2>/dev/null", "/volumes"),
     ("images", "", ""),  # per run: the inventory's images
     ("nat", "iptables -w -t nat -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'", ""),
     ("filter", "iptables -w -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'", ""),
@@ -169,6 +176,9 @@ class HostFacts:
     addresses: dict[str, list[str]] = field(default_factory=dict)  # interface -> IPv4 addresses
     gossip_listener: str = ""  # what listens on 7946/tcp ("" when nothing does)
     tasks: dict[str, str] | None = None  # a manager's tasks: task ID -> container ID ("" before it has one)
+    secrets: list[ObjectFact] = field(default_factory=list)  # a manager's swarm secrets
+    configs: list[ObjectFact] = field(default_factory=list)  # a manager's swarm configs
+    volumes: list[ObjectFact] = field(default_factory=list)
     first: str = ""  # what the command run before the facts printed (see script())
 
     def interface_of(self, address: str) -> str | None:
@@ -287,6 +297,19 @@ def service(r: Reader, d: dict[str, Any]) -> ServiceFact:
                        [r.text(n, "Target") for n in nets if isinstance(n, dict)])
 
 
+def _objects(host: str, section: str, text: str) -> list[ObjectFact]:
+    """Secrets, configs or volumes: their names and labels (the CLI's configs as `ID NAME LABELS` JSON words)."""
+    if text.strip().startswith('"'):
+        rows = [ln.split(" ", 2) for ln in text.strip().splitlines() if ln.count(" ") >= 2]
+        text = "[" + ",".join(f'{{"ID":{i},"Spec":{{"Name":{n},"Labels":{lb}}}}}' for i, n, lb in rows) + "]"
+    out = []
+    for d in _list(host, section, text):
+        r = Reader(host, section)
+        spec = r.obj(d, "Spec") if "Spec" in d else d
+        out.append(ObjectFact(r.labels(spec), r.text(d, "ID") or r.text(d, "Name"), r.text(spec, "Name", True)))
+    return sorted(out, key=lambda o: o.name)
+
+
 def node(r: Reader, d: dict[str, Any]) -> NodeFact:
     """One `docker node inspect` entry."""
     spec, status = r.obj(d, "Spec"), r.obj(d, "Status")
@@ -362,6 +385,13 @@ def parse(host: str, text: str) -> HostFacts:
             if isinstance(d.get("ID"), str):
                 r = Reader(host, "tasks")
                 f.tasks[d["ID"]] = r.text(r.obj(r.obj(d, "Status"), "ContainerStatus"), "ContainerID")
+    if f.is_manager:
+        f.secrets = _objects(host, "secrets", sec.get("secrets", ""))
+        f.configs = _objects(host, "configs", sec.get("configs", ""))
+    vols = sec.get("volumes", "").strip()
+    if vols.startswith("{") and '"Volumes"' in vols[:12]:  # the API's /volumes wraps its list
+        vols = json.dumps(_json(host, "volumes", vols, {}).get("Volumes") or [])
+    f.volumes = _objects(host, "volumes", vols)
     for line in sec.get("images", "").splitlines():
         if " " in line.strip():
             ref, iid = line.strip().rsplit(" ", 1)

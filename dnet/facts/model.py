@@ -166,6 +166,14 @@ class ServiceFact(Labelled):
 
 
 @dataclass
+class ObjectFact(Labelled):
+    """A swarm secret or config, or a volume: its name and labels."""
+
+    id: str
+    name: str
+
+
+@dataclass
 class NodeFact(Labelled):
     """A swarm node as `docker node inspect` reports it (labels are the node's Spec labels)."""
 

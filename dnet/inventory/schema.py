@@ -5,12 +5,12 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
-from dnet.inventory.keys import DESCRIPTIONS
+from dnet.inventory.base import Command, Labels, Model, Name
+from dnet.inventory.workload import FileRef, Placement, RollbackPolicy, RunOptions, UpdatePolicy
 
 Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=63)]
 Protocol = Literal["tcp", "udp"]
 
 
@@ -35,7 +35,6 @@ def _cidr(value: Any) -> str:
     return str(net)
 
 
-LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 # Docker's reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest]; never starts with '-'.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?"
@@ -56,23 +55,6 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
-def _str_labels(value: Any) -> Any:
-    if isinstance(value, dict):
-        for k in value:
-            if isinstance(k, str) and not LABEL_KEY.fullmatch(k):
-                raise ValueError(f"label key '{k}' may hold only letters, digits and . _ / - (no commas, '=' or "
-                                 "spaces), starting with a letter or digit")
-        return {k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, (int, float, bool)) else v
-                for k, v in value.items()}
-    return value
-
-
-def _command(value: Any) -> Any:
-    if isinstance(value, list):
-        return [str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in value]
-    return value
-
-
 def _address(value: Any) -> Any:
     """An IP, a DNS name or 'local'; something made only of digits and dots must be a real IPv4 address."""
     if isinstance(value, str) and re.fullmatch(r"[0-9.]+", value.strip()):
@@ -86,27 +68,7 @@ def _address(value: Any) -> Any:
 
 IP = Annotated[str, BeforeValidator(_ip)]
 CIDR = Annotated[str, BeforeValidator(_cidr)]
-Labels = Annotated[dict[str, str], BeforeValidator(_str_labels)]
-Command = Annotated[list[str] | str, BeforeValidator(_command)]
 Image = Annotated[str, BeforeValidator(_image)]
-
-
-class Model(BaseModel):
-    """Base: unknown keys are errors, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        """Attach each field's description from dnet.inventory.keys (kept apart so the models stay short)."""
-        super().__pydantic_init_subclass__(**kwargs)
-        changed = False
-        for name, info in cls.model_fields.items():
-            text = DESCRIPTIONS.get(f"{cls.__name__}.{name}")
-            if text and info.description != text:
-                info.description, changed = text, True
-        if changed:
-            cls.model_rebuild(force=True)
 
 
 class AddressPool(Model):
@@ -120,10 +82,49 @@ class AddressPool(Model):
         return self
 
 
+MODELLED = {"mtu": "mtu", "dns": "dns", "default-address-pools": "default_address_pools"}
+# daemon.json keys that would stop the engine from starting the way the host's init starts it, or lose its data
+REFUSED = {"hosts": "the init system already passes -H to dockerd, and the engine will not start with both",
+           "data-root": "moving the data root hides every image, volume and container the engine has"}
+
+
+def _json_value(value: Any, where: str = "") -> None:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _json_value(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"key {k!r}{' in ' + where if where else ''} must be a string")
+            _json_value(v, f"{where}.{k}" if where else k)
+        return
+    raise ValueError(f"{where or 'value'}: {value!r} is not a JSON value (quote dates and times)")
+
+
+def _daemon(value: Any) -> Any:
+    if isinstance(value, dict):
+        _json_value(value)
+        for k in value:
+            if k in REFUSED:
+                raise ValueError(f"daemon.json key '{k}' is refused: {REFUSED[k]}")
+    return value
+
+
 class DockerEngine(Model):
     mtu: Annotated[int, Field(strict=True, ge=576, le=9216)] | None = None
     dns: list[IP] = []
     default_address_pools: list[AddressPool] = []
+    daemon: Annotated[dict[str, Any], BeforeValidator(_daemon)] = {}
+
+    @model_validator(mode="after")
+    def _not_both_ways(self) -> DockerEngine:
+        for key, field in MODELLED.items():
+            if key in self.daemon and field in self.model_fields_set:
+                raise ValueError(f"'{key}' is set both as docker.{field} and in docker.daemon; keep one")
+        return self
 
 
 class Defaults(Model):
@@ -195,13 +196,25 @@ class ServicePort(Model):
     mode: Literal["ingress", "host"] = "ingress"
 
 
-class Service(Model):
+class Service(RunOptions):
     image: Image
     command: Command | None = None
+    mode: Literal["replicated", "global"] = "replicated"
     replicas: Annotated[int, Field(strict=True, ge=0, le=10000)] = 1
     networks: list[str] = []
     endpoint_mode: Literal["vip", "dnsrr"] = "vip"
     ports: list[ServicePort] = []
+    placement: Placement | None = None
+    update: UpdatePolicy | None = None
+    rollback: RollbackPolicy | None = None
+    secrets: dict[Name, FileRef] = {}
+    configs: dict[Name, FileRef] = {}
+
+    @model_validator(mode="after")
+    def _global_has_no_replicas(self) -> Service:
+        if self.mode == "global" and "replicas" in self.model_fields_set:
+            raise ValueError("a global service runs one task per node; remove replicas or use mode: replicated")
+        return self
 
 
 PORT_RE = re.compile(r"^(?:(?P<ip>[0-9.]+):)?(?P<host>\d+):(?P<ctr>\d+)(?:/(?P<proto>tcp|udp))?$")
@@ -237,15 +250,25 @@ class ContainerPort(Model):
         return f"{ip}{self.published}:{self.target}/{self.protocol}"
 
 
-class Container(Model):
+RESTART_RE = r"^(no|always|unless-stopped|on-failure(:[1-9][0-9]{0,3})?)$"
+
+
+class Container(RunOptions):
     host: str
     image: Image
     command: Command | None = None
+    restart: Annotated[str, Field(pattern=RESTART_RE)] = "unless-stopped"
     networks: list[str] = []
     ports: list[Annotated[ContainerPort, BeforeValidator(ContainerPort.parse),
                           WithJsonSchema({"type": "string", "pattern": PORT_RE.pattern,
                                           "examples": ["9090:80/tcp", "127.0.0.1:8080:80/tcp"]})]] = []
     aliases: list[str] = []
+
+    @model_validator(mode="after")
+    def _no_cpu_reservation(self) -> Container:
+        if self.resources and self.resources.reservations.cpus is not None:
+            raise ValueError("a plain container cannot reserve CPUs (only swarm services can); use limits.cpus")
+        return self
 
 
 TARGET_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<port>\d+)$")

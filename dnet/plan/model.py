@@ -10,6 +10,7 @@ from enum import IntEnum, StrEnum
 from typing import Any, ClassVar, Literal
 
 from dnet.plan.desired import ContainerSpec, ForwardRule, NetworkSpec, ServiceSpec
+from dnet.plan.runspec import FileSpec
 
 Role = Literal["manager", "worker"]
 
@@ -25,7 +26,8 @@ class Phase(IntEnum):
     IMAGE = 5
     WORKLOAD = 6
     FORWARD = 7
-    LEAVE = 8
+    RETIRE = 8  # what workloads no longer use: old secrets and configs, volumes on destroy --volumes
+    LEAVE = 9
 
 
 class Action(StrEnum):
@@ -544,6 +546,98 @@ class ServiceRun(Rebuild, kind="service", phase=Phase.WORKLOAD):
 
     def after(self) -> Any:
         return self.spec.as_dict() if self.spec else None
+
+
+def field_change(name: str, old: Any, new: Any) -> str:
+    """One changed field as the plan shows it: env and labels key by key, the rest as before -> after."""
+    if isinstance(old, dict) and isinstance(new, dict) and name in ("env", "labels"):
+        parts = [f"{k} {_short(old.get(k))} -> {_short(new.get(k))}" for k in sorted({*old, *new})
+                 if old.get(k) != new.get(k)]
+        return f"{name} " + ", ".join(parts)
+    return f"{name} {_short(old)} -> {_short(new)}"
+
+
+def _short(v: Any) -> str:
+    if v is None:
+        return "unset"
+    text = v if isinstance(v, str) else repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceUpdate(Change, kind="service", phase=Phase.WORKLOAD, action=Action.UPDATE):
+    """Change a service in place (`docker service update`): its tasks roll by its update policy."""
+
+    spec: ServiceSpec
+    old: dict[str, Any]  # what it was made with (its dnet.shown label)
+    fields: tuple[str, ...]  # the fields that differ
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def detail(self) -> str:
+        new = self.spec.as_dict()
+        return "rolling update: " + "; ".join(field_change(f, self.old.get(f), new.get(f)) for f in self.fields)
+
+    def before(self) -> Any:
+        return {f: self.old.get(f) for f in self.fields}
+
+    def after(self) -> Any:
+        new = self.spec.as_dict()
+        return {f: new.get(f) for f in self.fields}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileCreate(Change, kind="secret", phase=Phase.IMAGE, action=Action.CREATE):
+    """Make a swarm secret or config from a file on this machine (its contents go on stdin)."""
+
+    file: FileSpec
+    what: Literal["secret", "config"] = "secret"
+
+    @property
+    def name(self) -> str:
+        return self.file.object
+
+    @property
+    def detail(self) -> str:
+        return f"{self.what} {self.file.name} from {self.file.path}"
+
+    def after(self) -> Any:
+        return {"name": self.file.object, "target": self.file.target}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileRemove(Removal, kind="secret", phase=Phase.RETIRE):
+    """Remove a swarm secret or config dnet made that no service uses any more."""
+
+    object: str
+    what: Literal["secret", "config"] = "secret"
+    why: str = "no service uses it"
+
+    @property
+    def name(self) -> str:
+        return self.object
+
+    @property
+    def detail(self) -> str:
+        return f"{self.what}: {self.why}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VolumeRemove(Removal, kind="volume", phase=Phase.RETIRE, lane="local"):
+    """Remove a named volume dnet made (destroy --volumes only): its data is gone after this."""
+
+    volume: str
+
+    @property
+    def name(self) -> str:
+        return self.volume
+
+    @property
+    def detail(self) -> str:
+        return "dnet-managed volume (--volumes): its data is deleted"
 
 
 @dataclass(frozen=True, kw_only=True)

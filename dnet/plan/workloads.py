@@ -1,6 +1,8 @@
 """Workload part of the diff: images, containers and services (create, recreate, start, prune)."""
 from __future__ import annotations
 
+import json
+from dataclasses import fields
 from typing import Any
 
 from dnet.facts import ContainerFact, HostFacts, ServiceFact
@@ -11,13 +13,17 @@ from dnet.plan.model import (
     ContainerRemove,
     ContainerRun,
     ContainerStart,
+    FileCreate,
+    FileRemove,
     ImagePull,
     ImageStream,
     NetworkRecreate,
     Plan,
     ServiceRemove,
     ServiceRun,
+    ServiceUpdate,
 )
+from dnet.plan.runspec import SpecError
 from dnet.plan.world import World
 
 
@@ -66,11 +72,19 @@ def diff(w: World, plan: Plan) -> None:
         _services(w, plan, leader, ids)
 
 
+def _where(w: World) -> d.Where:
+    return d.Where(w.base, w.inv.cluster)
+
+
 def _containers(w: World, plan: Plan, ids: dict[tuple[str, str], str | None]) -> None:
     for name, c in w.inv.containers.items():
         if c.host not in w.facts:
             continue
-        spec = d.container_spec(name, c, ids.get((c.host, c.image)))
+        try:
+            spec = d.container_spec(name, c, ids.get((c.host, c.image)), _where(w))
+        except SpecError as exc:
+            plan.errors.append(str(exc))
+            continue
         have = w.facts[c.host].container(name)
         if have is None:
             plan.add(ContainerRun(host=c.host, spec=spec))
@@ -78,7 +92,9 @@ def _containers(w: World, plan: Plan, ids: dict[tuple[str, str], str | None]) ->
             plan.errors.append(f"{c.host}: a container named '{name}' exists but was made by {w.whose(have)}; "
                                "rename it in the inventory or remove it by hand")
         elif have.spec_hash != spec.hash:
-            plan.add(ContainerRun(host=c.host, spec=spec, recreate=True, current=_ctr_before(have)))
+            old = d.shown(have.labels)
+            why = f"changed: {', '.join(changed(old, spec))}" if old is not None else ""
+            plan.add(ContainerRun(host=c.host, spec=spec, recreate=True, why=why, current=_ctr_before(have)))
         elif drift := _net_drift(set(have.endpoints), set(c.networks) or {"bridge"}):
             plan.add(ContainerRun(host=c.host, spec=spec, recreate=True, why=drift, current=_ctr_before(have)))
         elif not have.running:
@@ -91,8 +107,14 @@ def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str 
         if w.ours(svc) and svc.kind == "service" and svc.name not in w.inv.services:
             plan.add(ServiceRemove(host=leader, service=svc.name))
     rebuilt = {x for c in plan.changes if isinstance(c, NetworkRecreate) for x in c.services_rm}
+    specs: list[d.ServiceSpec] = []
     for name, s in w.inv.services.items():
-        spec = d.service_spec(name, s, ids.get((leader, s.image)))
+        try:
+            spec = d.service_spec(name, s, ids.get((leader, s.image)), _where(w))
+        except SpecError as exc:
+            plan.errors.append(str(exc))
+            continue
+        specs.append(spec)
         have = lf.service(name)
         if name in rebuilt:
             plan.add(ServiceRun(host=leader, spec=spec, recreate=True, why="after its network"))
@@ -102,8 +124,7 @@ def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str 
             plan.errors.append(f"service '{name}' exists but was made by {w.whose(have)}; rename it or remove it "
                                "by hand")
         elif have.spec_hash != spec.hash:
-            plan.add(ServiceRun(host=leader, spec=spec, recreate=True,
-                                current=_svc_before(have, _service_nets(lf, have))))
+            _changed_service(plan, leader, spec, have, _svc_before(have, _service_nets(lf, have)))
         elif drift := _net_drift(_service_nets(lf, have), set(s.networks)):
             plan.add(ServiceRun(host=leader, spec=spec, recreate=True, why=drift,
                                   current=_svc_before(have, _service_nets(lf, have))))
@@ -111,6 +132,62 @@ def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str 
                 not any(w.facts[h].ipvs for h in swarm_hosts(w.inv) if h in w.facts):
             plan.warnings.append(f"service '{name}' needs IPVS (endpoint_mode vip or ingress publish) but no swarm "
                                  "host has ip_vs loaded: use endpoint_mode dnsrr with mode: host ports")
+    _files(w, plan, leader, specs)
+
+
+def _changed_service(plan: Plan, leader: str, spec: d.ServiceSpec, have: ServiceFact,
+                     current: dict[str, Any]) -> None:
+    """An in-place rolling update where Docker can make one, else a recreate that says why."""
+    old = d.shown(have.labels)
+    if old is None:
+        plan.add(ServiceRun(host=leader, spec=spec, recreate=True, current=current,
+                            why="made by a dnet without in-place updates: recreated once"))
+        return
+    fields_ = changed(old, spec)
+    new = spec.as_dict()
+    why = ""
+    if "mode" in fields_:
+        why = f"mode {old.get('mode', 'replicated')} -> {spec.mode}: Docker cannot change a service's mode in place"
+    elif "healthcheck" in fields_ and spec.healthcheck is None:
+        why = "health check removed: Docker cannot give back the image's own check in place"
+    if why:
+        plan.add(ServiceRun(host=leader, spec=spec, recreate=True, current=current, why=why))
+    elif fields_:
+        plan.add(ServiceUpdate(host=leader, spec=spec, old=old, fields=tuple(fields_)))
+    elif new != old:  # the same fields, a different hash: labels only
+        plan.add(ServiceUpdate(host=leader, spec=spec, old=old, fields=("labels",)))
+
+
+def changed(old: dict[str, Any] | None, spec: d.Workload) -> list[str]:
+    """The fields of a workload's spec that differ from what it was made with (in field order)."""
+    new = json.loads(json.dumps(spec.as_dict()))
+    old = old or {}
+    out = []
+    for f in fields(spec):
+        default = json.loads(json.dumps(f.default_factory() if callable(f.default_factory) else f.default))
+        if f.name in ("env", "labels") and default == []:
+            default = {}
+        if f.name in ("secrets", "configs") and default == []:
+            default = {}
+        if old.get(f.name, default) != new.get(f.name, default):
+            out.append(f.name)
+    return out
+
+
+def _files(w: World, plan: Plan, leader: str, specs: list[d.ServiceSpec]) -> None:
+    """Secrets and configs: make the ones the services need, remove the ones of ours that none uses."""
+    lf = w.facts[leader]
+    for what, have_list in (("secret", lf.secrets), ("config", lf.configs)):
+        have = {o.name: o for o in have_list}
+        want = {f.object: f for s in specs for f in (s.secrets if what == "secret" else s.configs)}
+        for obj, f in sorted(want.items()):
+            if obj in have and not w.ours(have[obj]):
+                plan.errors.append(f"{what} '{obj}' exists but was made by {w.whose(have[obj])}; remove it by hand")
+            elif obj not in have:
+                plan.add(FileCreate(host=leader, file=f, what=what))  # type: ignore[arg-type]
+        for obj, o in sorted(have.items()):
+            if obj not in want and w.ours(o) and o.kind == what:
+                plan.add(FileRemove(host=leader, object=obj, what=what))  # type: ignore[arg-type]
 
 
 def _net_drift(have: set[str], want: set[str]) -> str:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from dnet.facts import HostFacts
 from dnet.facts.model import Labelled
@@ -30,6 +31,7 @@ class World:
     facts: dict[str, HostFacts]
     local_images: dict[str, str | None]
     prune_nodes: bool = False  # remove swarm nodes the inventory does not list
+    base: Path = field(default_factory=Path)  # the inventory's folder: env_file, secret and config files are here
 
     def leader(self) -> str | None:
         return leader(self.inv, self.facts)

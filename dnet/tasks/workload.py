@@ -8,11 +8,17 @@ from dnet.plan.model import (
     ContainerRemove,
     ContainerRun,
     ContainerStart,
+    FileCreate,
+    FileRemove,
     ImagePull,
     ImageStream,
     ServiceRemove,
     ServiceRun,
+    ServiceUpdate,
+    VolumeRemove,
 )
+from dnet.plan.runspec import SpecError, digest
+from dnet.tasks import runflags
 from dnet.tasks.base import Context, retrying, task
 from dnet.transport.base import quote
 
@@ -44,7 +50,9 @@ def container(ctx: Context, c: ContainerRun) -> str:
     spec = c.spec
     if c.recreate:
         ctx.run(c.host, quote("docker", "rm", "-f", spec.name) + " >/dev/null")
-    args = ["docker", "run", "-d", "--name", spec.name, "--hostname", spec.name, "--restart", "unless-stopped",
+    flags, after = runflags.container_args(spec, ctx.inv.cluster)
+    env_flag, env = runflags.env_stdin(spec)
+    args = ["docker", "run", "-d", "--name", spec.name, "--hostname", spec.name, *flags, *env_flag,
             *_label_args(d.labels("container", spec, ctx.inv.cluster))]
     nets = spec.networks
     if nets:
@@ -54,8 +62,9 @@ def container(ctx: Context, c: ContainerRun) -> str:
     for p in spec.ports:
         args += ["-p", p]
     args.append(spec.image)
-    args += spec.command or []
-    r = ctx.run(c.host, quote(*args) + " >/dev/null", check=False)
+    args += after
+    r = ctx.transports[c.host].run(quote(*args) + " >/dev/null", check=False, stdin=env,
+                                   secrets=(*ctx.secrets(), *spec.secret_values))
     if not r.ok:
         if not any(m in r.stderr.lower() for m in ATTACH_TIMEOUTS):
             r.check()
@@ -91,7 +100,9 @@ def service(ctx: Context, c: ServiceRun) -> str:
             *_label_args(d.labels("service", spec, ctx.inv.cluster)),
             *_label_args({MANAGED_LABEL: "true", CLUSTER_LABEL: ctx.inv.cluster, "dnet.service": spec.name},
                          "--container-label"),
-            "--replicas", str(spec.replicas), "--endpoint-mode", spec.endpoint_mode]
+            "--endpoint-mode", spec.endpoint_mode, *runflags.service_args(spec, ctx.inv.cluster)]
+    env_flag, env = runflags.env_stdin(spec)
+    args += env_flag
     for net in spec.networks:
         args += ["--network", net]
     for p in spec.ports:
@@ -102,8 +113,52 @@ def service(ctx: Context, c: ServiceRun) -> str:
         args.append("--no-resolve-image")
     args.append(image)
     args += spec.command or []
-    ctx.run(c.host, quote(*args) + " >/dev/null")
+    ctx.transports[c.host].run(quote(*args) + " >/dev/null", stdin=env, secrets=(*ctx.secrets(), *spec.secret_values))
     return f"{c.action}d: {c.detail}"
+
+
+@task(ServiceUpdate)
+def update_service(ctx: Context, c: ServiceUpdate) -> str:
+    spec = c.spec
+    labels = {k: v for k, v in d.labels("service", spec, ctx.inv.cluster).items() if k not in (MANAGED_LABEL,)}
+    args = ["docker", "service", "update", "--detach=false", "--quiet",
+            *runflags.update_args(spec, c.old, c.fields, ctx.inv.cluster),
+            *_label_args(labels, "--label-add"), spec.name]
+    # waits for the rolling update to finish (or fail by the service's failure_action)
+    ctx.run(c.host, quote(*args) + " >/dev/null", secrets=(*ctx.secrets(), *spec.secret_values), timeout=900)
+    return f"updated in place: {', '.join(c.fields)}"
+
+
+@task(FileCreate)
+def create_file(ctx: Context, c: FileCreate) -> str:
+    f = c.file
+    try:
+        with open(f.path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise SpecError(f"{c.what} {f.name}: cannot read {f.path}: {exc.strerror or exc}") from None
+    if digest(ctx.inv.cluster, f.name, data) != f.digest:
+        raise SpecError(f"{c.what} {f.name}: {f.path} changed after the plan was made; run apply again")
+    labels = {MANAGED_LABEL: "true", CLUSTER_LABEL: ctx.inv.cluster, d.KIND_LABEL: c.what}
+    ctx.run(c.host, quote("docker", c.what, "create", *_label_args(labels), f.object, "-") + " >/dev/null",
+            stdin=data)
+    return f"created {c.what} {f.object}"
+
+
+@task(FileRemove)
+def remove_file(ctx: Context, c: FileRemove) -> str:
+    r = ctx.run(c.host, quote("docker", c.what, "rm", c.object) + " >/dev/null", check=False)
+    if not r.ok and "not found" not in r.stderr.lower():
+        r.check()
+    return "removed"
+
+
+@task(VolumeRemove)
+def remove_volume(ctx: Context, c: VolumeRemove) -> str:
+    # a removed service's task containers go away a little after the service: the volume is busy until then
+    retrying(ctx, c.host, quote("docker", "volume", "rm", c.volume) + " >/dev/null", f"remove volume {c.volume}",
+             wait=60)
+    return "removed"
 
 
 @task(ServiceRemove)
