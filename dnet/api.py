@@ -151,13 +151,14 @@ def apply(inv: Inventory, limit: str | list[str] | None = None, *, serial: int =
         return _result(execute(s, plan, log, serial=serial, refuse=_refuse(guard)))
 
 
-def destroy(inv: Inventory, *, leave_swarm: bool = False, accept_new_host_keys: bool = False,
+def destroy(inv: Inventory, *, leave_swarm: bool = False, volumes: bool = False, accept_new_host_keys: bool = False,
             log: Log = _quiet, only: Callable[[Change], bool] | None = None) -> ApplyResult:
     """Remove everything dnet made on the hosts (label dnet.managed=true) for this inventory's cluster and nothing
-    else; with `only`, just the changes it selects (e.g. what one test session made)."""
+    else (named volumes only with `volumes`); with `only`, just the changes it selects (e.g. what one test session
+    made)."""
     lock = Lock("dnet.api.destroy")
     with _session(inv, None, log, accept_new_host_keys, lock) as s, hosts_locked(s.transports, lock, log):
-        plan = converge.destroy_plan(s, leave_swarm)
+        plan = converge.destroy_plan(s, leave_swarm, volumes)
         if only is not None:
             plan.changes = [c for c in plan.changes if only(_change(c))]
         return _result(execute(s, plan, log, destroying=True))

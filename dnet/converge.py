@@ -64,9 +64,9 @@ def limited(s: Session, plan: Plan) -> Plan:
     return Plan(keep, plan.errors, plan.warnings)
 
 
-def destroy_plan(s: Session, leave_swarm: bool) -> Plan:
-    """Every dnet-managed thing on the reachable hosts, as removals (and swarm leaves when asked)."""
-    return limited(s, destroy(world(s), leave_swarm))
+def destroy_plan(s: Session, leave_swarm: bool, volumes: bool = False) -> Plan:
+    """Every dnet-managed thing on the reachable hosts, as removals (and swarm leaves and volumes when asked)."""
+    return limited(s, destroy(world(s), leave_swarm, volumes))
 
 
 Status = Literal["ok", "failed", "skipped"]

@@ -189,20 +189,22 @@ def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, prune_nodes
 @inventory_option
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @click.option("--leave-swarm", is_flag=True, help="Also make every host leave the swarm.")
+@click.option("--volumes", is_flag=True, help="Also remove the named volumes dnet's workloads made (their data is "
+              "deleted); without it they are kept.")
 @json_option
 @limit_option
 @break_lock_option
 @accept_option
 @quiet_option
 @verbose_option
-def destroy_cmd(inventory: str, yes: bool, leave_swarm: bool, as_json: bool, limit: str | None, break_lock: bool,
-                accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
+def destroy_cmd(inventory: str, yes: bool, leave_swarm: bool, volumes: bool, as_json: bool, limit: str | None,
+                break_lock: bool, accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Remove everything dnet created (label dnet.managed=true) and nothing else."""
     start = time.monotonic()
     lock = Lock("dnet destroy")
     with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit, lock) as s, \
             hosts_locked(s.transports, lock, log_to(quiet or as_json), break_lock):
-        plan = converge.destroy_plan(s, leave_swarm)
+        plan = converge.destroy_plan(s, leave_swarm, volumes)
         if not as_json:
             show_plan(plan, {})
         r = execute(s, plan, log_to(quiet or as_json), destroying=True,

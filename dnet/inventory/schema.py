@@ -101,7 +101,7 @@ def _json_value(value: Any, where: str = "") -> None:
                 raise ValueError(f"key {k!r}{' in ' + where if where else ''} must be a string")
             _json_value(v, f"{where}.{k}" if where else k)
         return
-    raise ValueError(f"{where or 'value'}: {value!r} is not a JSON value (quote dates and times)")
+    raise ValueError(f"{where or 'value'}: {value} is a {type(value).__name__}, not a JSON value; quote it")
 
 
 def _daemon(value: Any) -> Any:
@@ -250,14 +250,19 @@ class ContainerPort(Model):
         return f"{ip}{self.published}:{self.target}/{self.protocol}"
 
 
-RESTART_RE = r"^(no|always|unless-stopped|on-failure(:[1-9][0-9]{0,3})?)$"
+def _restart(value: Any) -> Any:
+    if isinstance(value, bool):  # YAML reads a bare `no` as false
+        value = "always" if value else "no"
+    if isinstance(value, str) and not re.fullmatch(r"no|always|unless-stopped|on-failure(:[1-9][0-9]{0,3})?", value):
+        raise ValueError(f"'{value}' is not a restart policy; write no, always, unless-stopped or on-failure[:N]")
+    return value
 
 
 class Container(RunOptions):
     host: str
     image: Image
     command: Command | None = None
-    restart: Annotated[str, Field(pattern=RESTART_RE)] = "unless-stopped"
+    restart: Annotated[str, BeforeValidator(_restart)] = "unless-stopped"
     networks: list[str] = []
     ports: list[Annotated[ContainerPort, BeforeValidator(ContainerPort.parse),
                           WithJsonSchema({"type": "string", "pattern": PORT_RE.pattern,

@@ -7,6 +7,7 @@ from typing import Any
 
 from dnet.errors import Problem
 from dnet.inventory.schema import TARGET_RE, URL_RE, Inventory
+from dnet.inventory.workload import CONSTRAINT
 
 Where = Callable[[tuple[Any, ...]], tuple[int, int]]
 
@@ -23,6 +24,7 @@ def check(inv: Inventory, where: Where, filename: str) -> list[Problem]:
     _subnets(inv, err)
     _managers(inv, err)
     _ports(inv, err)
+    _placement(inv, err)
     for name, svc in inv.services.items():
         for i, p in enumerate(svc.ports):
             if svc.endpoint_mode == "dnsrr" and p.mode == "ingress":
@@ -30,6 +32,28 @@ def check(inv: Inventory, where: Where, filename: str) -> list[Problem]:
                     f"service '{name}' uses endpoint_mode dnsrr, which Docker refuses with an ingress publish; "
                     "set mode: host on this port or use endpoint_mode: vip")
     return out
+
+
+def _placement(inv: Inventory, err: Callable[..., None]) -> None:
+    """A constraint no node can meet leaves a service with no task: say so at its line."""
+    labels = [inv.hosts[h].labels for h in swarm_hosts(inv)]
+    for name, svc in inv.services.items():
+        for i, c in enumerate(svc.placement.constraints if svc.placement else []):
+            m = CONSTRAINT.fullmatch(c)
+            if not m:
+                continue
+            key, op, value = m[1], m[2], m[3]
+            path = ("services", name, "placement", "constraints", i)
+            if key.startswith("node.labels."):
+                label = key.removeprefix("node.labels.")
+                if not any(label in lb for lb in labels):
+                    err(path, f"service '{name}': no host has the label '{label}', so no node meets '{c}'; "
+                        "add it to a host's labels", "warning")
+                elif op == "==" and not any(lb.get(label) == value for lb in labels):
+                    err(path, f"service '{name}': no host has {label}={value}, so no node meets '{c}'", "warning")
+            elif key == "node.hostname" and op == "==" and value not in inv.hosts:
+                err(path, f"service '{name}': '{value}' is not a host of the inventory, so no node may meet '{c}'",
+                    "warning")
 
 
 def _has_mode(p: Any) -> bool:

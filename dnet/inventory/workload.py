@@ -85,12 +85,26 @@ def _constraint(value: Any) -> Any:
     return value
 
 
+def _abs(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"/[^\x00\n,]*", value):
+        raise ValueError(f"'{value}' is not an absolute path without commas or newlines; write for example /data")
+    return value
+
+
+def _user(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and not re.fullmatch(r"[A-Za-z0-9_.-]+(?::[A-Za-z0-9_.-]+)?", value):
+        raise ValueError(f"'{value}' is not a user; write a name or UID, with :GROUP if needed, e.g. 1000:1000")
+    return value
+
+
 Env = Annotated[dict[str, str], BeforeValidator(_env)]
 Duration = Annotated[str, BeforeValidator(_duration)]
 Memory = Annotated[str, BeforeValidator(_memory)]
 Cpus = Annotated[float, BeforeValidator(_cpus)]
 Constraint = Annotated[str, BeforeValidator(_constraint)]
-AbsPath = Annotated[str, Field(pattern=r"^/[^\x00\n,]*$")]
+AbsPath = Annotated[str, BeforeValidator(_abs)]
 
 
 class Mount(Model):
@@ -170,7 +184,7 @@ class RunOptions(Model):
     env_file: str | None = None
     mounts: list[Mount] = []
     entrypoint: Command | None = None
-    user: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$")] | None = None
+    user: Annotated[str, BeforeValidator(_user)] | None = None
     workdir: AbsPath | None = None
     labels: Labels = {}
     healthcheck: Healthcheck | None = None

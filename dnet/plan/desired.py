@@ -12,7 +12,7 @@ from dnet import CLUSTER_LABEL, MANAGED_LABEL
 from dnet.facts.model import KIND_LABEL, SPEC_LABEL
 from dnet.inventory.resolve import HostSpec, address_of
 from dnet.inventory.schema import Container, Inventory, Network, Service
-from dnet.inventory.workload import RunOptions
+from dnet.inventory.workload import CONSTRAINT, RunOptions
 from dnet.plan import runspec
 from dnet.plan.runspec import EnvVar, FileSpec
 
@@ -221,6 +221,12 @@ def _options(owner: str, o: RunOptions, at: Where) -> dict[str, Any]:
             "resources": runspec.resources(o)}
 
 
+def _constraint(text: str) -> str:
+    """One spelling per constraint ("a==b" and "a == b" are the same to Docker, and to the plan)."""
+    m = CONSTRAINT.fullmatch(text)
+    return f"{m[1]} {m[2]} {m[3]}" if m else text
+
+
 def _policy(p: Any) -> dict[str, Any] | None:
     got = {k: v for k, v in p.model_dump().items() if v is not None} if p is not None else {}
     return got or None
@@ -239,7 +245,7 @@ def service_spec(name: str, s: Service, image_id: str | None, at: Where | None =
     place = s.placement
     return ServiceSpec(name, s.image, image_id, command_list(s.command), 0 if s.mode == "global" else s.replicas,
                        list(s.networks), s.endpoint_mode, ports, mode=s.mode,
-                       constraints=tuple(" ".join(c.split()) for c in place.constraints) if place else (),
+                       constraints=tuple(_constraint(c) for c in place.constraints) if place else (),
                        preferences=tuple(f"spread={p.spread}" for p in place.preferences) if place else (),
                        update=_policy(s.update), rollback=_policy(s.rollback),
                        secrets=runspec.files(owner, s.secrets, "secret", at.base, at.cluster),

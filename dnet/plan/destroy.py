@@ -4,19 +4,21 @@ from __future__ import annotations
 from dnet.plan.diff import forwards_on
 from dnet.plan.model import (
     ContainerRemove,
+    FileRemove,
     ForwardRemove,
     ForwardRewrite,
     NetworkRemove,
     Plan,
     ServiceRemove,
     SwarmLeave,
+    VolumeRemove,
 )
 from dnet.plan.world import World
 
 
-def destroy(w: World, leave_swarm: bool) -> Plan:
-    """Removals for what dnet's converge made for this cluster (and swarm leaves when asked), never a lab's, a
-    probe's or another cluster's things.
+def destroy(w: World, leave_swarm: bool, volumes: bool = False) -> Plan:
+    """Removals for what dnet's converge made for this cluster (swarm leaves and named volumes only when asked),
+    never a lab's, a probe's or another cluster's things.
 
     Cluster-wide things are read from one manager.
     """
@@ -27,6 +29,10 @@ def destroy(w: World, leave_swarm: bool) -> Plan:
         for svc in w.facts[manager].services:
             if w.ours(svc) and svc.kind == "service":
                 plan.add(ServiceRemove(host=manager, service=svc.name, why="dnet-managed"))
+        for what, objs in (("secret", w.facts[manager].secrets), ("config", w.facts[manager].configs)):
+            for o in objs:
+                if w.ours(o) and o.kind == what:
+                    plan.add(FileRemove(host=manager, object=o.name, what=what, why="dnet-managed"))  # type: ignore[arg-type]
     for h, f in w.facts.items():
         for ctr in f.containers:
             if w.ours(ctr) and ctr.kind == "container":
@@ -34,6 +40,10 @@ def destroy(w: World, leave_swarm: bool) -> Plan:
         for n in f.networks:
             if w.ours(n) and n.kind == "network" and (n.scope != "swarm" or h == manager):
                 plan.add(NetworkRemove(host=h, network=n.name, why="dnet-managed", pruning=False))
+        for v in f.volumes if volumes else []:
+            # a volume has no kind: the cluster label says whose it is (the mount's volume-label writes both)
+            if v.managed and v.owner == w.inv.cluster:
+                plan.add(VolumeRemove(host=h, volume=v.name))
         have, keep = forwards_on(w, f)
         if keep and have:  # other clusters' forwards stay
             plan.add(ForwardRewrite(host=h, rules=(), current=tuple(have), keep=keep))

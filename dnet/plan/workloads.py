@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any
 
 from dnet.facts import ContainerFact, HostFacts, ServiceFact
@@ -164,10 +164,9 @@ def changed(old: dict[str, Any] | None, spec: d.Workload) -> list[str]:
     old = old or {}
     out = []
     for f in fields(spec):
-        default = json.loads(json.dumps(f.default_factory() if callable(f.default_factory) else f.default))
-        if f.name in ("env", "labels") and default == []:
-            default = {}
-        if f.name in ("secrets", "configs") and default == []:
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        default = None if default is MISSING else json.loads(json.dumps(default))
+        if f.name in ("env", "secrets", "configs") and default == []:  # shown as mappings
             default = {}
         if old.get(f.name, default) != new.get(f.name, default):
             out.append(f.name)

@@ -41,6 +41,18 @@ def daemon_json(ctx: Context, c: DaemonUpdate) -> str:
             "{ [ ! -f /etc/docker/daemon.json ] || "
             "cp -p /etc/docker/daemon.json /etc/docker/daemon.json.dnet-backup; } && "
             "mv /etc/docker/daemon.json.dnet /etc/docker/daemon.json", stdin=body)
-    how = restart(ctx, c.host) if f.engine is not None else "engine not running yet"
+    if f.engine is None:
+        f.daemon = merged
+        return "daemon.json written; engine not running yet"
+    try:
+        how = restart(ctx, c.host)
+    except DnetError as exc:
+        # a key the engine refuses stops it from starting: put the old file back so the host runs as before
+        back = "mv /etc/docker/daemon.json.dnet-backup /etc/docker/daemon.json" if f.daemon_raw.strip() else \
+            "rm -f /etc/docker/daemon.json"
+        ctx.run(c.host, f"{back} && {{ {service_cmd(ctx, c.host, 'restart')} >/dev/null 2>&1; {WAIT_READY}; }}",
+                check=False, timeout=150)
+        raise DnetError(f"{c.host}: the engine did not start with the new daemon.json, so the previous one is back "
+                        f"and the engine was started with it; check docker.daemon ({exc})") from None
     f.daemon = merged
     return f"daemon.json written; {how}"

@@ -1,0 +1,218 @@
+"""Workload keys (env, mounts, health, resources, placement, update policy, secrets) from inventory to plan to the
+docker flags, without hosts: specs, masking, in-place updates vs recreates, and the exact commands."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dnet.facts import ObjectFact
+from dnet.inventory import loads
+from dnet.plan import desired as d
+from dnet.plan.diff import diff
+from dnet.plan.model import FileCreate, FileRemove, ServiceRun, ServiceUpdate
+from dnet.plan.runspec import SpecError
+from dnet.plan.workloads import changed
+from dnet.tasks import runflags
+from dnet.transport.base import quote
+from tests.conftest import EXAMPLE
+from tests.test_facts_plan import world
+
+SECRET = "s3cr3t-Pa55 'quoted' $HOME"
+
+
+def example(**web: object) -> str:
+    """The example inventory with extra keys on service web."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["services"]["web"].update(web)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def spec(text: str, tmp: Path | None = None, environ: dict[str, str] | None = None,
+         image_id: str | None = None) -> d.ServiceSpec:
+    inv = loads(text).model
+    return d.service_spec("web", inv.services["web"], image_id,
+                          d.Where(tmp or Path("."), inv.cluster, environ if environ is not None else {}))
+
+
+def test_hashes_of_workloads_made_before_the_new_keys_do_not_change() -> None:
+    """An upgrade of dnet must not touch running workloads: the example's hashes are those dnet 0.1 wrote."""
+    inv = loads(EXAMPLE.read_text()).model
+    assert d.service_spec("web", inv.services["web"], None).hash == "ed3cb1711d589f0f"
+    assert d.container_spec("edge", inv.containers["edge"], None).hash == "c171473c7ff01502"
+
+
+def test_env_reference_is_resolved_for_the_task_and_masked_everywhere_else(tmp_path: Path) -> None:
+    s = spec(example(env={"DB_PASSWORD": "${DB_PASSWORD}", "MODE": "fast", "PRICE": "$$5"}), tmp_path,
+             {"DB_PASSWORD": SECRET})
+    env = {e.key: e for e in s.env}
+    assert env["DB_PASSWORD"].value == SECRET and env["DB_PASSWORD"].secret
+    assert env["PRICE"].value == "$5" and env["MODE"].shown == "fast"
+    shown = json.dumps(s.as_dict()) + json.dumps(d.labels("service", s, "default"))
+    assert SECRET not in shown and "${DB_PASSWORD}#" in shown
+    flags, stdin = runflags.env_stdin(s)
+    assert flags == ["--env-file", "/dev/stdin"] and stdin is not None and f"DB_PASSWORD={SECRET}\n".encode() in stdin
+    assert SECRET not in quote(*runflags.service_args(s, "default"))
+    assert s.secret_values == (SECRET,)
+
+
+def test_an_unset_env_reference_is_an_error_naming_the_variable() -> None:
+    with pytest.raises(SpecError, match=r"service 'web': env DB uses \$\{DB_HOST\}, which is not set on this "
+                                        r"machine; export DB_HOST before running dnet"):
+        spec(example(env={"DB": "pg://${DB_HOST}/app"}), environ={})
+
+
+def test_unset_reference_blocks_the_plan_with_that_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DNET_TEST_UNSET", raising=False)
+    plan = diff(world("applied", example(env={"X": "${DNET_TEST_UNSET}"})))
+    assert plan.errors == ["service 'web': env X uses ${DNET_TEST_UNSET}, which is not set on this machine; export "
+                           "DNET_TEST_UNSET before running dnet"]
+    assert not any(c.kind == "service" for c in plan.changes)
+
+
+def test_env_file_values_are_read_next_to_the_inventory_and_never_shown(tmp_path: Path) -> None:
+    (tmp_path / "app.env").write_text(f"# comment\nexport TOKEN={SECRET}\nMODE=slow\n")
+    s = spec(example(env_file="app.env", env={"MODE": "fast"}), tmp_path)
+    env = {e.key: e for e in s.env}
+    assert env["TOKEN"].value == SECRET and env["MODE"].value == "fast"  # env wins over env_file
+    assert SECRET not in json.dumps(s.as_dict())
+    (tmp_path / "bad.env").write_text("NOEQUALS\n")
+    with pytest.raises(SpecError, match=r"bad.env:1: service 'web': expected NAME=value"):
+        spec(example(env_file="bad.env"), tmp_path)
+    with pytest.raises(SpecError, match=r"service 'web': env_file: cannot read .*missing.env"):
+        spec(example(env_file="missing.env"), tmp_path)
+
+
+def test_service_create_flags_carry_every_key(tmp_path: Path) -> None:
+    (tmp_path / "db.txt").write_text(SECRET)
+    s = spec(example(mode="global", replicas=None, entrypoint=["/bin/sh", "-c"], user="1000:1000", workdir="/srv",
+                     labels={"team": "core"},
+                     mounts=[{"type": "volume", "source": "data", "target": "/data"},
+                             {"type": "bind", "source": "/etc/ssl", "target": "/ssl", "readonly": True},
+                             {"type": "tmpfs", "target": "/tmp"}],
+                     healthcheck={"test": ["wget", "-q", "-O-", "localhost"], "interval": "5s", "retries": 3},
+                     resources={"limits": {"cpus": 0.5, "memory": "64M"}, "reservations": {"memory": "32M"}},
+                     placement={"constraints": ["node.labels.zone==a"], "preferences": [{"spread": "node.labels.rack"}]},
+                     update={"parallelism": 1, "order": "start-first"}, secrets={"db": {"file": "db.txt"}}
+                     ).replace("    replicas: null\n", "").replace("    replicas: 3\n", ""), tmp_path)
+    args = runflags.service_args(s, "c1")
+    assert args[:2] == ["--mode", "global"]
+    joined = quote(*args)
+    for want in ("--mount type=volume,source=data,target=/data,volume-label=dnet.managed=true,"
+                 "volume-label=dnet.cluster=c1",
+                 "--mount type=bind,source=/etc/ssl,target=/ssl,readonly", "--mount type=tmpfs,target=/tmp",
+                 "--user 1000:1000", "--workdir /srv", "--label team=core",
+                 "--health-cmd 'wget -q -O- localhost' --health-interval 5s --health-retries 3",
+                 "--limit-cpu 0.5 --limit-memory 67108864 --reserve-memory 33554432",
+                 "--entrypoint '/bin/sh -c'", "--constraint 'node.labels.zone == a'",
+                 "--placement-pref spread=node.labels.rack", "--update-parallelism 1 --update-order start-first",
+                 f"--secret source={s.secrets[0].object},target=/run/secrets/db"):
+        assert want in joined, want
+    assert SECRET not in joined and s.secrets[0].object.startswith("db-")
+
+
+def test_container_entrypoint_list_puts_its_rest_before_the_command() -> None:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["containers"]["edge"].update(entrypoint=["/bin/busybox", "env"], restart="no")
+    inv = loads(yaml.safe_dump(data)).model
+    c = d.container_spec("edge", inv.containers["edge"], None)
+    flags, after = runflags.container_args(c, "default")
+    assert flags[:2] == ["--restart", "no"] and flags[-2:] == ["--entrypoint", "/bin/busybox"]
+    assert after == ["env", "httpd", "-f", "-p", "80", "-h", "/www"]
+
+
+def applied_with(text: str, made_with: str) -> tuple[object, d.ServiceSpec]:
+    """The applied lab's facts, with service web made by this dnet from inventory `made_with`; plan for `text`."""
+    w = world("applied", text)
+    web = w.facts["node1"].service("web")
+    assert web
+    old = spec(made_with, environ={"TOKEN": "one"}, image_id=w.local_images["dnet/probe:latest"])
+    web.labels = d.labels("service", old, "default")
+    return w, old
+
+
+def test_changing_env_and_replicas_is_one_rolling_update_with_before_and_after() -> None:
+    w, _ = applied_with(example(env={"MODE": "fast"}, replicas=2), example(env={"MODE": "slow", "OLD": "x"}))
+    plan = diff(w)  # type: ignore[arg-type]
+    [c] = [c for c in plan.changes if c.kind == "service"]
+    assert isinstance(c, ServiceUpdate) and c.fields == ("replicas", "env")
+    assert c.detail == "rolling update: replicas 3 -> 2; env MODE slow -> fast, OLD x -> unset"
+    assert c.before() == {"replicas": 3, "env": {"MODE": "slow", "OLD": "x"}}
+    assert c.after() == {"replicas": 2, "env": {"MODE": "fast"}}
+    args = runflags.update_args(c.spec, c.old, c.fields, "default")
+    assert args == ["--replicas", "2", "--env-rm", "OLD", "--env-add", "MODE=fast"]
+
+
+def test_a_second_plan_after_the_update_has_no_service_change() -> None:
+    text = example(env={"MODE": "fast"}, placement={"constraints": ["node.role == manager"]})
+    w, _ = applied_with(text, text)
+    assert not [c for c in diff(w).changes if c.kind == "service"]  # type: ignore[arg-type]
+
+
+def test_changing_the_mode_or_dropping_the_healthcheck_recreates_and_says_why() -> None:
+    base = example(healthcheck={"test": "true"})
+    w, _ = applied_with(example(mode="global").replace("    replicas: 3\n", ""), base)
+    [c] = [c for c in diff(w).changes if c.kind == "service"]  # type: ignore[arg-type]
+    assert isinstance(c, ServiceRun) and c.recreate
+    assert c.why == "mode replicated -> global: Docker cannot change a service's mode in place"
+    w, _ = applied_with(EXAMPLE.read_text(), base)
+    [c] = [c for c in diff(w).changes if c.kind == "service"]  # type: ignore[arg-type]
+    assert isinstance(c, ServiceRun) and "health check removed" in c.why
+
+
+def test_a_service_made_before_in_place_updates_is_recreated_once() -> None:
+    plan = diff(world("applied", example(env={"MODE": "fast"})))
+    [c] = [c for c in plan.changes if c.kind == "service"]
+    assert isinstance(c, ServiceRun) and c.recreate and c.why == \
+        "made by a dnet without in-place updates: recreated once"
+
+
+def test_update_flags_for_mounts_ports_constraints_and_secrets(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("one")
+    old = spec(example(mounts=[{"type": "volume", "source": "a", "target": "/a"},
+                               {"type": "tmpfs", "target": "/t"}],
+                       placement={"constraints": ["node.role == manager"]}, secrets={"a": {"file": "a.txt"}}),
+               tmp_path)
+    (tmp_path / "a.txt").write_text("two")
+    new = spec(example(mounts=[{"type": "volume", "source": "b", "target": "/a"}],
+                       ports=[{"published": 8081, "target": 80, "mode": "host"}],
+                       placement={"constraints": ["node.role == worker"]}, secrets={"a": {"file": "a.txt"}}), tmp_path)
+    fields = tuple(changed(json.loads(json.dumps(old.as_dict())), new))
+    assert fields == ("ports", "mounts", "constraints", "secrets")
+    args = runflags.update_args(new, json.loads(json.dumps(old.as_dict())), fields, "c")
+    assert quote(*args) == quote(
+        "--publish-rm", "published=8080,target=80,protocol=tcp,mode=host",
+        "--publish-add", "published=8081,target=80,protocol=tcp,mode=host",
+        "--mount-rm", "/t", "--mount-add", "type=volume,source=b,target=/a,volume-label=dnet.managed=true,"
+        "volume-label=dnet.cluster=c",
+        "--constraint-rm", "node.role == manager", "--constraint-add", "node.role == worker",
+        "--secret-rm", old.secrets[0].object, "--secret-add", f"source={new.secrets[0].object},target=/run/secrets/a")
+    assert old.secrets[0].object != new.secrets[0].object  # a changed file is a new secret
+
+
+def test_secrets_are_made_before_and_the_unused_removed_after(tmp_path: Path) -> None:
+    (tmp_path / "db.txt").write_text(SECRET)
+    text = example(secrets={"db": {"file": "db.txt"}})
+    w = world("applied", text)
+    w.base = tmp_path
+    mine = {"dnet.managed": "true", "dnet.cluster": "default", "dnet.kind": "secret"}
+    w.facts["node1"].secrets = [ObjectFact(mine, "id1", "db-000000000000"),
+                                ObjectFact({"other": "x"}, "id2", "theirs")]
+    plan = diff(w)
+    create = [c for c in plan.changes if isinstance(c, FileCreate)]
+    remove = [c for c in plan.changes if isinstance(c, FileRemove)]
+    assert [c.file.name for c in create] == ["db"] and [c.object for c in remove] == ["db-000000000000"]
+    assert create[0].phase < next(c for c in plan.changes if c.kind == "service").phase < remove[0].phase
+    assert SECRET not in json.dumps([c.public() for c in plan.changes])
+
+
+def test_daemon_keys_merge_with_the_modelled_ones() -> None:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["defaults"]["docker"]["daemon"] = {"live-restore": True, "log-opts": {"max-size": "10m"}}
+    w = world("applied", yaml.safe_dump(data))
+    want = d.daemon_settings(w.specs["node1"])
+    assert want["live-restore"] is True and want["log-opts"] == {"max-size": "10m"} and want["mtu"] == 1450
+    [c] = [c for c in diff(w).changes if c.kind == "daemon" and c.host == "node1"]
+    assert "live-restore: None -> True" in c.detail
