@@ -12,6 +12,7 @@ from typing import Any, Literal
 from dnet import gossip, rolling
 from dnet.errors import DnetError, Interrupted
 from dnet.facts import concatenated, engine_get, tasks_path
+from dnet.inventory.placement import expected_tasks
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan.destroy import destroy
 from dnet.plan.diff import diff
@@ -323,12 +324,13 @@ def wait_services(s: Session, timeout: float = 60) -> dict[str, str]:
     t = s.transports[leader]
     state: dict[str, str] = {}
 
+    want = {k: expected_tasks(s.loaded.model, k) for k in wanted}
+
     def ready() -> bool:
         counts = task_counts(t, sorted(wanted))
         state.clear()
-        state.update({k: f"{now}/{wanted[k].replicas}" for k, (now, _) in counts.items()})
-        return len(counts) == len(wanted) and all(now == meant == wanted[k].replicas
-                                                  for k, (now, meant) in counts.items())
+        state.update({k: f"{now}/{want[k]}" for k, (now, _) in counts.items()})
+        return len(counts) == len(wanted) and all(now == meant == want[k] for k, (now, meant) in counts.items())
 
     with contextlib.suppress(PollTimeout):  # a shortfall shows in the running/desired counts
         poll(ready, timeout=timeout, interval=0.1, max_interval=0.25, what="services to run every replica")

@@ -16,6 +16,7 @@ from dnet.plan.model import FileCreate, FileRemove, ServiceRun, ServiceUpdate
 from dnet.plan.runspec import SpecError
 from dnet.plan.workloads import changed
 from dnet.tasks import runflags
+from dnet.testing import FakeTransport
 from dnet.transport.base import quote
 from tests.conftest import EXAMPLE
 from tests.test_facts_plan import world
@@ -94,7 +95,8 @@ def test_service_create_flags_carry_every_key(tmp_path: Path) -> None:
                              {"type": "tmpfs", "target": "/tmp"}],
                      healthcheck={"test": ["wget", "-q", "-O-", "localhost"], "interval": "5s", "retries": 3},
                      resources={"limits": {"cpus": 0.5, "memory": "64M"}, "reservations": {"memory": "32M"}},
-                     placement={"constraints": ["node.labels.zone==a"], "preferences": [{"spread": "node.labels.rack"}]},
+                     placement={"constraints": ["node.labels.zone==a"],
+                                "preferences": [{"spread": "node.labels.rack"}]},
                      update={"parallelism": 1, "order": "start-first"}, secrets={"db": {"file": "db.txt"}}
                      ).replace("    replicas: null\n", "").replace("    replicas: 3\n", ""), tmp_path)
     args = runflags.service_args(s, "c1")
@@ -216,3 +218,27 @@ def test_daemon_keys_merge_with_the_modelled_ones() -> None:
     assert want["live-restore"] is True and want["log-opts"] == {"max-size": "10m"} and want["mtu"] == 1450
     [c] = [c for c in diff(w).changes if c.kind == "daemon" and c.host == "node1"]
     assert "live-restore: None -> True" in c.detail
+
+
+def test_tasks_send_env_and_secret_data_on_stdin_and_update_in_place(tmp_path: Path) -> None:
+    """The real task functions against a recording transport: what goes on command lines and what on stdin."""
+    from dnet.tasks import Context, handler
+
+    (tmp_path / "db.txt").write_text(SECRET)
+    text = example(env={"TOKEN": "${TOKEN}"}, secrets={"db": {"file": "db.txt"}})
+    w = world("applied", text)
+    w.base = tmp_path
+    node1 = FakeTransport("node1").expect(r"^docker ")
+    ctx = Context(w.inv, w.specs, w.facts, {"node1": node1}, "node1")  # type: ignore[dict-item]
+    new = spec(text, tmp_path, {"TOKEN": SECRET})
+    for change in (FileCreate(host="node1", file=new.secrets[0]), ServiceRun(host="node1", spec=new),
+                   ServiceUpdate(host="node1", spec=new, old={"env": {"TOKEN": "${TOKEN}#0"}}, fields=("env",))):
+        handler(change)(ctx, change)
+    create_secret, create, update = node1.commands
+    assert create_secret.startswith("docker secret create --label dnet.managed=true") and \
+        create_secret.endswith(f"{new.secrets[0].object} - >/dev/null")
+    assert node1.stdins[0] == SECRET.encode() and SECRET not in create_secret
+    assert "--env-file /dev/stdin" in create and SECRET not in create and SECRET.encode() in node1.stdins[1]
+    assert update.startswith("docker service update --detach=false --quiet --env-add ")
+    assert update.endswith(" web >/dev/null") and f"--label-add dnet.spec={new.hash} " in update
+    assert "--label-add 'dnet.shown={" in update

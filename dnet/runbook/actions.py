@@ -18,6 +18,7 @@ from typing import Any
 
 from dnet import converge, rolling
 from dnet.execute import execute
+from dnet.inventory.placement import expected_tasks
 from dnet.poll import PollTimeout, poll
 from dnet.runbook import conditions, swarmops
 from dnet.runbook.conditions import ConditionArgs
@@ -148,7 +149,7 @@ def _settle(rc: RunContext, timeout: float = 120) -> None:
     replicas (the swarm's own counts can run ahead of the hosts right after a manager restarts)."""
     from dnet.verify.derive import instances
 
-    wanted = {n: s.replicas for n, s in rc.inventory.services.items()}
+    wanted = {n: expected_tasks(rc.inventory, n) for n in rc.inventory.services}
 
     def settled() -> bool:
         rc.refresh()

@@ -125,7 +125,8 @@ def update_service(ctx: Context, c: ServiceUpdate) -> str:
             *runflags.update_args(spec, c.old, c.fields, ctx.inv.cluster),
             *_label_args(labels, "--label-add"), spec.name]
     # waits for the rolling update to finish (or fail by the service's failure_action)
-    ctx.run(c.host, quote(*args) + " >/dev/null", secrets=(*ctx.secrets(), *spec.secret_values), timeout=900)
+    ctx.transports[c.host].run(quote(*args) + " >/dev/null", secrets=(*ctx.secrets(), *spec.secret_values),
+                               timeout=900)
     return f"updated in place: {', '.join(c.fields)}"
 
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from dnet.facts import ContainerFact, HostFacts, genuine_tasks
+from dnet.inventory.placement import expected_tasks
 from dnet.inventory.resolve import HostSpec, address_of
 from dnet.inventory.schema import TARGET_RE, URL_RE, Inventory
 from dnet.inventory.semantic import swarm_hosts
@@ -88,7 +89,9 @@ def derive(inv: Inventory, specs: dict[str, HostSpec], facts: dict[str, HostFact
     # 1. inside a container: every declared instance runs, and its declared ports answer on loopback
     for name, svc in inv.services.items():
         n = sum(1 for i in insts if i.workload == name and i.running)
-        b.add(1, name, name, f"{svc.replicas} tasks running", ["count", n, svc.replicas], Where("local"))
+        tasks = expected_tasks(inv, name)
+        what = f"{tasks} tasks running" + (" (global: one per eligible node)" if svc.mode == "global" else "")
+        b.add(1, name, name, what, ["count", n, tasks], Where("local"))
     for i in insts:
         for p in i.ports:
             b.add(1, i.name, i.name, f"tcp 127.0.0.1:{p}", ["tcp", "127.0.0.1", p], _from(i))
