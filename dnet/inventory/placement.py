@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dnet.inventory.schema import Inventory, Service
-from dnet.inventory.semantic import swarm_hosts
 from dnet.inventory.workload import CONSTRAINT
 
 
@@ -26,7 +25,7 @@ def _meets(inv: Inventory, host: str, constraint: str) -> bool:
 def eligible(inv: Inventory, svc: Service) -> list[str]:
     """Swarm hosts that are not drained and meet every constraint."""
     rules = svc.placement.constraints if svc.placement else []
-    return [h for h in swarm_hosts(inv) if inv.hosts[h].availability != "drain"
+    return [h for h, spec in inv.hosts.items() if spec.roles and spec.availability != "drain"
             and all(_meets(inv, h, c) for c in rules)]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from dnet.errors import Problem
 from dnet.inventory.schema import TARGET_RE, URL_RE, Inventory
+from dnet.inventory.placement import eligible
 from dnet.inventory.workload import CONSTRAINT
 
 Where = Callable[[tuple[Any, ...]], tuple[int, int]]
@@ -223,9 +224,15 @@ def _ports(inv: Inventory, err: Callable[..., None]) -> None:
         for i, sp in enumerate(svc.ports):
             for h in swarm_hosts(inv):
                 claim(h, sp.published, sp.protocol, f"service '{s}' ({sp.mode} mode)", ("services", s, "ports", i))
-            if sp.mode == "host" and svc.replicas > len(swarm_hosts(inv)):
+            fit = eligible(inv, svc)
+            if sp.mode == "host" and svc.mode == "replicated" and svc.replicas > len(fit):
+                where = "nodes" if len(fit) == len(swarm_hosts(inv)) else "nodes its placement allows"
                 err(("services", s, "replicas"), f"service '{s}' publishes {sp.published}/{sp.protocol} in host mode, "
                     f"so at most one task fits per node, but asks for {svc.replicas} replicas on "
-                    f"{len(swarm_hosts(inv))} nodes", "warning")
+                    f"{len(fit)} {where}", "warning")
+            if sp.mode == "host" and svc.update and svc.update.order == "start-first":
+                err(("services", s, "update", "order"), f"service '{s}' publishes {sp.published}/{sp.protocol} in "
+                    "host mode: with order start-first a new task cannot bind it beside the old one on the same "
+                    "node; use stop-first", "warning")
     for i, f in enumerate(inv.forwards):
         claim(f.host, f.listen, f.protocol, f"forward #{i + 1}", ("forwards", i, "listen"))
