@@ -229,7 +229,7 @@ def test_tasks_send_env_and_secret_data_on_stdin_and_update_in_place(tmp_path: P
     w = world("applied", text)
     w.base = tmp_path
     node1 = FakeTransport("node1").expect(r"^docker ")
-    ctx = Context(w.inv, w.specs, w.facts, {"node1": node1}, "node1")  # type: ignore[dict-item]
+    ctx = Context(w.inv, w.specs, w.facts, {"node1": node1}, "node1")
     new = spec(text, tmp_path, {"TOKEN": SECRET})
     for change in (FileCreate(host="node1", file=new.secrets[0]), ServiceRun(host="node1", spec=new),
                    ServiceUpdate(host="node1", spec=new, old={"env": {"TOKEN": "${TOKEN}#0"}}, fields=("env",))):

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from dnet.errors import Problem
-from dnet.inventory.schema import TARGET_RE, URL_RE, Inventory
 from dnet.inventory.placement import eligible
+from dnet.inventory.schema import TARGET_RE, URL_RE, Inventory
 from dnet.inventory.workload import CONSTRAINT
 
 Where = Callable[[tuple[Any, ...]], tuple[int, int]]
