@@ -8,7 +8,7 @@ import subprocess
 from dnet.errors import DnetError, clean
 from dnet.facts import HostFacts
 from dnet.inventory.resolve import HostSpec, address_of
-from dnet.inventory.schema import Inventory
+from dnet.inventory.schema import Inventory, Service
 from dnet.inventory.semantic import members
 from dnet.verify.derive import instances
 
@@ -78,11 +78,11 @@ def dot(inv: Inventory, specs: dict[str, HostSpec], facts: dict[str, HostFacts])
         mine = [i for i in tasks if i.workload == name]
         if not mine:  # nothing known about placement: one node for the service
             lines.append(f"  {_id('svc', name)} [shape=box, style=\"rounded,filled\", fillcolor=honeydew, "
-                         f"label={_label(f'{name} x{svc.replicas}')}];")
+                         f"label={_label(f'{name} {_count(svc)}')}];")
         for i in mine:
             if i.host not in specs:  # no task runs on a host read (drawn outside every host)
                 lines.append(f"  {_id('task', i.name)} [shape=box, style=\"rounded,dashed\", "
-                             f"label={_label(f'{name} x{svc.replicas} (no task running)')}];")
+                             f"label={_label(f'{name} {_count(svc)} (no task running)')}];")
         for src in [_id("task", i.name) for i in mine] or [_id("svc", name)]:
             for n in svc.networks:
                 lines.append(f"  {src} -> {_id('net', n)} [dir=none];")
@@ -163,3 +163,7 @@ def safe_svg(svg: str) -> str:
 
     scrub(root)
     return ET.tostring(root, encoding="unicode")
+
+
+def _count(svc: Service) -> str:
+    return "global" if svc.mode == "global" else f"x{svc.replicas}"

@@ -2,7 +2,10 @@
 docker flags, without hosts: specs, masking, in-place updates vs recreates, and the exact commands."""
 from __future__ import annotations
 
+import csv
 import json
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -242,3 +245,43 @@ def test_tasks_send_env_and_secret_data_on_stdin_and_update_in_place(tmp_path: P
     assert update.startswith("docker service update --detach=false --quiet --env-add ")
     assert update.endswith(" web >/dev/null") and f"--label-add dnet.spec={new.hash} " in update
     assert "--label-add 'dnet.shown={" in update
+
+
+HOSTILE = ["$(touch /tmp/dnet-pwned)", "`id`", "a'b\"c", "x; rm -rf /", "--help", "-e", "\\\\n", "*", "tab\there",
+           "ünï", " lead and trail "]
+
+
+def argv_of(command: str) -> list[str]:
+    """What `docker` would receive: the command run by a real shell with docker replaced by an argument printer."""
+    fake = 'docker() { for a in "$@"; do printf "%s\\0" "$a"; done; }; '
+    out = subprocess.run(["sh", "-c", fake + command.replace(" >/dev/null", "")], capture_output=True, check=True)
+    return out.stdout.decode().split("\0")[:-1]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_reach_docker_exactly_as_written(value: str, tmp_path: Path) -> None:
+    """Every value an inventory can give a workload arrives at docker as one argument, unchanged; env values go on
+    stdin as one NAME=value line."""
+    from dnet.tasks import Context, handler
+
+    path = f"/srv/{value}".replace(",", "")
+    text = example(env={"V": value}, labels={"team": value}, workdir=path,
+                   mounts=[{"type": "bind", "source": path, "target": path}],
+                   placement={"constraints": [f"node.labels.zone != {value.split()[0] if value.strip() else 'x'}"]},
+                   command=["echo", value])
+    s = spec(text, tmp_path)
+    w = world("applied", text)
+    node1 = FakeTransport("node1").expect(r"^docker ")
+    ctx = Context(w.inv, w.specs, w.facts, {"node1": node1}, "node1")
+    handler(ServiceRun(host="node1", spec=s))(ctx, ServiceRun(host="node1", spec=s))
+    argv = argv_of(node1.commands[0])
+    assert argv[argv.index(f"team={value}") - 1] == "--label" and argv[argv.index("--workdir") + 1] == path
+    assert argv[-2:] == ["echo", value]
+    mount = argv[argv.index("--mount") + 1]
+    assert next(csv.reader([mount])) == ["type=bind", f"source={path}", f"target={path}"]
+    assert node1.stdins[0] == f"V={value}\n".encode()
+    update = ServiceUpdate(host="node1", spec=s, old={"env": {"V": "old"}}, fields=("env", "command"))
+    handler(update)(ctx, update)
+    argv = argv_of(node1.commands[1])
+    assert argv[argv.index("--env-add") + 1] == f"V={value}"
+    assert shlex.split(argv[argv.index("--args") + 1]) == ["echo", value]  # docker splits --args like a shell

@@ -43,7 +43,10 @@ def command(inventory: str, as_json: bool, quiet: bool) -> None:
     t = table(out, "workloads", "name", "kind", "where", "image", "networks", "ports")
     for s, svc in inv.services.items():
         ports = ",".join(f"{p.published}:{p.target}/{p.protocol}({p.mode})" for p in svc.ports) or "-"
-        row(t, s, f"service x{svc.replicas} {svc.endpoint_mode}", "swarm", svc.image, ",".join(svc.networks), ports)
+        count = "global" if svc.mode == "global" else f"x{svc.replicas}"
+        where = "swarm" + (f" ({'; '.join(svc.placement.constraints)})" if svc.placement and
+                           svc.placement.constraints else "")
+        row(t, s, f"service {count} {svc.endpoint_mode}", where, svc.image, ",".join(svc.networks), ports)
     for c, ctr in inv.containers.items():
         row(t, c, "container", ctr.host, ctr.image, ",".join(ctr.networks), ",".join(map(str, ctr.ports)) or "-")
     show(out, t)
