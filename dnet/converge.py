@@ -19,6 +19,7 @@ from dnet.plan.diff import diff
 from dnet.plan.model import (
     Change,
     DaemonUpdate,
+    EnginePackage,
     NetworkCreate,
     Phase,
     Plan,
@@ -185,7 +186,8 @@ def _apply(s: Session, plan: Plan, log: Log, serial: int, progress: Progress) ->
     changes = progress.planned
     engine = [c for c in changes if c.phase == Phase.ENGINE]
     if engine:
-        roll: list[Change] = [c for c in engine if isinstance(c, DaemonUpdate)
+        roll: list[Change] = [c for c in engine if (isinstance(c, DaemonUpdate) or
+                                                    (isinstance(c, EnginePackage) and not c.hold_only))
                               and s.facts[c.host].swarm_state == "active"]
         outcomes += _run(ctx, [c for c in engine if c not in roll], failed, log, progress)
         for group in rolling_batches(s, roll, serial):

@@ -27,7 +27,8 @@ def problems(tmp_path: Path, text: str) -> list[str]:
 
 def test_every_shipped_runbook_is_valid_binds_to_the_example_and_is_packaged() -> None:
     names = {p.stem for p in SHIPPED}
-    assert {"add-node", "drain-node", "remove-node", "rolling-engine-restart", "rotate-join-tokens"} <= names
+    assert {"add-node", "drain-node", "remove-node", "rolling-engine-restart", "rotate-join-tokens",
+            "upgrade-engine"} <= names
     for path in SHIPPED:
         lr = load(path)
         _, steps = bind(lr, INV, {"node": "node3"} if "node" in lr.book.params else {})

@@ -73,7 +73,8 @@ def test_dry_run_changes_nothing(lab: tuple[str, Path, Path]) -> None:
     name = lab[0]
     before = state(name)
     for book, params in (("rolling-engine-restart", []), ("remove-node", ["-p", "node=node3"]),
-                         ("rotate-join-tokens", []), ("drain-node", ["-p", "node=node2"])):
+                         ("rotate-join-tokens", []), ("drain-node", ["-p", "node=node2"]),
+                         ("upgrade-engine", ["-p", "serial=2"])):
         code, out, err = run(lab, book, *params, "--dry-run")
         assert code == 0, (book, out, err)
         steps = out["steps"]

@@ -285,3 +285,35 @@ def test_hostile_values_reach_docker_exactly_as_written(value: str, tmp_path: Pa
     argv = argv_of(node1.commands[1])
     assert argv[argv.index("--env-add") + 1] == f"V={value}"
     assert shlex.split(argv[argv.index("--args") + 1]) == ["echo", value]  # docker splits --args like a shell
+
+
+def engine_world(version: str | None, package: str | None = None, held: bool = False) -> object:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["defaults"]["docker"].update({k: v for k, v in (("version", version), ("package", package)) if v})
+    w = world("applied", yaml.safe_dump(data))
+    for f in w.facts.values():
+        f.packages = {"docker.io": "20.10.24+dfsg1-1+b3"}
+        f.held = ["docker.io"] if held else []
+    return w
+
+
+def test_engine_version_is_held_when_it_matches_and_rolled_when_it_does_not() -> None:
+    from dnet.plan.diff import version_matches
+    from dnet.plan.model import EnginePackage
+    from dnet.tasks.engine import apt_install
+
+    assert version_matches("20.10.24+dfsg1-1", "20.10") and version_matches("5:24.0.7-1~debian", "24.0")
+    assert not version_matches("20.10.24", "20.1") and not version_matches("20.10.24", "24")
+    plan = diff(engine_world("20.10"))  # type: ignore[arg-type]
+    holds = [c for c in plan.changes if isinstance(c, EnginePackage)]
+    assert len(holds) == 3 and all(c.hold_only for c in holds)
+    assert holds[0].detail == "hold docker.io at 20.10.24+dfsg1-1+b3 (apt-mark hold)"
+    assert not [c for c in diff(engine_world("20.10", held=True)).changes if c.kind == "engine"]  # type: ignore[arg-type]
+    [up, *_] = [c for c in diff(engine_world("24.0")).changes if isinstance(c, EnginePackage)]  # type: ignore[arg-type]
+    assert not up.hold_only and up.detail == "20.10.24+dfsg1-1+b3 -> 24.0.*; restarts the engine (held after)"
+    plan = diff(engine_world("24.0", "docker-ce"))  # type: ignore[arg-type]
+    assert plan.errors[0] == ("node1: the engine is docker.io 20.10.24+dfsg1-1+b3, not docker-ce: dnet does not swap "
+                              "engine packages; remove docker.package or change the package by hand")
+    cmd = apt_install("docker.io", "24.0")
+    assert "apt-cache madison docker.io" in cmd and "awk -v p=24.0 " in cmd and 'docker.io="$v"' in cmd
+    assert cmd.endswith("apt-mark hold docker.io >/dev/null")

@@ -177,6 +177,30 @@ def test_an_engine_that_refuses_a_daemon_key_gets_its_old_file_back(lab: tuple[s
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
 
 
+def test_engine_version_is_held_and_an_unavailable_one_changes_nothing(
+        lab: tuple[str, Path, dict[str, Any]]) -> None:
+    """The lab is offline, so an upgrade cannot be fetched: the version it has is held, and asking for one its apt
+    sources lack fails on that host with the reason, its engine untouched and the node active again."""
+    name, where, base = lab
+    version = node_sh(name, "node3", "dpkg-query -W -f '${Version}' docker.io").split(".")[:2]
+    inv = inventory(base, "bye")
+    inv["defaults"]["docker"]["version"] = ".".join(version)
+    path = write(where, inv)
+    r = run("apply", "-i", path, "--yes")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    for node in ("node1", "node2", "node3"):
+        assert "docker.io" in node_sh(name, node, "apt-mark showhold").split()
+    assert run("plan", "-i", path, "--detailed-exitcode").returncode == 0
+    engine = node_sh(name, "node3", "docker version --format '{{.Server.Version}}'")
+    inv["hosts"]["node3"]["docker"] = {"version": "99.0"}
+    r = run("apply", "-i", write(where, inv), "--yes")
+    assert r.returncode != 0
+    assert "no docker.io 99.0.* in the apt sources of this host" in r.stdout + r.stderr
+    assert node_sh(name, "node3", "docker version --format '{{.Server.Version}}'") == engine
+    avail = node_sh(name, "node1", "docker node inspect node3 --format '{{.Spec.Availability}}'")
+    assert avail.strip() == "active"
+
+
 def test_destroy_keeps_volumes_unless_asked(lab: tuple[str, Path, dict[str, Any]]) -> None:
     name, where, base = lab
     path = write(where, inventory(base, "bye"))

@@ -79,6 +79,9 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("filter", "iptables -w -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'", ""),
     ("routes", "ip -4 -o route 2>/dev/null", ""),
     ("ipvs", "[ -e /proc/net/ip_vs ] && echo yes || echo no", ""),
+    # the engine's packages: name, version, dpkg status; then the held ones
+    ("packages", "dpkg-query -W -f '${Package} ${Version} ${Status}\\n' docker.io docker-ce 2>/dev/null; "
+                 "echo held $(apt-mark showhold 2>/dev/null)", ""),
     ("links", "ip -o link 2>/dev/null", ""),
     ("addrs", "ip -o -4 addr 2>/dev/null", ""),
     # who listens on swarm's gossip port: outside a swarm, an engine that still does cannot start a new swarm's
@@ -179,6 +182,8 @@ class HostFacts:
     secrets: list[ObjectFact] = field(default_factory=list)  # a manager's swarm secrets
     configs: list[ObjectFact] = field(default_factory=list)  # a manager's swarm configs
     volumes: list[ObjectFact] = field(default_factory=list)
+    packages: dict[str, str] = field(default_factory=dict)  # installed engine package -> its version
+    held: list[str] = field(default_factory=list)  # packages apt-mark holds
     first: str = ""  # what the command run before the facts printed (see script())
 
     def interface_of(self, address: str) -> str | None:
@@ -400,6 +405,12 @@ def parse(host: str, text: str) -> HostFacts:
     f.filter_rules = [ln for ln in sec.get("filter", "").splitlines() if ln.strip()]
     f.routes = [ln for ln in sec.get("routes", "").splitlines() if ln.strip()]
     f.ipvs = sec.get("ipvs", "").strip() == "yes"
+    for line in sec.get("packages", "").splitlines():
+        parts = line.split()
+        if parts[:1] == ["held"]:
+            f.held = parts[1:]
+        elif len(parts) >= 3 and line.endswith("install ok installed"):
+            f.packages[parts[0]] = parts[1]
     f.mtus, f.addresses = links(sec.get("links", "")), addrs(sec.get("addrs", ""))
     f.gossip_listener = " ".join(sec.get("gossip", "").split())
     return f

@@ -10,6 +10,11 @@ DESCRIPTIONS: dict[str, str] = {
  "DockerEngine.daemon": ("Any other daemon.json keys (log-driver, log-opts, live-restore, registry-mirrors, ...), "
                           "merged with the keys above; a key set both ways is an error. Changing them restarts the "
                           "engine as mtu does."),
+ "DockerEngine.package": ("Engine package: `docker.io` (the distribution's, the default) or `docker-ce` (Docker's "
+                           "own, from its apt repository, which the host must already have)."),
+ "DockerEngine.version": ("Version prefix such as `24.0`: apply installs the newest version of the package that "
+                          "starts with it (an upgrade or downgrade is a rolling engine restart) and holds the package "
+                          "there (apt-mark hold)."),
  "Defaults.user": "SSH user for hosts that set none (default root; non-root users need `sudo -n`).",
  "Defaults.port": "SSH port for hosts that set none (default 22).",
  "Defaults.identity_file": "SSH private key for hosts that set none; must exist when a command connects.",

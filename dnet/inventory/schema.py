@@ -118,6 +118,8 @@ class DockerEngine(Model):
     dns: list[IP] = []
     default_address_pools: list[AddressPool] = []
     daemon: Annotated[dict[str, Any], BeforeValidator(_daemon)] = {}
+    package: Literal["docker.io", "docker-ce"] | None = None
+    version: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+){0,2}$")] | None = None
 
     @model_validator(mode="after")
     def _not_both_ways(self) -> DockerEngine:

@@ -1,12 +1,21 @@
 """Compare the inventory with every host's facts and list the changes, in apply order."""
 from __future__ import annotations
 
+import re
 import shlex
 
 from dnet.facts import HostFacts
 from dnet.plan import desired as d
 from dnet.plan import networks, swarm, workloads
-from dnet.plan.model import DaemonUpdate, EngineInstall, EngineStart, ForwardRemove, ForwardRewrite, Plan
+from dnet.plan.model import (
+    DaemonUpdate,
+    EngineInstall,
+    EnginePackage,
+    EngineStart,
+    ForwardRemove,
+    ForwardRewrite,
+    Plan,
+)
 from dnet.plan.world import World
 
 
@@ -32,9 +41,12 @@ def _engine(w: World, plan: Plan) -> None:
                     plan.errors.append(f"{h}: Docker is not installed and dnet installs it only on Debian/Ubuntu "
                                        f"(this host is '{f.os_id}'); install Docker there by hand")
                     continue
-                plan.add(EngineInstall(host=h))
+                plan.add(EngineInstall(host=h, package=spec.engine.package or "docker.io",
+                                       version=spec.engine.version or ""))
             else:
                 plan.add(EngineStart(host=h, error=f.engine_error))
+        else:
+            _package(plan, h, spec.engine.package, spec.engine.version, f)
         want = d.daemon_settings(spec)
         have = {k: f.daemon.get(k) for k in want}
         if want != have:
@@ -43,6 +55,29 @@ def _engine(w: World, plan: Plan) -> None:
                                  if not c.is_task))
             moves = tuple(sorted(".".join(c.task_name.split(".")[:2]) for c in running if c.is_task))
             plan.add(DaemonUpdate(host=h, settings=want, current=have, stops=stops, moves=moves))
+
+
+def version_matches(installed: str, prefix: str) -> bool:
+    """'20.10.24+dfsg1-1' (or '5:24.0.7-1~debian') is version 20.10 / 24.0, and not 20.1."""
+    return re.match(re.escape(prefix) + r"(?![0-9])", re.sub(r"^[0-9]+:", "", installed)) is not None
+
+
+def _package(plan: Plan, h: str, package: str | None, version: str | None, f: HostFacts) -> None:
+    if not version and not package:
+        return
+    pkg = package or "docker.io"
+    have = f.packages.get(pkg, "")
+    others = sorted(p for p in f.packages if p != pkg)
+    if not have and others:
+        plan.errors.append(f"{h}: the engine is {others[0]} {f.packages[others[0]]}, not {pkg}: dnet does not swap "
+                           f"engine packages; remove docker.package or change the package by hand")
+    elif not have:
+        plan.errors.append(f"{h}: the running engine ({f.engine}) was not installed from a Debian package, so "
+                           "docker.package and docker.version cannot manage it")
+    elif version and not version_matches(have, version):
+        plan.add(EnginePackage(host=h, package=pkg, version=version, current=have))
+    elif version and pkg not in f.held:
+        plan.add(EnginePackage(host=h, package=pkg, version=version, current=have, hold_only=True))
 
 
 def _forwards(w: World, plan: Plan) -> None:

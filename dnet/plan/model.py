@@ -121,6 +121,8 @@ class Change:
 
 @dataclass(frozen=True, kw_only=True)
 class EngineInstall(Change, kind="engine", action=Action.INSTALL):
+    package: str = "docker.io"
+    version: str = ""  # a version prefix; "" for what apt offers
 
     @property
     def name(self) -> str:
@@ -128,13 +130,40 @@ class EngineInstall(Change, kind="engine", action=Action.INSTALL):
 
     @property
     def detail(self) -> str:
-        return "apt-get install docker.io"
+        return f"apt-get install {self.package}" + (f" {self.version}.* (held)" if self.version else "")
 
     def before(self) -> Any:
         return {"installed": False}
 
     def after(self) -> Any:
         return {"installed": True, "running": True}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnginePackage(Change, kind="engine", action=Action.UPDATE):
+    """Bring the engine's package to the declared version (a rolling engine restart) and hold it; or only hold it,
+    when the version is already right."""
+
+    package: str
+    version: str  # the declared prefix
+    current: str  # the installed version ("" when another package is installed)
+    hold_only: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.package
+
+    @property
+    def detail(self) -> str:
+        if self.hold_only:
+            return f"hold {self.package} at {self.current} (apt-mark hold)"
+        return f"{self.current or 'not installed'} -> {self.version}.*; restarts the engine (held after)"
+
+    def before(self) -> Any:
+        return {"version": self.current or None}
+
+    def after(self) -> Any:
+        return {"version": f"{self.version}.*", "held": True}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -70,7 +70,7 @@ def apply(rc: RunContext, targets: list[str], a: ApplyArgs, serial: int | None) 
     if rc.dry_run and not plan.errors:
         for c in plan.ordered():
             rc.log(f"  would change {c.host}: {c.kind} {c.name} {c.action} {c.detail}".rstrip())
-        return [("", "ok", f"{len(plan.changes)} changes pending")]
+        return [("", "ok", f"would make {len(plan.changes)} changes")]
     done = execute(s, plan, rc.log, serial=a.serial)
     if not done.applied:
         raise RunError("the plan has errors: " + "; ".join(done.errors))

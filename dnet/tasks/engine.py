@@ -4,17 +4,45 @@ from __future__ import annotations
 import json
 
 from dnet.errors import DnetError
-from dnet.plan.model import DaemonUpdate, EngineInstall, EngineStart
+from dnet.plan.model import DaemonUpdate, EngineInstall, EnginePackage, EngineStart
 from dnet.tasks.base import Context, task
 from dnet.tasks.restart import WAIT_READY, check_unlockable, restart, service_cmd
+from dnet.transport.base import quote
+
+
+def apt_install(package: str, version: str) -> str:
+    """Install the package (at the newest version that starts with `version`, then held), or fail saying that
+    the host's apt sources do not have it."""
+    if not version:
+        return ("export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && "
+                f"apt-get install -y -qq --no-install-recommends {quote(package)} iptables >/dev/null")
+    # madison lists newest first; a version is "24.0" when 24.0 is followed by no digit (24.0.7, not 24.01)
+    pick = ("awk -v p=" + quote(version) + " '{ v = $3; sub(/^[0-9]+:/, \"\", v); "
+            "if (index(v, p) == 1 && substr(v, length(p) + 1, 1) !~ /[0-9]/) { print $3; exit } }'")
+    return ("export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null 2>&1; "
+            f"v=$(apt-cache madison {quote(package)} 2>/dev/null | {pick}); "
+            f'[ -n "$v" ] || {{ echo "no {package} {version}.* in the apt sources of this host '
+            f'(apt-cache madison {package} lists what they have)" >&2; exit 1; }}; '
+            f'apt-mark unhold {quote(package)} >/dev/null 2>&1; '
+            f'apt-get install -y -qq --no-install-recommends --allow-downgrades {quote(package)}="$v" iptables '
+            f'>/dev/null && apt-mark hold {quote(package)} >/dev/null')
 
 
 @task(EngineInstall)
 def install(ctx: Context, c: EngineInstall) -> str:
-    ctx.run(c.host, "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && "
-            "apt-get install -y -qq --no-install-recommends docker.io iptables >/dev/null", timeout=900)
+    ctx.run(c.host, apt_install(c.package, c.version), timeout=900)
     _start(ctx, c.host)
-    return "installed docker.io"
+    return f"installed {c.package}" + (f" {c.version} (held)" if c.version else "")
+
+
+@task(EnginePackage)
+def package(ctx: Context, c: EnginePackage) -> str:
+    if c.hold_only:
+        ctx.run(c.host, quote("apt-mark", "hold", c.package) + " >/dev/null")
+        return f"held {c.package} at {c.current}"
+    how = restart(ctx, c.host, first=apt_install(c.package, c.version))
+    ctx.facts[c.host].engine = ctx.read(c.host, "docker version --format '{{.Server.Version}}'", "engine version")
+    return f"{c.package} now {ctx.facts[c.host].engine} (held); {how}"
 
 
 @task(EngineStart)

@@ -34,8 +34,9 @@ def manager_for(ctx: Context, host: str) -> str | None:
     return others[0] if others else (host if host in managers else None)
 
 
-def restart(ctx: Context, host: str) -> str:
-    """Restart one host's engine safely; return what happened, for the change's message."""
+def restart(ctx: Context, host: str, first: str = "") -> str:
+    """Restart one host's engine safely; return what happened, for the change's message. `first` runs on the
+    drained host before the restart (a package upgrade); when it fails, the engine is not restarted."""
     f = ctx.facts[host]
     before = [line.split() for line in ctx.read(host, LIST, "running containers").splitlines() if line.strip()]
     plain = [p[0] for p in before if len(p) == 1]  # not swarm tasks: nobody else starts them again
@@ -54,6 +55,8 @@ def restart(ctx: Context, host: str) -> str:
             with_tasks = "docker ps -q --filter label=com.docker.swarm.task.id"
             poll(lambda: not ctx.run(host, with_tasks, check=False).stdout.strip(), timeout=90, interval=0.5,
                  what=f"{host}'s swarm tasks to stop after draining it")
+        if first:
+            ctx.run(host, first, timeout=900)
         ctx.run(host, service_cmd(ctx, host, "restart") + " >/dev/null 2>&1; sleep 0.5; " + WAIT_READY,
                 timeout=150)
         if member and not ctx.dry_run:
