@@ -317,3 +317,15 @@ def test_engine_version_is_held_when_it_matches_and_rolled_when_it_does_not() ->
     cmd = apt_install("docker.io", "24.0")
     assert "apt-cache madison docker.io" in cmd and "awk -v p=24.0 " in cmd and 'docker.io="$v"' in cmd
     assert cmd.endswith("apt-mark hold docker.io >/dev/null")
+
+
+def test_secrets_configs_and_volumes_are_read_from_the_cli_and_the_api() -> None:
+    from dnet.facts import _objects
+
+    cli = '"id1" "app-0123" {"dnet.managed":"true","dnet.cluster":"default"}\n"id2" "theirs" null\n'
+    assert [(o.id, o.name, o.managed) for o in _objects("m", "configs", cli)] == \
+        [("id1", "app-0123", True), ("id2", "theirs", False)]
+    api = '[{"ID": "s1", "Spec": {"Name": "db-1", "Labels": {"dnet.kind": "secret"}}}]'
+    assert _objects("m", "secrets", api)[0].kind == "secret"
+    vols = '[{"Name": "cachedata", "Labels": {"dnet.cluster": "c"}}, {"Name": "anon", "Labels": null}]'
+    assert [(v.name, v.owner) for v in _objects("h", "volumes", vols)] == [("anon", ""), ("cachedata", "c")]
