@@ -79,9 +79,8 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("filter", "iptables -w -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'", ""),
     ("routes", "ip -4 -o route 2>/dev/null", ""),
     ("ipvs", "[ -e /proc/net/ip_vs ] && echo yes || echo no", ""),
-    # the engine's packages: name, version, dpkg status; then the held ones
-    ("packages", "dpkg-query -W -f '${Package} ${Version} ${Status}\\n' docker.io docker-ce 2>/dev/null; "
-                 "echo held $(apt-mark showhold 2>/dev/null)", ""),
+    # the engine's packages: name, version, dpkg status ("hold ok installed" when held)
+    ("packages", "dpkg-query -W -f '${Package} ${Version} ${Status}\\n' docker.io docker-ce 2>/dev/null", ""),
     ("links", "ip -o link 2>/dev/null", ""),
     ("addrs", "ip -o -4 addr 2>/dev/null", ""),
     # who listens on swarm's gossip port: outside a swarm, an engine that still does cannot start a new swarm's
@@ -407,10 +406,10 @@ def parse(host: str, text: str) -> HostFacts:
     f.ipvs = sec.get("ipvs", "").strip() == "yes"
     for line in sec.get("packages", "").splitlines():
         parts = line.split()
-        if parts[:1] == ["held"]:
-            f.held = parts[1:]
-        elif len(parts) >= 3 and line.endswith("install ok installed"):
+        if len(parts) == 5 and parts[3:] == ["ok", "installed"]:
             f.packages[parts[0]] = parts[1]
+            if parts[2] == "hold":
+                f.held.append(parts[0])
     f.mtus, f.addresses = links(sec.get("links", "")), addrs(sec.get("addrs", ""))
     f.gossip_listener = " ".join(sec.get("gossip", "").split())
     return f
