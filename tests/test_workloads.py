@@ -162,6 +162,23 @@ def test_env_change_is_a_rolling_update_that_always_answers(lab: tuple[str, Path
     assert samples[-1][1] == ["bye", "bye"]
 
 
+def test_a_changed_secret_file_rotates_the_secret(lab: tuple[str, Path, dict[str, Any]]) -> None:
+    name, where, base = lab
+    old = node_sh(name, "node1", "docker secret ls --format '{{.Name}}' --filter label=dnet.managed=true").split()
+    (where / "token.txt").write_text("file-secret-2\n")
+    path = write(where, inventory(base, "bye"))
+    plan = json.loads(run("plan", "-i", path, "--json").stdout)
+    assert "file-secret" not in json.dumps(plan)
+    assert [(c["kind"], c["action"]) for c in plan["changes"]] == \
+        [("secret", "create"), ("service", "update"), ("secret", "remove")]
+    r = run("apply", "-i", path, "--yes")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    new = node_sh(name, "node1", "docker secret ls --format '{{.Name}}' --filter label=dnet.managed=true").split()
+    assert len(old) == len(new) == 1 and old != new and new[0].startswith("token-")
+    task = task_on(name, "node2", "api")
+    assert node_sh(name, "node2", f"docker exec {task} cat /run/secrets/token") == "file-secret-2\n"
+
+
 def test_an_engine_that_refuses_a_daemon_key_gets_its_old_file_back(lab: tuple[str, Path, dict[str, Any]]) -> None:
     name, where, base = lab
     inv = inventory(base, "bye")
