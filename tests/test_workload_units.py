@@ -329,3 +329,11 @@ def test_secrets_configs_and_volumes_are_read_from_the_cli_and_the_api() -> None
     assert _objects("m", "secrets", api)[0].kind == "secret"
     vols = '[{"Name": "cachedata", "Labels": {"dnet.cluster": "c"}}, {"Name": "anon", "Labels": null}]'
     assert [(v.name, v.owner) for v in _objects("h", "volumes", vols)] == [("anon", ""), ("cachedata", "c")]
+
+
+def test_a_new_image_tag_and_id_give_one_image_flag() -> None:
+    new = spec(example(image="dnet/probe:2"), image_id="sha256:" + "b" * 64)
+    old = json.loads(json.dumps(spec(example(), image_id="sha256:" + "a" * 64).as_dict()))
+    fields = tuple(changed(old, new))
+    assert fields == ("image", "image_id")
+    assert runflags.update_args(new, old, fields, "c") == ["--image", "sha256:" + "b" * 64, "--no-resolve-image"]

@@ -120,7 +120,7 @@ def update_args(spec: ServiceSpec, old: dict[str, Any], fields: tuple[str, ...],
     out: list[str] = []
     for f in fields:
         o, n = old.get(f), new.get(f)
-        if f in ("image", "image_id"):
+        if f == "image" or (f == "image_id" and "image" not in fields):  # one --image for either or both
             out += ["--image", spec.image_id or spec.image] + (["--no-resolve-image"] if spec.image_id else [])
         elif f == "command":
             out += ["--args", shlex.join(spec.command or [])]
