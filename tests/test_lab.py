@@ -260,6 +260,12 @@ def test_vagrant_up_with_the_docker_provider(tmp_path) -> None:  # type: ignore[
         finally:
             t.close()
         assert load(inv).model.hosts["node1"].address == "192.168.94.11"
+        # each machine's SSH port is the one dnet chose (Vagrant's own collision fix races in parallel ups)
+        chosen = dict(kv.split("=") for kv in (state.dir / "ssh-ports").read_text().strip().split(","))
+        assert sorted(chosen) == ["node1", "node2", "upstream"]
+        for machine, port in chosen.items():
+            mapped = sh("docker", "port", f"dnet-vagrant-{name}-{machine}", "22").stdout.strip()
+            assert mapped == f"127.0.0.1:{port}", (machine, mapped)
     finally:
         assert dnet("lab", "down", "--name", name).returncode == 0
     assert sh("docker", "ps", "-aq", "--filter", f"label=dnet.lab={name}").stdout.strip() == ""

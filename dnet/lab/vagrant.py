@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -29,9 +30,25 @@ def provider() -> str:
     return "docker"
 
 
+def _free_ports(names: list[str]) -> str:
+    """One free 127.0.0.1 port per machine, as "name=port,...": all sockets are held until every port is picked."""
+    socks = []
+    try:
+        for _ in names:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return ",".join(f"{n}={s.getsockname()[1]}" for n, s in zip(names, socks, strict=True))
+    finally:
+        for s in socks:
+            s.close()
+
+
 def _env(state: LabState, nodes: int, bare: bool) -> dict[str, str]:
     prefix = ".".join(state.subnet.split("/")[0].split(".")[:3])
-    return {**os.environ, "VAGRANT_CWD": str(VAGRANT_DIR), "VAGRANT_DOTFILE_PATH": str(state.dir / "vagrant"),
+    ports = state.dir / "ssh-ports"
+    return {**os.environ, "DNET_SSH_PORTS": ports.read_text().strip() if ports.exists() else "",
+            "VAGRANT_CWD": str(VAGRANT_DIR), "VAGRANT_DOTFILE_PATH": str(state.dir / "vagrant"),
             "DNET_NODES": str(nodes), "DNET_SUBNET_PREFIX": prefix, "DNET_LAB_NAME": state.name,
             "DNET_NODE_IMAGE": node_image_tag(bare), "DNET_LAB_KEY": str(state.key), "DNET_BARE": "1" if bare else "0",
             "DNET_LAB_PUBKEY": (state.dir / "id_ed25519.pub").read_text().strip()}
@@ -72,6 +89,9 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
         log(f"node image {node_image_tag(bare)}: " + (f"built in {t:.1f}s" if t else "cached"))
     state.make_key()
     state.save()
+    if which == "docker":
+        machines = [*([state.upstream] if state.upstream else []), *state.nodes]
+        (state.dir / "ssh-ports").write_text(_free_ports([n.name for n in machines]) + "\n")
     env = _env(state, nodes, bare)
     log(f"vagrant up --provider={which} ({nodes} nodes + upstream); log in {state.dir / 'vagrant.log'}")
     try:
