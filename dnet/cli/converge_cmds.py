@@ -86,7 +86,8 @@ def _public(s: Session, plan: Plan) -> dict[str, Any]:
 @click.command("plan")
 @inventory_option
 @json_option
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 2 changes pending, 1 error.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes (adoptions, which only record ownership, "
+              "do not count), 2 changes pending, 1 error.")
 @click.option("--show-commands", is_flag=True, help="Also list the exact commands apply would run on each host.")
 @prune_nodes_option
 @limit_option
@@ -109,7 +110,7 @@ def plan_cmd(inventory: str, as_json: bool, detailed_exitcode: bool, show_comman
                 list_commands(s, plan, False)
     if plan.errors or s.host_errors:
         sys.exit(EXIT_ERROR)
-    if detailed_exitcode and plan.changes:
+    if detailed_exitcode and plan.pending:
         sys.exit(EXIT_CHANGES)
 
 

@@ -277,7 +277,7 @@ def container(r: Reader, d: dict[str, Any]) -> ContainerFact:
     return ContainerFact(r.labels(config), r.text(d, "Id", True), r.text(d, "Name", True).lstrip("/"),
                          r.text(config, "Image"), r.flag(state, "Running"), r.text(state, "Status"),
                          r.number(d, "RestartCount"), r.text(r.obj(r.obj(d, "HostConfig"), "RestartPolicy"), "Name"),
-                         endpoints)
+                         endpoints, d)
 
 
 def network(r: Reader, d: dict[str, Any]) -> NetworkFact:
@@ -286,7 +286,7 @@ def network(r: Reader, d: dict[str, Any]) -> NetworkFact:
     mtu = r.obj(d, "Options").get("com.docker.network.driver.mtu")
     return NetworkFact(r.labels(d), r.text(d, "Id", True), r.text(d, "Name", True), r.text(d, "Driver"),
                        r.text(d, "Scope"), [s for s in subnets if s], r.flag(d, "Internal"), r.flag(d, "Attachable"),
-                       int(mtu) if isinstance(mtu, str) and mtu.isdigit() else None)
+                       int(mtu) if isinstance(mtu, str) and mtu.isdigit() else None, d)
 
 
 def service(r: Reader, d: dict[str, Any]) -> ServiceFact:
@@ -298,7 +298,7 @@ def service(r: Reader, d: dict[str, Any]) -> ServiceFact:
     return ServiceFact(r.labels(spec), r.text(d, "ID", True), r.text(spec, "Name", True),
                        r.text(r.obj(task, "ContainerSpec"), "Image"),
                        r.number(replicated, "Replicas") if "Replicated" in r.obj(spec, "Mode") else None,
-                       [r.text(n, "Target") for n in nets if isinstance(n, dict)])
+                       [r.text(n, "Target") for n in nets if isinstance(n, dict)], d)
 
 
 def _objects(host: str, section: str, text: str) -> list[ObjectFact]:
@@ -330,7 +330,7 @@ def swarm(r: Reader, d: dict[str, Any]) -> SwarmFact:
                      r.text(cluster, "ID"), r.flag(d, "ControlAvailable"), r.text(d, "Error"),
                      r.flag(enc, "AutoLockManagers"),
                      [(r.text(m, "NodeID"), r.text(m, "Addr").rpartition(":")[0])
-                      for m in r.seq(d, "RemoteManagers") if isinstance(m, dict)])
+                      for m in r.seq(d, "RemoteManagers") if isinstance(m, dict)], cluster)
 
 
 def sections(text: str) -> dict[str, str]:

@@ -126,6 +126,7 @@ class ContainerFact(Labelled):
     restart_count: int
     restart_policy: str
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # `docker inspect`, for import
 
     @property
     def is_task(self) -> bool:
@@ -152,6 +153,7 @@ class NetworkFact(Labelled):
     internal: bool
     attachable: bool
     mtu: int | None = None  # com.docker.network.driver.mtu when set
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -163,6 +165,7 @@ class ServiceFact(Labelled):
     image: str
     replicas: int | None  # None for global services
     network_targets: list[str]  # network IDs or names the tasks attach to
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -197,6 +200,7 @@ class SwarmFact:
     error: str = ""
     autolock: bool = False
     remote_managers: list[tuple[str, str]] = field(default_factory=list)  # (node ID, address without the port)
+    cluster_spec: dict[str, Any] = field(default_factory=dict, repr=False)  # .Cluster: pools, data path port
 
     @property
     def managers(self) -> list[str]:

@@ -48,6 +48,9 @@ DESCRIPTIONS: dict[str, str] = {
  "Network.encrypted": "Overlay only: IPsec-encrypt VXLAN traffic (needs ESP between hosts).",
  "Network.mtu": ("MTU of the network's interfaces (576-9216); for an overlay, at most the underlay's path "
                  "MTU minus 50 (76 encrypted)."),
+ "Network.adopt": ("Take over a network of this name that dnet did not make (`dnet import` writes this): "
+                   "when it has the declared settings, the next apply records it as the cluster's, nothing "
+                   "recreated."),
  "Network.hosts": "Bridge only: host or group names to create it on (default: every host).",
  "RunOptions.env": ("Environment variables, NAME: value. `${VAR}` in a value is VAR from the environment of the "
                     "machine running dnet, read at plan and apply time and never shown (`$$` is a literal $)."),
@@ -91,6 +94,9 @@ DESCRIPTIONS: dict[str, str] = {
  "ServicePort.mode": "`ingress` (routing mesh, needs IPVS) or `host` (only on nodes running a task).",
  "Service.image": "Image reference; side-loaded from this machine when its engine has it, else pulled.",
  "Service.command": "Command, as a list of arguments or a string run with sh -c.",
+ "Service.adopt": ("Take over a service of this name that dnet did not make (`dnet import` writes this): "
+                   "the next apply records it as the cluster's and updates in place what differs; never "
+                   "recreated by adoption."),
  "Service.replicas": "Number of tasks (0-10000), for mode: replicated.",
  "Service.mode": "`replicated` (replicas tasks) or `global` (one task on every node that meets the constraints).",
  "Service.placement": "Where tasks may run: {constraints: [...], preferences: [{spread: ...}]}.",
@@ -106,6 +112,8 @@ DESCRIPTIONS: dict[str, str] = {
  "ContainerPort.published": "Host port.",
  "ContainerPort.target": "Container port.",
  "ContainerPort.protocol": "tcp or udp.",
+ "Container.adopt": ("Take over a container of this name that dnet did not make (`dnet import` writes this): "
+                     "when it runs as declared, the next apply records it as the cluster's, not restarted."),
  "Container.host": "Host the container runs on.",
  "Container.image": "Image reference; side-loaded from this machine when its engine has it, else pulled.",
  "Container.command": "Command, as a list of arguments or a string run with sh -c.",

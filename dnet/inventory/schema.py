@@ -174,6 +174,7 @@ class Network(Model):
     encrypted: bool = False
     mtu: Annotated[int, Field(strict=True, ge=576, le=9216)] | None = None
     hosts: list[str] = []
+    adopt: bool = False
 
     @model_validator(mode="after")
     def _gateway_in_subnet(self) -> Network:
@@ -211,6 +212,7 @@ class Service(RunOptions):
     rollback: RollbackPolicy | None = None
     secrets: dict[Name, FileRef] = {}
     configs: dict[Name, FileRef] = {}
+    adopt: bool = False
 
     @model_validator(mode="after")
     def _global_has_no_replicas(self) -> Service:
@@ -270,6 +272,7 @@ class Container(RunOptions):
                           WithJsonSchema({"type": "string", "pattern": PORT_RE.pattern,
                                           "examples": ["9090:80/tcp", "127.0.0.1:8080:80/tcp"]})]] = []
     aliases: list[str] = []
+    adopt: bool = False
 
     @model_validator(mode="after")
     def _no_cpu_reservation(self) -> Container:

@@ -1,6 +1,7 @@
 """The destroy plan: every dnet-managed thing on the reachable hosts, as removals."""
 from __future__ import annotations
 
+from dnet.brownfield import own
 from dnet.plan.diff import forwards_on
 from dnet.plan.model import (
     ContainerRemove,
@@ -27,7 +28,7 @@ def destroy(w: World, leave_swarm: bool, volumes: bool = False) -> Plan:
     manager = leader if leader in w.facts and w.facts[leader].is_manager else None
     if manager:
         for svc in w.facts[manager].services:
-            if w.ours(svc) and svc.kind == "service":
+            if w.ours(svc) and w.kind(svc) == "service":
                 plan.add(ServiceRemove(host=manager, service=svc.name, why="dnet-managed"))
         for what, objs in (("secret", w.facts[manager].secrets), ("config", w.facts[manager].configs)):
             for o in objs:
@@ -35,20 +36,25 @@ def destroy(w: World, leave_swarm: bool, volumes: bool = False) -> Plan:
                     plan.add(FileRemove(host=manager, object=o.name, what=what, why="dnet-managed"))  # type: ignore[arg-type]
     for h, f in w.facts.items():
         for ctr in f.containers:
-            if w.ours(ctr) and ctr.kind == "container":
+            if w.ours(ctr) and w.kind(ctr) == "container":
                 plan.add(ContainerRemove(host=h, container=ctr.name, why="dnet-managed"))
         for n in f.networks:
-            if w.ours(n) and n.kind == "network" and (n.scope != "swarm" or h == manager):
+            if w.ours(n) and w.kind(n) == "network" and (n.scope != "swarm" or h == manager):
                 plan.add(NetworkRemove(host=h, network=n.name, why="dnet-managed", pruning=False))
         for v in f.volumes if volumes else []:
             # a volume has no kind: the cluster label says whose it is (the mount's volume-label writes both)
-            if v.managed and v.owner == w.inv.cluster:
+            if v.managed and v.owner == w.inv.cluster and v.kind != own.KIND:
                 plan.add(VolumeRemove(host=h, volume=v.name))
         have, keep = forwards_on(w, f)
         if keep and have:  # other clusters' forwards stay
             plan.add(ForwardRewrite(host=h, rules=(), current=tuple(have), keep=keep))
         elif not keep and any(r.startswith("-N DNET-") or "-j DNET-" in r for r in f.nat_rules + f.filter_rules):
             plan.add(ForwardRemove(host=h, why="dnet's NAT chains", label="forwards"))
+    for r in own.records(w.facts, w.inv.cluster):  # after what they list (same phase, added later)
+        if r.store == "volume":
+            plan.add(VolumeRemove(host=r.host, volume=r.name))
+        elif manager:
+            plan.add(FileRemove(host=manager, object=r.name, what="config", why="dnet's ownership record"))
     if leave_swarm:
         members = [h for h, f in w.facts.items() if f.swarm_state != "inactive"]  # also pending/error after a prune
         ours = {n.id for n in w.facts[manager].nodes} if manager else set()

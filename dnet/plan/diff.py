@@ -6,7 +6,7 @@ import shlex
 
 from dnet.facts import HostFacts
 from dnet.plan import desired as d
-from dnet.plan import networks, swarm, workloads
+from dnet.plan import networks, ownership, swarm, workloads
 from dnet.plan.model import (
     DaemonUpdate,
     EngineInstall,
@@ -27,6 +27,7 @@ def diff(w: World) -> Plan:
     networks.diff(w, plan)
     workloads.diff(w, plan)
     _forwards(w, plan)
+    ownership.diff(w, plan)
     return plan
 
 

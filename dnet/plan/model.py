@@ -47,6 +47,7 @@ class Action(StrEnum):
     REMOVE = "remove"
     STREAM = "stream"
     PULL = "pull"
+    ADOPT = "adopt"  # records ownership only: nothing on the hosts runs differently
     REWRITE = "rewrite"
 
     def __str__(self) -> str:
@@ -338,6 +339,10 @@ class NodeLabels(Change, kind="node", phase=Phase.NODE, action=Action.LABEL):
     rm: tuple[str, ...]
     owned: str  # comma-separated keys dnet manages after this change
     current: dict[str, str]
+
+    @property
+    def action(self) -> Action:
+        return self._action if self.add or self.rm else Action.ADOPT  # only the list of labels dnet owns
 
     @property
     def detail(self) -> str:
@@ -723,6 +728,34 @@ class ForwardRemove(Change, kind="forward", phase=Phase.FORWARD, action=Action.R
         return []
 
 
+@dataclass(frozen=True, kw_only=True)
+class Adopt(Change, kind="ownership", phase=Phase.RETIRE, action=Action.ADOPT, lane="local"):
+    """Record which objects dnet did not make belong to the inventory's cluster: a swarm config (for services and
+    overlay networks) or a volume (for a host's containers and bridge networks), labelled with their IDs, kept by
+    the cluster itself. Replaces the record it supersedes; nothing is restarted."""
+
+    store: Literal["config", "volume"]
+    record: str  # the new record's name
+    owned: tuple[tuple[str, str, str], ...]  # (ID, kind, name) of everything the record lists
+    replaces: tuple[str, ...] = ()
+    new: tuple[str, ...] = ()  # names of the objects adopted by this change
+
+    @property
+    def name(self) -> str:
+        return ", ".join(self.new) or f"{len(self.owned)} objects"
+
+    @property
+    def detail(self) -> str:
+        what = f"adopt {', '.join(self.new)}" if self.new else "rewrite the ownership record"
+        return f"{what} (ownership recorded in {self.store} {self.record}; nothing restarted)"
+
+    def before(self) -> Any:
+        return list(self.replaces)
+
+    def after(self) -> Any:
+        return sorted(f"{k} {n}" for _, k, n in self.owned)
+
+
 @dataclass
 class Plan:
     """Ordered changes plus problems that block an apply and warnings that do not."""
@@ -737,6 +770,12 @@ class Plan:
     def ordered(self) -> list[Change]:
         return sorted(self.changes, key=lambda c: c.phase)
 
+    @property
+    def pending(self) -> list[Change]:
+        """The changes that change what runs (adoptions only record ownership)."""
+        return [c for c in self.changes if c.action != Action.ADOPT]
+
     def public(self) -> dict[str, Any]:
         return {"changes": [c.public() for c in self.ordered()], "errors": self.errors, "warnings": self.warnings,
-                "summary": {"changes": len(self.changes), "errors": len(self.errors)}}
+                "summary": {"changes": len(self.changes), "errors": len(self.errors),
+                            "adopt": len(self.changes) - len(self.pending)}}

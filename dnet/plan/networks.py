@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from dnet.brownfield import actual
 from dnet.facts import NetworkFact
 from dnet.inventory.semantic import bridge_hosts, swarm_hosts
 from dnet.plan import desired as d
@@ -49,20 +50,49 @@ def diff(w: World, plan: Plan) -> None:
             if have is None:
                 plan.add(NetworkCreate(host=h, network=name, spec=spec))
             elif not w.ours(have):
-                plan.errors.append(f"{h}: network '{name}' exists but was made by {w.whose(have)}; rename it in the "
-                                   "inventory or remove it by hand")
-            elif have.spec_hash != spec.hash:
+                if net.adopt:
+                    _adopt(w, plan, h, have, spec)
+                else:
+                    plan.errors.append(f"{h}: network '{name}' exists but was made by {w.whose(have)}; {TAKE_OVER}")
+            elif (have.spec_hash or _actual_hash(plan, h, have)) != spec.hash:
                 ctrs, svcs = attached(w, have)
                 ours = tuple(x for x in svcs if x in w.inv.services)
                 plan.add(NetworkRecreate(host=h, network=name, spec=spec, current=current(have), containers=tuple(ctrs),
                                          services=tuple(x for x in svcs if x not in ours), services_rm=ours))
     for h, f in w.facts.items():
         for n in f.networks:
-            if not w.ours(n) or n.kind != "network" or n.name in wanted.get(h, set()):  # not a lab's network
+            if not w.ours(n) or w.kind(n) != "network" or n.name in wanted.get(h, set()):  # not a lab's network
                 continue
             if n.scope == "swarm" and h != leader:
                 continue
             plan.add(NetworkRemove(host=h, network=n.name))
+
+
+TAKE_OVER = ("rename it in the inventory, remove it by hand, or take it over: `dnet import` writes an inventory of "
+             "what runs, or set adopt: true on the entry")
+
+
+def _actual_hash(plan: Plan, h: str, have: NetworkFact) -> str:
+    try:
+        return actual.network(have).hash
+    except actual.Unreadable as exc:
+        plan.errors.append(f"{h}: adopted {exc}")
+        return ""
+
+
+def _adopt(w: World, plan: Plan, h: str, have: NetworkFact, spec: d.NetworkSpec) -> None:
+    """Adopt a network dnet did not make when it is what the entry declares (a network cannot change in place)."""
+    try:
+        got = actual.network(have)
+    except actual.Unreadable as exc:
+        plan.errors.append(f"{h}: cannot adopt {exc}")
+        return
+    if got.hash == spec.hash:
+        w.adopt(h, have, "network", have.name)
+        return
+    plan.errors.append(f"{h}: network '{have.name}' is {got.describe()}, the inventory declares {spec.describe()}; "
+                       "adopting it would mean recreating it: make the entry say what runs (dnet import writes it), "
+                       "adopt, then change it")
 
 
 def overlaps(w: World, plan: Plan, name: str, subnet: str | None, hosts: list[str]) -> None:

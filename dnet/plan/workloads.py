@@ -5,6 +5,7 @@ import json
 from dataclasses import MISSING, fields
 from typing import Any
 
+from dnet.brownfield import actual
 from dnet.facts import ContainerFact, HostFacts, ServiceFact
 from dnet.inventory.semantic import swarm_hosts
 from dnet.plan import desired as d
@@ -23,6 +24,7 @@ from dnet.plan.model import (
     ServiceRun,
     ServiceUpdate,
 )
+from dnet.plan.networks import TAKE_OVER
 from dnet.plan.runspec import SpecError
 from dnet.plan.world import World
 
@@ -65,7 +67,7 @@ def diff(w: World, plan: Plan) -> None:
     for h, f in w.facts.items():
         declared = {n for n, c in w.inv.containers.items() if c.host == h}
         for have in f.containers:
-            if w.ours(have) and have.kind == "container" and have.name not in declared:
+            if w.ours(have) and w.kind(have) == "container" and have.name not in declared:
                 plan.add(ContainerRemove(host=h, container=have.name))
     _containers(w, plan, ids)
     if leader and leader in w.facts:
@@ -88,11 +90,29 @@ def _containers(w: World, plan: Plan, ids: dict[tuple[str, str], str | None]) ->
         have = w.facts[c.host].container(name)
         if have is None:
             plan.add(ContainerRun(host=c.host, spec=spec))
-        elif not w.ours(have):
+            continue
+        adopting = not w.ours(have)
+        if adopting and not c.adopt:
             plan.errors.append(f"{c.host}: a container named '{name}' exists but was made by {w.whose(have)}; "
-                               "rename it in the inventory or remove it by hand")
-        elif have.spec_hash != spec.hash:
-            old = d.shown(have.labels)
+                               f"{TAKE_OVER}")
+            continue
+        try:
+            old = d.shown(have.labels) if have.spec_hash else \
+                actual.shown(actual.container(have, c.host, spec, _where(w)))
+        except actual.Unreadable as exc:
+            plan.errors.append(f"{c.host}: cannot {'adopt' if adopting else 'compare'} {exc}")
+            continue
+        differs = have.spec_hash != spec.hash if have.spec_hash else old != actual.shown(spec)
+        if adopting and differs:
+            diff = ", ".join(changed(old, spec))
+            plan.errors.append(f"{c.host}: container '{name}' differs from its entry ({diff}); adopting it would "
+                               "mean recreating it: make the entry say what runs (dnet import writes it), adopt, "
+                               "then change it")
+        elif adopting:
+            w.adopt(c.host, have, "container", name)
+            if not have.running:
+                plan.add(ContainerStart(host=c.host, container=name, on=tuple(c.networks)))
+        elif differs:
             why = f"changed: {', '.join(changed(old, spec))}" if old is not None else ""
             plan.add(ContainerRun(host=c.host, spec=spec, recreate=True, why=why, current=_ctr_before(have)))
         elif drift := _net_drift(set(have.endpoints), set(c.networks) or {"bridge"}):
@@ -104,7 +124,7 @@ def _containers(w: World, plan: Plan, ids: dict[tuple[str, str], str | None]) ->
 def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str | None]) -> None:
     lf = w.facts[leader]
     for svc in lf.services:
-        if w.ours(svc) and svc.kind == "service" and svc.name not in w.inv.services:
+        if w.ours(svc) and w.kind(svc) == "service" and svc.name not in w.inv.services:
             plan.add(ServiceRemove(host=leader, service=svc.name))
     rebuilt = {x for c in plan.changes if isinstance(c, NetworkRecreate) for x in c.services_rm}
     specs: list[d.ServiceSpec] = []
@@ -120,9 +140,18 @@ def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str 
             plan.add(ServiceRun(host=leader, spec=spec, recreate=True, why="after its network"))
         elif have is None:
             plan.add(ServiceRun(host=leader, spec=spec))
-        elif not w.ours(have):
-            plan.errors.append(f"service '{name}' exists but was made by {w.whose(have)}; rename it or remove it "
-                               "by hand")
+        elif not w.ours(have) and not s.adopt:
+            plan.errors.append(f"service '{name}' exists but was made by {w.whose(have)}; {TAKE_OVER}")
+        elif not have.spec_hash:  # adopted, or being adopted: compared with what it runs
+            try:
+                got = actual.service(have, {n.id: n.name for n in lf.networks}, spec, _where(w))
+            except actual.Unreadable as exc:
+                plan.errors.append(f"cannot adopt {exc}")
+                continue
+            if not w.ours(have):
+                w.adopt(leader, have, "service", name)
+            if got.hash != spec.hash:
+                _update(plan, leader, spec, actual.shown(got), _svc_before(have, _service_nets(lf, have)))
         elif have.spec_hash != spec.hash:
             _changed_service(plan, leader, spec, have, _svc_before(have, _service_nets(lf, have)))
         elif drift := _net_drift(_service_nets(lf, have), set(s.networks)):
@@ -143,6 +172,10 @@ def _changed_service(plan: Plan, leader: str, spec: d.ServiceSpec, have: Service
         plan.add(ServiceRun(host=leader, spec=spec, recreate=True, current=current,
                             why="made by a dnet without in-place updates: recreated once"))
         return
+    _update(plan, leader, spec, old, current)
+
+
+def _update(plan: Plan, leader: str, spec: d.ServiceSpec, old: dict[str, Any], current: dict[str, Any]) -> None:
     fields_ = changed(old, spec)
     new = spec.as_dict()
     why = ""
