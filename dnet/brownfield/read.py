@@ -110,6 +110,15 @@ def _mount(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _set(value: Any) -> bool:
+    """Whether a value holds anything (Docker reports unset nested settings as objects of nulls)."""
+    if isinstance(value, dict):
+        return any(_set(v) for v in value.values())
+    if isinstance(value, list):
+        return bool(value)
+    return value not in (None, "", False, 0)
+
+
 def _put(out: dict[str, Any], key: str, value: Any) -> None:
     if value not in (None, {}, [], ""):
         out[key] = value
@@ -191,7 +200,7 @@ def service(raw: dict[str, Any], net_names: dict[str, str], notes: list[str]) ->
     _put(out, "update", _policy(spec.get("UpdateConfig"), who, "update", notes))
     _put(out, "rollback", _policy(spec.get("RollbackConfig"), who, "rollback", notes))
     for key in UNMODELLED_TASKSPEC:
-        if cs.get(key):
+        if _set(cs.get(key)):
             notes.append(f"{who}: {key} {cs[key]}: no inventory key; dnet leaves it as it is")
     if cs.get("Labels"):
         notes.append(f"{who}: container labels {cs['Labels']}: no inventory key; dnet leaves them as they are")
@@ -211,7 +220,7 @@ def _ports(bindings: dict[str, Any] | None) -> list[str]:
         target, _, proto = key.partition("/")
         for b in binds or []:
             ip = b.get("HostIp") or ""
-            ip = "" if ip in ("0.0.0.0", "::") else f"{ip}:"
+            ip = "" if ip in ("", "0.0.0.0", "::") else f"{ip}:"
             out.append(f"{ip}{b.get('HostPort')}:{target}/{proto or 'tcp'}")
     return out
 

@@ -28,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              'Show the resolved inventory: hosts with effective settings, networks, workloads.'),
     "lab": ("dnet.cli.lab", "group",
              'Reproducible multi-host labs: Docker-in-Docker nodes or Vagrant machines.'),
+    "import": ("dnet.cli.importer", "command",
+               "Write the inventory of the cluster the hosts run: hosts, swarm, networks, services, containers, "
+               "forwards."),
     "plan": ("dnet.cli.converge_cmds", "plan_cmd",
              'Show what apply would change, touching nothing.'),
     "apply": ("dnet.cli.converge_cmds", "apply_cmd",

@@ -742,7 +742,7 @@ class Adopt(Change, kind="ownership", phase=Phase.RETIRE, action=Action.ADOPT, l
 
     @property
     def name(self) -> str:
-        return ", ".join(self.new) or f"{len(self.owned)} objects"
+        return f"{len(self.new)} adopted" if self.new else f"{len(self.owned)} owned"
 
     @property
     def detail(self) -> str:

@@ -133,7 +133,8 @@ def engine_restart(rc: RunContext, targets: list[str], a: RestartArgs, serial: i
             continue
         converge.wait_services(rc.session, timeout=120)
         _settle(rc)
-        if a.verify:
+        converge.wait_overlays(rc.session, timeout=60)  # a restarted engine's gossip catches up; verify then names
+        if a.verify:                                     # what it still misses
             try:
                 verify(rc, [], VerifyArgs(scope=None), None)
             except RunError as exc:

@@ -1,0 +1,61 @@
+"""`dnet import`: read a running cluster into an inventory that plans no changes (see dnet.brownfield)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from dnet.brownfield import importer
+from dnet.cli.common import accept_option, command_logger, err, log_to, quiet_option, say, styled, verbose_option
+from dnet.errors import DnetError, InventoryError
+from dnet.inventory import loads, missing_keys
+from dnet.session import open_session
+
+
+@click.command("import")
+@click.option("-i", "--inventory", "hosts_file", required=True, metavar="HOSTS.yml",
+              help="The hosts to read (hosts, and defaults for SSH); their comments and order are kept.")
+@click.option("-o", "--output", default=None, metavar="OUT.yml",
+              help="Write the inventory here (mode 0600: env values are written as they run); default: print it.")
+@click.option("--cluster", default=None, metavar="NAME", help="The inventory's cluster name (default: HOSTS.yml's, "
+              "else 'default'); objects dnet made for this cluster are imported as its own.")
+@accept_option
+@quiet_option
+@verbose_option
+def command(hosts_file: str, output: str | None, cluster: str | None, accept_new_host_keys: bool, quiet: bool,
+            verbose: bool) -> None:
+    """Write the inventory of the cluster the hosts run: hosts, swarm, networks, services, containers, forwards."""
+    try:
+        text = Path(hosts_file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DnetError(f"{hosts_file}: cannot read it: {exc.strerror or exc}") from None
+    # validated with a version appended (not prepended: problems keep their line numbers)
+    probe = text if any(line.startswith("version:") for line in text.splitlines()) else text + "\nversion: 1\n"
+    loaded = loads(probe, hosts_file)
+    if missing := missing_keys(loaded):
+        raise InventoryError(missing)
+    if cluster:
+        loaded = loaded._replace(model=loaded.model.model_copy(update={"cluster": cluster}))
+    name = loaded.model.cluster
+    with open_session(loaded, accept_new_host_keys, log_to(quiet), command_logger(verbose)) as s:
+        if s.host_errors:
+            for h, e in s.host_errors.items():
+                say(err, styled("unreachable", "red"), f" {h}: {e}")
+            raise DnetError("import needs every host: fix the unreachable ones, or leave them out of the hosts file")
+        got = importer.gather(s.facts, s.specs, name)
+    result = importer.write(text, got, cluster)
+    counts = ", ".join(f"{len(getattr(got, k))} {k}" for k in ("networks", "services", "containers", "forwards"))
+    if output:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(result)
+        if not quiet:
+            say(err, f"wrote {output}: {len(got.hosts)} hosts, {counts}")
+    else:
+        click.echo(result, nl=False)
+    if not quiet:
+        for n in got.notes:
+            say(err, styled("not imported", "yellow"), f" {n}")
+        say(err, "next: review it, then `dnet plan -i OUT.yml` (adoptions only, no changes) and `dnet apply` to "
+                 "adopt what runs")
