@@ -14,6 +14,7 @@ from dnet.facts import ContainerFact, NetworkFact, ServiceFact
 from dnet.inventory.schema import Container, Network, Service
 from dnet.plan import desired as d
 from dnet.plan.runspec import EnvVar
+from dnet.tasks.runflags import POLICY_DEFAULTS
 
 W = TypeVar("W", d.ContainerSpec, d.ServiceSpec)
 
@@ -39,26 +40,38 @@ def network(have: NetworkFact) -> d.NetworkSpec:
                                  f"network {have.name}"))
 
 
-def _same_env(actual: W, want: W) -> W:
-    """Env values equal to the declared ones are shown as declared (a ${VAR} shows as a digest)."""
+def _as_declared(actual: W, want: W) -> W:
+    """What Docker keeps as a set or a map (ports, networks, aliases, mounts, constraints) in the declared order
+    when it holds the same items; env values equal to the declared ones shown as declared (a ${VAR} as a digest)."""
     declared = {e.key: e for e in want.env}
     env: tuple[EnvVar, ...] = tuple(declared[e.key] if e.key in declared and declared[e.key].value == e.value else e
                                     for e in actual.env)
-    return replace(actual, env=env)
+    order: dict[str, Any] = {}
+    for f in ("update", "rollback"):  # a policy that spells out Docker's defaults is the same policy
+        if not hasattr(actual, f):
+            continue
+        have, wanted = getattr(actual, f), getattr(want, f)
+        if {**POLICY_DEFAULTS, **(have or {})} == {**POLICY_DEFAULTS, **(wanted or {})}:
+            order[f] = wanted
+    for f in ("ports", "networks", "aliases", "mounts", "constraints", "preferences"):
+        have, wanted = getattr(actual, f, None), getattr(want, f, None)
+        if have is not None and wanted is not None and sorted(map(str, have)) == sorted(map(str, wanted)):
+            order[f] = wanted
+    return replace(actual, env=env, **order)
 
 
 def container(have: ContainerFact, host: str, want: d.ContainerSpec, at: d.Where) -> d.ContainerSpec:
     who = f"container {have.name}"
     c = _model(Container, read.container(have.raw, host, []), who)
     image_id = want.image_id if c.image == want.image else None
-    return _same_env(d.container_spec(have.name, c, image_id, at), want)
+    return _as_declared(d.container_spec(have.name, c, image_id, at), want)
 
 
 def service(have: ServiceFact, net_names: dict[str, str], want: d.ServiceSpec, at: d.Where) -> d.ServiceSpec:
     who = f"service {have.name}"
     s = _model(Service, read.service(have.raw, net_names, []), who)
     image_id = want.image_id if s.image == want.image else None
-    return _same_env(d.service_spec(have.name, s, image_id, at), want)
+    return _as_declared(d.service_spec(have.name, s, image_id, at), want)
 
 
 def shown(spec: d.Spec) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from dnet.plan.desired import NODE_LABELS
 
 MODELLED_DAEMON = {"mtu": "mtu", "dns": "dns", "default-address-pools": "default_address_pools"}
 REFUSED_DAEMON = ("hosts", "data-root")
-FWD = re.compile(r"dnet:fwd:(\d+)/(tcp|udp)->([0-9.]+):(\d+)@(\S+)")
+FWD = re.compile(r'dnet:fwd:(\d+)/(tcp|udp)->([0-9.]+):(\d+)(?:@([^\s"]+))?')  # no @: a dnet before clusters
 
 
 @dataclass
@@ -45,7 +45,7 @@ def _mine(labels: dict[str, str], cluster: str) -> str:
     """'import' (made by hand), 'own' (dnet's, for this cluster) or 'skip' (a lab's, a probe's, another cluster's)."""
     if read.foreign(labels):
         return "import"
-    return "own" if labels.get("dnet.cluster") == cluster and labels.get("dnet.kind") else "skip"
+    return "own" if labels.get("dnet.cluster", "") in ("", cluster) and labels.get("dnet.kind") else "skip"
 
 
 def _hosts(out: Imported, facts: dict[str, HostFacts], leader: str | None) -> None:
@@ -162,7 +162,7 @@ def _forwards(out: Imported, facts: dict[str, HostFacts], specs: dict[str, HostS
     for h, f in facts.items():
         for rule in f.nat_rules:
             m = FWD.search(rule)
-            if m and rule.startswith("-A DNET-FWD ") and m[5] == cluster:
+            if m and rule.startswith("-A DNET-FWD ") and (m[5] or cluster) == cluster:
                 to = by_addr.get(m[3], m[3])
                 fwd = {"host": h, "listen": int(m[1]), "to": f"{to}:{m[4]}"}
                 if m[2] != "tcp":

@@ -202,8 +202,9 @@ def service(raw: dict[str, Any], net_names: dict[str, str], notes: list[str]) ->
     for key in UNMODELLED_TASKSPEC:
         if _set(cs.get(key)):
             notes.append(f"{who}: {key} {cs[key]}: no inventory key; dnet leaves it as it is")
-    if cs.get("Labels"):
-        notes.append(f"{who}: container labels {cs['Labels']}: no inventory key; dnet leaves them as they are")
+    if user_labels(cs.get("Labels")):
+        notes.append(f"{who}: container labels {user_labels(cs.get('Labels'))}: no inventory key; dnet leaves them "
+                     "as they are")
     return out
 
 

@@ -85,7 +85,9 @@ def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str,
     for name, h in inv.hosts.items():
         sc = config.lookup(h.address or name) if config else {}
         ident = h.identity_file or (sc.get("identityfile") or [None])[0] or d.identity_file
-        engine = d.docker if h.docker is None else d.docker.model_copy(update=h.docker.model_dump(exclude_unset=True))
+        # the host's own values as they are (model_dump would turn address pools into plain dicts)
+        engine = d.docker if h.docker is None else \
+            d.docker.model_copy(update={k: getattr(h.docker, k) for k in h.docker.model_fields_set})
         out[name] = HostSpec(
             name=name,
             hostname=sc.get("hostname", h.address or name),

@@ -52,7 +52,7 @@ def destroy(w: World, leave_swarm: bool, volumes: bool = False) -> Plan:
             plan.add(ForwardRemove(host=h, why="dnet's NAT chains", label="forwards"))
     for r in own.records(w.facts, w.inv.cluster):  # after what they list (same phase, added later)
         if r.store == "volume":
-            plan.add(VolumeRemove(host=r.host, volume=r.name))
+            plan.add(VolumeRemove(host=r.host, volume=r.name, why="dnet's ownership record (holds no data)"))
         elif manager:
             plan.add(FileRemove(host=manager, object=r.name, what="config", why="dnet's ownership record"))
     if leave_swarm:

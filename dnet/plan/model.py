@@ -664,6 +664,7 @@ class VolumeRemove(Removal, kind="volume", phase=Phase.RETIRE, lane="local"):
     """Remove a named volume dnet made (destroy --volumes only): its data is gone after this."""
 
     volume: str
+    why: str = "dnet-managed volume (--volumes): its data is deleted"
 
     @property
     def name(self) -> str:
@@ -671,7 +672,7 @@ class VolumeRemove(Removal, kind="volume", phase=Phase.RETIRE, lane="local"):
 
     @property
     def detail(self) -> str:
-        return "dnet-managed volume (--volumes): its data is deleted"
+        return self.why
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -55,9 +55,12 @@ class Context:
 # goes on answering it across further restarts, because containerd kept the old engine's task of the stopped
 # container. Deleting that task (in the engine's own containerd, or a system one) lets the container start.
 STALE_TASK = re.compile(r"task ([0-9a-f]{64}): already exists")
+# the task containerd still holds, and a shim of it that outlived the engine's restart (containerd then knows no
+# such task, yet its bundle is there, so every start says "already exists")
 STALE_TASKS = ("for a in /var/run/docker/containerd/containerd.sock /run/containerd/containerd.sock; do "
                "[ -S \"$a\" ] && for i in {ids}; do ctr --address \"$a\" -n moby tasks delete --force \"$i\" "
-               ">/dev/null 2>&1; done; done; true")
+               ">/dev/null 2>&1; done; done; for i in {ids}; do "
+               "pkill -f \"containerd-shim-runc-v2 -namespace moby -id $i \" 2>/dev/null; done; sleep 0.5; true")
 
 
 def clear_stale_tasks(ctx: Context, host: str, output: str) -> None:

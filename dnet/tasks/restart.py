@@ -57,10 +57,16 @@ def restart(ctx: Context, host: str, first: str = "") -> str:
                  what=f"{host}'s swarm tasks to stop after draining it")
         if first:
             ctx.run(host, first, timeout=900)
+        _stop_on_overlays(ctx, host, plain)
         ctx.run(host, service_cmd(ctx, host, "restart") + " >/dev/null 2>&1; sleep 0.5; " + WAIT_READY,
                 timeout=150)
         if member and not ctx.dry_run:
-            _wait_member(ctx, host, manager)
+            try:
+                _wait_member(ctx, host, manager, timeout=60)
+            except PollTimeout:  # its agent's session to the managers can stay broken: a second restart mends it
+                ctx.run(host, service_cmd(ctx, host, "restart") + " >/dev/null 2>&1; sleep 0.5; " + WAIT_READY,
+                        timeout=150)
+                _wait_member(ctx, host, manager)
     finally:  # even when the restart fails: a node left drained runs nothing
         if manager:  # and before starting containers: a drained node gets no overlay attachments for them
             ctx.run(manager, f"docker node update --availability {quote(availability)} {quote(f.node_id)} "
@@ -80,7 +86,20 @@ def check_unlockable(ctx: Context, host: str) -> None:
                         "then apply again. Nothing was changed on it.")
 
 
-def _wait_member(ctx: Context, host: str, manager: str | None) -> None:
+def _stop_on_overlays(ctx: Context, host: str, plain: list[str]) -> None:
+    """Stop the plain containers on overlay networks before the restart (they are started again after it): at boot
+    a drained node gets no overlay attachment for them, and the engine's start waits 20s on each and can leave its
+    swarm agent without a working session. Not with live-restore, which keeps containers running."""
+    f = ctx.facts[host]
+    if f.daemon.get("live-restore") is True:
+        return
+    swarm_nets = {n.name for n in f.networks if n.scope == "swarm"}
+    on = [c.id for c in f.containers if c.id in plain and swarm_nets & set(c.endpoints)]
+    if on:
+        ctx.run(host, quote("docker", "stop", *on) + " >/dev/null", check=False)
+
+
+def _wait_member(ctx: Context, host: str, manager: str | None, timeout: float = 90) -> None:
     """Wait until the restarted host is back in its swarm (unlocking an autolocked manager) and its node is Ready."""
     node_id = ctx.facts[host].node_id
     state = "docker info --format '{{.Swarm.LocalNodeState}}'"
@@ -89,11 +108,11 @@ def _wait_member(ctx: Context, host: str, manager: str | None) -> None:
              interval=0.5, what=f"{host} to come back (locked) after the restart")
         if ctx.run(host, state, check=False).stdout.strip() == "locked":
             ctx.run(host, "docker swarm unlock >/dev/null", stdin=(unlock_key(ctx) + "\n").encode())
-    poll(lambda: ctx.run(host, state, check=False).stdout.strip() == "active", timeout=90, interval=0.5,
+    poll(lambda: ctx.run(host, state, check=False).stdout.strip() == "active", timeout=timeout, interval=0.5,
          what=f"{host} to rejoin its swarm after the restart")
     if manager:
         ready = f"docker node inspect {quote(node_id)} --format '{{{{.Status.State}}}}'"
-        poll(lambda: ctx.run(manager, ready, check=False).stdout.strip() == "ready", timeout=90, interval=0.5,
+        poll(lambda: ctx.run(manager, ready, check=False).stdout.strip() == "ready", timeout=timeout, interval=0.5,
              what=f"{host}'s swarm node to be Ready")
 
 

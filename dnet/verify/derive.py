@@ -104,7 +104,8 @@ def derive(inv: Inventory, specs: dict[str, HostSpec], facts: dict[str, HostFact
             net = next((n for n in shared if kinds[n] == "bridge"), shared[0])
             ip = c.ips[net]
             want = ",".join(c.ips[n] for n in shared)
-            b.add(2, a.name, c.name, f"dns {c.workload}", ["dns", c.workload, want], _from(a), net=net)
+            vip = c.kind == "task" and inv.services[c.workload].endpoint_mode == "vip"  # the name is the VIP
+            b.add(2, a.name, c.name, f"dns {c.workload}", ["dns", c.workload, "" if vip else want], _from(a), net=net)
             _probe_target(b, 2, a, c.name, ip, c.ports, True, net=net)
             if kinds[net] == "bridge":
                 b.add(2, a.name, c.name, f"arp {ip}", ["arp", ip], _from(a), net=net)

@@ -1,0 +1,181 @@
+"""Brownfield on a real lab: a cluster built by hand with plain docker (and `docker stack deploy`), imported,
+planned with no changes, adopted without a restart, verified, changed in place, destroyed."""
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lablib import dnet, dnet_json, node_sh
+
+pytestmark = pytest.mark.lab
+NET = "192.168.88"
+NODES = ("node1", "node2", "node3")
+COMPOSE = """version: "3.8"
+services:
+  web:
+    image: dnet/probe:latest
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    environment:
+      SHOP_MODE: live
+    ports:
+      - {target: 80, published: 8082, mode: host}
+    deploy:
+      replicas: 1
+      placement:
+        constraints: ["node.labels.zone == a"]
+  cache:
+    image: dnet/probe:latest
+    command: ["httpd", "-f", "-p", "6379", "-h", "/www"]
+"""
+
+
+def _ssh(name: str, node: str, command: str, stdin: str | None = None) -> str:
+    if stdin is None:
+        return node_sh(name, node, command)
+    r = subprocess.run([*dnet_cmd(), "lab", "ssh", "--name", name, node, command], input=stdin, text=True,
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def dnet_cmd() -> list[str]:
+    import sys
+    return [sys.executable, "-m", "dnet"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A swarm of 3 with node labels, an overlay with a subnet, a service with env, a constraint and a host-mode
+    port, a stack of two services, and a container on a bridge with a published port: all by hand."""
+    name = f"b{uuid.uuid4().hex[:6]}"
+    d = tmp_path_factory.mktemp("brownfield")
+    r = dnet("lab", "up", "--name", name, "--subnet", f"{NET}.0/24", "-o", str(d / "lab.yml"))
+    assert r.returncode == 0, r.stderr
+    try:
+        token = node_sh(name, "node1", f"docker swarm init --advertise-addr {NET}.11 >/dev/null && "
+                                       "docker swarm join-token -q worker").strip()
+        for n in ("node2", "node3"):
+            node_sh(name, n, f"docker swarm join --token {token} {NET}.11:2377 >/dev/null")
+        node_sh(name, "node1", "docker node update --label-add zone=a node1 >/dev/null && "
+                               "docker node update --label-add zone=b node2 >/dev/null && "
+                               "docker node update --label-add zone=b node3 >/dev/null && "
+                               "docker network create -d overlay --subnet 10.91.0.0/24 --attachable appnet >/dev/null "
+                               "&& docker service create -q --name api --network appnet --replicas 2 "
+                               "--env GREETING=hi --constraint 'node.labels.zone==b' "
+                               "--publish mode=host,published=8081,target=80 dnet/probe:latest "
+                               "httpd -f -p 80 -h /www >/dev/null")
+        _ssh(name, "node1", "cat > /root/shop.yml && docker stack deploy -c /root/shop.yml shop >/dev/null 2>&1",
+             COMPOSE)
+        node_sh(name, "node2", "docker network create lan >/dev/null && docker run -d --name edge --network lan -p "
+                               "8090:80 --restart unless-stopped dnet/probe:latest httpd -f -p 80 -h /www >/dev/null")
+        lab = (d / "lab.yml").read_text()
+        key = next(ln.split(": ", 1)[1] for ln in lab.splitlines() if "identity_file:" in ln)
+        known = next(ln.split(": ", 1)[1] for ln in lab.splitlines() if "known_hosts:" in ln)
+        (d / "hosts.yml").write_text(
+            "# my servers\ndefaults:\n  user: root\n"
+            f"  identity_file: {key}\n  known_hosts: {known}\n"
+            f"hosts:\n  node1: {{address: {NET}.11}}  # the first manager\n"
+            f"  node2:\n    address: {NET}.12\n  node3:\n    address: {NET}.13\n")
+        for svc in ("api", "shop_web", "shop_cache"):
+            want = {"api": "2/2", "shop_web": "1/1", "shop_cache": "1/1"}[svc]
+            node_sh(name, "node1", f"for i in $(seq 60); do [ \"$(docker service ls --filter name={svc} "
+                                   f"--format '{{{{.Replicas}}}}')\" = {want} ] && exit 0; sleep 1; done; exit 1")
+        yield name, d
+    finally:
+        dnet("lab", "down", "--name", name)
+
+
+def snapshot(name: str) -> str:
+    """Every container's ID and start time, every network ID, every service and task ID."""
+    out = [node_sh(name, n, "docker ps -q | xargs docker inspect -f '{{.Name}} {{.Id}} {{.State.StartedAt}}' | sort; "
+                            "docker network ls -q --no-trunc | sort") for n in NODES]
+    out.append(node_sh(name, "node1", "docker service ls -q | sort; "
+                                      "docker service ps -q api shop_web shop_cache | sort"))
+    return "\n".join(out)
+
+
+def test_import_plan_adopt_verify_update_destroy(cluster: tuple[str, Path]) -> None:
+    name, d = cluster
+    out = d / "out.yml"
+    r = dnet("import", "-i", str(d / "hosts.yml"), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert text.startswith("# my servers\nversion: 1\n") and "# the first manager" in text
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert "service shop_web: network aliases web" in r.stderr  # listed, not dropped silently
+    from dnet.inventory import load
+    inv = load(out).model
+    assert inv.hosts["node2"].labels == {"zone": "b"} and inv.hosts["node1"].roles == ["manager"]
+    assert inv.networks["appnet"].subnet == "10.91.0.0/24" and inv.networks["appnet"].attachable
+    assert inv.networks["lan"].hosts == ["node2"] and inv.networks["lan"].driver == "bridge"
+    api = inv.services["api"]
+    assert (api.replicas, api.env, api.placement and api.placement.constraints) == (2, {"GREETING": "hi"},
+                                                                                    ["node.labels.zone==b"])
+    assert [(p.published, p.mode) for p in api.ports] == [(8081, "host")]
+    assert inv.services["shop_web"].env == {"SHOP_MODE": "live"} and "shop_cache" in inv.services
+    assert inv.containers["edge"].host == "node2" and [str(p) for p in inv.containers["edge"].ports] == ["8090:80/tcp"]
+    assert "ingress" not in inv.networks and "docker_gwbridge" not in inv.networks
+
+    before = snapshot(name)
+    r = dnet("plan", "-i", str(out), "--detailed-exitcode")
+    assert r.returncode == 0, r.stdout + r.stderr  # adoptions only
+    code, plan = dnet_json("plan", "-i", str(out))
+    assert {c["action"] for c in plan["changes"]} == {"adopt"}, plan["changes"]
+    adopted = sorted(a for c in plan["changes"] if c["kind"] == "ownership" for a in c["after"])
+    assert adopted == ["container edge", "network appnet", "network lan", "network shop_default", "service api",
+                       "service shop_cache", "service shop_web"]
+
+    code, applied = dnet_json("apply", "-i", str(out), "--yes")
+    assert code == 0, json.dumps(applied)[-2000:]
+    assert snapshot(name) == before  # same IDs, same StartedAt: nothing recreated or restarted
+    assert node_sh(name, "node1", "docker config ls --format '{{.Name}}'").startswith("dnet-owned-default-")
+    r = dnet("plan", "-i", str(out), "--detailed-exitcode")
+    assert r.returncode == 0 and "No changes: the hosts match the inventory." in r.stdout, r.stdout
+
+    code, report = dnet_json("verify", "-i", str(out))
+    assert code == 0, [c for c in report["checks"] if not c["ok"]]
+    names = {c["to"] for c in report["checks"]} | {c["from"] for c in report["checks"]}
+    assert {"shop_web", "shop_cache", "api", "edge"} <= names
+
+    changed = d / "changed.yml"
+    t = out.read_text()
+    i = t.index("  shop_cache:")
+    j = t.index("replicas: 1", i)
+    changed.write_text(t[:j] + "replicas: 2" + t[j + len("replicas: 1"):])
+    code, plan = dnet_json("plan", "-i", str(changed))
+    assert [(c["kind"], c["name"], c["action"], c["detail"]) for c in plan["changes"]] == \
+        [("service", "shop_cache", "update", "rolling update: replicas 1 -> 2")]
+    code, applied = dnet_json("apply", "-i", str(changed), "--yes")
+    assert code == 0, json.dumps(applied)[-2000:]
+    assert node_sh(name, "node1", "docker service ls --filter name=shop_cache --format '{{.Replicas}}'").strip() \
+        == "2/2"
+
+    node_sh(name, "node3", "docker run -d --name late dnet/probe:latest httpd -f -p 80 -h /www >/dev/null")
+    code, gone = dnet_json("destroy", "-i", str(changed), "--yes")
+    assert code == 0, json.dumps(gone)[-2000:]
+    assert node_sh(name, "node1", "docker service ls -q").strip() == ""
+    assert node_sh(name, "node1", "docker config ls -q").strip() == ""
+    nets = node_sh(name, "node2", "docker network ls --format '{{.Name}}'").split()
+    assert "lan" not in nets and "appnet" not in nets
+    assert node_sh(name, "node2", "docker ps -a --filter name=^edge$ -q").strip() == ""
+    assert node_sh(name, "node2", "docker volume ls -q --filter name=dnet-owned").strip() == ""
+    assert node_sh(name, "node3", "docker inspect -f '{{.State.Running}}' late").strip() == "true"
+
+
+def test_a_foreign_object_without_adopt_names_the_way_out(cluster: tuple[str, Path]) -> None:
+    name, d = cluster
+    inv = d / "plain.yml"
+    inv.write_text((d / "hosts.yml").read_text() + "version: 1\nnetworks:\n  taken: {driver: overlay}\n")
+    node_sh(name, "node1", "docker network inspect taken >/dev/null 2>&1 || "
+                           "docker network create -d overlay taken >/dev/null")
+    inv.write_text(inv.read_text().replace("  node1: {address: ", "  node1: {roles: [manager], address: "))
+    r = dnet("plan", "-i", str(inv))
+    assert r.returncode == 1
+    assert "network 'taken' exists but was made by something other than dnet; rename it in the inventory, remove " \
+           "it by hand, or take it over: `dnet import` writes an inventory of what runs, or set adopt: true on the " \
+           "entry" in r.stdout, r.stdout
