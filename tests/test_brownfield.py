@@ -99,6 +99,24 @@ def snapshot(name: str) -> str:
     return "\n".join(out)
 
 
+def test_verify_discover_probes_what_runs_without_changing_it(cluster: tuple[str, Path]) -> None:
+    name, d = cluster
+    inv = d / "bare.yml"
+    inv.write_text((d / "hosts.yml").read_text() + "version: 1\n")
+    before = snapshot(name)
+    code, report = dnet_json("verify", "-i", str(inv), "--discover")
+    assert code == 0, [c for c in report["checks"] if not c["ok"]]
+    found = {x for c in report["checks"] for x in c.get("discovered", "").split(",") if x}
+    assert {"shop_web", "shop_cache", "edge"} <= {x.split(".")[0] for x in found}, found
+    assert any(c["check"] == "tasks running" or "tasks running" in c["check"] for c in report["checks"]
+               if c.get("discovered") == "api")
+    r = dnet("verify", "-i", str(inv), "--discover")
+    assert "* discovered: runs on the hosts, not declared in the inventory" in r.stdout and "shop_web*" in r.stdout
+    assert snapshot(name) == before
+    code, plain = dnet_json("verify", "-i", str(inv))
+    assert not any("discovered" in c for c in plain["checks"])
+
+
 def test_import_plan_adopt_verify_update_destroy(cluster: tuple[str, Path]) -> None:
     name, d = cluster
     out = d / "out.yml"
@@ -137,8 +155,13 @@ def test_import_plan_adopt_verify_update_destroy(cluster: tuple[str, Path]) -> N
     r = dnet("plan", "-i", str(out), "--detailed-exitcode")
     assert r.returncode == 0 and "No changes: the hosts match the inventory." in r.stdout, r.stdout
 
-    code, report = dnet_json("verify", "-i", str(out))
+    checked = d / "checked.yml"  # a check may name a stack's service as STACK/service (the lab's kernel has no
+    # IPVS, so a vip service's name leads nowhere: the check is one that holds without it)
+    checked.write_text(out.read_text() + 'checks:\n  - {from: shop/cache, to: "edge:80", expect: unreachable}\n')
+    code, report = dnet_json("verify", "-i", str(checked))
     assert code == 0, [c for c in report["checks"] if not c["ok"]]
+    assert any(c["from"].startswith("shop_cache") and c["to"] == "edge:80" and c["scope"] == "declared checks"
+               for c in report["checks"])
     names = {c["to"] for c in report["checks"]} | {c["from"] for c in report["checks"]}
     assert {"shop_web", "shop_cache", "api", "edge"} <= names
 

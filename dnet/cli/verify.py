@@ -31,17 +31,31 @@ from dnet.verify import report, verify
 @inventory_option
 @json_option
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Also write a JUnit XML report.")
+@click.option("--discover", is_flag=True,
+              help="Also probe the services and containers the hosts run that the inventory does not declare "
+                   "(stacks, hand-made); marked * (JSON: discovered). Changes nothing.")
 @limit_option
 @accept_option
 @quiet_option
 @verbose_option
-def command(inventory: str, as_json: bool, junit_path: str | None, limit: str | None, accept_new_host_keys: bool,
-            quiet: bool, verbose: bool) -> None:
+def command(inventory: str, as_json: bool, junit_path: str | None, discover: bool, limit: str | None,
+            accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Probe every derived and declared path; exit 0 only when every check holds."""
     loaded = load_inventory(inventory, quiet, connect=True)
     log = log_to(quiet or as_json)
+    found: set[str] = set()
     with open_session(loaded, accept_new_host_keys, log, command_logger(verbose), limit_hosts(loaded, limit)) as s:
+        if discover:
+            from dnet.brownfield.discover import mark, merge
+
+            merged, found, notes = merge(s.loaded.model, s.facts, s.specs)
+            s.loaded = s.loaded._replace(model=merged)
+            log(f"discovered {len(found)}: {', '.join(sorted(found)) or 'nothing undeclared'}")
+            for n in notes:
+                log(f"discover: {n}")
         result = verify(s, log)
+        if discover:
+            mark(result.checks, found)
     checks, hints, seconds = result.checks, result.hints, result.seconds
     failed = [c for c in checks if not c.ok]
     if junit_path:
@@ -54,6 +68,8 @@ def command(inventory: str, as_json: bool, junit_path: str | None, limit: str | 
         report.findings(out, result.findings, checks)
         report.tables(out, checks)
         report.matrix(out, checks)
+        if any("discovered" in c.tags for c in checks):
+            say(out, "* discovered: runs on the hosts, not declared in the inventory")
         for h, e in s.host_errors.items():
             say(out, styled("unreachable", "red"), f" {h}: {e}")
         for hint in hints:

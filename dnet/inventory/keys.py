@@ -125,8 +125,10 @@ DESCRIPTIONS: dict[str, str] = {
  "Forward.listen": "Port it listens on.",
  "Forward.to": "Target as \"HOST:PORT\" (an inventory host name or an address).",
  "Forward.protocol": "tcp or udp.",
- "Check.from_": "Container, service or host the check runs from.",
- "Check.to": "\"NAME:PORT\" (container, service or host) or an http(s) URL.",
+ "Check.from_": ("Container, service or host the check runs from; a stack's service as `STACK_service` or "
+                 "`STACK/service`."),
+ "Check.to": ("\"NAME:PORT\" (container, service or host; a stack's service as `STACK_service` or "
+              "`STACK/service`) or an http(s) URL."),
  "Check.expect": "`reachable` or `unreachable`.",
  "Inventory.version": "Inventory format version; must be 1.",
  "Inventory.cluster": ("This cluster's name (default `default`), written as the label `dnet.cluster` on everything "

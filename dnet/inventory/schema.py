@@ -281,6 +281,7 @@ class Container(RunOptions):
         return self
 
 
+STACK_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*(:\d+)?")
 TARGET_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<port>\d+)$")
 
 
@@ -339,6 +340,14 @@ class Check(Model):
     from_: str = Field(alias="from")
     to: str
     expect: Literal["reachable", "unreachable"] = "reachable"
+
+    @field_validator("from_", "to", mode="before")
+    @classmethod
+    def _stack(cls, value: Any) -> Any:
+        """A stack's service as Docker names it (STACK_service) or as STACK/service."""
+        if isinstance(value, str) and not _url(value) and STACK_RE.fullmatch(value):
+            return value.replace("/", "_", 1)
+        return value
 
     @field_validator("to")
     @classmethod

@@ -22,8 +22,15 @@ def tables(out: Console, checks: list[Check]) -> None:
         for c in cs:
             mark = styled("ok", "green") if c.ok else styled("FAIL", "red")
             detail = c.detail if c.ok else f"{c.detail} -> {c.tags.get('hint', '')}"
-            row(t, mark, c.src, c.dst, c.what, "reach" if c.expect else "must not", c.result, detail[:160])
+            row(t, mark, starred(c.src, c), starred(c.dst, c), c.what, "reach" if c.expect else "must not", c.result,
+                detail[:160])
         show(out, t)
+
+
+def starred(name: str, c: Check) -> str:
+    """A name with * when verify --discover found it (not declared in the inventory)."""
+    found = c.tags.get("discovered", "").split(",")
+    return f"{name}*" if name in found or name.split(":")[0] in found else name
 
 
 def destination(c: Check) -> str:
@@ -43,9 +50,11 @@ def grid(checks: list[Check]) -> tuple[list[str], list[str], dict[tuple[str, str
 def matrix(out: Console, checks: list[Check]) -> None:
     """Sources x destinations: ok when every check of the pair holds, FAIL otherwise, counts inside."""
     srcs, dsts, grouped = grid(checks)
-    t = table(out, "connectivity matrix (rows: from, columns: to; ok/total)", "from \\ to", *dsts)
+    found = {n for c in checks for n in c.tags.get("discovered", "").split(",") if n}  # verify --discover's
+    t = table(out, "connectivity matrix (rows: from, columns: to; ok/total)", "from \\ to",
+              *(f"{d}*" if d in found else d for d in dsts))
     for s in srcs:
-        cells: list[str | Text] = [s]
+        cells: list[str | Text] = [f"{s}*" if s in found else s]
         for d in dsts:
             cs = grouped.get((s, d), [])
             if not cs:
