@@ -409,7 +409,7 @@ def test_limit_keeps_exactly_the_changes_about_the_limited_hosts_for_every_chang
     s, _ = session({})
     s.limit = ["node3"]
     classes = every_change_class()
-    assert len(classes) == 28
+    assert len(classes) == 30
     wanted, other = [], []
     for cls in classes:
         wanted.append(build(cls, "node3", "node3"))

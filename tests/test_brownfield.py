@@ -202,3 +202,48 @@ def test_a_foreign_object_without_adopt_names_the_way_out(cluster: tuple[str, Pa
     assert "network 'taken' exists but was made by something other than dnet; rename it in the inventory, remove " \
            "it by hand, or take it over: `dnet import` writes an inventory of what runs, or set adopt: true on the " \
            "entry" in r.stdout, r.stdout
+
+
+def test_stacks_deploy_from_the_inventory_once_per_change(cluster: tuple[str, Path]) -> None:
+    """`stacks:` deploys a compose file (and the env_file it names) with docker stack deploy; an unchanged file is
+    no change; a changed service is named in the plan; verify checks the stack's services; destroy removes it."""
+    name, d = cluster
+    (d / "web.env").write_text("FROM_FILE=yes\n")
+    compose = COMPOSE.replace("    environment:\n", "    env_file: web.env\n    environment:\n")
+    (d / "shop.yml").write_text(compose)
+    inv = d / "stacked.yml"
+    lab = (d / "hosts.yml").read_text().split("hosts:\n")[0]
+    inv.write_text(lab + "version: 1\nhosts:\n"
+                   f"  node1: {{address: {NET}.11, roles: [manager], labels: {{zone: a}}}}\n"
+                   f"  node2: {{address: {NET}.12, roles: [worker], labels: {{zone: b}}}}\n"
+                   f"  node3: {{address: {NET}.13, roles: [worker], labels: {{zone: b}}}}\n"
+                   "stacks:\n  shop: shop.yml\nchecks:\n  - {from: shop/web, to: \"" + NET + ".2:80\"}\n")
+    code, plan = dnet_json("plan", "-i", str(inv))
+    assert [(c["kind"], c["name"], c["action"], c["detail"]) for c in plan["changes"]] == \
+        [("stack", "shop", "create", "docker stack deploy shop.yml: new: web, cache")], plan
+    code, applied = dnet_json("apply", "-i", str(inv), "--yes")
+    assert code == 0, json.dumps(applied)[-2000:]
+    env = node_sh(name, "node1", "docker service inspect shop_web "
+                                 "--format '{{json .Spec.TaskTemplate.ContainerSpec.Env}}'")
+    assert "FROM_FILE=yes" in env and "SHOP_MODE=live" in env
+    assert node_sh(name, "node1", "docker stack services shop --format '{{.Name}} {{.Replicas}}' | sort").split() == \
+        ["shop_cache", "1/1", "shop_web", "1/1"]
+    r = dnet("plan", "-i", str(inv), "--detailed-exitcode")
+    assert r.returncode == 0 and "No changes" in r.stdout, r.stdout
+    code, report = dnet_json("verify", "-i", str(inv))
+    assert code == 0, [c for c in report["checks"] if not c["ok"]]
+    assert any(c["from"].startswith("shop_web.") and c["scope"] == "declared checks" for c in report["checks"])
+    (d / "shop.yml").write_text(compose.replace('"6379", "-h", "/www"]',
+                                                '"6379", "-h", "/www"]\n    deploy: {replicas: 2}'))
+    code, plan = dnet_json("plan", "-i", str(inv))
+    assert [(c["action"], c["detail"]) for c in plan["changes"]] == \
+        [("update", "docker stack deploy shop.yml: changed: cache")], plan
+    code, applied = dnet_json("apply", "-i", str(inv), "--yes")
+    assert code == 0, json.dumps(applied)[-2000:]
+    assert node_sh(name, "node1", "docker service ls --filter name=shop_cache --format '{{.Replicas}}'").strip() \
+        == "2/2"
+    assert len(node_sh(name, "node1", "docker config ls -q --filter label=dnet.stack=shop").split()) == 1
+    code, gone = dnet_json("destroy", "-i", str(inv), "--yes")
+    assert code == 0, json.dumps(gone)[-2000:]
+    assert node_sh(name, "node1", "docker stack ls --format '{{.Name}}'").strip() == ""
+    assert node_sh(name, "node1", "docker config ls -q").strip() == ""

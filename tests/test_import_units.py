@@ -369,3 +369,58 @@ def test_actual_spec_shows_declared_env_references_when_their_values_match(monke
     fact.raw, fact.name = raw, "s"
     got = actual.service(fact, {}, want, d.Where())
     assert got.hash == want.hash and "s3cret" not in str(actual.shown(got))
+
+
+# --- stacks: planned from the compose file and the record a deploy leaves ---
+
+SHOP = ("services:\n  web:\n    image: dnet/probe:latest\n    env_file: web.env\n"
+        "  cache:\n    image: dnet/probe:latest\n")
+
+
+def stacked(tmp: Any, compose: str = SHOP) -> tuple[str, dict[str, HostFacts]]:
+    (tmp / "shop.yml").write_text(compose)
+    (tmp / "web.env").write_text("A=1\n")
+    return HOSTS.replace("{address: 192.168.77.11}", "{address: 192.168.77.11, roles: [manager]}") + \
+        "version: 1\nstacks:\n  shop: shop.yml\n", facts("applied")
+
+
+def stack_plan(text: str, f: dict[str, HostFacts], base: Any) -> Any:
+    inv = loads(text, str(base / "inv.yml")).model
+    w = World(inv, hosts(inv, paramiko.SSHConfig()), f, {}, base=base)
+    return diff(w), w
+
+
+def test_a_stack_is_deployed_once_and_again_only_when_its_files_change(tmp_path: Any) -> None:
+    from dnet.plan.model import StackDeploy, StackRemove
+    from dnet.tasks import Context, handler
+    from dnet.testing import FakeTransport
+
+    text, f = stacked(tmp_path)
+    plan, w = stack_plan(text, f, tmp_path)
+    dep = [c for c in plan.changes if isinstance(c, StackDeploy)]
+    assert [(c.stack, c.action, c.detail) for c in dep] == [("shop", Action.CREATE,
+                                                             "docker stack deploy shop.yml: new: web, cache")]
+    node1 = FakeTransport("node1").expect(r"^d=\$\(mktemp -d\)", r"^docker config create", r"^docker stack services")
+    node1.responses.insert(0, (r"^docker stack services", 0, "shop_web 1/1\nshop_cache 1/1\n", ""))
+    ctx = Context(w.inv, w.specs, w.facts, {"node1": node1}, "node1")
+    assert handler(dep[0])(ctx, dep[0]) == "deployed 2 services"
+    deploy, record = node1.commands[:2]
+    assert "docker stack deploy --prune -c docker-compose.yml shop" in deploy
+    import io
+    import tarfile
+    with tarfile.open(fileobj=io.BytesIO(node1.stdins[0])) as tar:
+        assert sorted(tar.getnames()) == ["docker-compose.yml", "web.env"]
+    assert record.startswith("docker config create --label dnet.managed=true") and dep[0].record in record
+    labels = dict(a.split("=", 1) for a in record.split() if a.startswith("dnet."))
+    f["node1"].configs.append(ObjectFact(labels, dep[0].record, dep[0].record))
+    assert not [c for c in stack_plan(text, f, tmp_path)[0].changes if c.kind == "stack"]
+    (tmp_path / "web.env").write_text("A=2\n")  # a file the compose file names changed: deployed again
+    again = [c for c in stack_plan(text, f, tmp_path)[0].changes if c.kind == "stack"]
+    assert [(c.action, c.detail) for c in again] == [(Action.UPDATE, "docker stack deploy shop.yml: the stack's "
+                                                                     "other settings")]
+    (tmp_path / "shop.yml").write_text(SHOP.replace("  cache:\n    image: dnet/probe:latest\n", ""))
+    again = [c for c in stack_plan(text, f, tmp_path)[0].changes if c.kind == "stack"]
+    assert [c.detail for c in again] == ["docker stack deploy shop.yml: removed: cache"]
+    gone = stack_plan(text.replace("stacks:\n  shop: shop.yml\n", ""), f, tmp_path)[0]
+    assert [(type(c), c.detail) for c in gone.changes if c.kind == "stack"] == \
+        [(StackRemove, "docker stack rm: no longer in the inventory")]

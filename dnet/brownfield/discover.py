@@ -10,14 +10,17 @@ from dnet.brownfield import importer
 from dnet.facts import HostFacts
 from dnet.inventory.resolve import HostSpec
 from dnet.inventory.schema import Container, Inventory, Network, Service
-from dnet.verify.model import Check
 
 
-def merge(inv: Inventory, facts: dict[str, HostFacts], specs: dict[str, HostSpec]
+def merge(inv: Inventory, facts: dict[str, HostFacts], specs: dict[str, HostSpec], stacks: set[str] | None = None
           ) -> tuple[Inventory, set[str], list[str]]:
-    """The inventory plus every undeclared network, service and container the hosts run; their names; and what
-    could not be added (with why)."""
+    """The inventory plus every undeclared network, service and container the hosts run (with `stacks`: only the
+    services and networks of those stacks); their names; and what could not be added (with why)."""
     got = importer.gather(facts, specs, inv.cluster)
+    if stacks is not None:
+        got.containers = {}
+        for key in ("networks", "services"):  # Docker names a stack's objects STACK_name
+            setattr(got, key, {n: e for n, e in getattr(got, key).items() if "_" in n and n.split("_", 1)[0] in stacks})
     notes = list(got.notes)
     added: set[str] = set()
     parts: dict[str, dict[str, Any]] = {"networks": dict(inv.networks), "services": dict(inv.services),
@@ -40,10 +43,3 @@ def merge(inv: Inventory, facts: dict[str, HostFacts], specs: dict[str, HostSpec
             added.add(name)
     return inv.model_copy(update=parts), added, notes
 
-
-def mark(checks: list[Check], names: set[str]) -> None:
-    """Tag each check whose source or destination is a discovered workload (or one of its tasks)."""
-    for c in checks:
-        found = [x for x in (c.src, c.dst.split(":")[0]) if x in names or x.rsplit(".", 1)[0] in names]
-        if found:
-            c.tags["discovered"] = ",".join(dict.fromkeys(found))

@@ -25,6 +25,15 @@ from dnet.cli.common import (
 )
 from dnet.session import open_session
 from dnet.verify import report, verify
+from dnet.verify.model import Check
+
+
+def mark(checks: list[Check], names: set[str]) -> None:
+    """Tag each check whose source or destination is a discovered workload (or one of its tasks)."""
+    for c in checks:
+        found = [x for x in (c.src, c.dst.split(":")[0]) if x in names or x.rsplit(".", 1)[0] in names]
+        if found:
+            c.tags["discovered"] = ",".join(dict.fromkeys(found))
 
 
 @click.command("verify")
@@ -46,7 +55,7 @@ def command(inventory: str, as_json: bool, junit_path: str | None, discover: boo
     found: set[str] = set()
     with open_session(loaded, accept_new_host_keys, log, command_logger(verbose), limit_hosts(loaded, limit)) as s:
         if discover:
-            from dnet.brownfield.discover import mark, merge
+            from dnet.brownfield.discover import merge
 
             merged, found, notes = merge(s.loaded.model, s.facts, s.specs)
             s.loaded = s.loaded._replace(model=merged)

@@ -144,5 +144,10 @@ DESCRIPTIONS: dict[str, str] = {
  "Inventory.forwards": "Host-level port forwards across servers (kernel NAT).",
  "Inventory.egress": "http(s) URLs that containers with a way out must reach (verify's scope 4).",
  "Inventory.checks": "Expectations beyond the derived ones (verify's scope 5).",
+ "Inventory.stacks": ("Compose files deployed with `docker stack deploy` on a manager, by stack name "
+                      "(`shop: shop.yml` or `shop: {file: shop.yml}`); redeployed only when the file or a file it "
+                      "names changes, removed by destroy."),
+ "Stack.file": ("The compose file, relative to the inventory; the env_file, config and secret files it names "
+                "(relative to it) go with it."),
 }
 

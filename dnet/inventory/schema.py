@@ -334,6 +334,14 @@ def _egress(value: Any) -> Any:
     return value
 
 
+class Stack(Model):
+    file: str = Field(min_length=1)
+
+    @classmethod
+    def shorthand(cls, value: Any) -> Any:
+        return {"file": value} if isinstance(value, str) else value
+
+
 class Check(Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -375,6 +383,7 @@ class Inventory(Model):
     forwards: list[Forward] = []
     egress: list[Annotated[str, BeforeValidator(_egress)]] = []
     checks: list[Check] = []
+    stacks: dict[Name, Annotated[Stack, BeforeValidator(Stack.shorthand)]] = {}
 
 
 def json_schema() -> dict[str, Any]:

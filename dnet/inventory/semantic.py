@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from dnet.errors import Problem
 from dnet.inventory.placement import eligible
 from dnet.inventory.schema import TARGET_RE, URL_RE, Inventory
+from dnet.inventory.stacks import service_names
 from dnet.inventory.workload import CONSTRAINT
 
 Where = Callable[[tuple[Any, ...]], tuple[int, int]]
@@ -20,7 +22,10 @@ def check(inv: Inventory, where: Where, filename: str) -> list[Problem]:
     def err(path: tuple[Any, ...], msg: str, severity: str = "error") -> None:
         out.append(Problem(*where(path), msg, filename, severity))
 
-    _references(inv, err)
+    stack_names, stack_errors = service_names(inv.stacks, Path(filename).parent)
+    for name, msg in stack_errors:
+        err(("stacks", name, "file"), msg)
+    _references(inv, err, stack_names)
     _addresses(inv, err)
     _subnets(inv, err)
     _managers(inv, err)
@@ -89,7 +94,7 @@ def _nearest(name: str, choices: list[str]) -> str:
     return f"; did you mean '{near[0]}'?" if near else ""
 
 
-def _references(inv: Inventory, err: Callable[..., None]) -> None:
+def _references(inv: Inventory, err: Callable[..., None], stack_services: list[str]) -> None:
     hosts = list(inv.hosts)
     for g, names in inv.groups.items():
         if g in inv.hosts:
@@ -133,9 +138,9 @@ def _references(inv: Inventory, err: Callable[..., None]) -> None:
             err(("forwards", i, "host"), f"forward listens on unknown host '{f.host}'{_nearest(f.host, hosts)}")
         if f.to_host not in inv.hosts and not _is_ip(f.to_host):
             err(("forwards", i, "to"), f"forward goes to unknown host '{f.to_host}'{_nearest(f.to_host, hosts)}")
-    names = hosts + list(inv.services) + list(inv.containers)
+    names = hosts + list(inv.services) + list(inv.containers) + stack_services
     for i, ck in enumerate(inv.checks):
-        if ck.from_ not in inv.containers and ck.from_ not in inv.services and ck.from_ not in inv.hosts:
+        if ck.from_ not in names:
             err(("checks", i, "from"), f"check starts from unknown '{ck.from_}' (a container, service or host)"
                 f"{_nearest(ck.from_, names)}")
         m = TARGET_RE.match(ck.to)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dnet.brownfield import own
+from dnet.plan import stacks
 from dnet.plan.diff import forwards_on
 from dnet.plan.model import (
     ContainerRemove,
@@ -11,6 +12,7 @@ from dnet.plan.model import (
     NetworkRemove,
     Plan,
     ServiceRemove,
+    StackRemove,
     SwarmLeave,
     VolumeRemove,
 )
@@ -27,6 +29,9 @@ def destroy(w: World, leave_swarm: bool, volumes: bool = False) -> Plan:
     leader = w.leader()
     manager = leader if leader in w.facts and w.facts[leader].is_manager else None
     if manager:
+        for name, rec in sorted(stacks.records(w, manager).items()):
+            plan.add(StackRemove(host=manager, stack=name, records=tuple(sorted(o.name for o in rec)),
+                                 why="dnet deployed it"))
         for svc in w.facts[manager].services:
             if w.ours(svc) and w.kind(svc) == "service":
                 plan.add(ServiceRemove(host=manager, service=svc.name, why="dnet-managed"))

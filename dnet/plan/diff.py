@@ -6,7 +6,7 @@ import shlex
 
 from dnet.facts import HostFacts
 from dnet.plan import desired as d
-from dnet.plan import networks, ownership, swarm, workloads
+from dnet.plan import networks, ownership, stacks, swarm, workloads
 from dnet.plan.model import (
     DaemonUpdate,
     EngineInstall,
@@ -26,6 +26,7 @@ def diff(w: World) -> Plan:
     swarm.diff(w, plan)
     networks.diff(w, plan)
     workloads.diff(w, plan)
+    stacks.diff(w, plan)
     _forwards(w, plan)
     ownership.diff(w, plan)
     return plan

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from dnet.plan.desired import ContainerSpec, ForwardRule, NetworkSpec, ServiceSpec
@@ -727,6 +728,60 @@ class ForwardRemove(Change, kind="forward", phase=Phase.FORWARD, action=Action.R
 
     def after(self) -> Any:
         return []
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackDeploy(Change, kind="stack", phase=Phase.WORKLOAD, action=Action.CREATE):
+    """`docker stack deploy --prune` of a compose file (and the files it names, sent as one bundle) on a manager;
+    a swarm config records what was deployed, so that an unchanged file is no change."""
+
+    stack: str
+    path: str  # the compose file on this machine
+    digest: str  # of the compose file and the files it names
+    services: dict[str, str]  # service -> digest of its section, as deployed by this change
+    current: dict[str, str] = field(default_factory=dict)  # as the last deploy recorded them
+    record: str
+    replaces: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.stack
+
+    @property
+    def action(self) -> Action:
+        return Action.UPDATE if self.replaces else Action.CREATE
+
+    @property
+    def detail(self) -> str:
+        new = [s for s in self.services if s not in self.current]
+        changed = [s for s in self.services if s in self.current and self.current[s] != self.services[s]]
+        gone = [s for s in self.current if s not in self.services]
+        parts = [f"{label} {', '.join(names)}" for label, names in (("new:", new), ("changed:", changed),
+                                                                     ("removed:", gone)) if names]
+        return f"docker stack deploy {Path(self.path).name}: " + ("; ".join(parts) or "the stack's other settings")
+
+    def before(self) -> Any:
+        return dict(self.current) if self.replaces else None
+
+    def after(self) -> Any:
+        return dict(self.services)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackRemove(Removal, kind="stack", phase=Phase.PRUNE):
+    """`docker stack rm` of a stack dnet deployed, and its record."""
+
+    stack: str
+    records: tuple[str, ...] = ()
+    why: str = "no longer in the inventory"
+
+    @property
+    def name(self) -> str:
+        return self.stack
+
+    @property
+    def detail(self) -> str:
+        return f"docker stack rm: {self.why}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -82,6 +82,13 @@ def within(checks: list[Check], limit: list[str]) -> list[Check]:
 def verify(s: Session, log: Log, scopes: list[int] | None = None) -> Report:
     """Derive, probe, read evidence where something failed, and explain (only the given scopes, 1-5, if any)."""
     start = time.monotonic()
+    if s.loaded.model.stacks:  # the stacks' services and networks, as they run, are checked as declared ones
+        from dnet.brownfield.discover import merge
+
+        merged, _, notes = merge(s.loaded.model, s.facts, s.specs, set(s.loaded.model.stacks))
+        s.loaded = s.loaded._replace(model=merged)
+        for n in notes:
+            log(f"stacks: {n}")
     inv = s.loaded.model
     checks = derive(inv, s.specs, s.facts, egress_addresses(s))
     if s.limit is not None:
