@@ -424,3 +424,37 @@ def test_a_stack_is_deployed_once_and_again_only_when_its_files_change(tmp_path:
     gone = stack_plan(text.replace("stacks:\n  shop: shop.yml\n", ""), f, tmp_path)[0]
     assert [(type(c), c.detail) for c in gone.changes if c.kind == "stack"] == \
         [(StackRemove, "docker stack rm: no longer in the inventory")]
+
+
+# --- hostile values a host reports: written as data, read back exactly, sent to docker as one argument ---
+
+HOSTILE = ["$(touch /tmp/dnet-pwned)", "`id`", "a'b\"c", "x; rm -rf /", "--help", "- item", "#not a comment",
+           "yes", "null", "{a: b}", "${HOME}", "$$", "ünï", " lead and trail ", "tab\there", "key: value"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_from_a_host_import_as_data_and_adopt_unchanged(value: str) -> None:
+    from dnet.tasks import Context, handler
+    from dnet.testing import FakeTransport
+    from tests.test_workload_units import argv_of
+
+    f = handmade()
+    web = f["node1"].services[0].raw["Spec"]
+    web["TaskTemplate"]["ContainerSpec"]["Env"] = [f"V={value}"]
+    web["Labels"] = {"team": value}
+    db = f["node3"].container("db")
+    assert db
+    db.raw["Config"]["Env"] = [f"V={value}"]
+    text, _ = imported(f)
+    inv = loads(text).model
+    assert inv.services["web"].env == {"V": value.replace("$", "$$")} and inv.services["web"].labels["team"] == value
+    assert d.container_spec("db", inv.containers["db"], None).env[0].value == value  # $$ reads back as $
+    plan = planned(text, f)
+    assert not plan.errors and not plan.pending, [c.detail for c in plan.pending]
+    adopt = next(c for c in plan.changes if isinstance(c, Adopt) and c.host == "node1")
+    node1 = FakeTransport("node1").expect(r"^docker ")
+    w = World(inv, hosts(inv, paramiko.SSHConfig()), f, {})
+    handler(adopt)(Context(w.inv, w.specs, w.facts, {"node1": node1}, "node1"), adopt)
+    argv = argv_of(node1.commands[0])
+    assert argv[:3] == ["config", "create", "--label"] and argv[-2:] == [adopt.record, "-"]
+    assert f"dnet.own.{f['node1'].services[0].id}=service/web" in argv

@@ -10,8 +10,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import SingleQuotedScalarString
 
 from dnet.brownfield import read
 from dnet.errors import DnetError
@@ -185,8 +187,19 @@ def gather(facts: dict[str, HostFacts], specs: dict[str, HostSpec], cluster: str
     return out
 
 
+def _reads_back(text: str) -> bool:
+    """Whether dnet's YAML reader (YAML 1.1: yes, on, null are not strings) reads the plain text as itself."""
+    try:
+        return bool(yaml.safe_load(text) == text)
+    except yaml.YAMLError:
+        return False
+
+
 def _styled(value: Any) -> Any:
-    """Block mappings; lists of plain values in flow style ([a, b]), as people write inventories."""
+    """Block mappings; lists of plain values in flow style ([a, b]), as people write inventories; a string that
+    dnet's YAML reader would read as something else (yes, null, 1.5) quoted."""
+    if isinstance(value, str) and not _reads_back(value):
+        return SingleQuotedScalarString(value)
     if isinstance(value, dict):
         m = CommentedMap()
         for k, v in value.items():
