@@ -125,7 +125,13 @@ def test_import_plan_adopt_verify_update_destroy(cluster: tuple[str, Path]) -> N
     text = out.read_text()
     assert text.startswith("# my servers\nversion: 1\n") and "# the first manager" in text
     assert oct(out.stat().st_mode & 0o777) == "0o600"
-    assert "service shop_web: network aliases web" in r.stderr  # listed, not dropped silently
+    compose_file = d / "shop.compose.yml"  # the running stack, as a compose file of its own
+    assert "stacks:\n  shop:\n    file: shop.compose.yml\n    adopt: true\n" in text and compose_file.exists()
+    import yaml
+    shop = yaml.safe_load(compose_file.read_text())
+    assert shop["services"]["web"]["environment"] == {"SHOP_MODE": "live"}
+    assert shop["services"]["web"]["deploy"]["placement"] == {"constraints": ["node.labels.zone == a"]}
+    assert shop["services"]["web"]["ports"] == [{"target": 80, "published": 8082, "protocol": "tcp", "mode": "host"}]
     from dnet.inventory import load
     inv = load(out).model
     assert inv.hosts["node2"].labels == {"zone": "b"} and inv.hosts["node1"].roles == ["manager"]
@@ -135,7 +141,7 @@ def test_import_plan_adopt_verify_update_destroy(cluster: tuple[str, Path]) -> N
     assert (api.replicas, api.env, api.placement and api.placement.constraints) == (2, {"GREETING": "hi"},
                                                                                     ["node.labels.zone==b"])
     assert [(p.published, p.mode) for p in api.ports] == [(8081, "host")]
-    assert inv.services["shop_web"].env == {"SHOP_MODE": "live"} and "shop_cache" in inv.services
+    assert "shop_web" not in inv.services and "shop_default" not in inv.networks and inv.stacks["shop"].adopt
     assert inv.containers["edge"].host == "node2" and [str(p) for p in inv.containers["edge"].ports] == ["8090:80/tcp"]
     assert "ingress" not in inv.networks and "docker_gwbridge" not in inv.networks
 
@@ -145,8 +151,8 @@ def test_import_plan_adopt_verify_update_destroy(cluster: tuple[str, Path]) -> N
     code, plan = dnet_json("plan", "-i", str(out))
     assert {c["action"] for c in plan["changes"]} == {"adopt"}, plan["changes"]
     adopted = sorted(a for c in plan["changes"] if c["kind"] == "ownership" for a in c["after"])
-    assert adopted == ["container edge", "network appnet", "network lan", "network shop_default", "service api",
-                       "service shop_cache", "service shop_web"]
+    assert adopted == ["container edge", "network appnet", "network lan", "service api"]
+    assert [(c["name"], c["action"]) for c in plan["changes"] if c["kind"] == "stack"] == [("shop", "adopt")]
 
     code, applied = dnet_json("apply", "-i", str(out), "--yes")
     assert code == 0, json.dumps(applied)[-2000:]
@@ -165,18 +171,24 @@ def test_import_plan_adopt_verify_update_destroy(cluster: tuple[str, Path]) -> N
     names = {c["to"] for c in report["checks"]} | {c["from"] for c in report["checks"]}
     assert {"shop_web", "shop_cache", "api", "edge"} <= names
 
-    changed = d / "changed.yml"
-    t = out.read_text()
-    i = t.index("  shop_cache:")
-    j = t.index("replicas: 1", i)
-    changed.write_text(t[:j] + "replicas: 2" + t[j + len("replicas: 1"):])
+    changed = d / "changed.yml"  # an adopted service: one rolling update
+    changed.write_text(out.read_text().replace("    replicas: 2\n", "    replicas: 1\n", 1))
     code, plan = dnet_json("plan", "-i", str(changed))
     assert [(c["kind"], c["name"], c["action"], c["detail"]) for c in plan["changes"]] == \
-        [("service", "shop_cache", "update", "rolling update: replicas 1 -> 2")]
+        [("service", "api", "update", "rolling update: replicas 2 -> 1")]
+    web_tasks = node_sh(name, "node1", "docker service ps -q shop_web")
+    cache = shop["services"]["cache"]  # an adopted stack: its compose file changed, the stack deployed again
+    cache["deploy"]["replicas"] = 2
+    compose_file.write_text(yaml.safe_dump(shop, sort_keys=False))
+    code, plan = dnet_json("plan", "-i", str(changed))
+    assert ("stack", "shop", "update", "docker stack deploy shop.compose.yml: changed: cache") in \
+        [(c["kind"], c["name"], c["action"], c["detail"]) for c in plan["changes"]]
     code, applied = dnet_json("apply", "-i", str(changed), "--yes")
     assert code == 0, json.dumps(applied)[-2000:]
-    assert node_sh(name, "node1", "docker service ls --filter name=shop_cache --format '{{.Replicas}}'").strip() \
-        == "2/2"
+    for svc, want in (("api", "1/1"), ("shop_cache", "2/2")):
+        assert node_sh(name, "node1", f"docker service ls --filter name={svc} --format '{{{{.Replicas}}}}'").strip() \
+            == want
+    assert node_sh(name, "node1", "docker service ps -q shop_web") == web_tasks  # the file says what web runs
 
     node_sh(name, "node3", "docker run -d --name late dnet/probe:latest httpd -f -p 80 -h /www >/dev/null")
     code, gone = dnet_json("destroy", "-i", str(changed), "--yes")

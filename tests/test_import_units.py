@@ -458,3 +458,68 @@ def test_hostile_values_from_a_host_import_as_data_and_adopt_unchanged(value: st
     argv = argv_of(node1.commands[0])
     assert argv[:3] == ["config", "create", "--label"] and argv[-2:] == [adopt.record, "-"]
     assert f"dnet.own.{f['node1'].services[0].id}=service/web" in argv
+
+
+# --- stacks that run: import writes their compose file; adoption compares it with what runs ---
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(service_entry)
+def test_a_stack_service_survives_compose_and_back(entry: dict[str, Any]) -> None:
+    import yaml
+
+    from dnet.brownfield import compose
+
+    if entry.get("mode") == "global":
+        entry.pop("replicas", None)
+    if entry.get("endpoint_mode") == "dnsrr":
+        for p in entry.get("ports", []):
+            p["mode"] = "host"
+    entry["networks"] = ["shop_default"]
+    entry["labels"] = {**entry.get("labels", {}), compose.NAMESPACE: "shop", "com.docker.stack.image": IMAGE}
+    try:
+        svc = Service.model_validate(entry)
+    except ValueError:
+        assume(False)
+        return
+    doc = yaml.safe_load(importer.compose_text(compose.to_compose("shop", {"shop_s": entry},
+                                                                  {"shop_default": {"driver": "overlay"}})))
+    back = compose.from_compose("shop", doc, {})
+    assert list(back) == ["shop_s"]
+    again = Service.model_validate(back["shop_s"])
+    assert d.service_spec("shop_s", again, None).hash == d.service_spec("shop_s", svc, None).hash, (entry, doc)
+
+
+def stack_facts() -> dict[str, HostFacts]:
+    """The hand-made lab with its service deployed as stack shop (service shop_web on the lab's overlays)."""
+    f = handmade()
+    web = f["node1"].services[0]
+    web.name = web.raw["Spec"]["Name"] = "shop_web"
+    web.labels = web.raw["Spec"]["Labels"] = {"com.docker.stack.namespace": "shop",
+                                               "com.docker.stack.image": IMAGE}
+    for h in f.values():
+        for c in h.containers:
+            if c.service == "web":
+                c.labels["com.docker.swarm.service.name"] = "shop_web"
+    return f
+
+
+def test_a_running_stack_imports_as_a_compose_file_and_adopts_without_a_deploy(tmp_path: Any) -> None:
+    from dnet.plan.model import StackDeploy
+
+    f = stack_facts()
+    inv = loads(HOSTS + "version: 1\n").model
+    got = importer.gather(f, hosts(inv, paramiko.SSHConfig()), "default", stacks=True)
+    assert "shop_web" not in got.services and list(got.stacks) == ["shop"]
+    assert got.stacks["shop"]["services"]["web"]["networks"] == ["backnet", "appnet"]  # the stack's externals
+    text = importer.write(HOSTS, got, None)
+    assert "stacks:\n  shop:\n    file: shop.compose.yml\n    adopt: true\n" in text
+    (tmp_path / "shop.compose.yml").write_text(importer.compose_text(got.stacks["shop"]))
+    plan, _ = stack_plan(text, f, tmp_path)
+    assert not plan.errors and not plan.pending, (plan.errors, [c.detail for c in plan.pending])
+    assert [(c.stack, c.action) for c in plan.changes if isinstance(c, StackDeploy)] == [("shop", Action.ADOPT)]
+    changed_file = (tmp_path / "shop.compose.yml").read_text().replace("replicas: 3", "replicas: 2")
+    (tmp_path / "shop.compose.yml").write_text(changed_file)
+    plan, _ = stack_plan(text, f, tmp_path)
+    assert plan.errors == ["stack 'shop': adopting it needs shop.compose.yml to say what runs: service shop_web "
+                           "differs (replicas) (dnet import writes such a file)"]

@@ -12,9 +12,9 @@ from dnet.brownfield import read
 from dnet.errors import DnetError
 from dnet.facts import ContainerFact, NetworkFact, ServiceFact
 from dnet.inventory.schema import Container, Network, Service
+from dnet.inventory.workload import POLICY_DEFAULTS
 from dnet.plan import desired as d
 from dnet.plan.runspec import EnvVar
-from dnet.tasks.runflags import POLICY_DEFAULTS
 
 W = TypeVar("W", d.ContainerSpec, d.ServiceSpec)
 

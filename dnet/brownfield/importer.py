@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import SingleQuotedScalarString
 
-from dnet.brownfield import read
+from dnet.brownfield import compose, read
 from dnet.errors import DnetError
 from dnet.facts import HostFacts, genuine_tasks
 from dnet.inventory.resolve import HostSpec, address_of
@@ -36,6 +36,7 @@ class Imported:
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     containers: dict[str, dict[str, Any]] = field(default_factory=dict)
     forwards: list[dict[str, Any]] = field(default_factory=list)
+    stacks: dict[str, dict[str, Any]] = field(default_factory=dict)  # stack -> its compose document
     notes: list[str] = field(default_factory=list)
 
 
@@ -173,8 +174,22 @@ def _forwards(out: Imported, facts: dict[str, HostFacts], specs: dict[str, HostS
                     out.forwards.append(fwd)
 
 
-def gather(facts: dict[str, HostFacts], specs: dict[str, HostSpec], cluster: str) -> Imported:
-    """Everything the hosts run, as inventory sections (pure: tested from recorded facts)."""
+def _stacks(out: Imported, f: HostFacts) -> None:
+    """Services and networks `docker stack deploy` made, as one compose document per stack (taken out of
+    services and networks)."""
+    names = {s.name: (s.labels.get(compose.NAMESPACE) or "") for s in f.services}
+    nets = {n.name: (n.labels.get(compose.NAMESPACE) or "") for n in f.networks}
+    for stack in sorted({ns for ns in names.values() if ns}):
+        svcs = {n: out.services.pop(n) for n, ns in names.items() if ns == stack and n in out.services}
+        own = {n: out.networks.pop(n) for n, ns in nets.items() if ns == stack and n in out.networks}
+        if svcs:
+            out.stacks[stack] = compose.to_compose(stack, svcs, own)
+
+
+def gather(facts: dict[str, HostFacts], specs: dict[str, HostSpec], cluster: str, stacks: bool = False
+           ) -> Imported:
+    """Everything the hosts run, as inventory sections (pure: tested from recorded facts). With `stacks`, the
+    services and networks of each stack become a compose document of their own."""
     out = Imported()
     leader = _leader(facts)
     _hosts(out, facts, leader)
@@ -184,6 +199,8 @@ def gather(facts: dict[str, HostFacts], specs: dict[str, HostSpec], cluster: str
     _networks(out, facts, leader, cluster)
     _containers(out, facts, cluster)
     _forwards(out, facts, specs, cluster)
+    if stacks and leader:
+        _stacks(out, facts[leader])
     return out
 
 
@@ -211,6 +228,18 @@ def _styled(value: Any) -> Any:
             seq.fa.set_flow_style()
         return seq
     return value
+
+
+def compose_file(stack: str) -> str:
+    """Where import writes a stack's compose file (beside the inventory)."""
+    return f"{stack}.compose.yml"
+
+
+def compose_text(doc: dict[str, Any]) -> str:
+    y = _yaml()
+    buf = io.StringIO()
+    y.dump(_styled(doc), buf)
+    return "# written by dnet import from what runs; docker stack deploy reads it\n" + buf.getvalue()
 
 
 def _yaml() -> YAML:
@@ -250,6 +279,8 @@ def write(hosts_text: str, got: Imported, cluster: str | None) -> str:
         value = getattr(got, key)
         if value:
             data[key] = _styled(value)
+    if got.stacks:
+        data["stacks"] = _styled({name: {"file": compose_file(name), "adopt": True} for name in got.stacks})
     buf = io.StringIO()
     y.dump(data, buf)
     text = buf.getvalue()

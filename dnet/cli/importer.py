@@ -17,7 +17,8 @@ from dnet.session import open_session
 @click.option("-i", "--inventory", "hosts_file", required=True, metavar="HOSTS.yml",
               help="The hosts to read (hosts, and defaults for SSH); their comments and order are kept.")
 @click.option("-o", "--output", default=None, metavar="OUT.yml",
-              help="Write the inventory here (mode 0600: env values are written as they run); default: print it.")
+              help="Write the inventory here (mode 0600: env values are written as they run), and each stack's "
+                   "compose file beside it (STACK.compose.yml); default: print the inventory, stacks as services.")
 @click.option("--cluster", default=None, metavar="NAME", help="The inventory's cluster name (default: HOSTS.yml's, "
               "else 'default'); objects dnet made for this cluster are imported as its own.")
 @accept_option
@@ -43,15 +44,26 @@ def command(hosts_file: str, output: str | None, cluster: str | None, accept_new
             for h, e in s.host_errors.items():
                 say(err, styled("unreachable", "red"), f" {h}: {e}")
             raise DnetError("import needs every host: fix the unreachable ones, or leave them out of the hosts file")
-        got = importer.gather(s.facts, s.specs, name)
+        got = importer.gather(s.facts, s.specs, name, stacks=output is not None)
     result = importer.write(text, got, cluster)
+    composed = {Path(output).parent / importer.compose_file(st): importer.compose_text(doc)
+                for st, doc in got.stacks.items()} if output else {}
+    for path, body in composed.items():
+        if path.exists() and path.read_text(encoding="utf-8") != body:
+            raise DnetError(f"{path} exists and differs from the stack's compose file import would write; move it "
+                            "away and import again")
     counts = ", ".join(f"{len(getattr(got, k))} {k}" for k in ("networks", "services", "containers", "forwards"))
     if output:
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(result)
+        for path, body in composed.items():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(body)
         if not quiet:
-            say(err, f"wrote {output}: {len(got.hosts)} hosts, {counts}")
+            stacks = f", {len(got.stacks)} stacks ({', '.join(str(p) for p in composed)})" if composed else ""
+            say(err, f"wrote {output}: {len(got.hosts)} hosts, {counts}{stacks}")
     else:
         click.echo(result, nl=False)
     if not quiet:

@@ -147,6 +147,9 @@ DESCRIPTIONS: dict[str, str] = {
  "Inventory.stacks": ("Compose files deployed with `docker stack deploy` on a manager, by stack name "
                       "(`shop: shop.yml` or `shop: {file: shop.yml}`); redeployed only when the file or a file it "
                       "names changes, removed by destroy."),
+ "Stack.adopt": ("Take over a stack that runs (`dnet import` writes this with the compose file it makes): when "
+                 "every service runs as the file says, the next apply records the stack as deployed, nothing "
+                 "redeployed."),
  "Stack.file": ("The compose file, relative to the inventory; the env_file, config and secret files it names "
                 "(relative to it) go with it."),
 }

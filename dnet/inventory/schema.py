@@ -336,6 +336,7 @@ def _egress(value: Any) -> Any:
 
 class Stack(Model):
     file: str = Field(min_length=1)
+    adopt: bool = False
 
     @classmethod
     def shorthand(cls, value: Any) -> Any:

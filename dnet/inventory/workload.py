@@ -20,6 +20,8 @@ MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([bkmg]?)b?", re.I)
 UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 CONSTRAINT = re.compile(r"\s*(node\.(?:id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9_.-]+)|"
                         r"engine\.labels\.[A-Za-z0-9_.-]+)\s*(==|!=)\s*([^\s,]+)\s*")
+# what each update/rollback key is when the inventory does not set it (Docker's own defaults)
+POLICY_DEFAULTS = {"parallelism": 1, "delay": "0s", "order": "stop-first", "failure_action": "pause"}
 PREFERENCE = re.compile(r"node\.labels\.[A-Za-z0-9_.-]+|engine\.labels\.[A-Za-z0-9_.-]+")
 
 

@@ -742,6 +742,7 @@ class StackDeploy(Change, kind="stack", phase=Phase.WORKLOAD, action=Action.CREA
     current: dict[str, str] = field(default_factory=dict)  # as the last deploy recorded them
     record: str
     replaces: tuple[str, ...] = ()
+    adopt: bool = False  # the stack runs as the file says: record it, deploy nothing
 
     @property
     def name(self) -> str:
@@ -749,10 +750,12 @@ class StackDeploy(Change, kind="stack", phase=Phase.WORKLOAD, action=Action.CREA
 
     @property
     def action(self) -> Action:
-        return Action.UPDATE if self.replaces else Action.CREATE
+        return Action.ADOPT if self.adopt else Action.UPDATE if self.replaces else Action.CREATE
 
     @property
     def detail(self) -> str:
+        if self.adopt:
+            return f"adopt: it runs as {Path(self.path).name} says; recorded as deployed (nothing redeployed)"
         new = [s for s in self.services if s not in self.current]
         changed = [s for s in self.services if s in self.current and self.current[s] != self.services[s]]
         gone = [s for s in self.current if s not in self.services]

@@ -10,10 +10,8 @@ import shlex
 from typing import Any
 
 from dnet import CLUSTER_LABEL, MANAGED_LABEL
+from dnet.inventory.workload import POLICY_DEFAULTS
 from dnet.plan.desired import ContainerSpec, ServiceSpec, Workload
-
-# what each update/rollback key is when the inventory does not set it (Docker's own defaults)
-POLICY_DEFAULTS = {"parallelism": 1, "delay": "0s", "order": "stop-first", "failure_action": "pause"}
 
 
 def env_stdin(spec: Workload) -> tuple[list[str], bytes | None]:

@@ -25,7 +25,9 @@ def deploy(ctx: Context, c: StackDeploy) -> str:
     if got.digest != c.digest:
         raise stacks.StackError(f"stack '{c.stack}': {c.path} or a file it names changed after the plan was made; "
                                 "run apply again")
-    ctx.run(c.host, UNPACK.format(compose=stacks.COMPOSE, stack=quote(c.stack)), stdin=got.bundle(), timeout=300)
+    if not c.adopt:
+        ctx.run(c.host, UNPACK.format(compose=stacks.COMPOSE, stack=quote(c.stack)), stdin=got.bundle(),
+                timeout=300)
     labels = {MANAGED_LABEL: "true", CLUSTER_LABEL: ctx.inv.cluster, KIND_LABEL: KIND, STACK_LABEL: c.stack,
               DIGEST_LABEL: c.digest, **{f"{SERVICE_PREFIX}{s}": d for s, d in c.services.items()}}
     args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
@@ -33,6 +35,8 @@ def deploy(ctx: Context, c: StackDeploy) -> str:
             stdin=b"dnet stack record\n")
     for old in c.replaces:
         ctx.run(c.host, quote("docker", "config", "rm", old) + " >/dev/null 2>&1 || true")
+    if c.adopt:
+        return f"adopted: {len(c.services)} services recorded as deployed"
     short = _wait_full(ctx, c.host, c.stack)
     return f"deployed {len(c.services)} services" + (f"; not at full strength after 120s: {short}" if short else "")
 
