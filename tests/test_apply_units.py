@@ -421,3 +421,37 @@ def test_limit_keeps_exactly_the_changes_about_the_limited_hosts_for_every_chang
     assert kept.changes == wanted
     node = {(type(c).__name__, c.host) for c in kept.changes if c.kind == "node"}
     assert ("NodeAvailability", "node1") in node and ("NodeLabels", "node1") in node and ("NodeRole", "node1") in node
+
+
+def test_a_node_update_out_of_sequence_is_read_and_written_again() -> None:
+    """The swarm refuses a node update whose node changed meanwhile (a node that just joined reports its status):
+    seen once in a full run as a failed label change. The update is sent again; other errors fail at once."""
+    import pytest
+
+    from dnet.errors import DnetError
+    from dnet.tasks.base import Context, node_update
+    from dnet.transport.base import Result
+
+    class Flaky:
+        name = "node1"
+
+        def __init__(self, errors: list[str]) -> None:
+            self.errors = errors
+            self.commands: list[str] = []
+
+        def run(self, command: str, *, check: bool = True, **_: object) -> Result:
+            self.commands.append(command)
+            err = self.errors.pop(0) if self.errors else ""
+            r = Result("node1", command, 1 if err else 0, "", err)
+            return r.check() if check else r
+
+    s, _ = session({})
+    t = Flaky(["Error response from daemon: rpc error: code = Unknown desc = update out of sequence"] * 2)
+    ctx = Context(s.loaded.model, s.specs, {}, {"node1": t}, "node1")  # type: ignore[dict-item]
+    node_update(ctx, "node1", "docker node update --label-add a=b n1")
+    assert len(t.commands) == 3
+    t = Flaky(["Error response from daemon: node n1 not found"])
+    ctx = Context(s.loaded.model, s.specs, {}, {"node1": t}, "node1")  # type: ignore[dict-item]
+    with pytest.raises(DnetError, match="not found"):
+        node_update(ctx, "node1", "docker node update --label-add a=b n1")
+    assert len(t.commands) == 1

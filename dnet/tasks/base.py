@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -68,6 +69,20 @@ def clear_stale_tasks(ctx: Context, host: str, output: str) -> None:
     ids = sorted(set(STALE_TASK.findall(output)))
     if ids:
         ctx.run(host, STALE_TASKS.format(ids=quote(*ids)), check=False)
+
+
+def node_update(ctx: Context, host: str, command: str, tries: int = 10) -> None:
+    """Run a `docker node update/promote/demote` on a manager. The swarm answers "update out of sequence" when the
+    node object changed between the CLI's read and its write (a node that just joined or restarted reports its
+    status meanwhile): read and write again."""
+    for _ in range(tries - 1):
+        r = ctx.run(host, command, check=False)
+        if r.ok or ctx.dry_run:
+            return
+        if "out of sequence" not in r.stderr + r.stdout:
+            r.check()
+        time.sleep(0.5)
+    ctx.run(host, command)
 
 
 def retrying(ctx: Context, host: str, command: str, what: str, wait: float = 45) -> None:

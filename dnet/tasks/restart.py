@@ -7,9 +7,11 @@ The caller restarts swarm members in batches (converge.apply, --serial).
 """
 from __future__ import annotations
 
+import contextlib
+
 from dnet.errors import DnetError
 from dnet.poll import PollTimeout, poll
-from dnet.tasks.base import Context, clear_stale_tasks
+from dnet.tasks.base import Context, clear_stale_tasks, node_update
 from dnet.tasks.unlock import unlock_key
 from dnet.transport.base import quote
 
@@ -50,7 +52,7 @@ def restart(ctx: Context, host: str, first: str = "") -> str:
                                 "availability") or "active"
     try:
         if manager:
-            ctx.run(manager, f"docker node update --availability drain {quote(f.node_id)} >/dev/null")
+            node_update(ctx, manager, f"docker node update --availability drain {quote(f.node_id)} >/dev/null")
         if manager and not ctx.dry_run:
             with_tasks = "docker ps -q --filter label=com.docker.swarm.task.id"
             poll(lambda: not ctx.run(host, with_tasks, check=False).stdout.strip(), timeout=90, interval=0.5,
@@ -69,8 +71,9 @@ def restart(ctx: Context, host: str, first: str = "") -> str:
                 _wait_member(ctx, host, manager)
     finally:  # even when the restart fails: a node left drained runs nothing
         if manager:  # and before starting containers: a drained node gets no overlay attachments for them
-            ctx.run(manager, f"docker node update --availability {quote(availability)} {quote(f.node_id)} "
-                    ">/dev/null", check=False)
+            with contextlib.suppress(DnetError):  # the drain's error, if any, is the one to report
+                node_update(ctx, manager, f"docker node update --availability {quote(availability)} "
+                                          f"{quote(f.node_id)} >/dev/null")
     started = _start_again(ctx, host, plain, availability)
     drained = f", drained and set {availability} again" if manager else ""
     return f"engine restarted{drained}; {started} containers that ran before started again"

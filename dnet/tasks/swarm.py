@@ -10,7 +10,7 @@ from dnet.inventory.resolve import address_of
 from dnet.plan import desired as d
 from dnet.plan.model import NodeAvailability, NodeLabels, NodeRemove, NodeRole, SwarmInit, SwarmJoin, SwarmLeave
 from dnet.poll import PollTimeout, poll
-from dnet.tasks.base import Context, task
+from dnet.tasks.base import Context, node_update, task
 from dnet.tasks.restart import restart
 from dnet.tasks.unlock import keep_unlock_key
 from dnet.transport.base import mask, quote
@@ -135,7 +135,7 @@ def _node_id(ctx: Context, host: str) -> str:
 
 @task(NodeRole)
 def role(ctx: Context, c: NodeRole) -> str:
-    ctx.run(c.host, quote("docker", "node", str(c.action), _node_id(ctx, c.target)) + " >/dev/null")
+    node_update(ctx, c.host, quote("docker", "node", str(c.action), _node_id(ctx, c.target)) + " >/dev/null")
     return f"{c.target} {c.action}d"
 
 
@@ -147,14 +147,14 @@ def labels(ctx: Context, c: NodeLabels) -> str:
     for k in c.rm:
         args += ["--label-rm", k]
     args += ["--label-add", f"{d.NODE_LABELS}={c.owned}", _node_id(ctx, c.target)]
-    ctx.run(c.host, quote(*args) + " >/dev/null")
+    node_update(ctx, c.host, quote(*args) + " >/dev/null")
     return f"labels on {c.target}: {c.detail}"
 
 
 @task(NodeAvailability)
 def availability(ctx: Context, c: NodeAvailability) -> str:
-    ctx.run(c.host, quote("docker", "node", "update", "--availability", c.availability, _node_id(ctx, c.target))
-            + " >/dev/null")
+    node_update(ctx, c.host, quote("docker", "node", "update", "--availability", c.availability,
+                                   _node_id(ctx, c.target)) + " >/dev/null")
     return f"{c.target} is {c.availability}"
 
 
@@ -162,13 +162,13 @@ def availability(ctx: Context, c: NodeAvailability) -> str:
 def remove_node(ctx: Context, c: NodeRemove) -> str:
     """Drain the stranger, wait until its tasks are gone, demote it if a manager, and remove it."""
     node = quote(c.node_id)
-    ctx.run(c.host, f"docker node update --availability drain {node} >/dev/null")
+    node_update(ctx, c.host, f"docker node update --availability drain {node} >/dev/null")
     if not ctx.dry_run:
         tasks = f"docker node ps {node} --filter desired-state=running -q"
         with contextlib.suppress(PollTimeout):  # a node that is down keeps its tasks listed: remove it anyway
             poll(lambda: not ctx.run(c.host, tasks, check=False).stdout.strip(), timeout=60, interval=1,
                  what=f"tasks to leave node {c.name}")
     if c.manager:
-        ctx.run(c.host, f"docker node demote {node} >/dev/null")
+        node_update(ctx, c.host, f"docker node demote {node} >/dev/null")
     ctx.run(c.host, f"docker node rm --force {node} >/dev/null")
     return f"node {c.name} drained{', demoted' if c.manager else ''} and removed"
