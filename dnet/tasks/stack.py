@@ -1,10 +1,10 @@
 """Stacks: deploy a compose bundle with `docker stack deploy` on a manager, or remove a stack."""
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from dnet import CLUSTER_LABEL, MANAGED_LABEL
+from dnet.errors import DnetError
 from dnet.facts.model import KIND_LABEL
 from dnet.inventory import stacks
 from dnet.plan.model import StackDeploy, StackRemove
@@ -62,12 +62,25 @@ def _wait_full(ctx: Context, host: str, stack: str) -> str:
 
 @task(StackRemove)
 def remove(ctx: Context, c: StackRemove) -> str:
-    ctx.run(c.host, quote("docker", "stack", "rm", c.stack) + " >/dev/null")
-    if not ctx.dry_run:  # its networks go a little after its services
-        gone = quote("docker", "network", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={c.stack}")
-        with contextlib.suppress(PollTimeout):
-            poll(lambda: not ctx.run(c.host, gone, check=False).stdout.strip(), timeout=60, interval=1,
-                 what=f"stack {c.stack}'s networks to go")
+    # `docker stack rm` removes the services, then the networks, which fail while their tasks still stop
+    # ("network ... is in use by task"): those are removed here once the tasks are gone
+    r = ctx.run(c.host, quote("docker", "stack", "rm", c.stack) + " >/dev/null", check=False)
+    if not r.ok and "in use by task" not in r.stdout + r.stderr:
+        r.check()
+    if not ctx.dry_run:
+        left = quote("docker", "network", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={c.stack}")
+
+        def gone() -> bool:
+            ids = ctx.run(c.host, left, check=False).stdout.split()
+            if ids:
+                ctx.run(c.host, quote("docker", "network", "rm", *ids) + " >/dev/null 2>&1", check=False)
+            return not ids
+
+        try:
+            poll(gone, timeout=90, interval=1, what=f"stack {c.stack}'s networks to go")
+        except PollTimeout as exc:
+            raise DnetError(f"stack {c.stack}: its services are removed but its networks are still in use: {exc}; "
+                            "run destroy again once its tasks have stopped") from None
     for rec in c.records:
         ctx.run(c.host, quote("docker", "config", "rm", rec) + " >/dev/null 2>&1 || true")
     return "removed"
