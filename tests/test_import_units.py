@@ -523,3 +523,14 @@ def test_a_running_stack_imports_as_a_compose_file_and_adopts_without_a_deploy(t
     plan, _ = stack_plan(text, f, tmp_path)
     assert plan.errors == ["stack 'shop': adopting it needs shop.compose.yml to say what runs: service shop_web "
                            "differs (replicas) (dnet import writes such a file)"]
+
+
+def test_validate_and_show_name_a_stacks_services(tmp_path: Any) -> None:
+    from tests.lablib import dnet
+
+    text, _ = stacked(tmp_path)
+    (tmp_path / "inv.yml").write_text(text + "checks:\n  - {from: shop/web, to: \"node2:22\"}\n")
+    r = dnet("validate", "-i", str(tmp_path / "inv.yml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = dnet("show", "-i", str(tmp_path / "inv.yml")).stdout
+    assert "stack: shop_web, shop_cache" in out and "shop.yml" in out

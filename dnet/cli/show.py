@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 
 from dnet.cli.common import inventory_option, json_option, load_inventory, out, print_json, quiet_option, say
-from dnet.inventory import hosts
+from dnet.inventory import hosts, stacks
 from dnet.inventory.semantic import bridge_hosts, swarm_hosts
 from dnet.output import row, show, table
 
@@ -49,6 +50,14 @@ def command(inventory: str, as_json: bool, quiet: bool) -> None:
         row(t, s, f"service {count} {svc.endpoint_mode}", where, svc.image, ",".join(svc.networks), ports)
     for c, ctr in inv.containers.items():
         row(t, c, "container", ctr.host, ctr.image, ",".join(ctr.networks), ",".join(map(str, ctr.ports)) or "-")
+    for name, st in inv.stacks.items():  # read here only for their services' names (validate read the files)
+        try:
+            svcs = list(stacks.read(name, st.file, Path(loaded.path).parent).services)
+        except stacks.StackError:
+            svcs = []
+        adopt = " (adopt)" if st.adopt else ""
+        row(t, name, f"stack: {', '.join(f'{name}_{x}' for x in svcs) or '?'}", "swarm", f"{st.file}{adopt}", "-",
+            "-")
     show(out, t)
     for f in inv.forwards:
         say(out, f"forward {f.host}:{f.listen}/{f.protocol} -> {f.to}")
