@@ -250,8 +250,9 @@ def _yaml() -> YAML:
     return y
 
 
-def write(hosts_text: str, got: Imported, cluster: str | None) -> str:
-    """HOSTS.yml with the imported sections added (its comments and key order kept)."""
+def write(hosts_text: str, got: Imported, cluster: str | None, stack_files: dict[str, str] | None = None) -> str:
+    """HOSTS.yml with the imported sections added (its comments and key order kept); a stack's compose file is
+    `stack_files[name]` when given (the operator's own), else the one import writes."""
     y = _yaml()
     data = y.load(hosts_text)
     if not isinstance(data, CommentedMap) or "hosts" not in data:
@@ -280,7 +281,8 @@ def write(hosts_text: str, got: Imported, cluster: str | None) -> str:
         if value:
             data[key] = _styled(value)
     if got.stacks:
-        data["stacks"] = _styled({name: {"file": compose_file(name), "adopt": True} for name in got.stacks})
+        data["stacks"] = _styled({name: {"file": (stack_files or {}).get(name) or compose_file(name), "adopt": True}
+                                  for name in got.stacks})
     buf = io.StringIO()
     y.dump(data, buf)
     text = buf.getvalue()

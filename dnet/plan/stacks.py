@@ -1,18 +1,11 @@
 """Stack part of the diff: deploy a stack whose files changed, remove the ones the inventory no longer lists."""
 from __future__ import annotations
 
-import yaml
-from pydantic import ValidationError
-
-from dnet.brownfield import actual, compose
+from dnet.brownfield.stackcheck import differences
 from dnet.facts import ObjectFact
 from dnet.facts.model import KIND_LABEL
 from dnet.inventory import stacks
-from dnet.inventory.schema import Service
-from dnet.plan import desired as d
 from dnet.plan.model import Plan, StackDeploy, StackRemove
-from dnet.plan.runspec import SpecError
-from dnet.plan.workloads import changed
 from dnet.plan.world import World
 
 KIND = "stack"
@@ -43,31 +36,7 @@ def deployed(rec: list[ObjectFact]) -> dict[str, str]:
 def _runs_as_written(w: World, plan: Plan, leader: str, c: stacks.Compose) -> bool:
     """Whether every service of the compose file runs as it says (and no other service of the stack runs);
     else the differences go to plan.errors."""
-    lf = w.facts[leader]
-    try:
-        entries = compose.from_compose(c.stack, yaml.safe_load(c.files[stacks.COMPOSE]), c.files)
-    except (compose.ComposeError, KeyError, TypeError, ValueError) as exc:
-        plan.errors.append(f"stack '{c.stack}': cannot compare {c.path.name} with what runs: {exc}")
-        return False
-    nets = {n.id: n.name for n in lf.networks}
-    at = d.Where(w.base, w.inv.cluster)
-    problems = []
-    for full, entry in entries.items():
-        have = lf.service(full)
-        if have is None:
-            problems.append(f"service {full} does not run")
-            continue
-        try:
-            want = d.service_spec(full, Service.model_validate(entry), None, at)
-            got = actual.service(have, nets, want, at)
-        except (ValidationError, actual.Unreadable, SpecError) as exc:
-            problems.append(f"service {full}: {exc}")
-            continue
-        if got.hash != want.hash:
-            problems.append(f"service {full} differs ({', '.join(changed(actual.shown(got), want))})")
-    extra = sorted(s.name for s in lf.services if s.labels.get(compose.NAMESPACE) == c.stack and
-                   s.name not in entries)
-    problems += [f"service {x} runs but is not in the file" for x in extra]
+    problems = differences(w.facts[leader], c, w.base, w.inv.cluster)
     if problems:
         plan.errors.append(f"stack '{c.stack}': adopting it needs {c.path.name} to say what runs: "
                            + "; ".join(problems) + " (dnet import writes such a file)")
