@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import SingleQuotedScalarString
 
@@ -20,6 +19,7 @@ from dnet.errors import DnetError
 from dnet.facts import HostFacts, genuine_tasks
 from dnet.inventory.resolve import HostSpec, address_of
 from dnet.plan.desired import NODE_LABELS
+from dnet.yamlrt import flow, roundtrip
 
 MODELLED_DAEMON = {"mtu": "mtu", "dns": "dns", "default-address-pools": "default_address_pools"}
 REFUSED_DAEMON = ("hosts", "data-root")
@@ -40,7 +40,7 @@ class Imported:
     notes: list[str] = field(default_factory=list)
 
 
-def _leader(facts: dict[str, HostFacts]) -> str | None:
+def leader_of(facts: dict[str, HostFacts]) -> str | None:
     return next((h for h, f in facts.items() if f.swarm_state == "active" and f.is_manager), None)
 
 
@@ -191,7 +191,7 @@ def gather(facts: dict[str, HostFacts], specs: dict[str, HostSpec], cluster: str
     """Everything the hosts run, as inventory sections (pure: tested from recorded facts). With `stacks`, the
     services and networks of each stack become a compose document of their own."""
     out = Imported()
-    leader = _leader(facts)
+    leader = leader_of(facts)
     _hosts(out, facts, leader)
     if leader:
         _swarm(out, facts[leader])
@@ -223,10 +223,8 @@ def _styled(value: Any) -> Any:
             m[k] = _styled(v)
         return m
     if isinstance(value, list):
-        seq = CommentedSeq([_styled(v) for v in value])
-        if all(not isinstance(v, (dict, list)) for v in value):
-            seq.fa.set_flow_style()
-        return seq
+        items = [_styled(v) for v in value]
+        return flow(items) if all(not isinstance(v, (dict, list)) for v in value) else CommentedSeq(items)
     return value
 
 
@@ -236,24 +234,16 @@ def compose_file(stack: str) -> str:
 
 
 def compose_text(doc: dict[str, Any]) -> str:
-    y = _yaml()
+    y = roundtrip(110)
     buf = io.StringIO()
     y.dump(_styled(doc), buf)
     return "# written by dnet import from what runs; docker stack deploy reads it\n" + buf.getvalue()
 
 
-def _yaml() -> YAML:
-    y = YAML()
-    y.width = 110
-    y.indent(mapping=2, sequence=4, offset=2)
-    y.preserve_quotes = True
-    return y
-
-
 def write(hosts_text: str, got: Imported, cluster: str | None, stack_files: dict[str, str] | None = None) -> str:
     """HOSTS.yml with the imported sections added (its comments and key order kept); a stack's compose file is
     `stack_files[name]` when given (the operator's own), else the one import writes."""
-    y = _yaml()
+    y = roundtrip(110)
     data = y.load(hosts_text)
     if not isinstance(data, CommentedMap) or "hosts" not in data:
         raise DnetError("the hosts file must be a mapping with 'hosts'")

@@ -62,7 +62,7 @@ def command(hosts_file: str, output: str | None, cluster: str | None, stack_file
                 say(err, styled("unreachable", "red"), f" {h}: {e}")
             raise DnetError("import needs every host: fix the unreachable ones, or leave them out of the hosts file")
         got = importer.gather(s.facts, s.specs, name, stacks=output is not None)
-        leader = next((h for h, f in s.facts.items() if f.swarm_state == "active" and f.is_manager), None)
+        leader = importer.leader_of(s.facts)
         for st, path in own.items():
             if st not in got.stacks or leader is None:
                 raise DnetError(f"--stack-file {st}={path}: no stack '{st}' runs on these hosts")

@@ -6,36 +6,21 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 
 from dnet.errors import DnetError
 from dnet.inventory import loads
 from dnet.lab.state import LabState
+from dnet.yamlrt import flow, roundtrip
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "files" / "example.yml"
-
-
-def _flow(items: list[Any]) -> CommentedSeq:
-    seq = CommentedSeq(items)
-    seq.fa.set_flow_style()
-    return seq
-
-
-def _yaml() -> YAML:
-    y = YAML()
-    y.width = 100
-    y.indent(mapping=2, sequence=4, offset=2)
-    y.preserve_quotes = True
-    return y
 
 
 def inventory(state: LabState, example: Path | None = None) -> str:
     """Return inventory YAML for the lab (validated before it is returned; ends with a newline)."""
     upstream = state.upstream.address if state.upstream else None
-    y = _yaml()
+    y = roundtrip()
     if example is not None:
         if not example.exists():
             raise DnetError(f"{example}: no such example inventory")
@@ -52,13 +37,13 @@ def inventory(state: LabState, example: Path | None = None) -> str:
     defaults["identity_file"] = str(state.key)
     defaults["known_hosts"] = str(state.known_hosts)
     if upstream:
-        defaults.setdefault("docker", CommentedMap())["dns"] = _flow([upstream])
+        defaults.setdefault("docker", CommentedMap())["dns"] = flow([upstream])
     hosts = data["hosts"]
     extra = [n.name for n in state.nodes[len(names):]]
     for i, (node, name) in enumerate(zip(state.nodes, names + extra, strict=True)):
         if name not in hosts:
             role = "manager" if example is None and i == 0 else "worker"
-            hosts[name] = CommentedMap(roles=_flow([role]))
+            hosts[name] = CommentedMap(roles=flow([role]))
         host = hosts[name]
         host.insert(0, "address", node.address) if "address" not in host else host.__setitem__("address", node.address)
         if node.ssh_port != 22:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dnet.brownfield import own
 from dnet.plan.model import Adopt
-from dnet.tasks.base import Context, task
+from dnet.tasks.base import Context, label_args, task
 from dnet.transport.base import quote
 
 
@@ -12,7 +12,7 @@ def record(ctx: Context, c: Adopt) -> str:
     """Make the new record first, then remove the ones it replaces: a failure in between leaves both, and the
     objects stay owned."""
     owned = {i: (kind, name) for i, kind, name in c.owned}
-    labels = [a for k, v in own.labels(ctx.inv.cluster, owned).items() for a in ("--label", f"{k}={v}")]
+    labels = label_args(own.labels(ctx.inv.cluster, owned))
     if owned and c.record not in c.replaces:
         if c.store == "config":
             ctx.run(c.host, quote("docker", "config", "create", *labels, c.record, "-") + " >/dev/null",

@@ -71,6 +71,11 @@ def clear_stale_tasks(ctx: Context, host: str, output: str) -> None:
         ctx.run(host, STALE_TASKS.format(ids=quote(*ids)), check=False)
 
 
+def label_args(labels: dict[str, str], flag: str = "--label") -> list[str]:
+    """`--label k=v` for each label (each one argument: the caller quotes the command)."""
+    return [a for k, v in labels.items() for a in (flag, f"{k}={v}")]
+
+
 def node_update(ctx: Context, host: str, command: str, tries: int = 10) -> None:
     """Run a `docker node update/promote/demote` on a manager. The swarm answers "update out of sequence" when the
     node object changed between the CLI's read and its write (a node that just joined or restarted reports its

@@ -60,14 +60,13 @@ def restart(ctx: Context, host: str, first: str = "") -> str:
         if first:
             ctx.run(host, first, timeout=900)
         _stop_on_overlays(ctx, host, plain)
-        ctx.run(host, service_cmd(ctx, host, "restart") + " >/dev/null 2>&1; sleep 0.5; " + WAIT_READY,
-                timeout=150)
+        restart_cmd = service_cmd(ctx, host, "restart") + " >/dev/null 2>&1; sleep 0.5; " + WAIT_READY
+        ctx.run(host, restart_cmd, timeout=150)
         if member and not ctx.dry_run:
             try:
                 _wait_member(ctx, host, manager, timeout=60)
             except PollTimeout:  # its agent's session to the managers can stay broken: a second restart mends it
-                ctx.run(host, service_cmd(ctx, host, "restart") + " >/dev/null 2>&1; sleep 0.5; " + WAIT_READY,
-                        timeout=150)
+                ctx.run(host, restart_cmd, timeout=150)
                 _wait_member(ctx, host, manager)
     finally:  # even when the restart fails: a node left drained runs nothing
         if manager:  # and before starting containers: a drained node gets no overlay attachments for them

@@ -10,7 +10,7 @@ from dnet.inventory import stacks
 from dnet.plan.model import StackDeploy, StackRemove
 from dnet.plan.stacks import DIGEST_LABEL, KIND, SERVICE_PREFIX, STACK_LABEL
 from dnet.poll import PollTimeout, poll
-from dnet.tasks.base import Context, task
+from dnet.tasks.base import Context, label_args, task
 from dnet.transport.base import quote
 
 # the bundle is unpacked in a private directory that goes whatever happens
@@ -30,8 +30,7 @@ def deploy(ctx: Context, c: StackDeploy) -> str:
                 timeout=300)
     labels = {MANAGED_LABEL: "true", CLUSTER_LABEL: ctx.inv.cluster, KIND_LABEL: KIND, STACK_LABEL: c.stack,
               DIGEST_LABEL: c.digest, **{f"{SERVICE_PREFIX}{s}": d for s, d in c.services.items()}}
-    args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
-    ctx.run(c.host, quote("docker", "config", "create", *args, c.record, "-") + " >/dev/null",
+    ctx.run(c.host, quote("docker", "config", "create", *label_args(labels), c.record, "-") + " >/dev/null",
             stdin=b"dnet stack record\n")
     for old in c.replaces:
         ctx.run(c.host, quote("docker", "config", "rm", old) + " >/dev/null 2>&1 || true")

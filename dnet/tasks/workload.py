@@ -19,7 +19,7 @@ from dnet.plan.model import (
 )
 from dnet.plan.runspec import SpecError, digest
 from dnet.tasks import runflags
-from dnet.tasks.base import Context, retrying, task
+from dnet.tasks.base import Context, label_args, retrying, task
 from dnet.transport.base import quote
 
 
@@ -38,10 +38,6 @@ def pull(ctx: Context, c: ImagePull) -> str:
     return "pulled"
 
 
-def _label_args(labels: dict[str, str], flag: str = "--label") -> list[str]:
-    return [a for k, v in labels.items() for a in (flag, f"{k}={v}")]
-
-
 ATTACH_TIMEOUTS = ("attaching to network failed", "could not attach to network", "context deadline exceeded")
 
 
@@ -53,7 +49,7 @@ def container(ctx: Context, c: ContainerRun) -> str:
     flags, after = runflags.container_args(spec, ctx.inv.cluster)
     env_flag, env = runflags.env_stdin(spec)
     args = ["docker", "run", "-d", "--name", spec.name, "--hostname", spec.name, *flags, *env_flag,
-            *_label_args(d.labels("container", spec, ctx.inv.cluster))]
+            *label_args(d.labels("container", spec, ctx.inv.cluster))]
     nets = spec.networks
     if nets:
         args += ["--network", nets[0]]
@@ -97,8 +93,8 @@ def service(ctx: Context, c: ServiceRun) -> str:
         if not r.ok and not any(m in r.stderr.lower() for m in ("not found", "no such service")):
             r.check()
     args = ["docker", "service", "create", "--detach", "--name", spec.name,
-            *_label_args(d.labels("service", spec, ctx.inv.cluster)),
-            *_label_args({MANAGED_LABEL: "true", CLUSTER_LABEL: ctx.inv.cluster, "dnet.service": spec.name},
+            *label_args(d.labels("service", spec, ctx.inv.cluster)),
+            *label_args({MANAGED_LABEL: "true", CLUSTER_LABEL: ctx.inv.cluster, "dnet.service": spec.name},
                          "--container-label"),
             "--endpoint-mode", spec.endpoint_mode, *runflags.service_args(spec, ctx.inv.cluster)]
     env_flag, env = runflags.env_stdin(spec)
@@ -123,7 +119,7 @@ def update_service(ctx: Context, c: ServiceUpdate) -> str:
     labels = {k: v for k, v in d.labels("service", spec, ctx.inv.cluster).items() if k not in (MANAGED_LABEL,)}
     args = ["docker", "service", "update", "--detach=false", "--quiet",
             *runflags.update_args(spec, c.old, c.fields, ctx.inv.cluster),
-            *_label_args(labels, "--label-add"), spec.name]
+            *label_args(labels, "--label-add"), spec.name]
     # waits for the rolling update to finish (or fail by the service's failure_action)
     ctx.transports[c.host].run(quote(*args) + " >/dev/null", secrets=(*ctx.secrets(), *spec.secret_values),
                                timeout=900)
@@ -141,7 +137,7 @@ def create_file(ctx: Context, c: FileCreate) -> str:
     if digest(ctx.inv.cluster, f.name, data) != f.digest:
         raise SpecError(f"{c.what} {f.name}: {f.path} changed after the plan was made; run apply again")
     labels = {MANAGED_LABEL: "true", CLUSTER_LABEL: ctx.inv.cluster, d.KIND_LABEL: c.what}
-    ctx.run(c.host, quote("docker", c.what, "create", *_label_args(labels), f.object, "-") + " >/dev/null",
+    ctx.run(c.host, quote("docker", c.what, "create", *label_args(labels), f.object, "-") + " >/dev/null",
             stdin=data)
     return f"created {c.what} {f.object}"
 
