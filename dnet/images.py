@@ -1,13 +1,11 @@
-"""Give hosts the images they need without a registry: stream them from the operator's engine."""
+"""Give hosts the images they need without a registry: stream them from the operator's engine, or (dnet's probe)
+assemble them on the host."""
 from __future__ import annotations
 
 import hashlib
-import os
-import re
+import shlex
 import shutil
 import subprocess
-import tempfile
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -52,18 +50,6 @@ def stream_image(t: Transport, image: str) -> None:
                         f"{err.decode(errors='replace').strip()}); build or pull it here first")
 
 
-def ensure_image(t: Transport, image: str, local: str | None) -> str:
-    """Make sure the host has image with this machine's ID `local` (looked up once by the caller).
-
-    Returns how: present|streamed.
-    """
-    remote = remote_image_id(t, image)
-    if remote and (local is None or remote == local):
-        return "present"
-    stream_image(t, image)
-    return "streamed"
-
-
 def import_rootfs(root: Path, tag: str, cmd: str, labels: dict[str, str] | None = None) -> None:
     """Import a root directory as an image (docker import), labelled as dnet's."""
     tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
@@ -77,59 +63,25 @@ def import_rootfs(root: Path, tag: str, cmd: str, labels: dict[str, str] | None 
 
 
 def probe_recipe() -> str:
-    """A hash of what goes into the probe image (a change rebuilds it)."""
-    text = "|".join([*PROBE_APPLETS, _files("probe-index.html"), _files("probe-fetch"), "dfping", "p2"])
+    """A hash of what goes into the probe image (a change assembles it again on every host)."""
+    text = "|".join([*PROBE_APPLETS, _files("probe-index.html"), _files("probe-fetch"), _files("probe-assemble")])
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def build_probe_image(force: bool = False) -> float:
-    """Build dnet/probe:latest from the host's busybox-static; return seconds spent (0 when cached)."""
-    have = subprocess.run(["docker", "image", "inspect", "--format", '{{index .Config.Labels "dnet.recipe"}}',
-                           PROBE_IMAGE], capture_output=True, text=True).stdout.strip()
-    if not force and have == probe_recipe():
-        return 0.0
-    busybox = shutil.which("busybox")
-    if not busybox or subprocess.run(["ldd", busybox], capture_output=True).returncode == 0:
-        raise DnetError("the probe image needs a static busybox: apt-get install busybox-static")
-    ping = _iputils_ping()
-    start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="dnet-probe-") as tmp:
-        root = Path(tmp)
-        for d in ("bin", "www", "tmp", "etc"):
-            (root / d).mkdir()
-        shutil.copy2(busybox, root / "bin" / "busybox")
-        for applet in PROBE_APPLETS:
-            (root / "bin" / applet).symlink_to("busybox")
-        (root / "www" / "index.html").write_text(_files("probe-index.html"))
-        (root / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
-        fetch = root / "bin" / "fetch"
-        fetch.write_text(_files("probe-fetch"))
-        fetch.chmod(0o755)
-        _copy_with_libs(ping, root, "bin/dfping")
-        import_rootfs(root, PROBE_IMAGE, '["httpd", "-f", "-p", "80", "-h", "/www"]', {"dnet.recipe": probe_recipe()})
-    return time.monotonic() - start
+def probe_script() -> str:
+    """The shell script that assembles the probe image on a host (or says it is there already)."""
+    env = {"TAG": PROBE_IMAGE, "RECIPE": probe_recipe(), "APPLETS": " ".join(PROBE_APPLETS),
+           "INDEX": _files("probe-index.html").rstrip("\n"), "FETCH": _files("probe-fetch").rstrip("\n")}
+    return "".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()) + _files("probe-assemble")
 
 
-def _iputils_ping() -> Path:
-    """iputils' ping: the one that can forbid fragmentation (-M do), for verify's full-size (MTU) probes."""
-    for cand in ("/usr/bin/ping", "/bin/ping", shutil.which("ping") or ""):
-        if cand and os.path.isfile(cand) and not os.path.islink(cand):
-            out = subprocess.run([cand, "-V"], capture_output=True, text=True)
-            if "iputils" in out.stdout + out.stderr:
-                return Path(cand)
-    raise DnetError("the probe image needs iputils' ping (for MTU probes with -M do): apt-get install iputils-ping")
-
-
-def _copy_with_libs(binary: Path, root: Path, dest: str) -> None:
-    """Copy a dynamically linked binary into an image root with the libraries ldd lists, at their own paths."""
-    target = root / dest
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(binary, target)
-    listing = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
-    for lib in re.findall(r"(/\S+\.so[.\d]*)", listing):
-        real = Path(lib).resolve()
-        for path in {Path(lib), real}:
-            copy = root / path.relative_to("/")
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            if not copy.exists():
-                shutil.copy2(real, copy)
+def ensure_probe(t: Transport) -> str:
+    """Give the host dnet's probe image, assembled there from the host's own busybox, ping and openssl (so it has
+    the host's architecture and this machine needs no engine). Returns present|assembled, and what it lacks."""
+    r = t.run("sh -s", stdin=probe_script().encode(), check=False, timeout=120)
+    lines = r.stdout.split("\n")
+    lacks = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("lacks:")]
+    how = next((ln for ln in lines if ln in ("present", "assembled")), "")
+    if not r.ok or not how:
+        raise DnetError(f"{t.name}: cannot assemble the probe image: {(r.stderr or r.stdout).strip()[-300:]}")
+    return how + (f" (without {', '.join(lacks)})" if lacks else "")

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from dnet.errors import DnetError
-from dnet.images import PROBE_IMAGE, build_probe_image
+from dnet.images import PROBE_IMAGE, ensure_probe
 from dnet.inventory import load
 from dnet.lab import dind
 from dnet.lab.state import LabState, host_spec
+from dnet.transport.local import LocalTransport
 from dnet.transport.ssh import SSHTransport
 from tests import jsondoc
 from tests.conftest import ROOT
@@ -34,7 +35,7 @@ def dnet(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def sentinel() -> Iterator[tuple[str, str]]:
     """A container and a network made outside dnet; lab down must leave them alone."""
-    build_probe_image()
+    ensure_probe(LocalTransport("local"))
     tag = uuid.uuid4().hex[:6]
     net, ctr = f"sentinel-net-{tag}", f"sentinel-ctr-{tag}"
     sh("docker", "network", "create", net)

@@ -14,7 +14,7 @@ import click
 
 from dnet.cli.common import accept_option, inventory_option, load_inventory, log_to, out, quiet_option, say
 from dnet.errors import DnetError
-from dnet.images import PROBE_IMAGE, ensure_image, local_image_id
+from dnet.images import PROBE_IMAGE, ensure_probe
 from dnet.session import open_session
 from dnet.transport import SSHTransport
 from dnet.transport.base import quote
@@ -62,7 +62,7 @@ def command(inventory: str, target: str, local_port: int, accept_new_host_keys: 
         transport = s.transports[t.host]  # no -v wrapper here: the SSH transport itself
 
         if t.container:
-            ensure_image(transport, PROBE_IMAGE, local_image_id(PROBE_IMAGE))
+            ensure_probe(transport)
         run_id = uuid.uuid4().hex[:12]
 
         def into(name: str) -> str:

@@ -19,7 +19,7 @@ try:
 except ImportError as _missing:  # labs need the SDK; plan, apply and verify do not
     raise DnetError("labs need the docker Python SDK, which is not installed: pip install 'dnet[lab]' (or pip "
                     "install docker)") from _missing
-from dnet.images import PROBE_IMAGE, build_probe_image, ensure_image, local_image_id
+from dnet.images import ensure_probe
 from dnet.lab.image import build_node_image, node_image_tag
 from dnet.lab.state import LabState, Node, host_spec
 from dnet.poll import poll
@@ -158,8 +158,6 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log, image: str | No
 def _up(c: docker.DockerClient, name: str, nodes: int, net: ipaddress.IPv4Network | ipaddress.IPv6Network,
         bare: bool, log: Log, image: str | None = None) -> LabState:
     subnet = str(net)
-    t = build_probe_image()
-    log(f"probe image {PROBE_IMAGE}: " + (f"built in {t:.1f}s" if t else "cached"))
     t = build_node_image(bare=bare, log=log)
     log(f"node image {node_image_tag(bare)}: " + (f"built in {t:.1f}s" if t else "cached"))
     image = image or node_image_tag(bare)
@@ -208,15 +206,14 @@ def _trust_host_keys(c: docker.DockerClient, state: LabState, timeout: float = 3
 
 def wait_all(state: LabState, bare: bool, log: Log) -> None:
     """Wait for every node in parallel; raise one error naming every node that did not come up."""
-    probe_id = local_image_id(PROBE_IMAGE)
-    results = parallel(state.nodes, lambda n: wait_ready(state, n, not bare, log, probe_id), name=lambda n: n.name)
+    results = parallel(state.nodes, lambda n: wait_ready(state, n, not bare, log), name=lambda n: n.name)
     failed = [r for r in results if not r.ok]
     if failed:
         raise DnetError("; ".join(f"{r.host}: {r.error}" for r in failed) +
                         f" (inspect with dnet lab status --name {state.name})")
 
 
-def wait_ready(state: LabState, n: Node, engine: bool, log: Log, probe_id: str | None, timeout: float = 90) -> str:
+def wait_ready(state: LabState, n: Node, engine: bool, log: Log, timeout: float = 90) -> str:
     start = time.monotonic()
     errors: list[str] = []
 
@@ -241,7 +238,7 @@ def wait_ready(state: LabState, n: Node, engine: bool, log: Log, probe_id: str |
 
         left = max(5.0, timeout - (time.monotonic() - start))
         version = poll(engine_up, timeout=left, what="dockerd", last=lambda: seen[-1] if seen else "")
-        how = ensure_image(t, PROBE_IMAGE, probe_id)
+        how = ensure_probe(t)
         log(f"{n.name}: ssh ok, engine {version} ready, probe image {how} ({time.monotonic() - start:.1f}s)")
         return version
     finally:

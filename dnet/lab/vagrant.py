@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dnet.errors import DnetError
-from dnet.images import build_probe_image
 from dnet.lab.dind import wait_all
 from dnet.lab.image import build_node_image, node_image_tag
 from dnet.lab.state import LabState
@@ -84,7 +83,6 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
         raise DnetError(f"a lab named '{name}' exists already; remove it with dnet lab down --name {name}")
     which = provider()
     if which == "docker":
-        build_probe_image()
         t = build_node_image(bare=bare, log=log)
         log(f"node image {node_image_tag(bare)}: " + (f"built in {t:.1f}s" if t else "cached"))
     state.make_key()

@@ -197,8 +197,12 @@ def _out(b: Builder, inv: Inventory, insts: list[Instance], egress_ips: dict[str
                 b.add(4, i.name, url, f"dns {host}", ["dns", host, ""], _from(i), egress="dns")
                 b.add(4, i.name, url, f"http {url}", ["http", url], _from(i), egress="http")
                 if host in egress_ips:
-                    by_ip = re.sub(r"//[^/:]+", f"//{egress_ips[host]}", url, count=1)
-                    b.add(4, i.name, url, f"http {by_ip} (by IP)", ["http", by_ip], _from(i), egress="ip")
+                    ip = egress_ips[host]
+                    if url.startswith("https://"):  # by IP, the certificate is still checked for the URL's name
+                        b.add(4, i.name, url, f"http {url} via {ip} (by IP)", ["http", url, ip], _from(i), egress="ip")
+                    else:
+                        by_ip = re.sub(r"//[^/:]+", f"//{ip}", url, count=1)
+                        b.add(4, i.name, url, f"http {by_ip} (by IP)", ["http", by_ip], _from(i), egress="ip")
                     b.add(4, i.name, url, f"mtu {egress_ips[host]} (full-size, no fragmenting)",
                           ["mtu", egress_ips[host]], _from(i), egress="mtu", mtu="true")
             else:

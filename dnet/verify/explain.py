@@ -11,7 +11,13 @@ KIND = {"refused": "connection refused: nothing listens there (stopped container
         "unresolved": "the name did not resolve: Docker's embedded resolver (127.0.0.11) knows workloads on shared "
                       "networks and forwards other names to the engine's DNS servers",
         "timeout": "timed out: packets dropped on the way (firewall, routing, NAT, MTU)",
-        "wrong": "wrong answer", "error": "could not probe"}
+        "wrong": "wrong answer", "error": "could not probe",
+        "tls": "TLS failed: see the detail (certificate not trusted, or handshake failed)"}
+TLS_UNTRUSTED = ("tls: certificate not trusted: the server's certificate is not signed by a CA in the host's CA "
+                 "certificates (/etc/ssl/certs, package ca-certificates: a TLS-inspecting proxy's CA must be added "
+                 "there and update-ca-certificates run), or it does not name the host in the URL, or it expired")
+TLS_HANDSHAKE = ("tls: handshake failed: the port does not speak TLS (an http:// server behind an https:// URL?), "
+                 "or client and server share no protocol version or cipher")
 
 
 def hints(checks: list[Check], facts: dict[str, HostFacts], addrs: dict[str, str] | None = None) -> list[str]:
@@ -61,6 +67,13 @@ def hints(checks: list[Check], facts: dict[str, HostFacts], addrs: dict[str, str
         srcs = sorted({c.src for c in cs})
         note(cs, "egress-dns", f"egress DNS fails from {', '.join(srcs)} while fetching by IP works: the engine's "
                  "DNS servers (dns in /etc/docker/daemon.json) do not answer")
+    tls = [c for c in failed if c.result == "tls"]
+    untrusted = [c for c in tls if c.detail.startswith("certificate")]
+    if untrusted:
+        note(untrusted, "tls-untrusted", TLS_UNTRUSTED)
+    if len(untrusted) < len(tls):
+        handshake = [c for c in tls if c not in untrusted]
+        note(handshake, "tls-handshake", TLS_HANDSHAKE)
     leaks = [c for c in failed if c.tags.get("egress") == "internal"]
     if leaks:
         note(leaks, "internal-leak", "a container on internal networks only reached the internet: the network has "

@@ -70,7 +70,7 @@ class Check:
     expect: bool = True
     where: Where = Where("operator")
     tags: dict[str, str] = field(default_factory=dict)
-    result: str = "pending"  # ok | unresolved | refused | timeout | wrong | mtu | error
+    result: str = "pending"  # ok | unresolved | refused | timeout | wrong | mtu | tls | error
     detail: str = ""
 
     @property

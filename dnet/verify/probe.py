@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dnet.images import PROBE_IMAGE, build_probe_image, ensure_image, local_image_id
+from dnet.images import PROBE_IMAGE, ensure_probe
 from dnet.runner import forks, parallel
 from dnet.transport.base import Transport, quote
 from dnet.verify.model import Check, Where
@@ -61,6 +61,32 @@ def _same(args: list[str]) -> tuple[str, str]:
     return "ok", f"same answer: {a[1]}"
 
 
+# openssl s_client, not busybox wget: wget's TLS checks no certificate. The request goes on stdin; -quiet keeps the
+# connection open until the server closes it. A failure is classed by openssl's message.
+TLS = r"""
+tls() { command -v openssl >/dev/null || { r "$1" error "tls: the probe has no openssl (install openssl on the host)"
+    return; }
+  u=${2#https://}; hp=${u%%/*}; p=${u#"$hp"}; [ -n "$p" ] || p=/
+  h=${hp%:*}; port=${hp##*:}; [ "$port" = "$hp" ] && port=443
+  case "$h" in *[!0-9.]*) v="-verify_hostname";; *) v="-verify_ip";; esac
+  o=$(printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$p" "$hp" | timeout "${T:-5}" \
+    openssl s_client -quiet -connect "${3:-$h}:$port" -servername "$h" $v "$h" -verify_return_error \
+    -CAfile /etc/ssl/certs/ca-certificates.crt 2>&1); rc=$?
+  s=$(printf '%s\n' "$o" | grep -m1 '^HTTP/[0-9.]* [0-9]' | tr -d '\r')
+  case "$s" in
+    "HTTP/"*" "[23]*) r "$1" ok "$s"; return;;
+    "HTTP/"*) r "$1" wrong "server said: $s"; return;; esac
+  e=$(printf '%s\n' "$o" | grep -m1 -iE 'verify error|refused|errno|BIO_lookup|alert|wrong version|eof|ssl|error')
+  case "$o" in
+    *"verify error"*|*"certificate verify failed"*) r "$1" tls "certificate not trusted: $e";;
+    *refused*|*"errno=111"*) r "$1" refused "$hp refused";;
+    *BIO_lookup*|*"not known"*|*"nodename nor servname"*) r "$1" unresolved "$h: $e";;
+    *alert*|*"wrong version"*|*"unexpected eof"*|*"packet length"*|*handshake*|*SSL*|*ssl*)
+      if [ $rc -ge 124 ] && [ -z "$e" ]; then r "$1" timeout "no answer within ${T:-5}s"
+      else r "$1" tls "handshake failed: $e"; fi;;
+    *) if [ $rc -ge 124 ]; then r "$1" timeout "no answer within ${T:-5}s"; else r "$1" timeout "${e:-no answer}"; fi;;
+  esac; }"""
+
 # A must-not-reach check passes on silence, so its wait is on verify's critical path. Waits that still cover one
 # lost packet: a SYN is sent again after 1 s, a DNS query after 1 s (answers on a working path take milliseconds).
 VERBS: dict[str, Verb] = {v.name: v for v in [
@@ -74,11 +100,14 @@ dns() { o=$(timeout "${T:-4}" nslookup "$2" 2>&1)
   if [ -z "$3" ]; then r "$1" ok "$ips"; return; fi
   for w in $(printf '%s' "$3" | tr ',' ' '); do case " $ips" in *" $w "*) r "$1" ok "$ips"; return;; esac; done
   r "$1" wrong "resolved to $ips, expected one of $3"; }""", negative_wait=2),
-    Verb("http", "GET URL", r"""
-http() { o=$(timeout "${T:-5}" wget -qO- "$2" 2>&1); rc=$?
+    Verb("http", "GET URL (https: over TLS, checked against the host's CA certificates; ADDRESS: connect there, "
+                 "keeping the URL's name for TLS)", r"""
+http() { case "$2" in https://*) tls "$@"; return;; esac
+  o=$(timeout "${T:-5}" wget -qO- "$2" 2>&1); rc=$?
   if [ $rc = 0 ]; then r "$1" ok "$(printf '%s' "$o" | head -c 60)"
   elif [ $rc -ge 124 ]; then r "$1" timeout "no answer within ${T:-5}s"; else cls "$1" "$o"; fi; }""",
          negative_wait=3),
+    Verb("tls", "GET an https URL (used by http)", TLS),
     Verb("ping", "one ICMP echo to ADDRESS", r"""
 ping() { o=$(command ping -c1 -W2 "$2" 2>&1) && r "$1" ok "reply" || r "$1" timeout "no reply"; }"""),
     Verb("mtu", "full-size packets with DF set reach ADDRESS (or the path says its MTU)", r"""
@@ -192,10 +221,7 @@ def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None
         else:
             groups.setdefault(c.where, []).append(c)
     hosts = sorted({w.host for w in groups if w.remote})
-    if hosts:
-        build_probe_image()  # cached; hosts that lack it get it streamed from here
-    probe_id = local_image_id(PROBE_IMAGE)
-    for r in parallel(hosts, lambda h: ensure_image(transports[h], PROBE_IMAGE, probe_id)):
+    for r in parallel(hosts, lambda h: ensure_probe(transports[h])):  # made on each host: no engine here
         if not r.ok:
             for w, cs in groups.items():
                 if w.remote and w.host == r.host:

@@ -1,0 +1,118 @@
+"""The probe's https verb against real TLS servers on 127.0.0.1: trusted, untrusted, wrong name, not TLS, closed."""
+from __future__ import annotations
+
+import datetime
+import http.server
+import ipaddress
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from dnet.images import PROBE_IMAGE, ensure_probe
+from dnet.transport.local import LocalTransport
+from dnet.verify import probe
+from dnet.verify.model import Check, Scope, Where
+
+pytestmark = pytest.mark.lab
+
+
+def _cert(cn: str, names: list[str], issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
+          ca: bool = False) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.UTC)
+    b = (x509.CertificateBuilder().subject_name(subject).public_key(key.public_key())
+         .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+         .not_valid_after(now + datetime.timedelta(days=1))
+         .issuer_name(issuer[0].subject if issuer else subject)
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if names:
+        alt: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(n)) if n[0].isdigit() else x509.DNSName(n)
+                                       for n in names]
+        b = b.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+    return b.sign(issuer[1] if issuer else key, hashes.SHA256()), key
+
+
+def _pem(tmp: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[str, str]:
+    c, k = tmp / f"{name}.crt", tmp / f"{name}.key"
+    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    return str(c), str(k)
+
+
+def _serve(ctx: ssl.SSLContext | None) -> int:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    if ctx:
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return int(srv.server_address[1])
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, int]]]:
+    tmp = tmp_path_factory.mktemp("tls")
+    ca = _cert("dnet test CA", [], None, ca=True)
+    (tmp / "bundle.crt").write_bytes(ca[0].public_bytes(serialization.Encoding.PEM))
+    ports: dict[str, int] = {}
+    for name, cert in [("trusted", _cert("localhost", ["localhost", "127.0.0.1"], ca)),
+                       ("untrusted", _cert("localhost", ["localhost", "127.0.0.1"], None)),
+                       ("wrongname", _cert("elsewhere", ["elsewhere.example"], ca))]:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*_pem(tmp, name, *cert))
+        ports[name] = _serve(ctx)
+    ports["plain"] = _serve(None)
+    with socket.socket() as s:  # a closed port: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        ports["closed"] = s.getsockname()[1]
+    ensure_probe(LocalTransport("local"))
+    yield tmp, ports
+
+
+def _run(tmp: Path, url: str, *extra: str) -> tuple[str, str]:
+    c = Check(id="c1", scope=Scope.OUT, src="here", dst=url, what="https", action=["http", url, *extra],
+              where=Where("host", "local"))
+    out = subprocess.run(["docker", "run", "--rm", "--network", "host", "-v",
+                          f"{tmp / 'bundle.crt'}:/etc/ssl/certs/ca-certificates.crt:ro", "--entrypoint", "sh",
+                          PROBE_IMAGE, "-c", probe.script([c])], capture_output=True, text=True, timeout=60).stdout
+    probe.parse(out, [c])
+    return c.result, c.detail
+
+
+def test_a_trusted_certificate_passes_by_name_and_by_address(servers: tuple[Path, dict[str, int]]) -> None:
+    tmp, ports = servers
+    assert _run(tmp, f"https://localhost:{ports['trusted']}/")[0] == "ok"
+    result, detail = _run(tmp, f"https://localhost:{ports['trusted']}/", "127.0.0.1")
+    assert (result, detail.split()[0]) == ("ok", "HTTP/1.0")
+
+
+def test_an_untrusted_certificate_is_its_own_result(servers: tuple[Path, dict[str, int]]) -> None:
+    tmp, ports = servers
+    result, detail = _run(tmp, f"https://localhost:{ports['untrusted']}/")
+    assert result == "tls" and detail.startswith("certificate not trusted:"), detail
+
+
+def test_a_name_the_certificate_does_not_hold_is_not_trusted(servers: tuple[Path, dict[str, int]]) -> None:
+    tmp, ports = servers
+    result, detail = _run(tmp, f"https://localhost:{ports['wrongname']}/")
+    assert result == "tls" and detail.startswith("certificate not trusted:"), detail
+
+
+def test_a_port_that_does_not_speak_tls_fails_the_handshake(servers: tuple[Path, dict[str, int]]) -> None:
+    tmp, ports = servers
+    result, detail = _run(tmp, f"https://localhost:{ports['plain']}/")
+    assert result == "tls" and detail.startswith("handshake failed:"), detail
+
+
+def test_a_closed_port_is_refused_not_tls(servers: tuple[Path, dict[str, int]]) -> None:
+    tmp, ports = servers
+    assert _run(tmp, f"https://127.0.0.1:{ports['closed']}/")[0] == "refused"
