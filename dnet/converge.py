@@ -43,7 +43,7 @@ __all__ = ["Log", "Outcome", "Session", "apply", "commands", "destroy_plan", "ma
 def world(s: Session, prune_nodes: bool = False) -> World:
     src = Path(s.loaded.path)
     return World(s.loaded.model, s.specs, s.facts, s.local_images, prune_nodes,
-                 src.parent if src.is_file() else Path())
+                 src.parent if src.is_file() else Path(), local_arches=s.local_arches)
 
 
 def make_plan(s: Session, prune_nodes: bool = False) -> Plan:

@@ -22,12 +22,20 @@ def _files(name: str) -> str:
     return resources.files("dnet").joinpath("files", name).read_text()
 
 
-def local_image_id(image: str) -> str | None:
-    """The operator engine's ID for image, or None when it does not have it (or has no docker command)."""
+def local_image(image: str) -> tuple[str, str] | None:
+    """The operator engine's (ID, architecture) for image, or None when it does not have it (or has no docker)."""
     if not shutil.which("docker"):
         return None
-    p = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True)
-    return p.stdout.strip() if p.returncode == 0 else None
+    p = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}} {{.Architecture}}", image],
+                       capture_output=True, text=True)
+    parts = p.stdout.split()
+    return (parts[0], parts[1] if len(parts) > 1 else "") if p.returncode == 0 and parts else None
+
+
+def local_image_id(image: str) -> str | None:
+    """The operator engine's ID for image, or None when it does not have it (or has no docker command)."""
+    got = local_image(image)
+    return got[0] if got else None
 
 
 def remote_image_id(t: Transport, image: str) -> str | None:

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 from dnet.errors import DnetError
 from dnet.facts import HostFacts, gather
-from dnet.images import local_image_id
+from dnet.images import PROBE_IMAGE, local_image
 from dnet.inventory import Loaded
 from dnet.inventory.resolve import HostSpec, hosts
+from dnet.inventory.semantic import image_sources
 from dnet.lock import Lock
 from dnet.plan.world import leader
 from dnet.runner import HostResult, parallel
@@ -29,6 +30,7 @@ class Session:
     facts: dict[str, HostFacts] = field(default_factory=dict)
     host_errors: dict[str, str] = field(default_factory=dict)
     local_images: dict[str, str | None] = field(default_factory=dict)
+    local_arches: dict[str, str] = field(default_factory=dict)  # image -> its architecture in this machine's engine
     limit: list[str] | None = None  # --limit: the hosts this run may change (None: every host)
 
     def leader(self) -> str | None:
@@ -93,7 +95,12 @@ def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
             s.host_errors[r.host] = r.error or "unknown error"
     if limit is not None:
         _reach_a_manager(s, accept_new_host_keys, log, wrap, images, lock)
-    s.local_images = {i: local_image_id(i) for i in images}
+    sources = image_sources(loaded.model)
+    for i in images:  # only what may be streamed: never dnet's probe (made on each host), never pull-only images
+        got = local_image(i) if i != PROBE_IMAGE and sources.get(i, "auto") != "pull" else None
+        s.local_images[i] = got[0] if got else None
+        if got:
+            s.local_arches[i] = got[1]
     log(f"{len(s.transports)}/{len(targets)} hosts {'read' if read_facts else 'connected'} in "
         f"{time.monotonic() - start:.1f}s")
     return s

@@ -59,7 +59,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("os", '(. /etc/os-release 2>/dev/null; echo "${ID:-unknown}")', ""),
     ("init", "[ -d /run/systemd/system ] && echo systemd || echo sysv", ""),
     ("docker", "if ! command -v docker >/dev/null 2>&1; then echo MISSING; "
-               "else docker version --format '{{.Server.Version}}' 2>&1 | head -1; fi", "/version"),
+               "else docker version --format '{{.Server.Version}} {{.Server.Arch}}' 2>&1 | head -1; fi", "/version"),
     ("daemon", "cat /etc/docker/daemon.json 2>/dev/null", ""),
     ("swarm", "docker info --format '{{json .Swarm}}' 2>/dev/null", "/info"),
     ("networks", "docker network ls -q 2>/dev/null | xargs -r docker network inspect 2>/dev/null", "/networks"),
@@ -162,6 +162,7 @@ class HostFacts:
     init: str = "sysv"
     engine: str | None = None  # server version, None when docker is missing or down
     engine_error: str = ""
+    arch: str = ""  # the engine's architecture as Docker names it (amd64, arm64), "" when unknown
     daemon: dict[str, Any] = field(default_factory=dict)
     daemon_raw: str = ""
     swarm: SwarmFact = field(default_factory=SwarmFact)
@@ -358,9 +359,11 @@ def parse(host: str, text: str) -> HostFacts:
     f.init = sec.get("init", "").strip() or "sysv"
     ver = sec.get("docker", "").strip()
     if ver.startswith("{"):  # the Engine API's /version
-        ver = str(_json(host, "engine version", ver, {}).get("Version", ""))
-    if ver and ver != "MISSING" and not ver.lower().startswith(("cannot", "error", "template")) and " " not in ver:
-        f.engine = ver
+        v = _json(host, "engine version", ver, {})
+        ver = f"{v.get('Version', '')} {v.get('Arch', '')}".strip()
+    m = re.fullmatch(r"([^\s]+)(?: ([a-z0-9]+))?", ver)
+    if m and ver != "MISSING" and not ver.lower().startswith(("cannot", "error", "template")):
+        f.engine, f.arch = m[1], m[2] or ""
     else:
         f.engine_error = ver or "no output"
     f.daemon_raw = sec.get("daemon", "")

@@ -20,6 +20,10 @@ DESCRIPTIONS: dict[str, str] = {
  "Defaults.identity_file": "SSH private key for hosts that set none; must exist when a command connects.",
  "Defaults.known_hosts": "Extra known_hosts file checked besides ~/.ssh/known_hosts.",
  "Defaults.docker": "Engine settings every host inherits.",
+ "Defaults.image_source": ("How hosts get workload images: `auto` (the default) streams an image from this "
+                           "machine's engine when it has the tag for the host's architecture, else the host pulls "
+                           "it; `pull` always leaves it to the host's registry; `stream` always streams and fails "
+                           "when this machine lacks it or it is built for another architecture."),
  "Host.address": ("IP or DNS name to reach the host; `local` for this machine's engine; optional when "
                   "~/.ssh/config has a Host entry of this name."),
  "Host.port": "SSH port (overrides defaults and ~/.ssh/config).",
@@ -52,6 +56,7 @@ DESCRIPTIONS: dict[str, str] = {
                    "when it has the declared settings, the next apply records it as the cluster's, nothing "
                    "recreated."),
  "Network.hosts": "Bridge only: host or group names to create it on (default: every host).",
+ "RunOptions.image_source": "`auto`, `pull` or `stream` for this workload's image (see defaults.image_source).",
  "RunOptions.env": ("Environment variables, NAME: value. `${VAR}` in a value is VAR from the environment of the "
                     "machine running dnet, read at plan and apply time and never shown (`$$` is a literal $)."),
  "RunOptions.env_file": ("File of NAME=value lines (# comments), relative to the inventory's folder; its values are "

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from dnet.inventory.base import Command, Labels, Model, Name
-from dnet.inventory.workload import FileRef, Placement, RollbackPolicy, RunOptions, UpdatePolicy
+from dnet.inventory.workload import FileRef, ImageSource, Placement, RollbackPolicy, RunOptions, UpdatePolicy
 
 Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
 Protocol = Literal["tcp", "udp"]
@@ -135,6 +135,7 @@ class Defaults(Model):
     identity_file: str | None = None
     known_hosts: str | None = None
     docker: DockerEngine = DockerEngine()
+    image_source: ImageSource = "auto"
 
 
 class Host(Model):

@@ -31,6 +31,7 @@ def check(inv: Inventory, where: Where, filename: str) -> list[Problem]:
     _managers(inv, err)
     _ports(inv, err)
     _placement(inv, err)
+    _image_sources(inv, err)
     for name, svc in inv.services.items():
         for i, p in enumerate(svc.ports):
             if svc.endpoint_mode == "dnsrr" and p.mode == "ingress":
@@ -60,6 +61,32 @@ def _placement(inv: Inventory, err: Callable[..., None]) -> None:
             elif key == "node.hostname" and op == "==" and value not in inv.hosts:
                 err(path, f"service '{name}': '{value}' is not a host of the inventory, so no node may meet '{c}'",
                     "warning")
+
+
+def image_sources(inv: Inventory) -> dict[str, str]:
+    """How each workload image reaches the hosts: the first workload's own image_source, else the default."""
+    out: dict[str, str] = {}
+    workloads = [(s.image, s.image_source) for s in inv.services.values()]
+    workloads += [(c.image, c.image_source) for c in inv.containers.values()]
+    for image, source in workloads:
+        if source:
+            out.setdefault(image, source)
+    for image, _ in workloads:
+        out.setdefault(image, inv.defaults.image_source)
+    return out
+
+
+def _image_sources(inv: Inventory, err: Callable[..., None]) -> None:
+    """One image gets to a host one way: two workloads may not ask for it differently."""
+    first: dict[str, tuple[str, str]] = {}
+    for kind, items in (("services", inv.services), ("containers", inv.containers)):
+        for name, w in items.items():
+            if not w.image_source:
+                continue
+            seen = first.setdefault(w.image, (f"{kind[:-1]} '{name}'", w.image_source))
+            if seen[1] != w.image_source:
+                err((kind, name, "image_source"), f"{kind[:-1]} '{name}' wants {w.image} by {w.image_source}, "
+                    f"{seen[0]} by {seen[1]}; one image reaches a host one way: make them agree")
 
 
 def _has_mode(p: Any) -> bool:

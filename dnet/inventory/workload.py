@@ -179,6 +179,9 @@ class FileRef(Model):
         return value
 
 
+ImageSource = Literal["auto", "pull", "stream"]
+
+
 class RunOptions(Model):
     """What containers and services share beyond image, command and networks."""
 
@@ -191,6 +194,7 @@ class RunOptions(Model):
     labels: Labels = {}
     healthcheck: Healthcheck | None = None
     resources: ResourceSpec | None = None
+    image_source: ImageSource | None = None
 
     @field_validator("labels")
     @classmethod

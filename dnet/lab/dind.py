@@ -20,6 +20,7 @@ except ImportError as _missing:  # labs need the SDK; plan, apply and verify do 
     raise DnetError("labs need the docker Python SDK, which is not installed: pip install 'dnet[lab]' (or pip "
                     "install docker)") from _missing
 from dnet.images import ensure_probe
+from dnet.lab import tls
 from dnet.lab.image import build_node_image, node_image_tag
 from dnet.lab.state import LabState, Node, host_spec
 from dnet.poll import poll
@@ -175,11 +176,14 @@ def _up(c: docker.DockerClient, name: str, nodes: int, net: ipaddress.IPv4Networ
     records = " ".join(f"--host-record={n.name},{n.name}.lab,{n.address}" for n in state.nodes)
     starter = _Starter(c, name, netname, log)
     up_ip = state.upstream.address
+    ca, cert, key = tls.make(state.dir, name, ["upstream.lab", "upstream", up_ip])  # https egress, trusted by nodes
     state.upstream.container = starter.start(
         "upstream", image, up_ip, {"DNET_ROLE": "upstream", "DNET_UPSTREAM_IP": up_ip, "DNET_AUTHORIZED_KEY": pub,
-                                   "DNET_DNS_RECORDS": records, "DNET_DNS_FORWARD": _forwarders()}, "upstream", False)
+                                   "DNET_DNS_RECORDS": records, "DNET_DNS_FORWARD": _forwarders(),
+                                   "DNET_TLS_CERT": cert, "DNET_TLS_KEY": key}, "upstream", False)
     for n in state.nodes:
-        n.container = starter.start(n.name, image, n.address, {"DNET_AUTHORIZED_KEY": pub, "DNET_DNS": up_ip},
+        n.container = starter.start(n.name, image, n.address,
+                                    {"DNET_AUTHORIZED_KEY": pub, "DNET_DNS": up_ip, "DNET_LAB_CA": ca},
                                     "node", True)  # bare nodes get an engine later: same rights
     state.save()
     log(f"started {nodes} nodes and the upstream host on {subnet}; waiting for sshd and dockerd")

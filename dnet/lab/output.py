@@ -50,13 +50,17 @@ def inventory(state: LabState, example: Path | None = None) -> str:
             host["port"] = node.ssh_port
         elif "port" in host and host["port"] != 22:
             del host["port"]
+    tls = (state.dir / "ca.crt").exists()  # the lab made a CA: its upstream serves https too
     if example is None:
         data["swarm"] = CommentedMap(advertise_interface="eth0")
-        data["egress"] = ["http://upstream.lab/"]
+        data["egress"] = ["http://upstream.lab/", *(["https://upstream.lab/"] if tls else [])]
     buf = io.StringIO()
     y.dump(data, buf)
     head = (f"# Inventory for dnet lab '{state.name}' ({state.provider}, {state.subnet}); written by dnet lab up.\n"
             f"# The upstream host {upstream} plays the internet: DNS for *.lab and HTTP.\n")
+    if tls:
+        head += (f"# It serves HTTPS on 443 with a certificate from the lab's CA ({state.dir / 'ca.crt'}), which the "
+                 "nodes trust,\n# and on 8443 with a self-signed one nobody trusts.\n")
     text = head + buf.getvalue().rstrip("\n") + "\n"
     loads(text, f"<inventory for lab {state.name}>")
     return text

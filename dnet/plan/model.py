@@ -10,6 +10,7 @@ from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from dnet.images import PROBE_IMAGE
 from dnet.plan.desired import ContainerSpec, ForwardRule, NetworkSpec, ServiceSpec
 from dnet.plan.runspec import FileSpec
 
@@ -492,6 +493,8 @@ class ImagePull(Change, kind="image", phase=Phase.IMAGE, action=Action.PULL, lan
 
     @property
     def detail(self) -> str:
+        if self.image == PROBE_IMAGE:
+            return "dnet's probe: assembled on the host from its busybox, ping and openssl"
         return "from its registry"
 
     def before(self) -> Any:

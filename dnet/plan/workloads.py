@@ -7,7 +7,8 @@ from typing import Any
 
 from dnet.brownfield import actual
 from dnet.facts import ContainerFact, HostFacts, ServiceFact
-from dnet.inventory.semantic import swarm_hosts
+from dnet.images import PROBE_IMAGE
+from dnet.inventory.semantic import image_sources, swarm_hosts
 from dnet.plan import desired as d
 from dnet.plan.model import (
     Change,
@@ -29,10 +30,23 @@ from dnet.plan.runspec import SpecError
 from dnet.plan.world import World
 
 
-def _image_ids(w: World, h: str, image: str) -> tuple[str | None, Change | None]:
-    """The image ID the host will run, and the change that gets it there (if any)."""
-    local = w.local_images.get(image)
+def _image_ids(w: World, h: str, image: str, source: str) -> tuple[str | None, Change | None]:
+    """The image ID the host will run, and the change that gets it there (if any). Raises SpecError when
+    image_source: stream cannot be met."""
     have = w.facts[h].images.get(image)
+    if image == PROBE_IMAGE or source == "pull":  # the probe is assembled on the host, never streamed or pulled
+        return have, None if have else ImagePull(host=h, image=image)
+    local = w.local_images.get(image)
+    arch, host_arch = w.local_arches.get(image, ""), w.facts[h].arch
+    if local and arch and host_arch and arch != host_arch:
+        if source == "stream":
+            raise SpecError(f"{h}: image_source stream: this machine's {image} is built for {arch} and {h} runs "
+                            f"{host_arch}; build it for {host_arch} (docker build --platform linux/{host_arch}) or "
+                            "let the host pull it (image_source: pull)")
+        local = None  # auto: the host's registry has the right architecture
+    if source == "stream" and not local:
+        raise SpecError(f"{h}: image_source stream: this machine's engine has no {image}; build or pull it here "
+                        "first, or let the host pull it (image_source: pull)")
     if have and (local is None or have == local):
         return have, None
     if local:
@@ -57,11 +71,16 @@ def diff(w: World, plan: Plan) -> None:
         for h in swarm_hosts(w.inv):
             need.setdefault(h, set()).add(s.image)
     ids: dict[tuple[str, str], str | None] = {}
+    sources = image_sources(w.inv)
     for h, images in need.items():
         if h not in w.facts:
             continue
         for image in sorted(images):
-            ids[(h, image)], change = _image_ids(w, h, image)
+            try:
+                ids[(h, image)], change = _image_ids(w, h, image, sources.get(image, "auto"))
+            except SpecError as exc:
+                plan.errors.append(str(exc))
+                ids[(h, image)], change = w.facts[h].images.get(image), None
             if change:
                 plan.add(change)
     for h, f in w.facts.items():

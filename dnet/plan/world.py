@@ -35,6 +35,7 @@ class World:
     base: Path = field(default_factory=Path)  # the inventory's folder: env_file, secret and config files are here
     adopted: dict[str, str] = field(default_factory=dict)  # ID -> kind of what this cluster adopted (own.records)
     adopting: list[tuple[str, str, str, str]] = field(default_factory=list)  # (host, ID, kind, name) this plan adopts
+    local_arches: dict[str, str] = field(default_factory=dict)  # image -> its architecture in this machine's engine
 
     def __post_init__(self) -> None:
         self.adopted = own.adopted(self.facts, self.inv.cluster)
