@@ -176,13 +176,14 @@ def _result(r: Executed) -> ApplyResult:
 
 
 def verify(inv: Inventory, scopes: list[int] | None = None, limit: str | list[str] | None = None, *,
-           accept_new_host_keys: bool = False, log: Log = _quiet) -> VerifyResult:
-    """Probe every path the inventory implies (only `scopes`, 1-5, when given)."""
+           accept_new_host_keys: bool = False, log: Log = _quiet, from_operator: bool = True) -> VerifyResult:
+    """Probe every path the inventory implies (only `scopes`, 1-5, when given; published ports and forwards from
+    another host instead of this machine when not from_operator)."""
     from dnet.verify import report
     from dnet.verify import verify as run
 
     with _session(inv, limit, log, accept_new_host_keys) as s:
-        r = run(s, log, scopes)
+        r = run(s, log, scopes, operator=from_operator)
         data = report.as_json(r.checks, r.hints, r.seconds, r.findings)
         return VerifyResult(data["checks"], data["findings"], r.hints, dict(s.host_errors), r.seconds)
 

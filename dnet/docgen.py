@@ -80,21 +80,21 @@ def inventory_reference() -> str:
     return "\n".join(out)
 
 
-def _command_doc(name: str, cmd: click.Command, out: list[str]) -> None:
-    ctx = click.Context(cmd, info_name=name)
+def _command_doc(name: str, cmd: click.Command, out: list[str], parent: click.Context) -> None:
+    ctx = click.Context(cmd, info_name=name, parent=parent)  # the parent's -h/--help, as the CLI has them
     out += [f"## `{name}`", "", "```text", cmd.get_usage(ctx).replace("Usage: ", ""), "```", ""]
     if cmd.help:
         out += [inspect.cleandoc(cmd.help).replace("\b\n", ""), ""]
-    opts = [p for p in cmd.get_params(ctx) if isinstance(p, click.Option) and p.help]
-    if opts:
+    records = [r for p in cmd.get_params(ctx) if isinstance(p, click.Option) and (r := p.get_help_record(ctx))]
+    if records:  # what `-h` prints, option by option: flags, metavar, help, default, range
         out += ["| option | what it does |", "|---|---|"]
-        for p in opts:
-            flags = ", ".join(f"`{o}`" for o in p.opts)
-            out.append(f"| {flags} | {(p.help or '').replace('|', '/')} |")
+        for flags, text in records:
+            flags = flags.replace("|", "\\|")  # a choice list's | would end the table cell
+            out.append(f"| `{flags}` | {text.replace('|', '/')} |")
         out.append("")
     if isinstance(cmd, click.Group):
         for sub_name, sub in sorted(cmd.commands.items()):
-            _command_doc(f"{name} {sub_name}", sub, out)
+            _command_doc(f"{name} {sub_name}", sub, out, ctx)
 
 
 ENVIRONMENT = {
@@ -141,11 +141,11 @@ def cli_reference() -> str:
            "prints the same).", "", "Exit codes, for every command: `0` success; `1` error (invalid inventory, "
            "failed host or check); `2` usage error, or changes pending with `plan --detailed-exitcode`; `130` "
            "interrupted. `--json` output carries `\"format_version\": 1` (see the JSON reference).", ""]
-    root = click.Context(cli, info_name="dnet")
+    root = click.Context(cli, info_name="dnet", **cli.context_settings)
     for name in COMMANDS:
         cmd = cli.get_command(root, name)
         assert cmd is not None
-        _command_doc(f"dnet {name}", cmd, out)
+        _command_doc(f"dnet {name}", cmd, out, root)
     out += ["## Environment", "", "| variable | what it does |", "|---|---|"]
     out += [f"| `{k}` | {v} |" for k, v in ENVIRONMENT.items()]
     out += ["", "## Files", "", "| file | how dnet uses it |", "|---|---|"]

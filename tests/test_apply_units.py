@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import paramiko
+import pytest
 
 from dnet import converge
 from dnet.inventory import hosts, loads
@@ -455,3 +456,37 @@ def test_a_node_update_out_of_sequence_is_read_and_written_again() -> None:
     with pytest.raises(DnetError, match="not found"):
         node_update(ctx, "node1", "docker node update --label-add a=b n1")
     assert len(t.commands) == 1
+
+
+@pytest.mark.parametrize(("pattern", "hosts"), [
+    ("all", ["node1", "node2", "node3"]),
+    ("*", ["node1", "node2", "node3"]),
+    ("all:!node3", ["node1", "node2"]),
+    ("!node3", ["node1", "node2"]),  # exclusions alone start from all, as in Ansible
+    ("node*", ["node1", "node2", "node3"]),
+    ("node[12]", ["node1", "node2"]),
+    ("~node[23]$", ["node2", "node3"]),
+    ("workers:&edge", ["node2"]),
+    ("!edge:managers", ["node1"]),  # unions first, then exclusions, whatever the order written
+    ("node1:node3", ["node1", "node3"]),
+    ("node3,node1", ["node1", "node3"]),  # inventory order
+])
+def test_limit_takes_ansible_host_patterns(pattern: str, hosts: list[str]) -> None:
+    from dnet.inventory.limit import select
+
+    assert select(loads(EXAMPLE.read_text()).model, pattern) == hosts
+
+
+@pytest.mark.parametrize(("pattern", "answer"), [
+    ("web*", "--limit: 'web*' matches no host or group of this inventory (hosts: node1, node2, node3; groups: edge)"),
+    ("all:!", "--limit 'all:!': & and ! need a pattern after them (e.g. all:!node3, managers:&web*)"),
+    ("all:!node*", "--limit 'all:!node*' selects no host"),
+    ("~(", "--limit: '~(' is not a regular expression (missing ), unterminated subpattern at position 0)"),
+])
+def test_limit_patterns_that_select_nothing_say_why(pattern: str, answer: str) -> None:
+    from dnet.errors import DnetError
+    from dnet.inventory.limit import select
+
+    with pytest.raises(DnetError) as exc:
+        select(loads(EXAMPLE.read_text()).model, pattern)
+    assert str(exc.value) == answer

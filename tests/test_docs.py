@@ -92,3 +92,55 @@ def test_the_quick_start_examples_that_need_no_hosts_print_what_the_page_shows(t
     shown = next(body for kind, body in blocks if kind == "text" and "$ dnet plan" in body).strip().splitlines()
     r = dnet("plan", "-i", "unreachable.yml")  # 127.0.0.1 port 2: nothing leaves this machine
     assert r.returncode == 1 and r.stdout.strip().splitlines() == shown[1:]
+
+
+def test_the_cli_reference_holds_every_option_of_every_command_as_h_prints_it() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from dnet.cli.main import COMMANDS, cli
+
+    page = (DOCS / "reference" / "cli.md").read_text()
+    sections = {m[1]: m[2] for m in re.finditer(r"## `(dnet [^`]+)`\n(.*?)(?=\n## |\Z)", page, re.S)}
+    seen = 0
+
+    def walk(words: list[str], cmd: click.Command, parent: click.Context) -> None:
+        nonlocal seen
+        name = " ".join(["dnet", *words])
+        helptext = CliRunner().invoke(cli, [*words, "-h"], terminal_width=400).output
+        section = sections[name]
+        ctx = click.Context(cmd, info_name=name, parent=parent)
+        for p in cmd.get_params(ctx):
+            if isinstance(p, click.Option) and not p.hidden:
+                assert p.help, f"{name} {p.opts[0]} has no help text"
+                record = p.get_help_record(ctx)
+                assert record, f"{name} {p.opts[0]}"
+                assert record[0] in helptext, f"{name} -h lacks {record[0]}"
+                assert f"| `{record[0].replace('|', chr(92) + '|')}` |" in section, f"{name}: {record[0]} missing"
+                seen += 1
+        if isinstance(cmd, click.Group):
+            for sub_name, sub in cmd.commands.items():
+                walk([*words, sub_name], sub, ctx)
+
+    root = click.Context(cli, info_name="dnet", **cli.context_settings)
+    for name in COMMANDS:
+        command = cli.get_command(root, name)
+        assert command is not None
+        walk([name], command, root)
+    assert seen > 100
+
+
+def test_every_command_takes_q_as_the_readme_says() -> None:
+    import click
+
+    from dnet.cli.main import COMMANDS, cli
+
+    assert "Every command takes `-q`" in (ROOT / "README.md").read_text().replace("\n", " ")
+
+    def leaves(cmd: click.Command) -> list[click.Command]:
+        return [x for c in cmd.commands.values() for x in leaves(c)] if isinstance(cmd, click.Group) else [cmd]
+
+    root = click.Context(cli, info_name="dnet", **cli.context_settings)
+    for name in COMMANDS:
+        for leaf in leaves(cli.get_command(root, name)):  # type: ignore[arg-type]
+            assert any("-q" in p.opts for p in leaf.params if isinstance(p, click.Option)), leaf.name

@@ -49,9 +49,14 @@ inventory_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress lines or warnings; results only.")
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show every command run on every host.")
-limit_option = click.option("--limit", "limit", default=None, metavar="HOST|GROUP|ROLE[,...]",
+PATTERN_HELP = ("an Ansible host pattern: hosts, groups, managers/workers, all, wildcards (node*), ~regex, joined "
+                "by , or :, with &PATTERN to intersect and !PATTERN to exclude, e.g. 'all:!node3'")
+limit_option = click.option("--limit", "limit", default=None, metavar="PATTERN",
                             help="Only these hosts are connected to and changed (swarm-wide work goes through any "
-                                 "reachable manager).")
+                                 f"reachable manager); {PATTERN_HELP}.")
+read_limit_option = click.option("--limit", "limit", default=None, metavar="PATTERN",
+                                 help="Only these hosts are connected to and examined; nothing is changed; "
+                                      f"{PATTERN_HELP}.")
 accept_option = click.option("--accept-new-host-keys", is_flag=True,
                              help="Record unknown SSH host keys (like OpenSSH accept-new); changed keys are refused.")
 

@@ -12,12 +12,12 @@ from dnet.cli.common import (
     inventory_option,
     json_option,
     limit_hosts,
-    limit_option,
     load_inventory,
     log_to,
     out,
     print_json,
     quiet_option,
+    read_limit_option,
     say,
     styled,
     verbose_option,
@@ -32,7 +32,7 @@ COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
 @click.command("doctor")
 @inventory_option
 @json_option
-@limit_option
+@read_limit_option
 @accept_option
 @quiet_option
 @verbose_option

@@ -30,8 +30,10 @@ def group() -> None:
 
 @group.command("up")
 @name_option
-@click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 200))
-@click.option("--provider", type=click.Choice(list(PROVIDERS)), default="docker", show_default=True)
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 200), help="How many nodes.")
+@click.option("--provider", type=click.Choice(list(PROVIDERS)), default="docker", show_default=True,
+              help="docker: Docker-in-Docker nodes on this machine's engine; vagrant: Vagrant machines (its docker "
+                   "provider here).")
 @click.option("--bare", is_flag=True, help="Nodes without a Docker engine (to test engine installation).")
 @click.option("--subnet", default="192.168.77.0/24", show_default=True,
               help="Lab network (upstream at .2, nodes from .11).")
@@ -104,6 +106,12 @@ def fault(ctx: click.Context, name: str) -> None:
     ctx.obj = name
 
 
+def say_unless(quiet: bool, text: str) -> None:
+    """A fault command's one line of result: -q leaves only the exit code."""
+    if not quiet:
+        say(out, text)
+
+
 def _faults(name: str) -> Faults:
     from dnet.lab.provider import faults
 
@@ -113,51 +121,57 @@ def _faults(name: str) -> Faults:
 @fault.command("partition")
 @click.argument("a")
 @click.argument("b")
+@quiet_option
 @click.pass_obj
-def fault_partition(name: str, a: str, b: str) -> None:
+def fault_partition(name: str, a: str, b: str, quiet: bool) -> None:
     """Drop every packet between nodes A and B (both ways)."""
-    say(out, _faults(name).partition(a, b).what)
+    say_unless(quiet, _faults(name).partition(a, b).what)
 
 
 @fault.command("drop")
 @click.argument("node")
 @click.argument("port", metavar="PROTO/PORT")
+@quiet_option
 @click.pass_obj
-def fault_drop(name: str, node: str, port: str) -> None:
+def fault_drop(name: str, node: str, port: str, quiet: bool) -> None:
     """Drop packets to PROTO/PORT (e.g. tcp/8080) on NODE, published ports included."""
-    say(out, _faults(name).drop(node, port).what)
+    say_unless(quiet, _faults(name).drop(node, port).what)
 
 
 @fault.command("delay")
 @click.argument("node")
 @click.argument("ms", type=click.IntRange(1, 60000))
+@quiet_option
 @click.pass_obj
-def fault_delay(name: str, node: str, ms: int) -> None:
+def fault_delay(name: str, node: str, ms: int, quiet: bool) -> None:
     """Delay every packet NODE sends by MS milliseconds (needs netem in the kernel)."""
-    say(out, _faults(name).delay(node, ms).what)
+    say_unless(quiet, _faults(name).delay(node, ms).what)
 
 
 @fault.command("loss")
 @click.argument("node")
 @click.argument("percent", type=click.FloatRange(0, 100))
+@quiet_option
 @click.pass_obj
-def fault_loss(name: str, node: str, percent: float) -> None:
+def fault_loss(name: str, node: str, percent: float, quiet: bool) -> None:
     """Lose PERCENT of the packets NODE sends (needs netem in the kernel)."""
-    say(out, _faults(name).loss(node, percent).what)
+    say_unless(quiet, _faults(name).loss(node, percent).what)
 
 
 @fault.command("mtu")
 @click.argument("node")
 @click.argument("size", type=click.IntRange(576, 9216))
+@quiet_option
 @click.pass_obj
-def fault_mtu(name: str, node: str, size: int) -> None:
+def fault_mtu(name: str, node: str, size: int, quiet: bool) -> None:
     """Lower NODE's MTU to SIZE: larger packets sent to it vanish (a path MTU black hole)."""
-    say(out, _faults(name).mtu(node, size).what)
+    say_unless(quiet, _faults(name).mtu(node, size).what)
 
 
 @fault.command("heal")
 @click.argument("node", required=False)
+@quiet_option
 @click.pass_obj
-def fault_heal(name: str, node: str | None) -> None:
+def fault_heal(name: str, node: str | None, quiet: bool) -> None:
     """Remove every fault from NODE, or from every node of the lab."""
-    say(out, f"healed {', '.join(_faults(name).heal(node))}")
+    say_unless(quiet, f"healed {', '.join(_faults(name).heal(node))}")

@@ -16,7 +16,7 @@ from dnet.transport.base import quote
 from dnet.verify import explain, probe
 from dnet.verify.derive import derive, instances
 from dnet.verify.findings import Ctx, Finding, find, implicated
-from dnet.verify.model import Check
+from dnet.verify.model import Check, Where
 
 Log = Callable[[str], None]
 
@@ -79,8 +79,27 @@ def within(checks: list[Check], limit: list[str]) -> list[Check]:
     return [c for c in checks if keep(c)]
 
 
-def verify(s: Session, log: Log, scopes: list[int] | None = None) -> Report:
-    """Derive, probe, read evidence where something failed, and explain (only the given scopes, 1-5, if any)."""
+def from_hosts(checks: list[Check], addrs: dict[str, str]) -> None:
+    """--no-operator: checks this machine would run (published ports, forwards) run from another inventory host's
+    own network namespace instead (the first host that is not the target), for operators whose network reaches the
+    hosts only over SSH."""
+    hosts = sorted(addrs)
+    by_addr = {a: h for h, a in addrs.items()}
+    for c in checks:
+        if c.where.kind != "operator" or not hosts:
+            continue
+        target = by_addr.get(str(c.action[1]), "")
+        via = next((h for h in hosts if h != target), hosts[0])
+        if c.action[0] == "same":  # a forward: its listening port from another host (no side-by-side answer)
+            c.action = ["tcp", c.action[1], c.action[2]]
+            c.what = c.what + " (port only)"
+        c.where, c.src = Where("host", via), via
+        c.tags["via"] = "host"  # would run from the operator's machine
+
+
+def verify(s: Session, log: Log, scopes: list[int] | None = None, operator: bool = True) -> Report:
+    """Derive, probe, read evidence where something failed, and explain (only the given scopes, 1-5, if any).
+    operator=False runs the checks this machine would run from the hosts instead."""
     start = time.monotonic()
     if s.loaded.model.stacks:  # the stacks' services and networks, as they run, are checked as declared ones
         from dnet.brownfield.discover import merge
@@ -95,6 +114,8 @@ def verify(s: Session, log: Log, scopes: list[int] | None = None) -> Report:
         checks = within(checks, s.limit)
     if scopes:
         checks = [c for c in checks if c.scope in scopes]
+    if not operator:
+        from_hosts(checks, {h: address_of(spec) for h, spec in s.specs.items() if h in s.transports})
     log(f"{len(checks)} checks derived; probing")
     probe.run(checks, s.transports, log)
     addrs = {h: address_of(spec) for h, spec in s.specs.items()}

@@ -21,6 +21,8 @@ def tables(out: Console, checks: list[Check]) -> None:
         t = table(out, f"{scope}. {title}", "", "from", "to", "check", "expect", "result", "detail / hint")
         for c in cs:
             mark = styled("ok", "green") if c.ok else styled("FAIL", "red")
+            if not c.ok and c.tags.get("baseline") == "known":  # verify --baseline: it failed there too
+                mark = styled("known", "yellow")
             detail = c.detail if c.ok else f"{c.detail} -> {c.tags.get('hint', '')}"
             row(t, mark, starred(c.src, c), starred(c.dst, c), c.what, "reach" if c.expect else "must not", c.result,
                 detail[:160])
