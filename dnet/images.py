@@ -14,8 +14,10 @@ from dnet.transport.base import Transport, quote
 
 PROBE_IMAGE = "dnet/probe:latest"
 IMAGE_LABEL = "dnet.lab.image"
+# what the probe's scripts need (every other applet the host's busybox has is linked too): a busybox without
+# FEATURE_SH_STANDALONE, as Debian's dynamic one, finds an applet only through its link
 PROBE_APPLETS = ["sh", "httpd", "nc", "nslookup", "ping", "wget", "ip", "arp", "cat", "echo", "sleep", "hostname",
-                 "ls", "ps", "timeout", "grep", "kill", "true", "false"]
+                 "ls", "ps", "timeout", "grep", "kill", "true", "false", "printf", "tr", "cut", "sed", "head", "tail"]
 
 
 def _files(name: str) -> str:

@@ -6,6 +6,7 @@ import ipaddress
 import json
 import os
 import pty
+import re
 import select
 import socket
 import subprocess
@@ -56,9 +57,10 @@ def test_piped_output_is_plain_text() -> None:
     r = dnet("show", "-i", str(EXAMPLE))
     assert r.returncode == 0
     assert "\x1b" not in r.stdout and not BOX & set(r.stdout)
-    host_rows = [ln for ln in r.stdout.splitlines() if ln.startswith("node")]
+    host_rows = [ln for ln in r.stdout.splitlines() if "root@" in ln]
     assert len(host_rows) == 3 and all("root@192.168.77.1" in ln for ln in host_rows)  # one line per row
-    assert all(len(ln.rstrip()) <= 80 for ln in r.stdout.splitlines() if not ln.startswith("node"))
+    rest = r.stdout.split("\nswarm\n", 1)[1]  # the hosts table is as wide as its settings' sources
+    assert all(len(ln.rstrip()) <= 100 for ln in rest.splitlines())
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
@@ -252,3 +254,18 @@ def test_the_command_exits_quickly_yet_runs_atexit_handlers_and_flushes_its_outp
     r = subprocess.run([sys.executable, "-c", code, "validate", "-i", "/nonexistent.yml"], capture_output=True,
                        text=True, cwd=ROOT)
     assert r.returncode == 1 and "no such inventory file" in r.stderr and "not reached" not in r.stdout, r
+
+
+def test_show_in_a_pipe_is_one_record_per_line_with_no_space_inside_a_field() -> None:
+    r = subprocess.run([sys.executable, "-m", "dnet", "show", "-i", str(EXAMPLE)], capture_output=True, text=True,
+                       check=True)
+    assert "None" not in r.stdout and "/16/24" not in r.stdout
+    blocks = re.split(r"\n(?=[a-z]+\n)", r.stdout.strip())
+    titles = [b.split("\n", 1)[0] for b in blocks]
+    assert titles == ["hosts", "swarm", "networks", "workloads", "forwards", "egress", "checks"]
+    for block in blocks:
+        header, *rows = block.split("\n")[1:]
+        for line in rows:
+            assert len(line.split()) == len(header.split()), (block.split("\n")[0], line)
+    hosts_rows = blocks[0].split("\n")[2:]
+    assert hosts_rows[0].split()[-1] == "identity_file=defaults,port=defaults,user=defaults,hostname=host"

@@ -100,3 +100,17 @@ def test_lab_names_are_words_never_paths() -> None:
             check_name(bad)
     with pytest.raises(DnetError, match="lab name"):
         LabState.load("../../etc")
+
+
+def test_the_inventory_beats_ssh_config_host_star_and_show_says_where_each_setting_came_from() -> None:
+    """As in Ansible: what the inventory states wins over ~/.ssh/config, whose `Host *` fills only the rest."""
+    cfg = paramiko.SSHConfig.from_text("Host *\n  User ubuntu\n  Port 2222\n  IdentityFile ~/.ssh/work\n")
+    inv = loads("version: 1\ndefaults: {user: admin}\nhosts:\n  a: {address: 10.1.1.1, roles: [manager]}\n"
+                "  b: {address: 10.1.1.2, user: ops, port: 22}\n").model
+    a, b = hosts(inv, cfg)["a"], hosts(inv, cfg)["b"]
+    assert (a.user, a.port, a.hostname) == ("admin", 2222, "10.1.1.1")
+    assert a.identity_file and a.identity_file.endswith("/.ssh/work")
+    assert a.sources == {"identity_file": "ssh_config", "port": "ssh_config", "user": "defaults", "hostname": "host"}
+    assert (b.user, b.port) == ("ops", 22) and b.sources["user"] == b.sources["port"] == "host"
+    bare = hosts(loads("version: 1\nhosts:\n  c: {roles: [manager]}\n").model, paramiko.SSHConfig())["c"]
+    assert bare.sources == {"port": "built-in", "user": "built-in", "hostname": "name"}

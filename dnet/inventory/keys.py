@@ -15,9 +15,12 @@ DESCRIPTIONS: dict[str, str] = {
  "DockerEngine.version": ("Version prefix such as `24.0`: apply installs the newest version of the package that "
                           "starts with it (an upgrade or downgrade is a rolling engine restart) and holds the package "
                           "there (apt-mark hold)."),
- "Defaults.user": "SSH user for hosts that set none (default root; non-root users need `sudo -n`).",
- "Defaults.port": "SSH port for hosts that set none (default 22).",
- "Defaults.identity_file": "SSH private key for hosts that set none; must exist when a command connects.",
+ "Defaults.user": ("SSH user for hosts that set none (default root; non-root users need `sudo -n`). Like every "
+                   "value the inventory states, it beats ~/.ssh/config (whose `Host *` fills only what the "
+                   "inventory leaves out); `dnet show` says where each setting came from."),
+ "Defaults.port": "SSH port for hosts that set none (default 22); beats ~/.ssh/config.",
+ "Defaults.identity_file": ("SSH private key for hosts that set none; must exist when a command connects; beats "
+                            "~/.ssh/config."),
  "Defaults.known_hosts": "Extra known_hosts file checked besides ~/.ssh/known_hosts.",
  "Defaults.docker": "Engine settings every host inherits.",
  "Defaults.image_source": ("How hosts get workload images: `auto` (the default) streams an image from this "

@@ -1,4 +1,7 @@
-"""Effective per-host settings: inventory host > ~/.ssh/config > defaults > built-ins."""
+"""Effective per-host settings: inventory host > inventory defaults > ~/.ssh/config > built-ins.
+
+As in Ansible, a value the inventory states wins over ssh_config (whose `Host *` would otherwise beat the
+inventory's defaults); ssh_config fills what the inventory leaves out. Each setting records where it came from."""
 from __future__ import annotations
 
 import glob
@@ -7,6 +10,7 @@ import re
 import shlex
 import socket
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +37,7 @@ class HostSpec:
     engine: DockerEngine
     known_hosts: str | None = None
     local: bool = False
+    sources: dict[str, str] = field(default_factory=dict, hash=False)  # setting -> host|defaults|ssh_config|built-in
 
     @property
     def is_manager(self) -> bool:
@@ -77,6 +82,15 @@ def expand_includes(path: Path, depth: int = 0) -> str:
     return "\n".join(out) + "\n"
 
 
+def _pick(sources: dict[str, str], key: str, *found: tuple[str, object]) -> object:
+    """The first value set, in precedence order; records where it came from."""
+    for src, value in found:
+        if value is not None:
+            sources[key] = src
+            return value
+    return None
+
+
 def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str, HostSpec]:
     """Resolve every host's effective connection and engine settings."""
     config = config if config is not None else ssh_config()
@@ -84,16 +98,25 @@ def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str,
     d = inv.defaults
     for name, h in inv.hosts.items():
         sc = config.lookup(h.address or name) if config else {}
-        ident = h.identity_file or (sc.get("identityfile") or [None])[0] or d.identity_file
+        sources: dict[str, str] = {}
+        pick = partial(_pick, sources)
+        ident = pick("identity_file", ("host", h.identity_file), ("defaults", d.identity_file),
+                     ("ssh_config", (sc.get("identityfile") or [None])[0]))
+        sc_port = int(sc["port"]) if "port" in sc else None
+        port = pick("port", ("host", h.port), ("defaults", d.port), ("ssh_config", sc_port), ("built-in", 22))
+        user = pick("user", ("host", h.user), ("defaults", d.user), ("ssh_config", sc.get("user")),
+                    ("built-in", "root"))
+        sc_host = sc.get("hostname") if sc.get("hostname") != (h.address or name) else None  # paramiko fills it in
+        hostname = pick("hostname", ("ssh_config", sc_host), ("host", h.address), ("name", name))
         # the host's own values as they are (model_dump would turn address pools into plain dicts)
         engine = d.docker if h.docker is None else \
             d.docker.model_copy(update={k: getattr(h.docker, k) for k in h.docker.model_fields_set})
         out[name] = HostSpec(
             name=name,
-            hostname=sc.get("hostname", h.address or name),
-            port=h.port or (int(sc["port"]) if "port" in sc else None) or d.port or 22,
-            user=h.user or sc.get("user") or d.user or "root",
-            identity_file=os.path.expanduser(ident) if ident else None,
+            hostname=str(hostname),
+            port=int(str(port)),
+            user=str(user),
+            identity_file=os.path.expanduser(str(ident)) if ident else None,
             proxy_jump=sc.get("proxyjump"),
             roles=tuple(h.roles),
             labels=dict(h.labels),
@@ -101,6 +124,7 @@ def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str,
             engine=engine,
             known_hosts=os.path.expanduser(d.known_hosts) if d.known_hosts else None,
             local=(h.address or name) == "local",
+            sources=sources,
         )
     return out
 
