@@ -81,7 +81,7 @@ def inventory_reference() -> str:
 
 
 def _command_doc(name: str, cmd: click.Command, out: list[str], parent: click.Context) -> None:
-    ctx = click.Context(cmd, info_name=name, parent=parent)  # the parent's -h/--help, as the CLI has them
+    ctx = click.Context(cmd, info_name=name.rsplit(" ", 1)[-1], parent=parent)  # the parent's -h/--help too
     out += [f"## `{name}`", "", "```text", cmd.get_usage(ctx).replace("Usage: ", ""), "```", ""]
     if cmd.help:
         out += [inspect.cleandoc(cmd.help).replace("\b\n", ""), ""]

@@ -86,8 +86,8 @@ def test_apply_and_verify_need_neither_docker_nor_busybox_here(laptop: tuple[Pat
     assert re.search(r"node1 +image +dnet/probe:latest +pull +ok +assembled", r.stdout), r.stdout  # made on node1
     code, data = verify(dnet, env, lab)
     assert code == 0 and data["summary"]["failed"] == 0, [c for c in data["checks"] if not c["ok"]]
-    https = [c for c in data["checks"] if c["to"] == "https://upstream.lab/"]
-    assert https and all(c["ok"] and c["detail"].startswith("HTTP/1.0 200") for c in https), https
+    https = [c for c in data["checks"] if c["to"] == "https://upstream.lab/" and c["check"].startswith("http")]
+    assert len(https) == 2 and all(c["ok"] and c["detail"].startswith("HTTP/1.0 200") for c in https), https
     by_ip = [c for c in https if c.get("egress") == "ip"]
     assert by_ip and "via 192.168.82.2" in by_ip[0]["check"]
 
@@ -104,12 +104,13 @@ def test_an_untrusted_certificate_fails_as_tls_with_its_hint(laptop: tuple[Path,
 
 def test_no_operator_probes_published_ports_from_the_hosts(laptop: tuple[Path, dict[str, str]], lab: Path) -> None:
     dnet, env = laptop
-    code, data = verify(dnet, env, lab, "--scope", "3", "--no-operator")
-    published = [c for c in data["checks"] if c.get("published")]
-    assert code == 0 and published, data["checks"]
-    assert all(c["via"] == "host" and c["on"] == c["from"] == "node2" for c in published), published
     code, data = verify(dnet, env, lab, "--scope", "3")
-    assert code == 0 and all(c["on"] == "operator" for c in data["checks"] if c.get("published"))
+    from_here = [c for c in data["checks"] if c["on"] == "operator"]
+    assert code == 0 and from_here and all(c["to"] == "node1:8088" for c in from_here), from_here
+    code, data = verify(dnet, env, lab, "--scope", "3", "--no-operator")
+    moved = [c for c in data["checks"] if c.get("via") == "host"]
+    assert code == 0 and not [c for c in data["checks"] if c["on"] == "operator"], data["checks"]
+    assert len(moved) == len(from_here) and all(c["on"] == c["from"] == "node2" and c["ok"] for c in moved), moved
 
 
 def test_baseline_fails_only_on_what_broke_since(laptop: tuple[Path, dict[str, str]], lab: Path) -> None:

@@ -24,7 +24,7 @@ def sh(*args: str | Path, cwd: Path, timeout: float = 900, env: dict[str, str] |
 def test_wheel_installs_anywhere_and_runs_the_example_project(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, ROOT, cwd=tmp_path)
-    wheel = next(dist.glob("dnet-*.whl"))
+    wheel = next(dist.glob("dnet_swarm-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("dnet/files/example.yml", "dnet/files/vagrant/Vagrantfile", "dnet/files/runbooks/drain-node.yml",
                    "dnet/lab/files/node-init", "dnet/files/probe-fetch", "dnet/py.typed"):
@@ -42,7 +42,7 @@ def test_wheel_installs_anywhere_and_runs_the_example_project(tmp_path: Path) ->
     assert '"$schema"' in sh(dnet, "schema", cwd=work)
     sh(dnet, "run", "--help", cwd=work)
     r = subprocess.run([dnet, "lab", "status"], capture_output=True, text=True, cwd=work)
-    assert r.returncode == 1 and "pip install 'dnet[lab]'" in r.stderr and "internal error" not in r.stderr
+    assert r.returncode == 1 and "pip install 'dnet-swarm[lab]'" in r.stderr and "internal error" not in r.stderr
     # With it, and pytest: the example project (its own tests, the plugin from the wheel, a real lab).
     sh(py, "-m", "pip", "install", "-q", f"{wheel}[lab]", "pytest", "pyyaml", cwd=tmp_path)
     project = tmp_path / "project"

@@ -185,7 +185,8 @@ def test_param_errors_never_echo_what_was_given(tmp_path: Path, local: Path) -> 
     bad = tmp_path / "bad.yml"
     bad.write_text("pin:\n  - 1\n")
     r = dnet("run", str(path), "-i", str(local), "--param-file", str(bad), "--dry-run")
-    assert r.returncode == 1 and r.stderr == f"{bad}:2:3: 'pin' needs a single value (text, a number or true/false)\n"
+    assert r.returncode == 1 and r.stderr == (f"runbook: {path.resolve()}\n"  # always said: where the runbook was
+                                              f"{bad}:2:3: 'pin' needs a single value (text, a number or true/false)\n")
 
 
 def test_a_dry_run_runs_nothing_the_author_wrote(tmp_path: Path, local: Path) -> None:

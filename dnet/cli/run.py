@@ -14,7 +14,6 @@ from dnet.cli.common import (
     accept_option,
     command_logger,
     err,
-    inventory_option,
     json_option,
     load_inventory,
     log_to,
@@ -25,7 +24,9 @@ from dnet.cli.common import (
     styled,
     verbose_option,
 )
+from dnet.errors import DnetError
 from dnet.lock import Lock, hosts_locked
+from dnet.output import row, show, table
 from dnet.runbook import LoadedRunbook, RunContext, bind, execute, find, load, parse_params
 from dnet.runbook.actions import Actions
 from dnet.runbook.audit import Audit, default_path
@@ -37,9 +38,16 @@ from dnet.session import open_session
 SHIPPED = Path(__file__).resolve().parent.parent / "files" / "runbooks"
 
 
-@click.command("run")
-@click.argument("runbook")
-@inventory_option
+@click.command("run", context_settings={"help_option_names": []})
+@click.argument("runbook", required=False)
+@click.option("-i", "--inventory", envvar="DNET_INVENTORY", type=click.Path(), metavar="PATH",
+              help="Inventory YAML file (or set DNET_INVENTORY); not needed for --list, --check and --help.")
+@click.option("--list", "list_books", is_flag=True, help="List the runbooks dnet finds (./playbooks, then dnet's own) "
+              "with their descriptions.")
+@click.option("--check", is_flag=True, help="Check RUNBOOK (every problem at FILE:LINE:COL) without an inventory "
+              "or hosts.")
+@click.option("-h", "--help", "show_help", is_flag=True, help="Show this message, or with RUNBOOK its parameters "
+              "and steps, and exit.")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="A runbook parameter (repeat).")
 @click.option("--param-file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Parameters from a YAML mapping (name: value), e.g. secrets kept off the command line; -p wins.")
@@ -53,21 +61,44 @@ SHIPPED = Path(__file__).resolve().parent.parent / "files" / "runbooks"
 @accept_option
 @quiet_option
 @verbose_option
-def command(runbook: str, inventory: str, params: tuple[str, ...], param_file: str | None, dry_run: bool,
-            start: str | None, yes: bool, break_lock: bool, audit_log: str | None, as_json: bool,
-            accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
+def command(runbook: str | None, inventory: str | None, list_books: bool, check: bool, show_help: bool,
+            params: tuple[str, ...], param_file: str | None, dry_run: bool, start: str | None, yes: bool,
+            break_lock: bool, audit_log: str | None, as_json: bool, accept_new_host_keys: bool, quiet: bool,
+            verbose: bool) -> None:
     """Run RUNBOOK (a file, or the name of one in ./playbooks or shipped with dnet) step by step.
 
     Prints each step, its targets and result; stops at the first failed step and prints the command that resumes
     with --from. Every result is appended to the audit log as a JSON line.
     """
     t0 = time.monotonic()
-    loaded = load_inventory(inventory, quiet, connect=True)
+    ctx = click.get_current_context()
+    if list_books:
+        _list(as_json)
+        return
+    if runbook is None:
+        if show_help:
+            click.echo(ctx.get_help())
+            return
+        raise click.UsageError("give a RUNBOOK (a file, or a name from dnet run --list)")
     path = find(runbook, [Path("playbooks"), SHIPPED])
-    lr = load(path)
+    lr = load(path, SHIPPED)
     named = "/" not in runbook and not runbook.endswith((".yml", ".yaml"))  # a name, not a path: it may be shadowed
-    if named and not _shipped(path) and not quiet and not as_json:
-        say(err, styled(f"runbook: {path.resolve()} (not the copy shipped with dnet)", "yellow"))
+    if show_help:
+        _describe(lr, path)
+        return
+    if check:
+        if as_json:
+            print_json({"runbook": lr.book.name, "file": str(path), "valid": True, "steps": len(lr.book.steps)})
+        else:
+            say(out, f"{path}: valid runbook {lr.book.name} ({len(lr.book.steps)} steps, {len(lr.book.params)} "
+                     "parameters)")
+        return
+    if not inventory:
+        raise click.UsageError("Missing option '-i' / '--inventory' (or set DNET_INVENTORY)")
+    loaded = load_inventory(inventory, quiet, connect=True)
+    if not quiet and not as_json:  # always say which file runs: ./playbooks may shadow dnet's own
+        note = "" if not named or _shipped(path) else " (not the copy shipped with dnet)"
+        say(err, styled(f"runbook: {path.resolve()}{note}", "yellow" if note else "dim"))
     cli_given = parse_params(params)
     from_file = read_param_file(param_file) if param_file else {}
     secret = {k for k, p in lr.book.params.items() if p.secret}
@@ -131,6 +162,54 @@ def command(runbook: str, inventory: str, params: tuple[str, ...], param_file: s
     if not as_json and not quiet:
         say(err, styled(f"audit log: {audit.path}", "dim"))
     sys.exit(130 if result.interrupted else EXIT_ERROR if result.failed_at else 0)
+
+
+def _candidates() -> list[tuple[str, Path]]:
+    """(name, file) of every runbook `dnet run NAME` can find: ./playbooks first, then dnet's own."""
+    seen: dict[str, Path] = {}
+    for folder in (Path("playbooks"), SHIPPED):
+        for f in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]) if folder.is_dir() else []:
+            seen.setdefault(f.stem, f)
+    return sorted(seen.items())
+
+
+def _list(as_json: bool) -> None:
+    rows = []
+    for name, f in _candidates():
+        try:
+            desc, where = load(f, SHIPPED).book.description, "dnet" if _shipped(f) else str(f)
+        except DnetError as exc:
+            desc, where = f"not a valid runbook: {str(exc).splitlines()[0]}", str(f)
+        rows.append({"name": name, "file": str(f.resolve()), "from": where, "description": desc})
+    if as_json:
+        print_json({"runbooks": rows})
+        return
+    t = table(out, "runbooks (dnet run NAME; ./playbooks first)", "name", "from", "description")
+    for r in rows:
+        row(t, r["name"], r["from"], r["description"])
+    show(out, t)
+
+
+def render(value: object) -> str:
+    """A parameter value as a runbook writes it (true/false, not Python's True)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _describe(lr: LoadedRunbook, path: Path) -> None:
+    """`dnet run NAME --help`: what the runbook is for, its parameters and its steps."""
+    say(out, styled(f"runbook {lr.book.name}", "bold"), f" ({path.resolve()})")
+    if lr.book.description:
+        say(out, lr.book.description)
+    t = table(out, "parameters (-p NAME=VALUE)", "name", "type", "default", "description")
+    for name, p in lr.book.params.items():
+        default = "(required)" if p.default is None else ("***" if p.secret else render(p.default))
+        row(t, name, p.type + (" secret" if p.secret else ""), default, p.description or "-")
+    show(out, t)
+    t = table(out, "steps", "#", "name", "does", "hosts")
+    for i, st in enumerate(lr.book.steps, 1):
+        does = f"action {st.action}" if st.action else "shell" if st.shell is not None else f"python {st.python}"
+        row(t, str(i), st.name, does, st.hosts or "-")
+    show(out, t)
 
 
 def _shipped(path: Path) -> bool:

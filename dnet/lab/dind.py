@@ -17,7 +17,7 @@ try:
     import docker
     from docker.errors import APIError, DockerException, NotFound
 except ImportError as _missing:  # labs need the SDK; plan, apply and verify do not
-    raise DnetError("labs need the docker Python SDK, which is not installed: pip install 'dnet[lab]' (or pip "
+    raise DnetError("labs need the docker Python SDK, which is not installed: pip install 'dnet-swarm[lab]' (or pip "
                     "install docker)") from _missing
 from dnet.images import ensure_probe
 from dnet.lab import tls

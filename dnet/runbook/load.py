@@ -73,9 +73,16 @@ def _yaml(path: Path, what: str) -> tuple[Any, Positions, Positions]:
         raise InventoryError(exc.problems) from None
 
 
-def load(path: Path) -> LoadedRunbook:
+def load(path: Path, shipped: Path | None = None) -> LoadedRunbook:
     name = str(path)
     data, keys, values = _yaml(path, "runbook")
+    if isinstance(data, list) and any(isinstance(p, dict) and ("hosts" in p or "tasks" in p or "import_playbook" in p)
+                                      for p in data):
+        own = shipped / path.name if shipped else None
+        raise InventoryError([Problem(1, 1, "this is an Ansible playbook (a list of plays), not a dnet runbook"
+                                      + (f"; dnet's own '{path.stem}' is {own}: run it by that path"
+                                         if own and own.is_file() else "")
+                                      + "; a dnet runbook is a mapping with 'name' and 'steps'", name)])
     if not isinstance(data, dict):
         raise InventoryError([Problem(1, 1, "a runbook is a mapping with 'name' and 'steps'", name)])
     try:
