@@ -80,3 +80,36 @@ def test_the_runbook_schema_accepts_every_shipped_runbook_and_refuses_an_unknown
         assert "becom" in exc.message
     else:
         raise AssertionError("an unknown step key passed the schema")
+
+
+def test_every_problem_of_a_runbook_comes_in_one_run_steps_counted_from_one(tmp_path: Path) -> None:
+    """Schema and meaning together (they came in waves), with "did you mean" for parameters and conditions."""
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: bad\nparams:\n  node: {type: host}\nsteps:\n"
+                   "  - {name: a, action: drain, hosts: '{{ nod }}'}\n"
+                   "  - {name: b, action: wait-until, with: {condition: services-converge}}\n"
+                   "  - {name: c, shell: 'true', timeot: 5}\n")
+    r = dnet("run", str(bad), "--check", cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        f"{bad}:5:5: step 'a' uses {{{{ nod }}}} but the runbook declares no such parameter; did you mean 'node'? "
+        "(params: node)",
+        f"{bad}:6:53: step 2.with.condition: unknown condition 'services-converge'; did you mean "
+        "'services-converged'?; conditions: no-tasks, in-swarm, not-in-swarm, shell, node-ready, node-down, "
+        "node-absent, last-manager, services-converged",
+        f"{bad}:7:30: unknown key 'timeot' in step 3; did you mean 'timeout'?"]
+
+
+def test_a_mistyped_role_in_hosts_or_limit_gets_a_suggestion() -> None:
+    import pytest
+
+    from dnet.errors import DnetError
+    from dnet.inventory import loads
+    from dnet.inventory.limit import select
+    from tests.conftest import EXAMPLE
+
+    with pytest.raises(DnetError) as exc:
+        select(loads(EXAMPLE.read_text()).model, "managrs")
+    assert str(exc.value) == ("--limit: 'managrs' is no host, group or role of this inventory; did you mean "
+                              "'managers'? (hosts: node1, node2, node3; groups: edge; roles: managers, workers; or "
+                              "all, a wildcard such as node*, ~regex, &PATTERN, !PATTERN)")

@@ -51,7 +51,7 @@ def test_structural_problems_all_at_once(tmp_path: Path) -> None:
     text = "\n".join(got)
     assert "book.yml:3:5: step 'a' needs exactly one of action, shell, python (it has action, shell)" in text
     assert "book.yml:6:5: step name 'a' is used by step 1 too" in text
-    assert "book.yml:8:23: steps[1].with.condition: unknown condition 'sometimes'; conditions: no-tasks, " in text
+    assert "book.yml:8:23: step 2.with.condition: unknown condition 'sometimes'; conditions: no-tasks, " in text
     assert "book.yml:9:5: step 'c' uses {{ nope }} but the runbook declares no such parameter" in text
     assert "book.yml:12:5: python: no file 'missing.py' next to the runbook" in text
     assert "book.yml:13:5: action 'drain' needs 'hosts'" in text

@@ -41,4 +41,4 @@ def command(inventory: str, as_json: bool, quiet: bool) -> None:
     if not quiet:
         for w in loaded.warnings:
             click.echo(str(w), err=True)
-        say(out, f"{inventory}: valid (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")")
+        say(out, f"{inventory}: valid (" + ", ".join(f"{n} {k if n != 1 else k[:-1]}" for k, n in counts.items()) + ")")

@@ -3,6 +3,7 @@
 As Ansible does, unions apply first, then intersections, then exclusions; with none, exclusions start from all."""
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 
@@ -30,9 +31,11 @@ def _one(inv: Inventory, token: str) -> set[str]:
     elif any(ch in token for ch in "*?["):
         names = [n for n in [*inv.hosts, *inv.groups] if fnmatch.fnmatchcase(n, token)]
     else:
-        raise DnetError(f"--limit: '{token}' is no host, group or role of this inventory (hosts: "
-                        f"{', '.join(inv.hosts)}; groups: {', '.join(inv.groups) or 'none'}; roles: manager, "
-                        "worker; or all, a wildcard such as node*, ~regex, &PATTERN, !PATTERN)")
+        near = difflib.get_close_matches(token, [*inv.hosts, *inv.groups, *ROLES, "all"], n=1, cutoff=0.6)
+        raise DnetError(f"--limit: '{token}' is no host, group or role of this inventory"
+                        + (f"; did you mean '{near[0]}'?" if near else "") + " (hosts: "
+                        f"{', '.join(inv.hosts)}; groups: {', '.join(inv.groups) or 'none'}; roles: managers, "
+                        "workers; or all, a wildcard such as node*, ~regex, &PATTERN, !PATTERN)")
     if not names:
         raise DnetError(f"--limit: '{token}' matches no host or group of this inventory (hosts: "
                         f"{', '.join(inv.hosts)}; groups: {', '.join(inv.groups) or 'none'})")

@@ -124,8 +124,11 @@ def _clean(loc: tuple[Any, ...], values: Positions) -> tuple[Any, ...]:
     return path
 
 
-def _dotted(path: tuple[Any, ...]) -> str:
+def _dotted(path: tuple[Any, ...], steps_from_one: bool = False) -> str:
+    """A key path as text: hosts.node1.port, networks[0]; a runbook's steps counted from 1 as the runner does."""
     out = ""
+    if steps_from_one and len(path) > 1 and path[0] == "steps" and isinstance(path[1], int):
+        out, path = f"step {path[1] + 1}", path[2:]
     for el in path:
         out += f"[{el}]" if isinstance(el, int) else (f".{el}" if out else str(el))
     return out or "top level"
@@ -136,6 +139,7 @@ def validation_problem(e: Any, keys: Positions, values: Positions, filename: str
     path = _clean(loc, values)
     kind = e["type"]
     msg = e["msg"].removeprefix("Value error, ")
+    one = model is not Inventory  # a runbook: steps numbered from 1
     if kind == "extra_forbidden":
         key = loc[-1]
         parent = _clean(loc[:-1], values)
@@ -143,11 +147,11 @@ def validation_problem(e: Any, keys: Positions, values: Positions, filename: str
         near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
         hint = f"; did you mean '{near[0]}'?" if near else (f"; known keys: {', '.join(known)}" if known else "")
         line, col = keys.get((*parent, key), values.get(parent, (1, 1)))
-        return Problem(line, col, f"unknown key '{key}' in {_dotted(parent)}{hint}", filename)
+        return Problem(line, col, f"unknown key '{key}' in {_dotted(parent, one)}{hint}", filename)
     if kind == "missing":
         field = loc[-1]
         line, col = keys.get(path, values.get(path, (1, 1)))
-        return Problem(line, col, f"missing required key '{field}' in {_dotted(path)}", filename)
+        return Problem(line, col, f"missing required key '{field}' in {_dotted(path, one)}", filename)
     line, col = values.get(path, (1, 1))
     got = e.get("input")
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
@@ -155,7 +159,7 @@ def validation_problem(e: Any, keys: Positions, values: Positions, filename: str
     elif kind.endswith("_type") or kind in ("literal_error", "string_pattern_mismatch", "too_short", "too_long"):
         shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
         msg = f"{msg} (got {shown})"
-    return Problem(line, col, f"{_dotted(path)}: {msg}", filename)
+    return Problem(line, col, f"{_dotted(path, one)}: {msg}", filename)
 
 
 def _fields_at(model: Any, path: tuple[Any, ...]) -> list[str]:

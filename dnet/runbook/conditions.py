@@ -5,6 +5,7 @@ called once per target; `swarm_wide=True` ones are called once with host "" and 
 ones read the target itself (an unreachable target fails them); the others ask a manager about it."""
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,7 +51,9 @@ class ConditionArgs(Strict):
     @classmethod
     def _known(cls, v: str) -> str:
         if v not in CONDITIONS:
-            raise ValueError(f"unknown condition '{v}'; conditions: {', '.join(CONDITIONS)}")
+            near = difflib.get_close_matches(str(v), list(CONDITIONS), n=1, cutoff=0.6)
+            raise ValueError(f"unknown condition '{v}'" + (f"; did you mean '{near[0]}'?" if near else "")
+                             + f"; conditions: {', '.join(CONDITIONS)}")
         return v
 
 

@@ -1,6 +1,7 @@
 """Read a runbook file and bind it to an inventory and `-p` values; every problem at FILE:LINE:COL."""
 from __future__ import annotations
 
+import contextlib
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from dnet.inventory.schema import Inventory
 from dnet.inventory.yamlpos import Positions, _YamlProblems, load_with_positions
 from dnet.runbook.actions import ACTIONS
 from dnet.runbook.conditions import CONDITIONS, ConditionArgs
-from dnet.runbook.model import FILTERS, REF, Runbook, Step, filters, python_file, refs, substitute
+from dnet.runbook.model import FILTERS, REF, Param, Runbook, Step, filters, python_file, refs, substitute
 
 Where = tuple[Any, ...]
 
@@ -88,7 +89,10 @@ def load(path: Path, shipped: Path | None = None) -> LoadedRunbook:
     try:
         book = Runbook.model_validate(data)
     except ValidationError as exc:
-        raise InventoryError([validation_problem(e, keys, values, name, Runbook) for e in exc.errors()]) from None
+        problems = [validation_problem(e, keys, values, name, Runbook) for e in exc.errors()]
+        partial, indexes = _partial(data)  # every problem in one run: the meaning of what did validate, too
+        problems += _check(LoadedRunbook(partial, name, keys, values), indexes)
+        raise InventoryError(sorted(set(problems))) from None
     loaded = LoadedRunbook(book, name, keys, values)
     problems = _check(loaded)
     if problems:
@@ -96,10 +100,26 @@ def load(path: Path, shipped: Path | None = None) -> LoadedRunbook:
     return loaded
 
 
-def _check(lr: LoadedRunbook) -> list[Problem]:
+def _partial(data: dict[str, Any]) -> tuple[Runbook, list[int]]:
+    """The parameters and steps that validate on their own, and each step's place in the file."""
+    params: dict[str, Param] = {}
+    for k, v in (data.get("params") or {}).items() if isinstance(data.get("params"), dict) else []:
+        with contextlib.suppress(ValidationError):
+            params[str(k)] = Param.model_validate(v)
+    steps: list[Step] = []
+    indexes: list[int] = []
+    for i, raw in enumerate(data.get("steps") or [] if isinstance(data.get("steps"), list) else []):
+        with contextlib.suppress(ValidationError):
+            steps.append(Step.model_validate(raw))
+            indexes.append(i)
+    return Runbook.model_construct(name=str(data.get("name", "")), description="", params=params, steps=steps), indexes
+
+
+def _check(lr: LoadedRunbook, indexes: list[int] | None = None) -> list[Problem]:
     book, out = lr.book, []
     seen: dict[str, int] = {}
-    for i, st in enumerate(book.steps):
+    for pos, st in enumerate(book.steps):
+        i = indexes[pos] if indexes is not None else pos
         here: Where = ("steps", i)
         if st.name in seen:
             out.append(lr.at((*here, "name"), f"step name '{st.name}' is used by step {seen[st.name]} too; "
@@ -113,7 +133,8 @@ def _check(lr: LoadedRunbook) -> list[Problem]:
         for ref in refs(st.model_dump(by_alias=True)):
             if ref not in book.params:
                 out.append(lr.at(here, f"step '{st.name}' uses {{{{ {ref} }}}} but the runbook declares no such "
-                                       f"parameter (params: {', '.join(book.params) or 'none'})"))
+                                       f"parameter{_near(ref, list(book.params))} (params: "
+                                       f"{', '.join(book.params) or 'none'})"))
         for f in filters(st.model_dump(by_alias=True)):
             if f not in FILTERS:
                 out.append(lr.at(here, f"step '{st.name}' uses the filter '| {f}'; the only filter is '| raw' "
@@ -134,6 +155,12 @@ def _check(lr: LoadedRunbook) -> list[Problem]:
         if p.default is not None and _convert(name, p.type, p.default, None) is None:
             out.append(lr.at(("params", name, "default"), f"the default of '{name}' is no {p.type}"))
     return out
+
+
+def _near(name: str, choices: list[str]) -> str:
+    """"; did you mean 'x'?" for a close match, else ""."""
+    near = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f"; did you mean '{near[0]}'?" if near else ""
 
 
 def _check_action(lr: LoadedRunbook, i: int, st: Step) -> list[Problem]:
@@ -267,8 +294,8 @@ def bind(lr: LoadedRunbook, inv: Inventory, given: dict[str, str]) -> tuple[dict
     book = lr.book
     unknown = [k for k in given if k not in book.params]
     if unknown:
-        raise DnetError(f"-p {unknown[0]}: runbook '{book.name}' has no such parameter (params: "
-                        f"{', '.join(book.params) or 'none'})")
+        raise DnetError(f"-p {unknown[0]}: runbook '{book.name}' has no such parameter"
+                        f"{_near(unknown[0], list(book.params))} (params: {', '.join(book.params) or 'none'})")
     params: dict[str, Any] = {}
     problems: list[Problem] = []
     for name, p in book.params.items():
