@@ -81,3 +81,23 @@ def test_two_workloads_asking_for_one_image_two_ways_is_an_error_at_the_line() -
             "one way: make them agree") in str(exc.value)
     line = text.splitlines().index("    image_source: stream") + 1
     assert f"inv.yml:{line}:" in str(exc.value), str(exc.value)
+
+
+def test_a_service_on_the_probe_image_is_named_by_tag_when_the_nodes_ids_differ() -> None:
+    """Each host assembles its own probe: pinning a service to the leader's image ID would leave every other node
+    with "No such image" (seen in the example lab). The tag goes out with --no-resolve-image instead."""
+    from dnet.plan.model import ServiceRun
+    from dnet.tasks import Context, handler
+    from dnet.testing import FakeTransport
+
+    inv = loads(EXAMPLE.read_text()).model
+    f = {n: parse(n, (ROOT / "tests" / "data" / f"fresh-{n}.txt").read_text()) for n in NODES}
+    for i, n in enumerate(NODES):
+        f[n].images["dnet/probe:latest"] = f"sha256:{i}"
+    w = World(inv, hosts(inv, paramiko.SSHConfig()), f, {})
+    [run] = [c for c in diff(w).changes if isinstance(c, ServiceRun)]
+    assert run.spec.image_id is None
+    fake = FakeTransport("node1").expect(r"^docker ")
+    handler(run)(Context(inv, w.specs, f, {"node1": fake}, "node1"), run)
+    assert fake.commands[-1].split(" >/dev/null")[0].endswith("--no-resolve-image dnet/probe:latest httpd -f -p 80 "
+                                                                "-h /www")

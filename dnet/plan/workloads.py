@@ -149,7 +149,10 @@ def _services(w: World, plan: Plan, leader: str, ids: dict[tuple[str, str], str 
     specs: list[d.ServiceSpec] = []
     for name, s in w.inv.services.items():
         try:
-            spec = d.service_spec(name, s, ids.get((leader, s.image)), _where(w))
+            pinned = ids.get((leader, s.image))
+            if s.image == PROBE_IMAGE and len({ids.get((h, s.image)) for h in swarm_hosts(w.inv) if h in w.facts}) > 1:
+                pinned = None  # assembled on each host, so its ID differs per node: named by tag, never resolved
+            spec = d.service_spec(name, s, pinned, _where(w))
         except SpecError as exc:
             plan.errors.append(str(exc))
             continue

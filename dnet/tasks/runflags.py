@@ -10,6 +10,7 @@ import shlex
 from typing import Any
 
 from dnet import CLUSTER_LABEL, MANAGED_LABEL
+from dnet.images import PROBE_IMAGE
 from dnet.inventory.workload import POLICY_DEFAULTS
 from dnet.plan.desired import ContainerSpec, ServiceSpec, Workload
 
@@ -119,7 +120,8 @@ def update_args(spec: ServiceSpec, old: dict[str, Any], fields: tuple[str, ...],
     for f in fields:
         o, n = old.get(f), new.get(f)
         if f == "image" or (f == "image_id" and "image" not in fields):  # one --image for either or both
-            out += ["--image", spec.image_id or spec.image] + (["--no-resolve-image"] if spec.image_id else [])
+            local = spec.image_id or spec.image == PROBE_IMAGE  # in no registry: never resolved
+            out += ["--image", spec.image_id or spec.image] + (["--no-resolve-image"] if local else [])
         elif f == "command":
             out += ["--args", shlex.join(spec.command or [])]
         elif f == "entrypoint":

@@ -110,7 +110,7 @@ def service(ctx: Context, c: ServiceRun) -> str:
         args += ["--publish", p.flag()]
     # A side-loaded image is pinned by ID so that no node reaches for a registry.
     image = spec.image_id or spec.image
-    if spec.image_id:
+    if spec.image_id or spec.image == PROBE_IMAGE:  # dnet's probe is in no registry: each node has its own
         args.append("--no-resolve-image")
     args.append(image)
     args += spec.command or []
