@@ -144,3 +144,16 @@ def test_every_command_takes_q_as_the_readme_says() -> None:
     for name in COMMANDS:
         for leaf in leaves(cli.get_command(root, name)):  # type: ignore[arg-type]
             assert any("-q" in p.opts for p in leaf.params if isinstance(p, click.Option)), leaf.name
+
+
+def test_each_day_to_day_command_has_its_page_in_the_site() -> None:
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for name in ("doctor", "exec", "trace", "tunnel", "graph", "report", "destroy"):
+        page = (DOCS / "day-to-day" / f"{name}.md").read_text()
+        assert f"dnet {name} -i" in page and "```text" in page, name  # how to run it, and real output
+        assert all(k in page for k in ("**Exit codes:**", "**Changes:**")), name
+        assert f"day-to-day/{name}.md" in nav, name
+    quick = (DOCS / "quickstart.md").read_text()
+    for step in ("dnet doctor -i", "dnet destroy -i cluster.yml --leave-swarm", "advertise_interface", "three",
+                 "--no-operator", "pip install dnet-swarm", "Python 3.11"):
+        assert step in quick, step
