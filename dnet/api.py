@@ -91,6 +91,17 @@ class VerifyResult:
     def __bool__(self) -> bool:
         return not self.failed and not self.unreachable
 
+    def check(self, src: str, dst: str, what: str = "") -> dict[str, Any]:
+        """The one check from src to dst (`what`: a part of its check text, when there are several). KeyError,
+        listing what there is, when none or several match."""
+        found = [c for c in self.checks if c["from"] == src and c["to"] == dst and what in c["check"]]
+        if len(found) != 1:
+            near = sorted({f"{c['from']} -> {c['to']} ({c['check']})" for c in self.checks
+                           if c["from"] == src or c["to"] == dst})
+            raise KeyError(f"{len(found)} checks from {src} to {dst}" + (f" matching {what!r}" if what else "")
+                           + (f"; there are: {'; '.join(near[:12])}" if near else ""))
+        return found[0]
+
     def __repr__(self) -> str:
         if self:
             return f"<verify: all {len(self.checks)} checks hold>"

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
+import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -39,8 +41,29 @@ from dnet.transport import connect
 SHAPE = {"nodes": 3, "example": False, "bare": False, "provider": "docker"}
 
 
+class Ran(str):
+    """What a command printed (the string itself is its stdout), with .rc, .stdout and .stderr."""
+
+    rc: int
+    stdout: str
+    stderr: str
+
+    def __new__(cls, rc: int, stdout: str, stderr: str) -> Ran:
+        self = super().__new__(cls, stdout)
+        self.rc, self.stdout, self.stderr = rc, stdout, stderr
+        return self
+
+
+T = TypeVar("T")
+
+
 class DnetLab:
-    """A lab made for the test run (or the hosts of --dnet-inventory)."""
+    """A lab made for the test run (or the hosts of --dnet-inventory).
+
+    Its inventory (`inventory`) holds `hosts` (node1, node2, ...: node1 the manager, the others workers, each with
+    its address), `defaults` (user root, the lab's SSH key as identity_file, its known_hosts file, and the upstream
+    host as the engines' DNS server), `swarm` (advertise_interface eth0) and `egress` (the upstream host's http and
+    https URLs). Add networks and workloads to a copy of it (a dict, or text appended to the file) and these stay."""
 
     def __init__(self, name: str, inventory: Path, made: bool) -> None:
         self.name, self.inventory, self.made = name, inventory, made
@@ -53,20 +76,51 @@ class DnetLab:
     def address(self, host: str) -> str:
         return address_of(self._specs[host])
 
-    def run(self, host: str, command: str) -> str:
-        """Run a shell command on a host over plain SSH; raise with host, command, exit code and output tail."""
+    def run(self, host: str, command: str, check: bool = True, timeout: float = 120) -> Ran:
+        """Run a shell command on a host over SSH. The result is its stdout (a str) with .rc, .stdout and .stderr;
+        with check (the default) a non-zero exit raises, naming the host, command, exit code and output tail."""
         if host not in self._specs:
             raise DnetError(f"no host '{host}' (hosts: {', '.join(self._specs)})")
         t = connect(self._specs[host])
         try:
-            return t.run(command).stdout
+            r = t.run(command, check=check, timeout=timeout)
+            return Ran(r.code, r.stdout, r.stderr)
         finally:
             t.close()
+
+    def exec(self, name: str, command: str, check: bool = True, timeout: float = 120) -> Ran:
+        """Run a shell command inside the container NAME, or inside a running task of the service NAME, wherever
+        it runs (its host is found by asking each host's engine)."""
+        find = (f"docker ps -q --filter {shlex.quote(f'name=^{name}$')}; docker ps -q --filter "
+                f"{shlex.quote(f'label=com.docker.swarm.service.name={name}')}")
+        for host in self.hosts:
+            ids = self.run(host, find, check=False).split()
+            if ids:
+                return self.run(host, f"docker exec {ids[0]} sh -c {shlex.quote(command)}", check, timeout)
+        raise DnetError(f"no running container or task named '{name}' on {', '.join(self.hosts)}")
+
+    @staticmethod
+    def wait_until(fn: Callable[[], T], timeout: float = 60, interval: float = 1, what: str = "") -> T:
+        """Call fn until it returns something true (exceptions count as not yet); return that. On timeout, fail
+        the test with what fn last returned or raised."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while True:
+            try:
+                last = got = fn()
+                if got:
+                    return got
+            except Exception as exc:  # a probe that fails while things settle is "not yet"
+                last = exc
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{what or getattr(fn, '__name__', 'condition')} did not hold within "
+                                     f"{timeout:g}s; last: {last!r}")
+            time.sleep(interval)
 
     @property
     def fault(self) -> Faults:
         if not self.made:
-            raise DnetError("faults act inside lab nodes only; this run uses --dnet-inventory hosts")
+            pytest.skip("faults act inside lab nodes only; this run uses the hosts of --dnet-inventory")
         return for_lab(self.name)
 
 

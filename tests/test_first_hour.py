@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests import jsondoc
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.lab
@@ -60,7 +61,7 @@ def laptop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     name = f"f{uuid.uuid4().hex[:6]}"
     inv = tmp_path_factory.mktemp("firsthour") / "lab.yml"
-    r = run(sys.executable, "-m", "dnet", "lab", "up", "--name", name, "--nodes", "2", "--subnet", SUBNET, "-o", inv)
+    r = run(sys.executable, "-m", "dnet", "lab", "up", "--name", name, "--nodes", "3", "--subnet", SUBNET, "-o", inv)
     assert r.returncode == 0, r.stderr
     try:
         inv.write_text(inv.read_text() + WORKLOADS)  # the documented way: the lab's SSH settings stay as written
@@ -132,11 +133,25 @@ def test_exec_runs_ad_hoc_commands_on_the_hosts(laptop: tuple[Path, dict[str, st
     dnet, env = laptop
     r = run(dnet, "exec", "-i", lab, "-q", "--", "echo hi; hostname", env=env)
     assert r.returncode == 0 and r.stdout.splitlines()[:2] == ["node1 | hi", "node1 | node1"], r.stdout + r.stderr
-    assert "node2 | node2" in r.stdout and r.stdout.splitlines()[-1] == "2 ok, 0 failed, 0 unreachable"
+    assert "node2 | node2" in r.stdout and r.stdout.splitlines()[-1] == "3 ok, 0 failed, 0 unreachable"
     r = run(dnet, "exec", "-i", lab, "--json", "--limit", "all:!node1", "--", "sh", "-c", "echo no >&2; exit 3",
             env=env)
     data = json.loads(r.stdout)
-    assert r.returncode == 1 and list(data["hosts"]) == ["node2"]
+    jsondoc.check("exec", data, opaque=("hosts",))
+    assert r.returncode == 1 and list(data["hosts"]) == ["node2", "node3"]
     assert data["hosts"]["node2"] == {"rc": 3, "stdout": "", "stderr": "no\n"}
     r = run(dnet, "exec", "-i", lab, "-q", "--limit", "node2", "--", "echo", "$(hostname) `id` ; x", env=env)
     assert r.stdout.splitlines()[0] == "node2 | $(hostname) `id` ; x"  # several words: each quoted, nothing runs
+
+
+def test_the_shipped_example_project_runs_on_given_hosts_faults_skipped(laptop: tuple[Path, dict[str, str]],
+                                                                         lab: Path, tmp_path: Path) -> None:
+    """examples/integration with --dnet-inventory: apply, verify and the helpers on real hosts; the partition,
+    which needs a lab, skips with its reason instead of failing."""
+    dnet, env = laptop
+    py = dnet.parent / "python"
+    assert run(py, "-m", "pip", "install", "-q", "pytest", "pyyaml").returncode == 0
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "examples" / "integration", project)
+    r = run(py, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--dnet-inventory", lab, env=env, cwd=project)
+    assert "1 skipped" in r.stdout and "faults act inside lab nodes only" in r.stdout, r.stdout[-3000:]

@@ -61,12 +61,34 @@ def test_keep_lab_after_a_failure_and_run_against_an_inventory(pytester: pytest.
     try:
         inventory = kept[0].split("inventory ")[1].split(";")[0]
         pytester.makepyfile(test_inv="""
+            import pytest
+
             def test_uses_the_given_hosts(dnet_lab):
                 assert dnet_lab.hosts == ["node1", "node2", "node3"] and not dnet_lab.made
                 assert dnet_lab.run("node3", "hostname").strip() == "node3"
+                r = dnet_lab.run("node2", "echo out; echo err >&2; exit 4", check=False)
+                assert (r.rc, r.stdout, r.stderr, str(r)) == (4, "out\\n", "err\\n", "out\\n")
+                dnet_lab.run("node2", "docker run -d --name xctr --label dnet.managed=true dnet/probe:latest")
+                try:
+                    got = dnet_lab.exec("xctr", "echo $((6 * 7)) inside")
+                    assert (got.rc, got.strip()) == (0, "42 inside")
+                    assert dnet_lab.exec("xctr", "exit 5", check=False).rc == 5
+                finally:
+                    dnet_lab.run("node2", "docker rm -f xctr")
+                with pytest.raises(Exception, match="no running container or task named 'nope'"):
+                    dnet_lab.exec("nope", "true")
+                calls = []
+                assert dnet_lab.wait_until(lambda: calls.append(1) or len(calls) >= 3, timeout=10, interval=0.01)
+                with pytest.raises(AssertionError, match="never did not hold within 0.2s; last: False"):
+                    dnet_lab.wait_until(lambda: False, timeout=0.2, interval=0.05, what="never")
+
+            def test_faults_skip_on_given_hosts(dnet_lab):
+                dnet_lab.fault.partition("node1", "node2")
         """)
-        r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dnet-inventory", inventory, "test_inv.py")
-        r.assert_outcomes(passed=1)
+        r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", "--dnet-inventory", inventory,
+                                          "test_inv.py")
+        r.assert_outcomes(passed=1, skipped=1)
+        assert "faults act inside lab nodes only; this run uses the hosts of --dnet-inventory" in r.stdout.str()
     finally:
         api.lab_down(name)
     assert not labs_named(name)

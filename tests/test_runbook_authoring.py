@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from tests import jsondoc
 from tests.conftest import ROOT
 
 SHIPPED = sorted(Path(p).stem for p in glob.glob(str(ROOT / "dnet" / "files" / "runbooks" / "*.yml")))
@@ -28,6 +29,7 @@ def test_list_names_every_runbook_with_where_it_comes_from(tmp_path: Path) -> No
     (tmp_path / "playbooks" / "mine.yml").write_text("name: mine\ndescription: my own\nsteps:\n"
                                                      "  - {name: hi, shell: echo hi}\n")
     data = json.loads(dnet("run", "--list", "--json", cwd=tmp_path).stdout)
+    jsondoc.check("run-list", data)
     names = [r["name"] for r in data["runbooks"]]
     assert names == sorted([*SHIPPED, "mine"])
     mine = next(r for r in data["runbooks"] if r["name"] == "mine")

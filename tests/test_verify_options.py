@@ -84,3 +84,17 @@ def test_exec_takes_one_word_as_shell_and_several_as_quoted_words() -> None:
 
     assert shell_command(("echo a; echo b",)) == "echo a; echo b"
     assert shell_command(("echo", "$(id)", "a b", "'")) == "echo '$(id)' 'a b' ''\"'\"''"
+
+
+def test_a_verify_result_gives_one_check_by_from_and_to() -> None:
+    from dnet.api import VerifyResult
+
+    checks = [{"from": "client", "to": "api:80", "check": "tcp api:80", "ok": True},
+              {"from": "web", "to": "https://x.lab/", "check": "dns x.lab", "ok": True},
+              {"from": "web", "to": "https://x.lab/", "check": "http https://x.lab/", "ok": False}]
+    r = VerifyResult(checks, [], [], {}, 1.0)
+    assert r.check("client", "api:80") is checks[0]
+    assert r.check("web", "https://x.lab/", "http") is checks[2]
+    with pytest.raises(KeyError) as exc:
+        r.check("web", "https://x.lab/")
+    assert "2 checks from web to https://x.lab/; there are: web -> https://x.lab/ (dns x.lab); " in str(exc.value)
