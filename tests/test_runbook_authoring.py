@@ -115,3 +115,15 @@ def test_a_mistyped_role_in_hosts_or_limit_gets_a_suggestion() -> None:
     assert str(exc.value) == ("--limit: 'managrs' is no host, group or role of this inventory; did you mean "
                               "'managers'? (hosts: node1, node2, node3; groups: edge; roles: managers, workers; or "
                               "all, a wildcard such as node*, ~regex, &PATTERN, !PATTERN)")
+
+
+def test_go_templates_pass_through_and_bools_render_as_true_false(tmp_path: Path) -> None:
+    from dnet.runbook.model import substitute
+
+    text = "docker ps --format '{{.Names}} {{ .Status }}' {{json .Config}} {{ flag }} {{ name }}"
+    assert substitute(text, {"flag": True, "name": "a b"}, shell=True) == (
+        "docker ps --format '{{.Names}} {{ .Status }}' {{json .Config}} true 'a b'")
+    book = tmp_path / "lit.yml"
+    book.write_text("name: lit\nsteps:\n  - {name: a, shell: \"docker ps --format '{{.Names}}'\"}\n")
+    out = dnet("run", str(book), "--check", cwd=tmp_path).stdout
+    assert out == f"{book}: valid runbook lit (1 step, 0 parameters)\n"

@@ -90,8 +90,9 @@ def command(runbook: str | None, inventory: str | None, list_books: bool, check:
         if as_json:
             print_json({"runbook": lr.book.name, "file": str(path), "valid": True, "steps": len(lr.book.steps)})
         else:
-            say(out, f"{path}: valid runbook {lr.book.name} ({len(lr.book.steps)} steps, {len(lr.book.params)} "
-                     "parameters)")
+            n, k = len(lr.book.steps), len(lr.book.params)
+            say(out, f"{path}: valid runbook {lr.book.name} ({n} step{'s' * (n != 1)}, {k} "
+                     f"parameter{'s' * (k != 1)})")
         return
     if not inventory:
         raise click.UsageError("Missing option '-i' / '--inventory' (or set DNET_INVENTORY)")
