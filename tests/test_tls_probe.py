@@ -116,3 +116,10 @@ def test_a_port_that_does_not_speak_tls_fails_the_handshake(servers: tuple[Path,
 def test_a_closed_port_is_refused_not_tls(servers: tuple[Path, dict[str, int]]) -> None:
     tmp, ports = servers
     assert _run(tmp, f"https://127.0.0.1:{ports['closed']}/")[0] == "refused"
+
+
+def test_the_probe_image_carries_no_managed_label(servers: tuple[Path, dict[str, int]]) -> None:
+    """Containers inherit an image's labels: a container someone starts from the probe must not pass for dnet's."""
+    labels = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", PROBE_IMAGE],
+                            capture_output=True, text=True, check=True).stdout
+    assert "dnet.recipe" in labels and "dnet.managed" not in labels
