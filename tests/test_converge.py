@@ -55,7 +55,11 @@ def test_apply_builds_the_example(lab: tuple[str, Path]) -> None:
     assert "/swarm/join" in seen and token not in seen  # the join ran while sampled, its token never in argv
     svc_image = node_sh(name, "node1",
                         "docker service inspect web --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}'")
-    assert svc_image.startswith("sha256:")  # side-loaded image pinned by ID
+    # each node assembled its own probe (its own ID): the service names it by tag, never resolved in a registry
+    assert svc_image.strip() == "dnet/probe:latest", svc_image
+    ids = {node_sh(name, n, "docker image inspect -f '{{.Id}}' dnet/probe:latest").strip()
+           for n in ("node1", "node2", "node3")}
+    assert len(ids) == 3, ids
 
 
 def test_second_apply_changes_nothing(lab: tuple[str, Path]) -> None:

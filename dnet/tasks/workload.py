@@ -1,8 +1,10 @@
 """Workload tasks: images (stream or pull), containers and services."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dnet import CLUSTER_LABEL, MANAGED_LABEL
-from dnet.images import PROBE_IMAGE, ensure_probe, stream_image
+from dnet.images import PROBE_IMAGE, ensure_probe, remote_image_id, stream_image
 from dnet.plan import desired as d
 from dnet.plan.model import (
     ContainerRemove,
@@ -49,6 +51,11 @@ ATTACH_TIMEOUTS = ("attaching to network failed", "could not attach to network",
 @task(ContainerRun)
 def container(ctx: Context, c: ContainerRun) -> str:
     spec = c.spec
+    if spec.image_id is None and not ctx.dry_run:
+        # pulled or assembled in this apply: its ID is known only now, and the spec hash must hold it, as the
+        # next plan computes it, or that plan would recreate the container
+        got = remote_image_id(ctx.transports[c.host], spec.image)
+        spec = replace(spec, image_id=got) if got else spec
     if c.recreate:
         ctx.run(c.host, quote("docker", "rm", "-f", spec.name) + " >/dev/null")
     flags, after = runflags.container_args(spec, ctx.inv.cluster)
