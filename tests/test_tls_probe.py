@@ -1,9 +1,7 @@
 """The probe's https verb against real TLS servers on 127.0.0.1: trusted, untrusted, wrong name, not TLS, closed."""
 from __future__ import annotations
 
-import datetime
 import http.server
-import ipaddress
 import socket
 import ssl
 import subprocess
@@ -12,12 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from dnet.images import PROBE_IMAGE, ensure_probe
+from dnet.lab import tls
 from dnet.transport.local import LocalTransport
 from dnet.verify import probe
 from dnet.verify.model import Check, Scope, Where
@@ -25,28 +20,10 @@ from dnet.verify.model import Check, Scope, Where
 pytestmark = pytest.mark.lab
 
 
-def _cert(cn: str, names: list[str], issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-          ca: bool = False) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.UTC)
-    b = (x509.CertificateBuilder().subject_name(subject).public_key(key.public_key())
-         .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-         .not_valid_after(now + datetime.timedelta(days=1))
-         .issuer_name(issuer[0].subject if issuer else subject)
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if names:
-        alt: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(n)) if n[0].isdigit() else x509.DNSName(n)
-                                       for n in names]
-        b = b.add_extension(x509.SubjectAlternativeName(alt), critical=False)
-    return b.sign(issuer[1] if issuer else key, hashes.SHA256()), key
-
-
-def _pem(tmp: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[str, str]:
+def _pem(tmp: Path, name: str, pair: tls.Pair) -> tuple[str, str]:
     c, k = tmp / f"{name}.crt", tmp / f"{name}.key"
-    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
+    for path, text in zip((c, k), tls.pem(pair), strict=True):
+        path.write_text(text)
     return str(c), str(k)
 
 
@@ -61,14 +38,14 @@ def _serve(ctx: ssl.SSLContext | None) -> int:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, int]]]:
     tmp = tmp_path_factory.mktemp("tls")
-    ca = _cert("dnet test CA", [], None, ca=True)
-    (tmp / "bundle.crt").write_bytes(ca[0].public_bytes(serialization.Encoding.PEM))
+    ca = tls.cert("dnet test CA", [], None, 1)
+    (tmp / "bundle.crt").write_text(tls.pem(ca)[0])
     ports: dict[str, int] = {}
-    for name, cert in [("trusted", _cert("localhost", ["localhost", "127.0.0.1"], ca)),
-                       ("untrusted", _cert("localhost", ["localhost", "127.0.0.1"], None)),
-                       ("wrongname", _cert("elsewhere", ["elsewhere.example"], ca))]:
+    for name, pair in [("trusted", tls.cert("localhost", ["localhost", "127.0.0.1"], ca, 1)),
+                       ("untrusted", tls.cert("localhost", ["localhost", "127.0.0.1"], None, 1)),  # self-signed
+                       ("wrongname", tls.cert("elsewhere", ["elsewhere.example"], ca, 1))]:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(*_pem(tmp, name, *cert))
+        ctx.load_cert_chain(*_pem(tmp, name, pair))
         ports[name] = _serve(ctx)
     ports["plain"] = _serve(None)
     with socket.socket() as s:  # a closed port: bound, never listening

@@ -22,7 +22,6 @@ from dnet.cli.common import (
     styled,
     verbose_option,
 )
-from dnet.inventory.limit import select
 from dnet.runner import parallel
 from dnet.session import open_session
 from dnet.transport.base import Result
@@ -52,7 +51,7 @@ def command(inventory: str, as_json: bool, limit: str, timeout: float, accept_ne
     Over the same SSH connections as every command, with no lock and no facts read. One word is a shell command
     as written; several are quoted one by one. Exit 1 when any host fails or is unreachable."""
     loaded = load_inventory(inventory, quiet, connect=True)
-    chosen = limit_hosts(loaded, limit) or select(loaded.model, "all")
+    chosen = limit_hosts(loaded, limit) or []  # --limit defaults to all, so never None here
     cmd = shell_command(words)
     log = log_to(quiet or as_json)
     with open_session(loaded, accept_new_host_keys, log, command_logger(verbose), chosen, read_facts=False) as s:

@@ -13,7 +13,8 @@ from cryptography.x509.oid import NameOID
 Pair = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
 
 
-def _cert(cn: str, names: list[str], issuer: Pair | None, days: int) -> Pair:
+def cert(cn: str, names: list[str], issuer: Pair | None, days: int) -> Pair:
+    """A certificate for `names` (DNS names or IPs) signed by issuer, or with no issuer a self-signed CA."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = datetime.datetime.now(datetime.UTC)
@@ -43,9 +44,9 @@ def pem(pair: Pair) -> tuple[str, str]:
 def make(lab_dir: Path, lab: str, names: list[str], days: int = 365) -> tuple[str, str, str]:
     """A CA for this lab and a server certificate for `names`, signed by it: (ca, cert, key) as PEM. The CA's
     certificate is kept in the lab's directory (ca.crt) for the operator's own clients; its key is not kept."""
-    ca = _cert(f"dnet lab {lab} CA", [], None, days)
-    server = _cert(names[0], names, ca, days)
+    ca = cert(f"dnet lab {lab} CA", [], None, days)
+    server = cert(names[0], names, ca, days)
     ca_pem = pem(ca)[0]
     (lab_dir / "ca.crt").write_text(ca_pem)
-    cert, key = pem(server)
-    return ca_pem, cert, key
+    server_pem, key = pem(server)
+    return ca_pem, server_pem, key

@@ -114,11 +114,11 @@ def verify(s: Session, log: Log, scopes: list[int] | None = None, operator: bool
         checks = within(checks, s.limit)
     if scopes:
         checks = [c for c in checks if c.scope in scopes]
+    addrs = {h: address_of(spec) for h, spec in s.specs.items()}  # one lookup per host, for both uses
     if not operator:
-        from_hosts(checks, {h: address_of(spec) for h, spec in s.specs.items() if h in s.transports})
+        from_hosts(checks, {h: a for h, a in addrs.items() if h in s.transports})
     log(f"{len(checks)} checks derived; probing")
     probe.run(checks, s.transports, log)
-    addrs = {h: address_of(spec) for h, spec in s.specs.items()}
     failed = [c for c in checks if not c.ok]
     ev = evidence(s, failed) if failed else {}
     if ev:
