@@ -235,8 +235,10 @@ def free_subnet() -> str:
 
 
 def lab_up(name: str, nodes: int = 3, provider: str = "docker", example: bool | Path = False, bare: bool = False,
-           subnet: str | None = None, output: str | os.PathLike[str] | None = None, log: Log = _quiet) -> Lab:
-    """Start a lab (Docker-in-Docker nodes, or Vagrant machines with provider="vagrant") and write its inventory.
+           subnet: str | None = None, output: str | os.PathLike[str] | None = None, log: Log = _quiet,
+           accel: str = "auto") -> Lab:
+    """Start a lab (Docker-in-Docker nodes, Vagrant machines with provider="vagrant", or VMs under QEMU with
+    provider="qemu", accel "auto", "kvm" or "tcg") and write its inventory.
 
     With example=True the inventory is the example's networks and workloads on the lab's hosts (example=PATH: that
     inventory's). The subnet
@@ -248,7 +250,7 @@ def lab_up(name: str, nodes: int = 3, provider: str = "docker", example: bool | 
 
     check_name(name)
     chosen = providers.get(provider)
-    state = chosen.up(name, nodes, subnet or free_subnet(), bare, log)
+    state = chosen.up(name, nodes, subnet or free_subnet(), bare, log, accel)
     path = Path(output) if output else state.dir / "inventory.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     pick = example if isinstance(example, Path) else lab_output.EXAMPLE if example else None

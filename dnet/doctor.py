@@ -30,6 +30,8 @@ READ = _MOD + r"""echo "vxlan $(m vxlan)"
 echo "bridge $(m bridge)"
 echo "ipvs $( [ -e /proc/net/ip_vs ] && echo y || m ip_vs)"
 echo "xfrm $( [ -e /proc/net/xfrm_stat ] && echo y || m xfrm_user)"
+echo "esp $(m esp4)"
+echo "netem $(m sch_netem)"
 echo "ip_forward $(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo ?)"
 echo "bridge_nf $(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo ?)"
 echo "iptables $(iptables -V 2>/dev/null | sed -n 's/.*(\(.*\)).*/\1/p' | head -1)"
@@ -37,6 +39,9 @@ echo "clock $(date +%s.%N)"
 echo "listen $( (ss -Hltnu 2>/dev/null || netstat -ltnu 2>/dev/null) | awk '{print $1 "/" $5}' | tr '\n' ' ')"
 """
 SEVERITY = ("error", "warning", "info")
+# What each kernel feature carries, for doctor's kernel table
+FEATURES = {"vxlan": "overlays", "bridge": "bridge networks", "ipvs": "routing mesh, vip", "xfrm": "encrypted overlays",
+            "esp": "encrypted overlays", "netem": "lab delay/loss"}
 
 
 @dataclass
@@ -152,10 +157,15 @@ def check(*, keys: tuple[str, ...]) -> Callable[[Callable[[Exam], list[Finding]]
     return register
 
 
-def examine(s: Session) -> list[Finding]:
-    """Every known cause found on the reachable hosts, errors first."""
+def examine(s: Session, kernel: dict[str, dict[str, str]] | None = None) -> list[Finding]:
+    """Every known cause found on the reachable hosts, errors first; kernel, when given, gets each host's kernel
+    features ("yes", "no", or "?" when it cannot be told)."""
     inv = s.loaded.model
     reads = {r.host: r.value for r in parallel(list(s.transports), lambda h: _read(s, h)) if r.ok and r.value}
+    if kernel is not None:
+        words = {"y": "yes", "n": "no"}
+        for h, r in sorted(reads.items()):
+            kernel[h] = {k: words.get(r.values.get(k, "?"), "?") for k in FEATURES}
     swarm = [h for h in swarm_hosts(inv) if h in reads]
     encrypted = any(n.encrypted for n in inv.networks.values() if n.driver == "overlay")
     uses_mesh = any(p.mode == "ingress" for svc in inv.services.values() for p in svc.ports) or \
@@ -299,18 +309,17 @@ def _mtu(x: Exam) -> list[Finding]:
     s = x.s
     found: list[Finding] = []
     inv = s.loaded.model
-    need = 76 if any(n.encrypted for n in inv.networks.values()) else 50
     for h, f in s.facts.items():
         iface = f.interface_of(address_of(s.specs[h]))
         under = f.mtus.get(iface or "", 0)
         engine = s.specs[h].engine.mtu
-        overlay = [n.mtu for n in inv.networks.values() if n.driver == "overlay" and n.mtu]
+        overlay = [(n.mtu, _overhead(n.encrypted)) for n in inv.networks.values() if n.driver == "overlay" and n.mtu]
         if under and engine and engine > under:
             found.append(Finding(
                 "engine-mtu", "error", [h], f"the engine MTU {engine} is larger than the underlay's {under}",
                                  [f"{iface}: mtu {under}", f"daemon.json mtu: {engine}"],
                                  f"set defaults.docker.mtu (or the host's) to {under} or less"))
-        for m in overlay:
+        for m, need in overlay:
             if under and m > under - need:
                 found.append(Finding(
                     "overlay-mtu", "warning", [h], f"an overlay MTU of {m} does not fit {iface}'s {under} minus "
@@ -340,7 +349,13 @@ def _vxlan_size(s: Session, swarm: list[str]) -> tuple[int, int]:
     if not overlays or len(swarm) < 2:
         return 0, 0
     need = 76 if any(n.encrypted for n in overlays) else 50
-    return need, max(n.mtu or 1450 for n in overlays) + need  # Docker's overlay default is 1450
+    # Docker's default overlay MTU leaves room for its headers: 1450, or 1424 when encrypted (seen in VM labs)
+    return need, max((n.mtu or 1500 - _overhead(n.encrypted)) + _overhead(n.encrypted) for n in overlays)
+
+
+def _overhead(encrypted: bool) -> int:
+    """Bytes an overlay adds to each packet: VXLAN's 50, and 26 more for ESP."""
+    return 76 if encrypted else 50
 
 
 @check(keys=("path-mtu",))

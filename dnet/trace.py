@@ -111,38 +111,106 @@ def _between(t: Tracer, a: Instance, b: Instance, port: int | None) -> list[Hop]
     return hops
 
 
-def _overlay(t: Tracer, a: Instance, b: Instance, ip: str, nid: str) -> list[Hop]:
+def _vxlan(t: Tracer, host: str, nid: str, ip: str) -> tuple[str, str, str, str, str]:
+    """In an overlay's namespace on host: its VNI and UDP port, and the neighbour, FDB entry and VTEP for ip."""
     ons = "nsenter " + quote(f"--net=/var/run/docker/netns/1-{nid[:10]}")  # the ID is what a host said
-    link = t.sh(a.host, f"{ons} ip -d -o link show type vxlan 2>&1 | head -1")
+    link = t.sh(host, f"{ons} ip -d -o link show type vxlan 2>&1 | head -1")
     vni = re.search(r"vxlan id (\d+)", link)
     port = re.search(r"dstport (\d+)", link)
+    neigh = t.sh(host, f"{ons} ip neigh show {quote(ip)}")
+    mac = re.search(r"lladdr (\S+)", neigh)
+    fdb = t.sh(host, f"{ons} bridge fdb show dev vxlan0 | grep -i {quote(mac[1])}") if mac else ""
+    peer = re.search(r"dst (\S+)", fdb)
+    return vni[1] if vni else "", port[1] if port else "", neigh, fdb, peer[1] if peer else ""
+
+
+def _overlay(t: Tracer, a: Instance, b: Instance, ip: str, nid: str) -> list[Hop]:
+    vni, port, neigh, fdb, peer = _vxlan(t, a.host, nid, ip)
     hops = [Hop(a.host, f"through the veth into the overlay namespace 1-{nid[:10]} (bridge br0)",
-                f"vxlan0: VNI {vni[1] if vni else '?'}, UDP {port[1] if port else '?'}", bool(vni))]
+                f"vxlan0: VNI {vni or '?'}, UDP {port or '?'}", bool(vni))]
     if a.host == b.host:
         hops.append(Hop(a.host, f"{b.name} is on this host: bridged on br0, no VXLAN"))
         return hops
-    neigh = t.sh(a.host, f"{ons} ip neigh show {quote(ip)}")
-    mac = re.search(r"lladdr (\S+)", neigh)
-    fdb = t.sh(a.host, f"{ons} bridge fdb show dev vxlan0 | grep -i {quote(mac[1])}") if mac else ""
-    peer = re.search(r"dst (\S+)", fdb)
     if not peer:
         hops.append(Hop(a.host, f"no VXLAN peer known for {ip}: the overlay's gossip (7946) has not told this host "
                                 f"where {b.name} is", f"{neigh or 'no neighbour entry'}; fdb: {fdb or 'none'}", False))
         return hops
-    peer_host = t.host_of(peer[1])
-    hops.append(Hop(a.host, f"VXLAN: encapsulated with VNI {vni[1] if vni else '?'} to {peer[1]} ({peer_host}), "
-                            f"UDP {port[1] if port else 4789}", f"{neigh}; fdb: {fdb}", peer_host == b.host))
+    peer_host = t.host_of(peer)
+    hops.append(Hop(a.host, f"VXLAN: encapsulated with VNI {vni or '?'} to {peer} ({peer_host}), UDP {port or 4789}",
+                    f"{neigh}; fdb: {fdb}", peer_host == b.host))
     hops.append(Hop(peer_host, f"decapsulated in {peer_host}'s overlay namespace 1-{nid[:10]}, bridged to {b.name}"))
     return hops
 
 
-def _gwbridge(t: Tracer, host: str, ip: str) -> tuple[ContainerFact, str] | None:
-    """The container behind an address on docker_gwbridge (where host-mode ports of swarm tasks arrive)."""
+def _ipvs(text: str, mark: int) -> tuple[str, list[str]]:
+    """From /proc/net/ip_vs: the scheduler of the firewall-mark service and its real servers' IPs."""
+    sched, reals, inside = "", [], False
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:1] == ["FWM"] and len(parts) >= 3:
+            inside = int(parts[1], 16) == mark
+            sched = parts[2] if inside else sched
+        elif inside and parts[:1] == ["->"] and ":" in parts[1] and len(parts[1].split(":")[0]) == 8:
+            hexip = parts[1].split(":")[0]
+            reals.append(".".join(str(int(hexip[i:i + 2], 16)) for i in range(0, 8, 2)))
+        elif parts[:1] in (["TCP"], ["UDP"], ["FWM"]):
+            inside = False
+    return sched, reals
+
+
+def _ingress(t: Tracer, host: str, port: int) -> list[Hop]:
+    """Through the routing mesh: the ingress sandbox's firewall mark, IPVS, and the ingress overlay to a task."""
+    sbox = "nsenter " + quote("--net=/var/run/docker/netns/ingress_sbox")
+    rule = t.sh(host, f"{sbox} iptables -w -t mangle -S PREROUTING 2>/dev/null | grep -E -- '--dport {port}( |$)' "
+                      "| head -1")
+    mark = re.search(r"--set-x?mark (0x[0-9a-fA-F]+)", rule)
+    if not mark:
+        return [Hop(host, f"the ingress sandbox marks nothing for port {port}: no service publishes it in ingress "
+                          f"mode on {host}", rule or "no MARK rule in the sandbox's mangle table", False)]
+    hops = [Hop(host, f"into the ingress sandbox (routing mesh): port {port} gets firewall mark {int(mark[1], 16)}",
+                rule)]
+    table = t.sh(host, f"{sbox} cat /proc/net/ip_vs 2>&1")
+    if "IP Virtual Server" not in table:
+        hops.append(Hop(host, "no IPVS in this kernel: the routing mesh stops here", table[:200], False))
+        return hops
+    sched, reals = _ipvs(table, int(mark[1], 16))
+    tasks = {e.ip: (c.task_name or c.name, h) for h, f in t.s.facts.items() for c in f.containers
+             for n, e in c.endpoints.items() if n == "ingress" and e.ip}
+    names = [f"{'.'.join(tasks[ip][0].split('.')[:2])} on {tasks[ip][1]}" if ip in tasks else ip for ip in reals]
+    hops.append(Hop(host, f"IPVS ({sched or '?'}) balances mark {int(mark[1], 16)} over: "
+                          f"{', '.join(names) or 'no task'}", f"{len(reals)} real servers", bool(reals)))
+    if not reals:
+        return hops
+    ip = reals[0]
+    task, task_host = tasks.get(ip, (ip, ""))
+    task = ".".join(task.split(".")[:2])
+    if task_host == host:
+        hops.append(Hop(host, f"to {task} ({ip}) on this host over the ingress network, no VXLAN"))
+    else:
+        nid = t.sh(host, "docker network inspect ingress -f '{{.Id}}' 2>/dev/null")
+        vni, udp, neigh, fdb, peer = _vxlan(t, host, nid, ip)
+        if not peer:
+            hops.append(Hop(host, f"no VXLAN peer known for {ip} ({task}) on the ingress overlay",
+                            f"{neigh or 'no neighbour entry'}; fdb: {fdb or 'none'}", False))
+            return hops
+        hops.append(Hop(host, f"ingress overlay: VXLAN with VNI {vni or '?'} to {peer} ({t.host_of(peer)}), "
+                              f"UDP {udp or 4789}", f"{neigh}; fdb: {fdb}", not task_host or
+                        t.host_of(peer) == task_host))
+    hops.append(Hop(f"{task} on {task_host or '?'}", f"delivered to {task} at {ip}:{port} (the task's namespace "
+                                                    "maps it to the target port)"))
+    return hops
+
+
+def _gwbridge(t: Tracer, host: str, ip: str) -> tuple[ContainerFact, str] | str | None:
+    """The container behind an address on docker_gwbridge (where host-mode ports of swarm tasks arrive), or
+    "ingress" for the routing mesh's sandbox."""
     out = t.sh(host, "docker network inspect docker_gwbridge -f "
                      "'{{range $k, $v := .Containers}}{{$k}} {{$v.IPv4Address}}{{println}}{{end}}' 2>/dev/null")
     for line in out.splitlines():
         cid, _, addr = line.partition(" ")
         if addr.split("/")[0] == ip:
+            if cid == "ingress-sbox":
+                return "ingress"
             return next(((c, "docker_gwbridge") for c in t.s.facts[host].containers if c.id == cid), None)
     return None
 
@@ -160,9 +228,11 @@ def _to_host_port(t: Tracer, src: str, host: str, port: int, depth: int) -> list
             owner = next((i for i in t.insts if ip in i.ips.values()), None)
             ctr = next(((c, e.network) for c in t.s.facts[host].containers for e in c.endpoints.values()
                         if e.ip == ip), None) or _gwbridge(t, host, ip)
-            if owner:
+            if ctr == "ingress":
+                hops += _ingress(t, host, port)
+            elif owner:
                 hops.append(Hop(host, f"to {owner.name} ({ip}:{p or port}) on {owner.host}"))
-            elif ctr:  # a host-mode port of a swarm task arrives over docker_gwbridge
+            elif isinstance(ctr, tuple):  # a host-mode port of a swarm task arrives over docker_gwbridge
                 who = ".".join((ctr[0].task_name or ctr[0].name).split(".")[:2])
                 hops.append(Hop(host, f"to {who} ({ip}:{p or port}) over {ctr[1]} on {host}"))
             elif ip in t.addrs.values() and depth < 3:

@@ -22,7 +22,7 @@ from dnet.cli.common import (
     styled,
     verbose_option,
 )
-from dnet.doctor import examine
+from dnet.doctor import FEATURES, examine
 from dnet.output import row, show, table
 from dnet.session import open_session
 
@@ -42,11 +42,16 @@ def command(inventory: str, as_json: bool, limit: str | None, accept_new_host_ke
     loaded = load_inventory(inventory, quiet, connect=True)
     log = log_to(quiet or as_json)
     with open_session(loaded, accept_new_host_keys, log, command_logger(verbose), limit_hosts(loaded, limit)) as s:
-        found = examine(s)
+        kernel: dict[str, dict[str, str]] = {}
+        found = examine(s, kernel)
     if as_json:
-        print_json({"findings": [f.public() for f in found],
+        print_json({"findings": [f.public() for f in found], "kernel": kernel,
                     "summary": {k: sum(f.severity == k for f in found) for k in COLOURS}})
     else:
+        k = table(out, "kernel", "host", *(f"{name} ({use})" for name, use in FEATURES.items()))
+        for h, features in kernel.items():
+            row(k, h, *(styled(v, "green" if v == "yes" else "red" if v == "no" else "") for v in features.values()))
+        show(out, k)
         if found:
             t = table(out, "doctor", "severity", "hosts", "finding", "evidence", "fix")
             for f in found:

@@ -25,7 +25,7 @@ def logger(quiet: bool) -> Callable[[str], None]:
 
 @click.group("lab")
 def group() -> None:
-    """Reproducible multi-host labs: Docker-in-Docker nodes or Vagrant machines."""
+    """Reproducible multi-host labs: Docker-in-Docker nodes, Vagrant machines or QEMU VMs."""
 
 
 @group.command("up")
@@ -33,7 +33,10 @@ def group() -> None:
 @click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 200), help="How many nodes.")
 @click.option("--provider", type=click.Choice(list(PROVIDERS)), default="docker", show_default=True,
               help="docker: Docker-in-Docker nodes on this machine's engine; vagrant: Vagrant machines (its docker "
-                   "provider here).")
+                   "provider here); qemu: VMs with their own kernel under QEMU (routing mesh, encrypted overlays, "
+                   "netem).")
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True,
+              help="How qemu VMs run: KVM where a probe shows it runs natively, else QEMU's emulator (TCG).")
 @click.option("--bare", is_flag=True, help="Nodes without a Docker engine (to test engine installation).")
 @click.option("--subnet", default="192.168.77.0/24", show_default=True,
               help="Lab network (upstream at .2, nodes from .11).")
@@ -44,13 +47,13 @@ def group() -> None:
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write the lab's inventory (default: inventory.yml in the lab's state folder).")
 @quiet_option
-def up(name: str, nodes: int, provider: str, bare: bool, subnet: str, with_example: bool, example: Path | None,
-       output_path: str | None, quiet: bool) -> None:
+def up(name: str, nodes: int, provider: str, accel: str, bare: bool, subnet: str, with_example: bool,
+       example: Path | None, output_path: str | None, quiet: bool) -> None:
     """Start a lab and write an inventory for it; print the inventory's path."""
     log = logger(quiet)
     start = time.monotonic()
     lab = api.lab_up(name, nodes, provider, (example or True) if with_example else False, bare, subnet,
-                     output_path, log)
+                     output_path, log, accel)
     path = str(lab.inventory) if output_path else str(lab.inventory.resolve())
     log(f"lab '{name}' is up in {time.monotonic() - start:.1f}s; inventory: {path}")
     say(out, path)

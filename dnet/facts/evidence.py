@@ -24,6 +24,15 @@ class Rule:
     text: str
     protocol: str = ""  # "" matches every protocol
     port: int | None = None  # destination port, None for every port
+    table: str = "filter"
+
+    def command(self) -> str:
+        """The rule as the command that adds it."""
+        return f"iptables {'' if self.table == 'filter' else f'-t {self.table} '}{self.text}"
+
+    def delete(self) -> str:
+        """The command that removes it."""
+        return self.command().replace(" -A ", " -D ", 1)
 
     def matches(self, protocol: str, port: int | None) -> bool:
         return (not self.protocol or self.protocol == protocol) and (self.port is None or self.port == port)
@@ -50,6 +59,7 @@ def script(dns_servers: list[str], name: str) -> str:
     return f"""S() {{ printf '\\n{MARK}%s\\n' "$1"; }}
 S ip_forward; cat /proc/sys/net/ipv4/ip_forward 2>/dev/null
 S filter; iptables -w -S 2>/dev/null
+S raw; iptables -w -t raw -S 2>/dev/null
 S nat; iptables -w -t nat -S POSTROUTING 2>/dev/null
 S dns; for s in {dns}; do if timeout 8 docker run --rm --network host --entrypoint nslookup {probe} \
 {shlex.quote(name)} "$s" >/dev/null 2>&1; then echo "$s yes"; else echo "$s no"; fi; done
@@ -66,15 +76,18 @@ def parse(host: str, text: str) -> HostEvidence:
     ev = HostEvidence(host)
     fwd = sec.get("ip_forward", "").strip()
     ev.ip_forward = None if fwd not in ("0", "1") else fwd == "1"
-    for line in sec.get("filter", "").splitlines():
-        m = DROP.match(line.strip())
-        if not m or m[1] not in FILTER_CHAINS:
-            continue
-        if " -i docker0 ! -o docker0" in line or "-m conntrack --ctstate INVALID" in line:
-            continue  # docker's own isolation rules
-        proto = re.search(r"-p (tcp|udp|icmp)\b", line)
-        port = re.search(r"--dport (\d+)\b", line)
-        ev.drops.append(Rule(m[1], line.strip(), proto[1] if proto else "", int(port[1]) if port else None))
+    for table in ("filter", "raw"):  # raw: drops before conntrack and Docker's NAT (also where lab faults go)
+        for line in sec.get(table, "").splitlines():
+            m = DROP.match(line.strip())
+            if not m or (table == "filter" and m[1] not in FILTER_CHAINS):
+                continue
+            if " -i docker0 ! -o docker0" in line or "-m conntrack --ctstate INVALID" in line or \
+                    "-m policy --dir in --pol none" in line:
+                continue  # docker's own: isolation, and the guard that drops unencrypted VXLAN of encrypted overlays
+            proto = re.search(r"-p (tcp|udp|icmp)\b", line)
+            port = re.search(r"--dport (\d+)\b", line)
+            ev.drops.append(Rule(m[1], line.strip(), proto[1] if proto else "", int(port[1]) if port else None,
+                                 table))
     for line in sec.get("nat", "").splitlines():
         m = re.match(r"^-A POSTROUTING -s (\S+) .*-j MASQUERADE", line.strip())
         if m:

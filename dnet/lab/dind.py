@@ -166,24 +166,12 @@ def _up(c: docker.DockerClient, name: str, nodes: int, net: ipaddress.IPv4Networ
     assert state.upstream
     pub = state.make_key()
     state.save()
-    netname = f"dnet-lab-{name}"
-    gateway = str(next(net.hosts()))
-    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(net), gateway=gateway)])
-    try:
-        c.networks.create(netname, driver="bridge", ipam=ipam, labels=labels(name, "network"))
-    except APIError as exc:
-        raise DnetError(f"cannot create the lab network {netname} ({subnet}): {exc.explanation or exc}") from None
-    records = " ".join(f"--host-record={n.name},{n.name}.lab,{n.address}" for n in state.nodes)
+    netname = make_network(c, name, net)
     starter = _Starter(c, name, netname, log)
-    up_ip = state.upstream.address
-    ca, cert, key = tls.make(state.dir, name, ["upstream.lab", "upstream", up_ip])  # https egress, trusted by nodes
-    state.upstream.container = starter.start(
-        "upstream", image, up_ip, {"DNET_ROLE": "upstream", "DNET_UPSTREAM_IP": up_ip, "DNET_AUTHORIZED_KEY": pub,
-                                   "DNET_DNS_RECORDS": records, "DNET_DNS_FORWARD": _forwarders(),
-                                   "DNET_TLS_CERT": cert, "DNET_TLS_KEY": key}, "upstream", False)
+    ca = start_upstream(starter, state, pub, image)
     for n in state.nodes:
         n.container = starter.start(n.name, image, n.address,
-                                    {"DNET_AUTHORIZED_KEY": pub, "DNET_DNS": up_ip, "DNET_LAB_CA": ca},
+                                    {"DNET_AUTHORIZED_KEY": pub, "DNET_DNS": state.upstream.address, "DNET_LAB_CA": ca},
                                     "node", True)  # bare nodes get an engine later: same rights
     state.save()
     log(f"started {nodes} nodes and the upstream host on {subnet}; waiting for sshd and dockerd")
@@ -192,10 +180,38 @@ def _up(c: docker.DockerClient, name: str, nodes: int, net: ipaddress.IPv4Networ
     return state
 
 
-def _trust_host_keys(c: docker.DockerClient, state: LabState, timeout: float = 30) -> None:
+def make_network(c: docker.DockerClient, name: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network,
+                 bridge: str | None = None) -> str:
+    """The lab's bridge network (gateway .1 on this machine); bridge: the Linux bridge's name, for VMs' taps."""
+    netname = f"dnet-lab-{name}"
+    gateway = str(next(net.hosts()))
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(net), gateway=gateway)])
+    options = {"com.docker.network.bridge.name": bridge} if bridge else None
+    try:
+        c.networks.create(netname, driver="bridge", ipam=ipam, labels=labels(name, "network"), options=options)
+    except APIError as exc:
+        raise DnetError(f"cannot create the lab network {netname} ({net}): {exc.explanation or exc}") from None
+    return netname
+
+
+def start_upstream(starter: _Starter, state: LabState, pub: str, image: str) -> str:
+    """Start the upstream 'internet' host (http, https, DNS for the lab's names); return the lab CA's PEM."""
+    assert state.upstream
+    records = " ".join(f"--host-record={n.name},{n.name}.lab,{n.address}" for n in state.nodes)
+    up_ip = state.upstream.address
+    ca, cert, key = tls.make(state.dir, state.name, ["upstream.lab", "upstream", up_ip])  # nodes trust the CA
+    state.upstream.container = starter.start(
+        "upstream", image, up_ip,
+        {"DNET_ROLE": "upstream", "DNET_UPSTREAM_IP": up_ip, "DNET_AUTHORIZED_KEY": pub, "DNET_DNS_RECORDS": records,
+         "DNET_DNS_FORWARD": _forwarders(), "DNET_TLS_CERT": cert, "DNET_TLS_KEY": key}, "upstream", False)
+    return ca
+
+
+def _trust_host_keys(c: docker.DockerClient, state: LabState, nodes: list[Node] | None = None,
+                     timeout: float = 30) -> None:
     """Record each node's host key, read out of band from the container we created."""
     lines = []
-    for n in [*state.nodes, *([state.upstream] if state.upstream else [])]:
+    for n in nodes if nodes is not None else [*state.nodes, *([state.upstream] if state.upstream else [])]:
         ctr = c.containers.get(n.container)
 
         def read_key(ctr: Any = ctr) -> bytes | None:
@@ -208,9 +224,9 @@ def _trust_host_keys(c: docker.DockerClient, state: LabState, timeout: float = 3
     state.known_hosts.write_text("\n".join(lines) + "\n")
 
 
-def wait_all(state: LabState, bare: bool, log: Log) -> None:
+def wait_all(state: LabState, bare: bool, log: Log, timeout: float = 90) -> None:
     """Wait for every node in parallel; raise one error naming every node that did not come up."""
-    results = parallel(state.nodes, lambda n: wait_ready(state, n, not bare, log), name=lambda n: n.name)
+    results = parallel(state.nodes, lambda n: wait_ready(state, n, not bare, log, timeout), name=lambda n: n.name)
     failed = [r for r in results if not r.ok]
     if failed:
         raise DnetError("; ".join(f"{r.host}: {r.error}" for r in failed) +
@@ -294,7 +310,10 @@ class DockerProvider:
 
     name = "docker"
 
-    def up(self, name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
+    def up(self, name: str, nodes: int, subnet: str, bare: bool, log: Log, accel: str = "auto") -> LabState:
+        from dnet.lab.provider import no_accel
+
+        no_accel(self.name, accel)
         return up(name, nodes, subnet, bare, log)
 
     def down(self, name: str, state: LabState | None, log: Log) -> None:

@@ -19,6 +19,7 @@ Row = dict[str, str]  # lab, node, role, address, state, container
 PROVIDERS: dict[str, str] = {
     "docker": "dnet.lab.dind",
     "vagrant": "dnet.lab.vagrant",
+    "qemu": "dnet.lab.qemu",
 }
 
 
@@ -27,8 +28,9 @@ class Provider(Protocol):
 
     name: str
 
-    def up(self, name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
-        """Start the nodes and the upstream host, trust their host keys, wait for sshd and dockerd."""
+    def up(self, name: str, nodes: int, subnet: str, bare: bool, log: Log, accel: str = "auto") -> LabState:
+        """Start the nodes and the upstream host, trust their host keys, wait for sshd and dockerd (accel: how VMs
+        run, for providers that make VMs)."""
         ...
 
     def down(self, name: str, state: LabState | None, log: Log) -> None:
@@ -46,6 +48,12 @@ def get(name: str) -> Provider:
         raise DnetError(f"provider {name!r}: use one of {', '.join(PROVIDERS)}")
     provider: Provider = importlib.import_module(PROVIDERS[name]).PROVIDER
     return provider
+
+
+def no_accel(provider: str, accel: str) -> None:
+    """Providers that do not run VMs themselves take no --accel."""
+    if accel != "auto":
+        raise DnetError(f"--accel is for VM labs (--provider qemu); the {provider} provider does not take it")
 
 
 def of(state: LabState | None) -> Provider:

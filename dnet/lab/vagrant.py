@@ -142,7 +142,10 @@ class VagrantProvider:
 
     name = "vagrant"
 
-    def up(self, name: str, nodes: int, subnet: str, bare: bool, log: Log) -> LabState:
+    def up(self, name: str, nodes: int, subnet: str, bare: bool, log: Log, accel: str = "auto") -> LabState:
+        from dnet.lab.provider import no_accel
+
+        no_accel(self.name, accel)
         return up(name, nodes, subnet, bare, log)
 
     def down(self, name: str, state: LabState | None, log: Log) -> None:

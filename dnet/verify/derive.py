@@ -149,7 +149,8 @@ def _across(b: Builder, inv: Inventory, insts: list[Instance], kinds: Mapping[st
         for sp in svc.ports:
             on = sorted({i.host for i in running if i.workload == name}) if sp.mode == "host" else swarm_hosts(inv)
             for h in on:
-                _published(b, others, addr, h, sp.published, f"{name} port {sp.published} ({sp.mode})", mode=sp.mode)
+                _published(b, others, addr, h, sp.published, f"{name} port {sp.published} ({sp.mode})", mode=sp.mode,
+                           service=name)
     for f in inv.forwards:
         _published(b, others, addr, f.host, f.listen, f"forward {f.host}:{f.listen}", forward="true",
                    target=f.to_host)

@@ -153,9 +153,45 @@ def _drops(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
                 if hit:
                     cs.append(c)
             what = f"{rule.protocol or 'all'}/{rule.port}" if rule.port else (rule.protocol or "all traffic")
-            claim(Finding(f"a firewall rule on {h} drops {what} ({rule.chain} chain)", [h],
-                          [f"{h}: iptables {rule.text}"],
-                          f"on {h}: remove it (iptables -D {rule.text[3:]}) or open {what} between the hosts"), cs)
+            table = "" if rule.table == "filter" else f"{rule.table} table, "
+            claim(Finding(f"a firewall rule on {h} drops {what} ({table}{rule.chain} chain)", [h],
+                          [f"{h}: {rule.command()}"],
+                          f"on {h}: remove it ({rule.delete()}) or open {what} between the hosts"), cs)
+
+
+def _mesh(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
+    """Ingress-published ports that fail on swarm nodes running no task of the service: the routing mesh there
+    forwards to a task on another node over the ingress overlay (VXLAN), and that path is broken."""
+    by_port: dict[tuple[str, str], list[Check]] = {}
+    for c in failed:
+        if c.tags.get("mode") == "ingress" and c.tags.get("service") and ":" in c.dst:
+            by_port.setdefault((c.tags["service"], c.dst.rsplit(":", 1)[1]), []).append(c)
+    for (svc, port), cs in sorted(by_port.items()):
+        tasks = sorted({i.host for i in ctx.instances.values() if i.workload == svc and i.kind == "task"
+                        and i.running})
+        without = sorted({ctx.target_host(c) for c in cs} - set(tasks))
+        if not tasks or not without:
+            continue  # no task at all is the replicas finding's; failing where tasks run is not the mesh alone
+        cs = [c for c in cs if ctx.target_host(c) in without]
+        no_ipvs = [h for h in without if h in ctx.facts and not ctx.facts[h].ipvs]
+        if no_ipvs:
+            claim(Finding(f"no IPVS (ip_vs) in the kernel of {', '.join(no_ipvs)}: the routing mesh cannot work "
+                          f"there, so service {svc}'s port {port} answers only where a task runs", no_ipvs,
+                          [f"{h}: /proc/net/ip_vs is missing" for h in no_ipvs],
+                          "load ip_vs (modprobe ip_vs) or use a kernel with it; or publish with mode: host and "
+                          "endpoint_mode: dnsrr"), cs)
+            continue
+        drops = [f"{h}: {r.command()}" for h in [*without, *tasks]
+                 for r in (ctx.evidence[h].drops if h in ctx.evidence else [])
+                 if r.port is not None and r.matches("udp", ctx.data_port)]
+        samples = [f"{c.src} -> {c.dst}: {c.result} ({c.detail[:60]})" for c in cs][:4]
+        claim(Finding(f"the routing mesh on {', '.join(without)} does not reach service {svc}'s tasks on "
+                      f"{', '.join(tasks)}: port {port} fails on the nodes that run no task", [*without, *tasks],
+                      [f"{svc} tasks run on {', '.join(tasks)}", *drops, *samples],
+                      f"a node without a task forwards the port to a task over the ingress overlay: open "
+                      f"udp/{ctx.data_port} (VXLAN) and 7946 between {', '.join(without)} and {', '.join(tasks)}; "
+                      f"`dnet trace operator {without[0]}:{port}` shows where it stops; or publish with mode: host "
+                      "(only where tasks run)"), cs)
 
 
 def _mtu(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
@@ -313,4 +349,4 @@ def _leaks(ctx: Ctx, failed: list[Check], claim: Claim) -> None:
 
 
 RULES: list[Callable[[Ctx, list[Check], Claim], None]] = [
-    _ip_forward, _drops, _mtu, _not_running, _replicas, _gossip, _dns, _masquerade, _leaks]
+    _ip_forward, _drops, _mesh, _mtu, _not_running, _replicas, _gossip, _dns, _masquerade, _leaks]
