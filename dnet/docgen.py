@@ -108,6 +108,8 @@ ENVIRONMENT = {
     "DNET_UNLOCK_KEY": "The unlock key of an autolocked swarm, when `swarm.unlock_key_file` does not hold it.",
     "DNET_DEBIAN_MIRROR": "The Debian mirror the lab node image is built from (default: the one apt uses here).",
     "DNET_BUILD_DIR": "Where the lab node image's root file system is built (default: the system temp folder).",
+    "DNET_VM_MEMORY": "MiB of memory per VM of a `--provider qemu` lab (default 1536).",
+    "DNET_VM_CPUS": "Virtual CPUs per VM of a `--provider qemu` lab (default 2).",
     "DNET_DEBUG": "Set to 1 for a traceback on an internal error.",
     "NO_COLOR": "Any value turns colour off (https://no-color.org).",
 }
@@ -120,7 +122,10 @@ FILES = {
     "identity files": "read (the SSH keys)",
     "swarm.unlock_key_file": "written (mode 0600) when apply makes an autolocked swarm; read to unlock managers",
     "$DNET_HOME/labs/NAME/": "lab state: lab.json (written atomically), id_ed25519 key, known_hosts, inventory.yml, "
-                             "vagrant.log",
+                             "vagrant.log; for qemu labs one folder per VM (its disk overlay, seed disk, "
+                             "console.log, qemu.pid)",
+    "$DNET_HOME/vm-images/RECIPE/": "the qemu labs' VM image (vmlinuz, initrd.img, root.img), built once per "
+                                    "recipe",
     "$DNET_HOME/audit.log (or DNET_AUDIT_LOG, --audit-log)": "appended by dnet run (mode 0600)",
     "runbooks and their Python files": "read by dnet run",
     "on hosts: /etc/docker/daemon.json": "rewritten through a temporary file and a rename; the previous one kept as "

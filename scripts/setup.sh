@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(docker.io iptables iproute2 iputils-ping debootstrap busybox-static openssh-client python3-venv vagrant git graphviz)
-# the tests also open dnet's HTML report in a headless browser
-[ "${DNET_SETUP_TESTS:-}" = 1 ] && pkgs+=(chromium)
+# the tests also open dnet's HTML report in a headless browser, and boot VM labs (--provider qemu)
+[ "${DNET_SETUP_TESTS:-}" = 1 ] && pkgs+=(chromium qemu-system-x86 qemu-utils)
 need=()
 for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")

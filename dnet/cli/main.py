@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": ("dnet.cli.show", "command",
              'Show the resolved inventory: hosts with effective settings, networks, workloads.'),
     "lab": ("dnet.cli.lab", "group",
-             'Reproducible multi-host labs: Docker-in-Docker nodes or Vagrant machines.'),
+             'Reproducible multi-host labs: Docker-in-Docker nodes, Vagrant machines or QEMU VMs.'),
     "import": ("dnet.cli.importer", "command",
                "Write the inventory of the cluster the hosts run: hosts, swarm, networks, services, containers, "
                "forwards."),

@@ -1,1 +1,1 @@
-"""Labs: multi-host rigs made of Docker-in-Docker nodes or Vagrant machines."""
+"""Labs: multi-host rigs made of Docker-in-Docker nodes, Vagrant machines or QEMU VMs."""

@@ -21,7 +21,7 @@ DISK_SIZE = "8G"  # sparse: the engine's images and containers live in each VM's
 
 
 def recipe() -> str:
-    text = "|".join([SUITE, *BASE_PACKAGES, *ENGINE_PACKAGES, *VM_PACKAGES, _files("vm-init"), DISK_SIZE, "v1"])
+    text = "|".join([SUITE, *BASE_PACKAGES, *ENGINE_PACKAGES, *VM_PACKAGES, _files("vm-init"), DISK_SIZE, "v2"])
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -70,6 +70,12 @@ def build(force: bool = False, log: Callable[[str], None] | None = None) -> floa
 
 
 def _customise(root: Path, out: Path) -> None:
+    # an initramfs with just what mounts the root disk: a tenth of Debian's default, seconds less to boot emulated
+    (root / "etc/initramfs-tools/conf.d/dnet.conf").write_text("MODULES=list\n")
+    (root / "etc/initramfs-tools/modules").write_text("virtio_pci\nvirtio_blk\next4\n")
+    r = subprocess.run(["chroot", str(root), "update-initramfs", "-u", "-k", "all"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise DnetError(f"update-initramfs in the VM image failed: {(r.stdout + r.stderr).strip()[-500:]}")
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     initrds = sorted((root / "boot").glob("initrd.img-*"))
     if not kernels or not initrds:
