@@ -319,6 +319,34 @@ def test_a_container_whose_overlay_attachment_timed_out_is_started_again() -> No
         node3.index(next(c for c in node3 if c.startswith("docker start db ")))
 
 
+def test_a_container_whose_worker_dropped_the_network_is_run_anew(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen on emulated VMs: the attachment timed out, and every `docker start` then answers "network ... not
+    found" (the worker dropped it): a new `docker run` asks the swarm for the attachment again."""
+    from dnet.tasks import workload
+
+    monkeypatch.setattr(workload, "START_WAIT", 0.3)
+    s, ts = session({})
+    node3 = ts["node3"]
+    node3.responses[:0] = [(r"^docker run -d --name db ", 125, "", ATTACH),
+                           (r"^docker start db ", 1, "", "Error response from daemon: network lq4wbjx54 not found"),
+                           (r"^docker rm -f db ", 0, "", "")]
+    original = node3.run
+
+    def run(command: str, **kw: object) -> object:
+        if command.startswith("docker rm -f db "):  # the new run gets its attachment
+            node3.responses[:0] = [(r"^docker run -d --name db ", 0, "", "")]
+        return original(command, **kw)  # type: ignore[arg-type]
+
+    node3.run = run  # type: ignore[method-assign,assignment]
+    by = {(o.change.host, o.change.name): o for o in converge.apply(s, plan(s), lambda m: None)}
+    assert by[("node3", "db")].status == "ok", by[("node3", "db")].message
+    order = [c.split(" --")[0].split(" >")[0] for c in node3.commands if c.startswith(("docker run -d --name db",
+                                                                                     "docker start db",
+                                                                                     "docker rm -f db"))]
+    assert order[0] == "docker run -d" and order[-1] == "docker run -d" and "docker rm -f db" in order
+    assert order.count("docker run -d") == 2
+
+
 def test_a_container_that_fails_to_run_for_another_reason_fails_at_once() -> None:
     s, ts = session({})
     ts["node3"].responses[:0] = [(r"^docker run -d --name db ", 125, "", "bind: address already in use")]

@@ -8,6 +8,7 @@ import paramiko
 from dnet.inventory import hosts, loads
 from dnet.verify import explain, probe
 from dnet.verify.derive import derive, instances
+from dnet.verify.findings import Finding
 from dnet.verify.model import Check, Scope, Where
 from tests.conftest import EXAMPLE
 from tests.test_facts_plan import facts
@@ -244,3 +245,62 @@ def test_an_engine_whose_overlay_gossip_lags_is_the_finding_for_its_overlay_path
     for c in cs:
         c.tags.pop("finding", None)
     assert not any("does not know" in f.cause for f in find(cs, ctx))
+
+
+def test_evidence_reads_raw_table_drops_and_skips_dockers_encrypted_overlay_guard() -> None:
+    from dnet.facts.evidence import parse as parse_evidence
+
+    text = EVIDENCE.replace("@@dnet:nat", "-A INPUT -p udp -m policy --dir in --pol none -m udp --dport 4789 -m u32 "
+                                          "--u32 \"0x0>>0x16&0x3c@0xc&0xffffff00=0x100100\" -j DROP\n"
+                                          "@@dnet:raw\n-A DNET-FAULT -p udp -m udp --dport 4789 -m addrtype "
+                                          "--dst-type LOCAL -j DROP\n@@dnet:nat")
+    ev = parse_evidence("node2", text)
+    assert [(r.table, r.chain, r.protocol, r.port) for r in ev.drops] == [
+        ("filter", "INPUT", "udp", 4789), ("filter", "DOCKER-USER", "tcp", 9090), ("raw", "DNET-FAULT", "udp", 4789)]
+    raw = ev.drops[-1]
+    rule = "DNET-FAULT -p udp -m udp --dport 4789 -m addrtype --dst-type LOCAL -j DROP"
+    assert (raw.command(), raw.delete()) == (f"iptables -t raw -A {rule}", f"iptables -t raw -D {rule}")
+
+
+def _mesh_case(ipvs: bool) -> tuple[list[Check], list[Finding]]:
+    """The example with web published in ingress mode, its only task on node1, and its port failing on node2."""
+    from dnet.facts.evidence import parse as parse_evidence
+    from dnet.verify.findings import Ctx, find
+
+    inv = loads(EXAMPLE.read_text().replace("mode: host}", "mode: ingress}").replace(
+        "endpoint_mode: dnsrr", "endpoint_mode: vip")).model
+    fs = facts("applied")
+    for f in fs.values():
+        f.ipvs = ipvs
+    cs = derive(inv, hosts(inv, paramiko.SSHConfig()), fs, {"upstream.lab": "192.168.77.2"})
+    for c in cs:
+        c.result, c.detail = ("ok" if c.expect else "timeout"), "fine"
+        if c.tags.get("mode") == "ingress" and c.dst == "node2:8080":
+            c.result, c.detail = "timeout", "nc: timed out"
+    insts = {i.name: i for i in instances(inv, fs) if not (i.workload == "web" and i.host != "node1")}
+    raw = EVIDENCE.replace("@@dnet:ip_forward\n0", "@@dnet:ip_forward\n1").replace(
+        "-A INPUT -p udp -m udp --dport 4789 -j DROP\n", "").replace(
+        "@@dnet:nat", "@@dnet:raw\n-A PREROUTING -p udp -m udp --dport 4789 -j DROP\n@@dnet:nat")
+    ctx = Ctx(inv, fs, {"node2": parse_evidence("node2", raw)}, {}, insts, 4789)
+    return cs, find(cs, ctx)
+
+
+def test_an_ingress_port_failing_only_where_no_task_runs_is_the_routing_mesh() -> None:
+    cs, found = _mesh_case(ipvs=True)
+    mesh = [f for f in found if "routing mesh" in f.cause]
+    assert len(mesh) == 1
+    f = mesh[0]
+    assert f.cause == ("the routing mesh on node2 does not reach service web's tasks on node1: port 8080 fails on "
+                       "the nodes that run no task")
+    assert f.hosts == ["node2", "node1"]
+    assert f.evidence[:2] == ["web tasks run on node1",
+                              "node2: iptables -t raw -A PREROUTING -p udp -m udp --dport 4789 -j DROP"]
+    assert set(f.checks) == {c.id for c in cs if c.tags.get("mode") == "ingress" and not c.ok}
+    assert "open udp/4789 (VXLAN) and 7946 between node2 and node1" in f.fix
+
+
+def test_without_ipvs_the_mesh_finding_says_the_kernel_lacks_it() -> None:
+    _, found = _mesh_case(ipvs=False)
+    causes = [f.cause for f in found]
+    assert ("no IPVS (ip_vs) in the kernel of node2: the routing mesh cannot work there, so service web's port 8080 "
+            "answers only where a task runs") in causes

@@ -1,14 +1,13 @@
 """VM labs (`--provider qemu`): two VMs running Debian's own kernel, so the routing mesh (IPVS), an encrypted overlay
 (ESP) and netem run for real, which container labs on this machine's kernel cannot do.
 
-One lab for the module: the VM image build (once per recipe, about 3 minutes), boot, and one apply of a service
-published in ingress mode with its only task on node1, beside a container on node2, on an encrypted overlay."""
+One lab for the module, made by dnet's own pytest marker (`dnet_lab(provider="qemu", nodes=2)`): the VM image
+build (once per recipe, about 3 minutes), boot, and one apply of a service published in ingress mode with its only
+task on node1, beside a container on node2, on an encrypted overlay. The last test removes it."""
 from __future__ import annotations
 
 import re
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,11 @@ import pytest
 
 from dnet.lab import qemu
 from dnet.lab.state import LabState, labs_dir
+from dnet.pytest_plugin import DnetLab
+from tests import jsondoc
 from tests.lablib import dnet, dnet_json, http_get, node_sh
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(1800)]
-NET = "192.168.89"
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(1800), pytest.mark.dnet_lab(provider="qemu", nodes=2)]
 WORKLOADS = """
 networks:
   secure:
@@ -45,21 +45,23 @@ containers:
 """
 
 
-@pytest.fixture(scope="module")
-def vms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    name = f"vm{uuid.uuid4().hex[:6]}"
-    inv = tmp_path_factory.mktemp("vm") / "lab.yml"
-    r = dnet("lab", "up", "--provider", "qemu", "--nodes", "2", "--name", name, "--subnet", f"{NET}.0/24",
-             "-o", str(inv), timeout=1500)
-    try:
-        assert r.returncode == 0, r.stderr[-3000:]
-        assert "TCG" in r.stderr or "tcg" in r.stderr or "kvm" in r.stderr, r.stderr  # says how the VMs run
-        inv.write_text(inv.read_text() + WORKLOADS)
+_APPLIED: dict[str, Path] = {}
+
+
+@pytest.fixture
+def vms(dnet_lab: DnetLab, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The marker's lab (made once for the module through dnet's pytest plugin), applied once."""
+    if dnet_lab.name not in _APPLIED:
+        inv = tmp_path_factory.mktemp("vm") / "lab.yml"
+        inv.write_text(dnet_lab.inventory.read_text() + WORKLOADS)
         r = dnet("apply", "-i", str(inv), "--yes", timeout=900)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        yield name, inv
-    finally:
-        dnet("lab", "down", "--name", name)
+        _APPLIED[dnet_lab.name] = inv
+    return dnet_lab.name, _APPLIED[dnet_lab.name]
+
+
+def _ips(name: str) -> dict[str, str]:
+    return {n.name: n.address for n in LabState.load(name).nodes}
 
 
 def _verify(inv: Path) -> tuple[int, dict[str, Any]]:
@@ -70,11 +72,12 @@ def test_the_routing_mesh_answers_on_both_vms_with_one_task(vms: tuple[str, Path
     name, _ = vms
     tasks = node_sh(name, "node1", "docker service ps web --filter desired-state=running --format '{{.Node}}'")
     assert tasks.split() == ["node1"]
+    ips = _ips(name)
     for node in ("node1", "node2"):  # from this machine, node2 included although no task runs there
-        assert "dnet probe ok" in http_get(f"http://{NET}.{11 if node == 'node1' else 12}:8080/", timeout=15)
+        assert "dnet probe ok" in http_get(f"http://{ips[node]}:8080/", timeout=15)
     # from inside the VM without a task, to itself and to the other VM
-    for ip in (f"{NET}.12", f"{NET}.11"):
-        assert "dnet probe ok" in node_sh(name, "node2", f"curl -s -m 10 http://{ip}:8080/")
+    for node in ("node2", "node1"):
+        assert "dnet probe ok" in node_sh(name, "node2", f"curl -s -m 10 http://{ips[node]}:8080/")
 
 
 def test_verify_passes_with_ingress_checks_and_full_size_encrypted_probes(vms: tuple[str, Path]) -> None:
@@ -117,10 +120,12 @@ def test_trace_follows_an_ingress_port_through_ipvs_to_the_task(vms: tuple[str, 
     _, inv = vms
     rc, out = dnet_json("trace", "-i", str(inv), "operator", "node2:8080")
     assert rc == 0 and out["reached"], out
+    jsondoc.check("trace", out)
     whats = [h["what"] for h in out["hops"]]
     assert any(w.startswith("into the ingress sandbox (routing mesh): port 8080 gets firewall mark") for w in whats)
     assert any(re.match(r"IPVS \(rr\) balances mark \d+ over: web\.1 on node1$", w) for w in whats), whats
-    assert any(w.startswith("ingress overlay: VXLAN with VNI") and f"to {NET}.11 (node1)" in w for w in whats)
+    node1 = _ips(vms[0])["node1"]
+    assert any(w.startswith("ingress overlay: VXLAN with VNI") and f"to {node1} (node1)" in w for w in whats)
     assert out["hops"][-1]["where"] == "web.1 on node1"
 
 
@@ -128,7 +133,7 @@ def test_netem_delay_raises_the_round_trip_and_heal_removes_it(vms: tuple[str, P
     name, _ = vms
 
     def rtt() -> float:
-        out = node_sh(name, "node1", f"ping -c 5 -i 0.2 -q {NET}.12 | tail -1")
+        out = node_sh(name, "node1", f"ping -c 5 -i 0.2 -q {_ips(name)['node2']} | tail -1")
         return float(out.split("=")[1].split("/")[1])  # rtt min/avg/max/mdev = a/b/c/d ms: the average
 
     before = rtt()
@@ -147,6 +152,7 @@ def test_doctor_finds_ipvs_xfrm_and_netem_in_the_vm_kernel(vms: tuple[str, Path]
     _, inv = vms
     rc, out = dnet_json("doctor", "-i", str(inv))
     assert rc == 0, out["findings"]
+    jsondoc.check("doctor", out, ("kernel",))
     for host in ("node1", "node2"):
         assert out["kernel"][host] == {"vxlan": "yes", "bridge": "yes", "ipvs": "yes", "xfrm": "yes", "esp": "yes",
                                        "netem": "yes"}

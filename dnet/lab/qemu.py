@@ -130,8 +130,20 @@ def _up(c: DockerClient, name: str, nodes: int, net: ipaddress.IPv4Network | ipa
         fh.write("".join(f"{n.address} {key}\n" for n, key in zip(state.nodes, keys, strict=True)))
     log(f"started {nodes} VMs ({accel}, {CPUS} CPUs and {MEMORY} MiB each) and the upstream host on {net}; waiting "
         "for sshd and dockerd")
-    dind.wait_all(state, False, log, timeout=120 if accel == "kvm" else 420)
+    try:
+        dind.wait_all(state, False, log, timeout=120 if accel == "kvm" else 420)
+    except DnetError as exc:  # the consoles are gone with the lab: say what they last printed
+        tails = [f"{n.name}'s console ends: " + " | ".join(_console_tail(state.dir / n.name)) for n in state.nodes]
+        raise DnetError(f"{exc}; " + "; ".join(tails)) from None
     return state
+
+
+def _console_tail(vm: Path, lines: int = 6) -> list[str]:
+    try:
+        text = (vm / "console.log").read_text(errors="replace")
+    except OSError:
+        return ["(no console output)"]
+    return [ln.strip() for ln in text.splitlines() if ln.strip()][-lines:]
 
 
 def _run(cmd: list[str], what: str) -> str:

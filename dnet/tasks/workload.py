@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from dnet import CLUSTER_LABEL, MANAGED_LABEL
+from dnet.errors import CommandError
 from dnet.images import PROBE_IMAGE, ensure_probe, remote_image_id, stream_image
 from dnet.plan import desired as d
 from dnet.plan.model import (
@@ -46,6 +47,8 @@ def pull(ctx: Context, c: ImagePull) -> str:
 
 
 ATTACH_TIMEOUTS = ("attaching to network failed", "could not attach to network", "context deadline exceeded")
+RUN_ATTEMPTS = 3
+START_WAIT = 30.0  # seconds of `docker start` tries before a new `docker run`
 
 
 @task(ContainerRun)
@@ -71,14 +74,23 @@ def container(ctx: Context, c: ContainerRun) -> str:
         args += ["-p", p]
     args.append(spec.image)
     args += after
-    r = ctx.transports[c.host].run(quote(*args) + " >/dev/null", check=False, stdin=env,
-                                   secrets=(*ctx.secrets(), *spec.secret_values))
-    if not r.ok:
+    for attempt in range(1, RUN_ATTEMPTS + 1):
+        r = ctx.transports[c.host].run(quote(*args) + " >/dev/null", check=False, stdin=env,
+                                       secrets=(*ctx.secrets(), *spec.secret_values))
+        if r.ok:
+            break
         if not any(m in r.stderr.lower() for m in ATTACH_TIMEOUTS):
             r.check()
-        # Created but not started: the swarm's attachment for an overlay can time out on a fresh swarm, and
-        # each start asks for it anew.
-        retrying(ctx, c.host, quote("docker", "start", spec.name) + " >/dev/null", f"start {spec.name}")
+        # Created but not started: the swarm's attachment for an overlay can time out on a fresh swarm or a slow
+        # worker, and each start asks for it anew. A worker that dropped the network meanwhile answers every start
+        # with "network ... not found" (seen on emulated VMs): then only a new `docker run` asks again.
+        try:
+            retrying(ctx, c.host, quote("docker", "start", spec.name) + " >/dev/null", f"start {spec.name}", wait=START_WAIT)
+            break
+        except CommandError:
+            if attempt == RUN_ATTEMPTS:
+                raise
+            ctx.run(c.host, quote("docker", "rm", "-f", spec.name) + " >/dev/null")
     for net in nets[1:]:
         extra = [a for alias in spec.aliases for a in ("--alias", alias)]
         ctx.run(c.host, quote("docker", "network", "connect", *extra, net, spec.name))

@@ -61,15 +61,16 @@ def _same(args: list[str]) -> tuple[str, str]:
     return "ok", f"same answer: {a[1]}"
 
 
-# openssl s_client, not busybox wget: wget's TLS checks no certificate. The request goes on stdin; -quiet keeps the
-# connection open until the server closes it. A failure is classed by openssl's message.
+# openssl s_client, not busybox wget: wget's TLS checks no certificate. Its wait is 12 s: a handshake costs seconds
+# of CPU on a slow host (several, seen on emulated VMs with checks running side by side). The request goes on
+# stdin; -quiet keeps the connection open until the server closes it. A failure is classed by openssl's message.
 TLS = r"""
 tls() { command -v openssl >/dev/null || { r "$1" error "tls: the probe has no openssl (install openssl on the host)"
     return; }
   u=${2#https://}; hp=${u%%/*}; p=${u#"$hp"}; [ -n "$p" ] || p=/
   h=${hp%:*}; port=${hp##*:}; [ "$port" = "$hp" ] && port=443
   case "$h" in *[!0-9.]*) v="-verify_hostname";; *) v="-verify_ip";; esac
-  o=$(printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$p" "$hp" | timeout "${T:-5}" \
+  o=$(printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$p" "$hp" | timeout "${T:-12}" \
     openssl s_client -quiet -connect "${3:-$h}:$port" -servername "$h" $v "$h" -verify_return_error \
     -CAfile /etc/ssl/certs/ca-certificates.crt 2>&1); rc=$?
   s=$(printf '%s\n' "$o" | grep -m1 '^HTTP/[0-9.]* [0-9]' | tr -d '\r')
@@ -82,9 +83,9 @@ tls() { command -v openssl >/dev/null || { r "$1" error "tls: the probe has no o
     *refused*|*"errno=111"*) r "$1" refused "$hp refused";;
     *BIO_lookup*|*"not known"*|*"nodename nor servname"*) r "$1" unresolved "$h: $e";;
     *alert*|*"wrong version"*|*"unexpected eof"*|*"packet length"*|*handshake*|*SSL*|*ssl*)
-      if [ $rc -ge 124 ] && [ -z "$e" ]; then r "$1" timeout "no answer within ${T:-5}s"
+      if [ $rc -ge 124 ] && [ -z "$e" ]; then r "$1" timeout "no answer within ${T:-12}s"
       else r "$1" tls "handshake failed: $e"; fi;;
-    *) if [ $rc -ge 124 ]; then r "$1" timeout "no answer within ${T:-5}s"; else r "$1" timeout "${e:-no answer}"; fi;;
+    *) if [ $rc -ge 124 ]; then r "$1" timeout "no answer within ${T:-12}s"; else r "$1" timeout "${e:-no answer}"; fi;;
   esac; }"""
 
 # A must-not-reach check passes on silence, so its wait is on verify's critical path. Waits that still cover one
