@@ -85,7 +85,8 @@ def container(ctx: Context, c: ContainerRun) -> str:
         # worker, and each start asks for it anew. A worker that dropped the network meanwhile answers every start
         # with "network ... not found" (seen on emulated VMs): then only a new `docker run` asks again.
         try:
-            retrying(ctx, c.host, quote("docker", "start", spec.name) + " >/dev/null", f"start {spec.name}", wait=START_WAIT)
+            retrying(ctx, c.host, quote("docker", "start", spec.name) + " >/dev/null", f"start {spec.name}",
+                     wait=START_WAIT)
             break
         except CommandError:
             if attempt == RUN_ATTEMPTS:
