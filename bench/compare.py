@@ -37,10 +37,11 @@ import docker
 import job  # bench/job.py: this script's directory is on the path
 
 from dnet.errors import DnetError
-from dnet.images import PROBE_IMAGE
+from dnet.images import PROBE_IMAGE, ensure_probe
 from dnet.lab import dind
 from dnet.lab.image import build_node_image, node_image_tag
 from dnet.lab.state import LabState
+from dnet.transport.local import LocalTransport
 
 LAB, SUBNET = "benchcmp", "192.168.81"
 HERE = Path(__file__).resolve().parent
@@ -90,15 +91,20 @@ class Lab:
     """One lab, reset to the cold state before every run."""
 
     def __init__(self, image: str) -> None:
+        ensure_probe(LocalTransport("local"))  # one probe image, loaded on every node: the same ID everywhere
         self.state: LabState = dind.up(LAB, 3, f"{SUBNET}.0/24", False, lambda m: None, image=image)
-        self.ip = {n.name: n.address for n in self.state.nodes}
-        self.ctr = {n.name: n.container for n in self.state.nodes}
-        save = subprocess.Popen(["docker", "save", PROBE_IMAGE], stdout=subprocess.PIPE)
-        data = save.communicate()[0]
-        for n in NODES:
-            subprocess.run(["docker", "exec", "-i", self.ctr[n], "docker", "load", "-q"], input=data,
-                           capture_output=True, check=True)
-        self.image = self.exec("node1", f"docker image inspect -f '{{{{.Id}}}}' {PROBE_IMAGE}").strip()
+        try:
+            self.ip = {n.name: n.address for n in self.state.nodes}
+            self.ctr = {n.name: n.container for n in self.state.nodes}
+            save = subprocess.Popen(["docker", "save", PROBE_IMAGE], stdout=subprocess.PIPE)
+            data = save.communicate()[0]
+            for n in NODES:
+                subprocess.run(["docker", "exec", "-i", self.ctr[n], "docker", "load", "-q"], input=data,
+                               capture_output=True, check=True)
+            self.image = self.exec("node1", f"docker image inspect -f '{{{{.Id}}}}' {PROBE_IMAGE}").strip()
+        except BaseException:  # never leave the lab behind
+            self.down()
+            raise
 
     def exec(self, node: str, cmd: str) -> str:
         return sh(["docker", "exec", self.ctr[node], "sh", "-c", cmd], check=True).stdout

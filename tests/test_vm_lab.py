@@ -169,6 +169,9 @@ def test_status_then_down_leaves_no_vm_tap_or_network(vms: tuple[str, Path]) -> 
     assert rows["upstream"]["state"] == "running"
     state = LabState.load(name)
     assert state.provider == "qemu"
+    for vm in ("node1", "node2"):  # the seed disk carries the VM's SSH host key: only its owner reads it
+        assert (state.dir / vm / "seed.img").stat().st_mode & 0o777 == 0o600
+        assert (state.dir / vm / "seed").stat().st_mode & 0o777 == 0o700
     r = dnet("lab", "down", "--name", name)
     assert r.returncode == 0, r.stderr
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

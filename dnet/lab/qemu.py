@@ -157,7 +157,7 @@ def _start_vm(state: LabState, i: int, n: Node, bridge: str, pub: str, ca: str, 
     """Start one VM; return its SSH host key line ("ssh-ed25519 AAAA...")."""
     vm = state.dir / n.name
     seed = vm / "seed"
-    seed.mkdir(parents=True)
+    seed.mkdir(parents=True, mode=0o700)  # it holds the VM's SSH host key
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{n.name}.{state.name}", "-f",
           str(seed / "ssh_host_ed25519_key")], "ssh-keygen")
     net = ipaddress.ip_network(state.subnet)
@@ -165,6 +165,7 @@ def _start_vm(state: LabState, i: int, n: Node, bridge: str, pub: str, ca: str, 
              "dns": state.upstream.address if state.upstream else "", "authorized_keys": pub, "ca.crt": ca}
     for fname, text in files.items():
         (seed / fname).write_text(text.strip() + "\n")
+    (vm / "seed.img").touch(mode=0o600)
     _run(["mkfs.ext4", "-q", "-F", "-d", str(seed), str(vm / "seed.img"), "4M"], "mkfs.ext4 (seed disk)")
     base = vmimage.image_dir()
     _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base / "root.img"), str(vm / "disk.qcow2")],
