@@ -139,20 +139,33 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log, image: str | No
     image: a node image derived from dnet's (the benchmarks add packages); default the current node image.
     """
     c = client()
+    net = lab_subnet(subnet, nodes, 200)
+    _check_free(c, name, net)
+    return or_remove(name, log, lambda: _up(c, name, nodes, net, bare, log, image), down)
+
+
+def lab_subnet(subnet: str, nodes: int, most: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """The --subnet, checked to hold `nodes` nodes (at most `most`) after the addresses a lab keeps."""
     try:
         net = ipaddress.ip_network(subnet)
     except ValueError as exc:
         raise DnetError(f"--subnet {subnet}: {exc}") from None
-    if not 1 <= nodes <= min(200, net.num_addresses - 12):
-        raise DnetError(f"--nodes must be between 1 and {min(200, net.num_addresses - 12)} for {subnet}")
-    _check_free(c, name, net)
+    if not 1 <= nodes <= min(most, net.num_addresses - 12):
+        raise DnetError(f"--nodes must be between 1 and {min(most, net.num_addresses - 12)} for {subnet}")
+    return net
+
+
+def or_remove(name: str, log: Log, make: Callable[[], LabState], remove: Callable[[str, Log], object]) -> LabState:
+    """Make a lab; when that fails in any way, remove what it made and say why in dnet's words."""
     try:
-        return _up(c, name, nodes, net, bare, log, image)
-    except (DnetError, DockerException, KeyboardInterrupt) as exc:
+        return make()
+    except (DnetError, DockerException, OSError, KeyboardInterrupt) as exc:
         log(f"lab '{name}' failed to come up; removing what it made")
-        down(name, log)
+        remove(name, log)
         if isinstance(exc, DockerException):
             raise DnetError(f"lab '{name}': the engine refused: {exc}") from None
+        if isinstance(exc, OSError):
+            raise DnetError(f"lab '{name}': {exc}") from None
         raise
 
 

@@ -89,26 +89,15 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log, accel: str = "a
     if bare:
         raise DnetError("--bare is for container labs: VM nodes always have an engine")
     _tools()
-    try:
-        net = ipaddress.ip_network(subnet)
-    except ValueError as exc:
-        raise DnetError(f"--subnet {subnet}: {exc}") from None
-    if net.version != 4 or not 1 <= nodes <= min(16, net.num_addresses - 12):
-        raise DnetError(f"--nodes must be between 1 and {min(16, net.num_addresses - 12)} VMs on an IPv4 --subnet")
+    net = dind.lab_subnet(subnet, nodes, 16)
+    if net.version != 4:
+        raise DnetError(f"--subnet {subnet}: VM labs need an IPv4 subnet")
     c = dind.client()
     dind._check_free(c, name, net)
     if (labs_dir() / name / "lab.json").exists():
         raise dind.LabExists(f"a lab named '{name}' exists already; remove it with dnet lab down --name {name}")
     how = choose_accel(accel, log)
-    try:
-        return _up(c, name, nodes, net, how, log)
-    except (DnetError, KeyboardInterrupt, OSError) as exc:
-        log(f"lab '{name}' failed to come up; removing what it made")
-        down(name, log)
-        if isinstance(exc, OSError):
-            raise DnetError(f"lab '{name}': {exc}") from None
-        raise
-
+    return dind.or_remove(name, log, lambda: _up(c, name, nodes, net, how, log), down)
 
 def _up(c: DockerClient, name: str, nodes: int, net: ipaddress.IPv4Network | ipaddress.IPv6Network,
         accel: str, log: Log) -> LabState:
