@@ -49,7 +49,7 @@ def test_structural_problems_all_at_once(tmp_path: Path) -> None:
                              "  - name: d\n    python: missing.py:main\n"
                              "  - name: e\n    action: drain\n")
     text = "\n".join(got)
-    assert "book.yml:3:5: step 'a' needs exactly one of action, shell, python (it has action, shell)" in text
+    assert "book.yml:3:5: step 'a' needs exactly one of action, shell, python, pause (it has action, shell)" in text
     assert "book.yml:6:5: step name 'a' is used by step 1 too" in text
     assert "book.yml:8:23: step 2.with.condition: unknown condition 'sometimes'; conditions: no-tasks, " in text
     assert "book.yml:9:5: step 'c' uses {{ nope }} but the runbook declares no such parameter" in text

@@ -6,6 +6,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,14 +25,15 @@ from dnet.cli.common import (
     styled,
     verbose_option,
 )
-from dnet.errors import DnetError
+from dnet.errors import DnetError, InventoryError
+from dnet.inventory.schema import Inventory
 from dnet.lock import Lock, hosts_locked
 from dnet.output import row, show, table
-from dnet.runbook import LoadedRunbook, RunContext, bind, execute, find, load, parse_params
+from dnet.runbook import LoadedRunbook, RunContext, bind, execute, find, load, parse_params, template
 from dnet.runbook.actions import Actions
 from dnet.runbook.audit import Audit, default_path
-from dnet.runbook.load import read_param_file
-from dnet.runbook.model import python_file
+from dnet.runbook.load import first_manager, pattern_hosts, read_param_file
+from dnet.runbook.model import python_file, substitute
 from dnet.runbook.run import resume_command, start_index
 from dnet.session import open_session
 
@@ -124,10 +126,18 @@ def command(runbook: str | None, inventory: str | None, list_books: bool, check:
     secrets = tuple(str(values[k]) for k in secret)
     resume = resume_command(runbook, inventory, cli_given, secret, dry_run, param_file)
     lock = None if dry_run else Lock(f"dnet run {lr.book.name}")
-    with open_session(loaded, accept_new_host_keys, log, command_logger(verbose), read_facts=False, lock=lock) as s, \
+    connect = _connect(lr, loaded.model, values)
+    with open_session(loaded, accept_new_host_keys, log, command_logger(verbose), read_facts=False, lock=lock,
+                      limit=connect) as s, \
             (contextlib.nullcontext() if lock is None else hosts_locked(s.transports, lock, log, break_lock)):
+        s.limit = None  # connect: only chooses connections; steps still see the whole inventory
+        for h in loaded.model.hosts:
+            if h not in s.transports and h not in s.host_errors:
+                s.host_errors[h] = "not connected: the runbook's connect: pattern leaves it out"
         step_log = log if as_json or quiet else (lambda m: say(out, styled(m, "dim")))  # steps' detail on stdout
-        rc = RunContext(s, values, dry_run, step_log, secrets=secrets, stale=True)
+        ask = (lambda m: click.prompt(m, default="", show_default=False, prompt_suffix=" ")) \
+            if sys.stdin.isatty() and not yes and not as_json else None
+        rc = RunContext(s, values, dry_run, step_log, secrets=secrets, stale=True, ask=ask, yes=yes)
         rc.actions = Actions(rc)
         for h in s.host_errors:
             tell(f"unreachable: {h}: {s.host_errors[h]}", "red")
@@ -163,6 +173,16 @@ def command(runbook: str | None, inventory: str | None, list_books: bool, check:
     if not as_json and not quiet:
         say(err, styled(f"audit log: {audit.path}", "dim"))
     sys.exit(130 if result.interrupted else EXIT_ERROR if result.failed_at else 0)
+
+
+def _connect(lr: LoadedRunbook, inv: Inventory, values: dict[str, Any]) -> list[str] | None:
+    """The hosts the run connects to: the runbook's `connect:` pattern, else all."""
+    if not lr.book.connect:
+        return None
+    try:
+        return pattern_hosts(inv, template.plain(substitute(lr.book.connect, values)), first_manager(inv))
+    except (DnetError, template.TemplateError) as exc:
+        raise InventoryError([lr.at(("connect",), f"connect: {getattr(exc, 'message', None) or exc}")]) from None
 
 
 def _candidates() -> list[tuple[str, Path]]:

@@ -263,6 +263,7 @@ def shell(rc: RunContext, targets: list[str], command: str, timeout: float) -> l
 
     def one(h: str) -> Outcome:
         r = rc.script(h, command, timeout=timeout)
+        rc.captured[h] = {"rc": r.code, "stdout": r.stdout.removesuffix("\n"), "stderr": r.stderr.removesuffix("\n")}
         output = mask((r.stdout + r.stderr).strip(), rc.secrets)  # mask first, then cut: no part of a secret survives
         for line in output.splitlines()[-20:]:
             rc.log(f"  {h}| {line}")
@@ -295,6 +296,9 @@ def python(rc: RunContext, targets: list[str], ref: str, runbook: str) -> list[O
         raise RunError(f"{path} has no function {func}")
     rc.hosts = targets
     result = fn(rc)
+    for h in targets:  # what `register` keeps: a dict by host gives each its own value
+        value = result.get(h) if isinstance(result, dict) else result
+        rc.captured[h] = {"rc": 0, "stdout": "" if value is None else str(value), "stderr": ""}
     return [("", "ok", str(result) if result is not None else f"{func}() returned")]
 
 

@@ -37,6 +37,10 @@ class RunContext:
     actions: Any = None
     stale: bool = False  # facts are read again (all hosts, one round trip each) only when something asks for them
     drained: set[str] = field(default_factory=set)  # hosts an engine restart under way has drained (cut short, stay so)
+    registered: dict[str, Any] = field(default_factory=dict)  # `register: NAME` results, for later steps
+    captured: dict[str, dict[str, Any]] = field(default_factory=dict)  # this step's rc/stdout/stderr per host
+    ask: Callable[[str], object] | None = None  # waits for the operator (Enter); None without a terminal
+    yes: bool = False  # --yes: pause and other questions go on without asking
 
     def __post_init__(self) -> None:
         shown = self.log
@@ -126,6 +130,44 @@ class RunContext:
         s = copy.copy(self.session)
         s.limit = hosts
         return s
+
+
+    def pause(self, message: str) -> list[tuple[str, str, str]]:
+        """A `pause:` step: wait for Enter; refused without a terminal unless --yes."""
+        shown = mask(message, self.secrets)
+        if self.dry_run:
+            return [("", "ok", f"would pause: {shown}")]
+        if self.ask is None:
+            if not self.yes:
+                raise RunError(f"pause ({shown}) waits for the operator: run it at a terminal, or pass --yes to go on "
+                               "without waiting")
+            return [("", "ok", f"--yes: not waiting ({shown})")]
+        self.ask(f"{shown} [Enter to go on, Ctrl-C to stop]")
+        return [("", "ok", "the operator went on")]
+
+    def resolve(self, token: str) -> str:
+        """`leader` (the raft leader) or `one-manager` (a reachable manager) in a step's hosts."""
+        return self.leader() if token == "leader" else self.manager()
+
+    def leader(self) -> str:
+        """The host whose engine is the swarm's raft leader, as a reachable manager reports it."""
+        mgr = self.manager()
+        got = self.read(mgr, "docker node ls --filter role=manager --format '{{.ID}} {{.ManagerStatus}}'",
+                        check=False)
+        if not got.ok:
+            raise RunError(f"no raft leader: {mgr} cannot list the swarm's managers ({got.stderr.strip()[-200:]}); "
+                           "with most managers lost, the swarm has no quorum")
+        ids = [line.split()[0] for line in got.stdout.splitlines() if line.split()[1:] == ["Leader"]]
+        if not ids:
+            raise RunError("no raft leader: no manager reports itself as Leader")
+        for h in self.inventory.hosts:
+            f = self.facts.get(h)
+            if f and f.node_id and f.node_id.startswith(ids[0]):
+                return h
+        for n in self.facts[mgr].nodes:
+            if n.id.startswith(ids[0]) and n.hostname in self.inventory.hosts:
+                return n.hostname
+        raise RunError(f"the raft leader (node {ids[0]}) is no host of this inventory")
 
 
 class RunError(Exception):

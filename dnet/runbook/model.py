@@ -2,17 +2,16 @@
 function. Validated as strictly as inventories (FILE:LINE:COL)."""
 from __future__ import annotations
 
-import re
-import shlex
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# {{ name }} or {{ name | filter }}; the only filter is `raw` (no shell quoting)
-REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|\s*([A-Za-z_][A-Za-z0-9_]*)\s*)?\}\}")
-FILTERS = ("raw",)
+from dnet.runbook import template
+
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -29,22 +28,38 @@ class Param(Strict):
 
 
 class Step(Strict):
-    """One step: exactly one of action, shell, python."""
+    """One step: exactly one of action, shell, python, pause; with when, register, retries, rescue and always."""
 
     name: str = Field(min_length=1)
-    hosts: str | None = Field(None, description="hosts, groups, roles or 'all', comma-separated; {{ param }} works")
+    hosts: str | None = Field(None, description="an Ansible-style host pattern: hosts, groups, roles, all, leader "
+                                                "(the raft leader), one-manager, joined by , or : with !exclusions "
+                                                "and &intersections; {{ param }} works")
     serial: int | str | None = Field(None, description="targets per batch (default: all at once); a number or "
                                                       "{{ param }}")
     action: str | None = None
     shell: str | None = None
     python: str | None = Field(None, description="FILE.py:FUNCTION, the file relative to the runbook")
+    pause: str | None = Field(None, description="a message; waits for Enter (with --yes or without a terminal: "
+                                                "refused unless --yes, then it goes on)")
     args: dict[str, Any] = Field(default_factory=dict, alias="with")
     timeout: float = Field(600, gt=0, description="seconds a shell command may take")
+    when: str | bool | None = Field(None, description="run only when this holds: a Jinja2 expression on parameters "
+                                                      "and registered results, or a condition name (not NAME)")
+    register_as: str | None = Field(None, alias="register", pattern=IDENT,
+                                    description="keep each host's rc, stdout and stderr as NAME.HOST.rc ... (shell and "
+                                                "python steps)")
+    run_once: bool = Field(False, description="run on the first target only")
+    ignore_errors: bool = Field(False, description="a failure is recorded and the run goes on")
+    retries: int = Field(0, ge=0, le=100, description="run the step again this many times while it fails")
+    delay: float = Field(5, ge=0, le=3600, description="seconds between retries")
+    rescue: list[Step] = Field(default_factory=list, description="steps run when this one fails; the run still "
+                                                                 "fails")
+    always: list[Step] = Field(default_factory=list, description="steps run after this one, failed or not")
 
     @field_validator("serial")
     @classmethod
     def _serial(cls, v: int | str | None) -> int | str | None:
-        if isinstance(v, str) and not REF.fullmatch(v.strip()):
+        if isinstance(v, str) and template.whole(v) is None:
             raise ValueError("serial is a number or {{ param }}")
         if isinstance(v, int) and not 1 <= v <= 1000:
             raise ValueError("serial is between 1 and 1000")
@@ -52,7 +67,8 @@ class Step(Strict):
 
     @property
     def kind(self) -> str:
-        return "action" if self.action else "shell" if self.shell is not None else "python"
+        return ("action" if self.action else "shell" if self.shell is not None else "pause" if self.pause is not None
+                else "python")
 
 
 class Runbook(Strict):
@@ -61,7 +77,11 @@ class Runbook(Strict):
     name: str = Field(pattern=NAME)
     description: str = ""
     params: dict[str, Param] = Field(default_factory=dict)
+    connect: str | None = Field(None, description="the hosts the run connects to (a host pattern, default all): "
+                                                  "all:!{{ dead }} leaves a dead host alone")
     steps: list[Step] = Field(min_length=1)
+    rescue: list[Step] = Field(default_factory=list, description="steps run when the run fails")
+    always: list[Step] = Field(default_factory=list, description="steps run at the end, failed or not")
 
 
 # Arguments of the built-in actions (`with:`), named by their registration in dnet.runbook.actions.
@@ -83,48 +103,26 @@ class RotateArgs(Strict):
     role: Literal["worker", "manager", "both"] = "both"
 
 
-def _matches(value: Any) -> list[re.Match[str]]:
-    """Every {{ reference }} in a value, nested dicts and lists included."""
+def _texts(value: Any) -> list[str]:
+    """Every string in a value, nested dicts and lists included."""
     if isinstance(value, str):
-        return list(REF.finditer(value))
+        return [value]
     if isinstance(value, dict):
-        return [m for v in value.values() for m in _matches(v)]
+        return [t for v in value.values() for t in _texts(v)]
     if isinstance(value, list):
-        return [m for v in value for m in _matches(v)]
+        return [t for v in value for t in _texts(v)]
     return []
 
 
 def refs(value: Any) -> list[str]:
-    """Parameter names a value refers to as {{ name }}."""
-    return [m[1] for m in _matches(value)]
-
-
-def filters(value: Any) -> list[str]:
-    """Filters a value's references use (`{{ x | raw }}` -> raw)."""
-    return [m[2] for m in _matches(value) if m[2]]
+    """Names a value's {{ expressions }} use (parameters, registered results), sorted."""
+    return sorted({n for t in _texts(value) for n in template.names(t)})
 
 
 def substitute(value: Any, params: dict[str, Any], shell: bool = False) -> Any:
-    """Fill in {{ name }}; a string that is only one reference takes the parameter's own type.
-
-    With shell (the text reaches a shell: `shell:` steps, a condition's `command`), every value is shell-quoted,
-    so it is one word whatever it holds; `{{ name | raw }}` inserts the text as it is (the author's explicit choice).
-    """
-    if isinstance(value, str):
-        whole = REF.fullmatch(value.strip())
-        if whole and not shell:
-            return params[whole[1]]
-
-        def fill(m: re.Match[str]) -> str:
-            text = str(params[m[1]]).lower() if isinstance(params[m[1]], bool) else str(params[m[1]])
-            return text if m[2] == "raw" or not shell else shlex.quote(text)
-
-        return REF.sub(fill, value)
-    if isinstance(value, dict):
-        return {k: substitute(v, params, shell) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, params, shell) for v in value]
-    return value
+    """Fill in {{ expressions }} (see dnet.runbook.template.render): in shell text every value is quoted, so it is
+    one word whatever it holds; `{{ name | raw }}` inserts the text as it is (the author's explicit choice)."""
+    return template.render(value, params, shell)
 
 
 def python_file(runbook: str, ref: str) -> Path | None:
