@@ -26,6 +26,7 @@ from dnet.plan.model import (
     SwarmInit,
     SwarmJoin,
 )
+from dnet.plan.target import Target, narrow
 from dnet.plan.world import World
 from dnet.poll import PollTimeout, poll
 from dnet.runner import parallel
@@ -46,15 +47,16 @@ def world(s: Session, prune_nodes: bool = False) -> World:
                  src.parent if src.is_file() else Path(), local_arches=s.local_arches)
 
 
-def make_plan(s: Session, prune_nodes: bool = False) -> Plan:
-    """Diff the inventory against the reachable hosts (with prune_nodes, remove swarm nodes it does not list)."""
+def make_plan(s: Session, prune_nodes: bool = False, targets: list[Target] | None = None) -> Plan:
+    """Diff the inventory against the reachable hosts (with prune_nodes, remove swarm nodes it does not list); with
+    targets, only their changes and what those need (see dnet.plan.target)."""
     w = world(s, prune_nodes)
     leader = w.leader()
     swarm_limited = s.limit is None or any(s.loaded.model.hosts[h].roles for h in s.limit)
     if leader and leader not in s.facts and swarm_limited:
         return Plan(errors=[f"{leader}: the swarm's first manager is unreachable; swarm, overlay and service "
                             "changes need it"])
-    return limited(s, diff(w))
+    return narrow(limited(s, diff(w)), targets or [], s.loaded.model)
 
 
 def limited(s: Session, plan: Plan) -> Plan:

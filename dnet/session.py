@@ -32,6 +32,7 @@ class Session:
     local_images: dict[str, str | None] = field(default_factory=dict)
     local_arches: dict[str, str] = field(default_factory=dict)  # image -> its architecture in this machine's engine
     limit: list[str] | None = None  # --limit: the hosts this run may change (None: every host)
+    overrides: dict[str, str] = field(default_factory=dict)  # --set values over the file: path -> "old -> new"
 
     def leader(self) -> str | None:
         """The manager that runs cluster-wide commands (see dnet.plan.world.leader)."""

@@ -43,7 +43,7 @@ def run(tmp_path: Path, inv: Path, text: str, *args: str) -> tuple[int, dict[str
 
 
 def steps(out: dict[str, object]) -> dict[str, str]:
-    return {s["label"]: s["status"] for s in out["steps"]}  # type: ignore[attr-defined, index]
+    return {s["label"]: s["status"] for s in out["steps"]}  # type: ignore[attr-defined]
 
 
 def audit(tmp_path: Path) -> list[dict[str, object]]:

@@ -11,6 +11,7 @@ import pytest
 from dnet.errors import DnetError, InventoryError
 from dnet.inventory import load as load_inventory
 from dnet.runbook import bind, load
+from dnet.runbook.actions import ACTIONS
 from tests.conftest import EXAMPLE, ROOT
 
 INV = load_inventory(EXAMPLE).model
@@ -28,11 +29,13 @@ def problems(tmp_path: Path, text: str) -> list[str]:
 def test_every_shipped_runbook_is_valid_binds_to_the_example_and_is_packaged() -> None:
     names = {p.stem for p in SHIPPED}
     assert {"add-node", "drain-node", "remove-node", "rolling-engine-restart", "rotate-join-tokens",
-            "upgrade-engine"} <= names
+            "upgrade-engine", "maintenance", "scale-service", "replace-manager"} <= names
+    given = {"node": "node3", "service": "web", "replicas": "2", "dead": "node2", "replacement": "node3"}
     for path in SHIPPED:
         lr = load(path)
-        _, steps = bind(lr, INV, {"node": "node3"} if "node" in lr.book.params else {})
-        assert steps and all(s.targets or s.step.action == "rotate-join-tokens" for s in steps)
+        _, steps = bind(lr, INV, {k: v for k, v in given.items() if k in lr.book.params})
+        assert steps and all(s.targets or s.step.kind == "pause"
+                             or (s.step.action and ACTIONS[s.step.action].swarm_wide) for s in steps), path
         assert filecmp.cmp(path, ROOT / "dnet" / "files" / "runbooks" / path.name, shallow=False), path.name
     assert not list((ROOT / "playbooks").glob("*.sh"))  # developer scripts live in scripts/
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -264,3 +266,124 @@ def test_pause_promote_activate_demote_act_on_the_node(lab: tuple[str, Path, Pat
     code, out, err = run(lab, str(back), "--yes")
     assert code == 0, (out, err[-2000:])
     assert node_sh(name, "node1", look).strip() == "active worker"
+
+
+def run_on(inv: Path, audit: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    r = dnet(*args, "-i", str(inv), "--json", *(["--audit-log", str(audit)] if args[0] == "run" else []))
+    try:
+        return r.returncode, json.loads(r.stdout), r.stderr
+    except ValueError:
+        raise AssertionError(f"not JSON (exit {r.returncode}): {r.stdout[-2000:]} {r.stderr[-2000:]}") from None
+
+
+def pending_engine_change(inv: Path, tmp_path: Path) -> Path:
+    """The lab's inventory with an engine setting changed: applying it would restart every engine."""
+    out = tmp_path / "engine.yml"
+    text = inv.read_text()
+    assert "    mtu: 1450\n" in text
+    out.write_text(text.replace("    mtu: 1450\n", "    mtu: 1400\n", 1))
+    return out
+
+
+def pids(name: str) -> dict[str, str]:
+    return {n: node_sh(name, n, "pidof dockerd").strip() for n in NODES}
+
+
+def replicas(name: str) -> str:
+    return node_sh(name, "node1", "docker service ls --format '{{.Name}} {{.Replicas}}'").strip()
+
+
+def test_a_saved_targeted_plan_leaves_engines_alone_and_refuses_after_drift(lab: tuple[str, Path, Path],
+                                                                              tmp_path: Path) -> None:
+    name, inv, audit = lab
+    engine = pending_engine_change(inv, tmp_path)
+    engine.write_text(engine.read_text().replace("    replicas: 2", "    replicas: 1", 1))
+    saved = tmp_path / "plan.json"
+    before = pids(name)
+    code, out, err = run_on(engine, audit, "plan", "--target", "service.web", "-o", str(saved))
+    assert code == 0, (out, err[-2000:])
+    assert [(c["host"], c["kind"], c["name"]) for c in out["changes"]] == [("node1", "service", "web")]
+    assert sorted((c["host"], c["kind"]) for c in out["not_targeted"]) == [(n, "daemon") for n in NODES]
+    node_sh(name, "node2", "docker network create drifted >/dev/null")  # the hosts change after the review
+    try:
+        code, out, err = run_on(engine, audit, "apply", "--plan", str(saved), "--yes")
+        assert code == 1 and out["drift"] == ["node2: its networks changed since the plan was saved"], (out, err)
+    finally:
+        node_sh(name, "node2", "docker network rm drifted >/dev/null")
+    assert replicas(name) == "web 2/2"  # refused: nothing changed
+    code, out, err = run_on(engine, audit, "apply", "--plan", str(saved), "--yes")
+    assert code == 0, (out, err[-2000:])
+    assert [(c["kind"], c["name"], c["status"]) for c in out["changes"]] == [("service", "web", "ok")]
+    assert replicas(name) == "web 1/1" and pids(name) == before
+    code, out, err = run_on(inv, audit, "apply", "--target", "service.web", "--yes")
+    assert code == 0 and replicas(name) == "web 2/2", (out, err[-2000:])
+
+
+def test_scale_service_runbook_scales_one_service_and_proves_nothing_else_broke(lab: tuple[str, Path, Path],
+                                                                                 tmp_path: Path) -> None:
+    """An engine change is pending and a container is already down when the run starts: the engine is left alone,
+    and the verify that starts the run records the broken container, so only new failures would stop it."""
+    name, inv, audit = lab
+    engine = pending_engine_change(inv, tmp_path)
+    before = pids(name)
+    node_sh(name, "node2", "docker stop -t 1 edge >/dev/null")
+    try:
+        code, out, err = run_on(engine, audit, "run", "scale-service", "-p", "service=web", "-p", "replicas=1", "--yes")
+    finally:
+        node_sh(name, "node2", "docker start edge >/dev/null")
+    assert code == 0, (out.get("reason"), out.get("steps"), err[-2000:])
+    assert [s["status"] for s in out["steps"]] == ["ok", "ok", "ok"]
+    assert "not targeted" in out["steps"][0]["results"][0]["message"]
+    assert "failed at the baseline too, none newly" in out["steps"][2]["results"][0]["message"], out["steps"][2]
+    assert replicas(name) == "web 1/1" and pids(name) == before
+    first = [json.loads(x) for x in audit.read_text().splitlines() if '"step": "baseline"' in x][-1]
+    assert "failing" in first["message"] and "edge" in first["message"], first
+    assert "mtu" not in inv.read_text().split("replicas: 2")[1] and "replicas: 2" in inv.read_text()  # file unedited
+    code, out, err = run_on(inv, audit, "run", "scale-service", "-p", "service=web", "-p", "replicas=2", "--yes")
+    assert code == 0 and replicas(name) == "web 2/2", (out.get("reason"), err[-2000:])
+
+
+def test_maintenance_runbook_rescues_a_node_whose_engine_restart_failed(lab: tuple[str, Path, Path],
+                                                                         tmp_path: Path) -> None:
+    """node3's new engine setting keeps its engine from starting: the apply step fails, the rescue puts the old
+    daemon.json back, starts the engine and activates the node, and the run still fails with the first reason."""
+    name, inv, audit = lab
+    bad = tmp_path / "bad.yml"
+    text = inv.read_text()
+    at = text.index("\n", text.index("roles", text.index("  node3:"))) + 1
+    bad.write_text(text[:at] + "    docker:\n      daemon: {log-level: bogus}\n" + text[at:])
+    daemon = node_sh(name, "node3", "cat /etc/docker/daemon.json")
+    code, out, err = run_on(bad, audit, "run", "maintenance", "-p", "node=node3", "--yes")
+    assert code == 1, (out, err[-2000:])
+    status = {s["label"]: s["status"] for s in out["steps"]}
+    assert status == {"1": "ok", "2": "ok", "3": "ok", "4": "ok", "5": "failed", "6": "skipped", "7": "skipped",
+                      "8": "skipped", "rescue.1": "ok", "rescue.2": "ok", "rescue.3": "ok", "always.1": "ok"}, status
+    assert out["failed_at"] == 5 and "node3" in out["reason"], out["reason"]
+    assert node_sh(name, "node3", "cat /etc/docker/daemon.json") == daemon
+    assert node_sh(name, "node3", "ls /etc/docker/daemon.json.dnet-maintenance", check=False) == ""
+    look = "docker node inspect node3 --format '{{.Spec.Availability}} {{.Status.State}}'"
+    assert node_sh(name, "node1", look).strip() == "active ready"
+    code, out, err = run_on(inv, audit, "apply", "--yes")
+    assert code == 0, (out, err[-2000:])
+
+
+def test_replace_manager_runbook_recovers_a_swarm_that_lost_its_quorum(lab: tuple[str, Path, Path]) -> None:
+    """Last in the module: it stops node2 for good. With node1 and node2 managers, node2's host dies and takes the
+    quorum with it; the runbook forces a new cluster on node1, removes node2 and promotes node3."""
+    name, inv, audit = lab
+    node_sh(name, "node1", "docker node promote node2 >/dev/null")
+    look = "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}'"
+    for _ in range(60):
+        if "node2 Reachable" in node_sh(name, "node1", look):
+            break
+        time.sleep(1)
+    assert "node2 Reachable" in node_sh(name, "node1", look)
+    subprocess.run(["docker", "stop", "-t", "1", f"dnet-lab-{name}-node2"], check=True, capture_output=True)
+    code, out, err = run_on(inv, audit, "run", "replace-manager", "-p", "dead=node2", "-p", "replacement=node3",
+                            "--yes")
+    assert code == 0, (out.get("reason"), out.get("steps"), err[-3000:])
+    status = [(s["name"], s["status"]) for s in out["steps"]]
+    assert status[:2] == [("quorum", "ignored"), ("force a new cluster", "ok")], status
+    assert out["unreachable"] == {"node2": "not connected: the runbook's connect: pattern leaves it out"}
+    nodes = sorted(node_sh(name, "node1", look).split("\n"))
+    assert [n.strip() for n in nodes if n.strip()] == ["node1 Leader", "node3 Reachable"], nodes

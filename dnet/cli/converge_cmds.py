@@ -1,6 +1,7 @@
 """`dnet plan`, `dnet apply`, `dnet destroy`: converge hosts to the inventory, showing the plan first."""
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -28,8 +29,10 @@ from dnet.cli.common import (
     verbose_option,
 )
 from dnet.execute import Executed, execute
+from dnet.inventory.override import override
 from dnet.lock import Lock, hosts_locked
 from dnet.output import row, show, table
+from dnet.plan import saved, target
 from dnet.plan.model import Plan
 from dnet.session import Session
 
@@ -40,18 +43,53 @@ prune_nodes_option = click.option("--prune-nodes", is_flag=True,
                                   help="Remove swarm nodes the inventory does not list (drain, demote, node rm).")
 
 
+target_option = click.option("--target", "targets", multiple=True, metavar="KIND.NAME",
+                             help="Only this resource's changes and what it needs (repeat), e.g. service.web; other "
+                                  "pending changes are listed as not targeted.")
+set_option = click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+                          help="Override an inventory value for this run (repeat), e.g. services.web.replicas=2; "
+                               "checked like the file.")
+
+
 def open_session(inventory: str, accept: bool, quiet: bool, verbose: bool, limit: str | None,
-                 lock: Lock | None = None) -> Session:
+                 lock: Lock | None = None, sets: tuple[str, ...] = ()) -> Session:
     loaded = load_inventory(inventory, quiet, connect=True)
-    return converge.open_session(loaded, accept, log_to(quiet), command_logger(verbose), limit_hosts(loaded, limit),
-                                 lock=lock)
+    loaded, changed = override(loaded, parse_sets(sets))
+    s = converge.open_session(loaded, accept, log_to(quiet), command_logger(verbose), limit_hosts(loaded, limit),
+                              lock=lock)
+    s.overrides = changed
+    return s
+
+
+def parse_sets(sets: tuple[str, ...] | list[str]) -> dict[str, str]:
+    out = {}
+    for item in sets:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise click.UsageError(f"--set {item}: write --set PATH=VALUE, e.g. services.web.replicas=2")
+        out[key.strip()] = value
+    return out
+
+
+def make_plan(s: Session, prune_nodes: bool, targets: tuple[str, ...] | list[str]) -> Plan:
+    plan = converge.make_plan(s, prune_nodes, target.parse(list(targets), s.loaded.model))
+    plan.overrides = dict(s.overrides)
+    return plan
 
 
 def show_plan(plan: Plan, host_errors: dict[str, str]) -> None:
     """Print a plan as a table, with blocking errors and warnings after it."""
+    for path, change in plan.overrides.items():
+        say(out, styled("override", "yellow"), f" {path}: {change} (for this run; the inventory file says otherwise)")
     if plan.changes:
         t = table(out, "plan", "host", "kind", "name", "action", "detail")
         for c in plan.ordered():
+            row(t, c.host, c.kind, c.name, str(c.action), c.detail)
+        show(out, t)
+    if plan.untargeted:
+        t = table(out, f"not targeted (left pending by --target {', '.join(plan.targets)})", "host", "kind", "name",
+                  "action", "detail")
+        for c in sorted(plan.untargeted, key=lambda c: c.phase):
             row(t, c.host, c.kind, c.name, str(c.action), c.detail)
         show(out, t)
     for h, e in host_errors.items():
@@ -89,16 +127,24 @@ def _public(s: Session, plan: Plan) -> dict[str, Any]:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes (adoptions, which only record ownership, "
               "do not count), 2 changes pending, 1 error.")
 @click.option("--show-commands", is_flag=True, help="Also list the exact commands apply would run on each host.")
+@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), metavar="PLAN.json",
+              help="Save the plan, with a fingerprint of the hosts it was made from, for apply --plan.")
 @prune_nodes_option
+@target_option
+@set_option
 @limit_option
 @accept_option
 @quiet_option
 @verbose_option
-def plan_cmd(inventory: str, as_json: bool, detailed_exitcode: bool, show_commands: bool, prune_nodes: bool,
-             limit: str | None, accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
+def plan_cmd(inventory: str, as_json: bool, detailed_exitcode: bool, show_commands: bool, out_file: str | None,
+             prune_nodes: bool, targets: tuple[str, ...], sets: tuple[str, ...], limit: str | None,
+             accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Show what apply would change, touching nothing."""
-    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit) as s:
-        plan = converge.make_plan(s, prune_nodes)
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit, sets=sets) as s:
+        plan = make_plan(s, prune_nodes, targets)
+        if out_file and not plan.errors:
+            saved.save(out_file, inventory, {"prune_nodes": prune_nodes, "targets": list(targets),
+                                             "sets": list(sets), "limit": limit}, s.facts, plan)
         if as_json:
             data = _public(s, plan)
             if show_commands:
@@ -108,6 +154,9 @@ def plan_cmd(inventory: str, as_json: bool, detailed_exitcode: bool, show_comman
             show_plan(plan, s.host_errors)
             if show_commands and plan.changes and not plan.errors:
                 list_commands(s, plan, False)
+            if out_file and not plan.errors:
+                say(out, f"Saved to {out_file}: dnet apply -i {shlex.quote(inventory)} --plan {shlex.quote(out_file)} "
+                         "carries out exactly this plan, or nothing if the hosts change first.")
     if plan.errors or s.host_errors:
         sys.exit(EXIT_ERROR)
     if detailed_exitcode and plan.pending:
@@ -165,25 +214,57 @@ def _finish(r: Executed, s: Session, as_json: bool) -> None:
 @click.option("--serial", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Swarm members whose engine restarts at once (managers stay within raft quorum).")
 @json_option
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), metavar="PLAN.json",
+              help="Carry out a plan saved by dnet plan -o, exactly; refused (nothing changed) if the inventory or the "
+                   "hosts changed since.")
 @prune_nodes_option
+@target_option
+@set_option
 @limit_option
 @break_lock_option
 @accept_option
 @quiet_option
 @verbose_option
-def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, prune_nodes: bool, limit: str | None,
-              break_lock: bool, accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
+def apply_cmd(inventory: str, yes: bool, serial: int, as_json: bool, plan_file: str | None, prune_nodes: bool,
+              targets: tuple[str, ...], sets: tuple[str, ...], limit: str | None, break_lock: bool,
+              accept_new_host_keys: bool, quiet: bool, verbose: bool) -> None:
     """Make the hosts match the inventory (plan first, then apply)."""
     start = time.monotonic()
     lock = Lock("dnet apply")
-    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit, lock) as s, \
+    earlier = None
+    if plan_file:
+        if prune_nodes or targets or sets or limit:
+            raise click.UsageError("--plan carries the options it was made with: drop --prune-nodes, --target, --set "
+                                   "and --limit")
+        earlier = saved.read(plan_file)
+        opts = saved.options_of(earlier)
+        prune_nodes, targets, sets, limit = (bool(opts.get("prune_nodes")), tuple(opts.get("targets") or ()),
+                                             tuple(opts.get("sets") or ()), opts.get("limit"))
+    with open_session(inventory, accept_new_host_keys, quiet or as_json, verbose, limit, lock, sets) as s, \
             hosts_locked(s.transports, lock, log_to(quiet or as_json), break_lock):
-        plan = converge.make_plan(s, prune_nodes)
+        plan = make_plan(s, prune_nodes, targets)
+        if earlier is not None:
+            _refuse_drift(earlier, inventory, s, plan, as_json)
         if not as_json:
             show_plan(plan, {})
         r = execute(s, plan, log_to(quiet or as_json), serial=serial, confirm=_confirm(yes, "apply {n} changes"),
                     started=start)
     _finish(r, s, as_json)
+
+
+def _refuse_drift(earlier: dict[str, Any], inventory: str, s: Session, plan: Plan, as_json: bool) -> None:
+    """Stop (exit 1, nothing changed) when the saved plan no longer holds, listing why."""
+    why = saved.drift(earlier, inventory, s.facts, plan)
+    if not why:
+        return
+    if as_json:
+        print_json({"error": "the saved plan no longer holds; nothing was changed", "drift": why})
+    else:
+        say(out, styled("refused", "red"), " the saved plan no longer holds; nothing was changed:")
+        for line in why:
+            say(out, f"  {line}")
+        say(out, "Make a new plan (dnet plan -o FILE), review it, and apply that.")
+    sys.exit(EXIT_ERROR)
 
 
 @click.command("destroy")

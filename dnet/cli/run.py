@@ -137,7 +137,8 @@ def command(runbook: str | None, inventory: str | None, list_books: bool, check:
         step_log = log if as_json or quiet else (lambda m: say(out, styled(m, "dim")))  # steps' detail on stdout
         ask = (lambda m: click.prompt(m, default="", show_default=False, prompt_suffix=" ")) \
             if sys.stdin.isatty() and not yes and not as_json else None
-        rc = RunContext(s, values, dry_run, step_log, secrets=secrets, stale=True, ask=ask, yes=yes)
+        rc = RunContext(s, values, dry_run, step_log, secrets=secrets, stale=True, ask=ask, yes=yes,
+                        runbook=lr.path)
         rc.actions = Actions(rc)
         for h in s.host_errors:
             tell(f"unreachable: {h}: {s.host_errors[h]}", "red")

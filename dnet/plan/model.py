@@ -825,6 +825,9 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    untargeted: list[Change] = field(default_factory=list)  # pending, but left out by --target
+    targets: list[str] = field(default_factory=list)  # --target KIND.NAME values
+    overrides: dict[str, str] = field(default_factory=dict)  # `set:` values that override the file: path -> value
 
     def add(self, *changes: Change) -> None:
         self.changes.extend(changes)
@@ -838,6 +841,12 @@ class Plan:
         return [c for c in self.changes if c.action != Action.ADOPT]
 
     def public(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.targets:
+            extra = {"targets": self.targets,
+                     "not_targeted": [c.public() for c in sorted(self.untargeted, key=lambda c: c.phase)]}
+        if self.overrides:
+            extra["overrides"] = self.overrides
         return {"changes": [c.public() for c in self.ordered()], "errors": self.errors, "warnings": self.warnings,
-                "summary": {"changes": len(self.changes), "errors": len(self.errors),
-                            "adopt": len(self.changes) - len(self.pending)}}
+                **extra, "summary": {"changes": len(self.changes), "errors": len(self.errors),
+                                     "adopt": len(self.changes) - len(self.pending)}}

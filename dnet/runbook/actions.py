@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from dnet import converge, rolling
@@ -63,10 +65,31 @@ def action(name: str, *, args: type[Strict] | None = None, needs_hosts: bool = F
 
 @action("apply", args=ApplyArgs)
 def apply(rc: RunContext, targets: list[str], a: ApplyArgs, serial: int | None) -> list[Outcome]:
-    """Make the targets match the inventory, as `dnet apply --limit TARGETS` does (`with: prune_nodes, serial`)."""
+    """Make the targets match the inventory, as `dnet apply --limit TARGETS` does (`with: prune_nodes, serial,
+    target, set, plan`)."""
+    from dnet.inventory.override import override
+    from dnet.plan import saved, target
+
+    earlier = saved.read(str(_beside(rc, a.plan))) if a.plan else None
+    opts = saved.options_of(earlier) if earlier else {}
     everyone = sorted(targets) == sorted(rc.inventory.hosts)
     s = rc.limited(None if everyone else targets)
-    plan = converge.make_plan(s, a.prune_nodes)
+    sets = dict(a.set) if not earlier else dict(p.partition("=")[::2] for p in opts.get("sets") or [])
+    s.loaded, s.overrides = override(s.loaded, sets)
+    wanted = [a.target] if isinstance(a.target, str) else list(a.target)
+    plan = converge.make_plan(s, bool(opts.get("prune_nodes", a.prune_nodes)),
+                              target.parse(list(opts.get("targets") or []) if earlier else wanted, s.loaded.model))
+    plan.overrides = dict(s.overrides)
+    for path, change in plan.overrides.items():
+        rc.log(f"  override {path}: {change} (for the rest of this run; the inventory file says otherwise)")
+    if plan.overrides:  # later steps (verify, conditions) judge the hosts by what this step made them
+        rc.session.loaded = s.loaded
+    for c in plan.untargeted:
+        rc.log(f"  not targeted: {c.host}: {c.kind} {c.name} {c.action} {c.detail}".rstrip())
+    if earlier is not None:
+        why = saved.drift(earlier, s.loaded.path, s.facts, plan)
+        if why:
+            raise RunError("the saved plan no longer holds; nothing was changed: " + "; ".join(why))
     if rc.dry_run and not plan.errors:
         for c in plan.ordered():
             rc.log(f"  would change {c.host}: {c.kind} {c.name} {c.action} {c.detail}".rstrip())
@@ -78,29 +101,79 @@ def apply(rc: RunContext, targets: list[str], a: ApplyArgs, serial: int | None) 
         rc.log(f"  warning: {w}")
     if done.failed or done.errors:
         raise RunError(done.first_failure())
-    return [("", "ok", f"{len(done.outcomes)} changes" if done.outcomes else
-             "no changes: the hosts match the inventory")]
+    left = f"; {len(plan.untargeted)} not targeted" if plan.untargeted else ""
+    return [("", "ok", (f"{len(done.outcomes)} changes" if done.outcomes else
+                        "no changes: the hosts match the inventory") + left)]
+
+
+def _beside(rc: RunContext, path: str) -> Path:
+    """A file a runbook names, relative to the runbook."""
+    p = Path(path)
+    return p if p.is_absolute() else Path(rc.runbook).resolve().parent / p
+
+
+def check_key(c: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What identifies a check across runs: scope, from, to, what (verify --json's fields)."""
+    return (str(c.get("scope")), str(c.get("from")), str(c.get("to")), str(c.get("check")))
+
+
+def take_baseline(rc: RunContext) -> list[str]:
+    """The verify a run takes when it starts (for `baseline: start`); its failing checks are recorded, not a
+    failure. Returns them as lines."""
+    from dnet.verify import verify as run_verify
+
+    report = run_verify(rc.limited(None), lambda m: None)
+    rc.baseline = {check_key(c.public()): c.ok for c in report.checks}
+    return [f"{c.src} -> {c.dst} ({c.what}): {c.result}" for c in report.checks if not c.ok]
+
+
+def _baseline(rc: RunContext, a: VerifyArgs) -> dict[tuple[str, str, str, str], bool]:
+    if a.baseline == "start":
+        if rc.baseline is None:
+            raise RunError("baseline: start needs the verify taken when the run starts (a run resumed with --from "
+                           "takes it too)")
+        return rc.baseline
+    path = _beside(rc, a.baseline or "")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {check_key(c): bool(c.get("ok")) for c in data["checks"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"baseline {path}: not a verify --json file ({exc})") from None
 
 
 @action("verify", args=VerifyArgs)
 def verify(rc: RunContext, targets: list[str], a: VerifyArgs, serial: int | None) -> list[Outcome]:
-    """Probe every path the inventory implies from the targets (`with: scope`); fails when any check fails."""
+    """Probe every path the inventory implies from the targets (`with: scope, limit`); fails when any check fails,
+    or with `baseline` (start, or a verify --json file) only when a check newly fails."""
+    from dnet.inventory.limit import select
     from dnet.verify import verify as run_verify
 
     everyone = not targets or sorted(targets) == sorted(rc.inventory.hosts)
     on = None if everyone else targets
+    if a.limit:
+        chosen = select(rc.inventory, a.limit)
+        on = [h for h in (on or list(rc.inventory.hosts)) if h in chosen]
     if rc.dry_run:
         return [("", "ok", "would verify " + (f"scope {a.scope} " if a.scope else "") +
-                 (f"on {', '.join(on)}" if on else "every host"))]
+                 (f"on {', '.join(on)}" if on else "every host") + (f" against baseline {a.baseline}"
+                                                                      if a.baseline else ""))]
+    before = _baseline(rc, a) if a.baseline else None
     s = rc.limited(on)
     report = run_verify(s, lambda m: None, [a.scope] if a.scope else None)
     failed = [c for c in report.checks if not c.ok]
-    if failed:
-        shown = "; ".join(f"{c.src} -> {c.dst} ({c.what}): {c.result}" for c in failed[:5])
-        causes = "; ".join(f.cause for f in report.findings[:3])
-        raise RunError(f"{len(failed)} of {len(report.checks)} checks failed: {shown}"
+    known = [c for c in failed if before is not None and before.get(check_key(c.public())) is False]
+    new = [c for c in failed if c not in known]
+    for c in known:
+        rc.log(f"  failed before too (baseline): {c.src} -> {c.dst} ({c.what}): {c.result}")
+    if new:
+        ids = {c.id for c in new}
+        causes = "; ".join(f.cause for f in report.findings if ids & set(f.checks))[:1500]
+        shown = "; ".join(f"{c.src} -> {c.dst} ({c.what}): {c.result}" for c in new[:5])
+        what = "newly failing against the baseline" if before is not None else "failed"
+        raise RunError(f"{len(new)} of {len(report.checks)} checks {what}: {shown}"
                        + (f"; findings: {causes}" if causes else ""))
-    return [("", "ok", f"{len(report.checks)} checks hold")]
+    return [("", "ok", f"{len(report.checks)} checks hold" if not known else
+             f"{len(report.checks) - len(known)} checks hold; {len(known)} failed at the baseline too, none newly")]
 
 
 @action("engine-restart", args=RestartArgs, needs_hosts=True, own_host=True, batches_itself=True,
@@ -136,7 +209,7 @@ def engine_restart(rc: RunContext, targets: list[str], a: RestartArgs, serial: i
         converge.wait_overlays(rc.session, timeout=60)  # a restarted engine's gossip catches up; verify then names
         if a.verify:                                     # what it still misses
             try:
-                verify(rc, [], VerifyArgs(scope=None), None)
+                verify(rc, [], VerifyArgs(scope=None, baseline=None, limit=None), None)
             except RunError as exc:
                 out.append(("", "failed", f"verify after restarting {', '.join(batch)}: {exc}"))
                 out += [(h, "skipped", "verify failed after an earlier batch") for b in batches[n:] for h in b]
@@ -241,6 +314,14 @@ def leave(rc: RunContext, targets: list[str], a: None, serial: int | None) -> li
 def node_remove(rc: RunContext, targets: list[str], a: None, serial: int | None) -> list[Outcome]:
     """Remove the targets from the swarm's node list, once they are down (after leave)."""
     return swarmops.node_remove(rc, targets)
+
+
+@action("force-new-cluster", needs_hosts=True, own_host=True)
+def force_new_cluster(rc: RunContext, targets: list[str], a: None, serial: int | None) -> list[Outcome]:
+    """The disaster recovery for a swarm that lost its quorum: `docker swarm init --force-new-cluster` on one
+    surviving manager, which then leads a one-manager swarm with every service and worker kept. Asks for the host's
+    name at a terminal; without one it needs --yes."""
+    return swarmops.force_new_cluster(rc, targets)
 
 
 @action("rotate-join-tokens", args=RotateArgs, swarm_wide=True, python=("role",))

@@ -41,6 +41,8 @@ class RunContext:
     captured: dict[str, dict[str, Any]] = field(default_factory=dict)  # this step's rc/stdout/stderr per host
     ask: Callable[[str], object] | None = None  # waits for the operator (Enter); None without a terminal
     yes: bool = False  # --yes: pause and other questions go on without asking
+    runbook: str = ""  # the runbook's file (files it names are relative to it)
+    baseline: dict[tuple[str, str, str, str], bool] | None = None  # the verify taken at the start: check -> ok
 
     def __post_init__(self) -> None:
         shown = self.log

@@ -230,7 +230,7 @@ def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        return [t for v in value.values() for t in _strings(v)]
+        return [t for k, v in value.items() for t in (*_strings(k), *_strings(v))]
     if isinstance(value, list):
         return [t for v in value for t in _strings(v)]
     return []
@@ -492,6 +492,13 @@ def _bind(lr: LoadedRunbook, where: Where, st: Step, index: int, params: dict[st
         problems += found
         if not found:
             args = model.model_validate(filled)
+            found_target = getattr(args, "target", None)
+            if found_target:
+                from dnet.plan.target import parse
+                try:
+                    parse([found_target] if isinstance(found_target, str) else found_target, inv)
+                except DnetError as exc:
+                    problems.append(lr.at((*where, "with", "target"), str(exc).replace("--target", "target", 1)))
     text = (str(substitute(st.shell, params, shell=True)) if st.shell is not None
             else template.plain(substitute(st.pause, params)) if st.pause is not None else st.python or "")
     serial = substitute(st.serial, params)

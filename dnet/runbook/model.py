@@ -88,11 +88,20 @@ class Runbook(Strict):
 class ApplyArgs(Strict):
     prune_nodes: bool = False
     serial: int = Field(1, ge=1)
+    target: list[str] | str = Field(default_factory=list, description="KIND.NAME (or a list): only these resources "
+                                                                       "and what they need, as apply --target")
+    set: dict[str, Any] = Field(default_factory=dict, description="inventory values overridden for this step, e.g. "
+                                                                   "services.web.replicas: '{{ replicas }}'")
+    plan: str | None = Field(None, description="a plan saved by dnet plan -o (relative to the runbook): carried out "
+                                               "exactly, refused if the hosts changed since")
 
 
 class VerifyArgs(Strict):
     scope: int | None = Field(None, ge=1, le=5, description="1 container, 2 same host, 3 across hosts, 4 out, "
                                                              "5 declared checks; default all")
+    baseline: str | None = Field(None, description="'start' (a verify the run takes when it starts) or a verify "
+                                                   "--json file: fail only on checks that newly fail")
+    limit: str | None = Field(None, description="a host pattern, as verify --limit")
 
 
 class RestartArgs(Strict):
@@ -108,7 +117,7 @@ def _texts(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        return [t for v in value.values() for t in _texts(v)]
+        return [t for k, v in value.items() for t in (*_texts(k), *_texts(v))]
     if isinstance(value, list):
         return [t for v in value for t in _texts(v)]
     return []

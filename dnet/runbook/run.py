@@ -14,7 +14,7 @@ from dnet.runbook import actions, conditions, template
 from dnet.runbook.audit import Audit, now
 from dnet.runbook.conditions import CONDITIONS, ConditionArgs
 from dnet.runbook.context import RunContext, RunError
-from dnet.runbook.load import BoundStep, LoadedRunbook, bind_step, condition_of
+from dnet.runbook.load import BoundStep, LoadedRunbook, bind_step, condition_of, walk
 from dnet.runbook.model import refs
 from dnet.transport.base import mask
 
@@ -93,6 +93,9 @@ def execute(lr: LoadedRunbook, steps: list[BoundStep], rc: RunContext, audit: Au
     records: list[StepRecord] = []
     result = RunResult(records)
     runner = _Runner(lr, rc, audit, say, len(steps), records)
+    if not rc.dry_run and rc.baseline is None and any(
+            st.action == "verify" and st.args.get("baseline") == "start" for _, st in walk(lr.book)):
+        runner.baseline()
     for n, bs in enumerate(steps):
         if bs.index < start:
             records.append(StepRecord(bs.index, bs.step.name, bs.step.kind, bs.targets, "skipped"))
@@ -154,6 +157,22 @@ class _Runner:
         self.current: BoundStep | None = None
         self.began = now()
         self.unwritten = ""
+
+    def baseline(self) -> None:
+        """The verify a `baseline: start` step compares with, taken before the first step; what fails here is
+        recorded (printed and audited), not a failure of the run."""
+        self.say("baseline: verify before the first step (for baseline: start)", "bold")
+        t0 = time.monotonic()
+        try:
+            failing = actions.take_baseline(self.rc)
+        except (RunError, DnetError) as exc:
+            failing = [f"the baseline verify could not run: {exc}"]
+        message = (f"{len(self.rc.baseline or {})} checks, {len(failing)} failing" +
+                   (": " + "; ".join(failing[:10]) if failing else ""))
+        self.say(f"  baseline: {message} ({time.monotonic() - t0:.1f}s)", "yellow" if failing else "green")
+        with contextlib.suppress(OSError, DnetError):
+            self.audit.write(self.rc.secrets, step="baseline", index=0, host=None, start=self.began, end=now(),
+                             result="ok", message=message)
 
     def label(self, bs: BoundStep) -> str:
         return bs.label

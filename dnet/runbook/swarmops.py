@@ -119,3 +119,35 @@ def rotate_tokens(rc: RunContext, which: str) -> list[Outcome]:
         if not after or after == before:
             raise RunError(f"the {r} join token did not change")
     return [("", "ok", f"{' and '.join(roles)} join tokens rotated on {mgr} (the old ones no longer admit nodes)")]
+
+
+def force_new_cluster(rc: RunContext, targets: list[str]) -> list[Outcome]:
+    if len(targets) != 1:
+        raise RunError(f"force-new-cluster acts on exactly one surviving manager (got {', '.join(targets) or 'none'})")
+    host = targets[0]
+    state = rc.read(host, "docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'",
+                    check=False).stdout.split()
+    if state[:2] != ["active", "true"]:
+        raise RunError(f"{host} is no swarm manager (swarm state {' '.join(state) or 'unknown'}): only a surviving "
+                       "manager keeps the swarm's state")
+    if rc.dry_run:
+        return [(host, "ok", "would run docker swarm init --force-new-cluster (after asking)")]
+    if rc.ask is not None:
+        typed = rc.ask(f"force a new cluster on {host}? Every other manager is dropped from the swarm. Type {host} "
+                       "to go on")
+        if str(typed).strip() != host:
+            raise RunError(f"force-new-cluster not confirmed (typed {str(typed).strip()!r}, not {host!r})")
+    elif not rc.yes:
+        raise RunError("force-new-cluster needs confirmation: run at a terminal, or pass --yes")
+    spec, sw = rc.session.specs[host], rc.inventory.swarm
+    addr = spec.advertise_addr or (sw.advertise_interface if sw and sw.advertise_interface else address_of(spec))
+    rc.run(host, f"docker swarm init --force-new-cluster --advertise-addr {quote(addr)} >/dev/null")
+    poll(partial(_leads, rc, host), timeout=60, interval=1, what=f"{host} to lead the new cluster")
+    rc.refresh()
+    return [(host, "ok", "forced a new cluster: it is the only manager now; demote and remove the lost managers, "
+                         "then promote new ones")]
+
+
+def _leads(rc: RunContext, host: str) -> bool:
+    got = rc.read(host, "docker node ls --filter role=manager --format '{{.Self}} {{.ManagerStatus}}'", check=False)
+    return got.ok and "true Leader" in got.stdout

@@ -140,8 +140,9 @@ def render(value: Any, variables: dict[str, Any], shell: bool = False) -> Any:
             return value
         text, kept = _protect(value)
         return _restore((SHELL if shell else PLAIN).from_string(text).render(**variables), kept)
-    if isinstance(value, dict):
-        return {k: render(v, variables, shell) for k, v in value.items()}
+    if isinstance(value, dict):  # keys too: `set: {services.{{ service }}.replicas: ...}`
+        return {(render(k, variables) if isinstance(k, str) else k): render(v, variables, shell)
+                for k, v in value.items()}
     if isinstance(value, list):
         return [render(v, variables, shell) for v in value]
     return value
