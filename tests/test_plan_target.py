@@ -29,7 +29,7 @@ def facts(kind: str) -> dict[str, HostFacts]:
 def plan_of(kind: str, text: str, targets: list[str]) -> tuple[list[tuple[str, str, str, str]], list[str]]:
     inv = loads(text).model
     f = facts(kind)
-    probe = {"dnet/probe:latest": f["node1"].images["dnet/probe:latest"]}
+    probe: dict[str, str | None] = {"dnet/probe:latest": f["node1"].images["dnet/probe:latest"]}
     world = World(inv, hosts(inv, paramiko.SSHConfig()), f, probe)
     p = narrow(diff(world), parse_targets(targets, inv), inv)
     return ([(c.host, c.kind, c.name, str(c.action)) for c in p.ordered()],
