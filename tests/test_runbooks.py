@@ -379,11 +379,17 @@ def test_replace_manager_runbook_recovers_a_swarm_that_lost_its_quorum(lab: tupl
         time.sleep(1)
     assert "node2 Reachable" in node_sh(name, "node1", look)
     subprocess.run(["docker", "stop", "-t", "1", f"dnet-lab-{name}-node2"], check=True, capture_output=True)
+    for _ in range(60):  # the managers notice (a lost quorum still answers reads: node1 stays "Leader")
+        if "node2 Unreachable" in node_sh(name, "node1", look):
+            break
+        time.sleep(1)
     code, out, err = run_on(inv, audit, "run", "replace-manager", "-p", "dead=node2", "-p", "replacement=node3",
                             "--yes")
     assert code == 0, (out.get("reason"), out.get("steps"), err[-3000:])
     status = [(s["name"], s["status"]) for s in out["steps"]]
-    assert status[:2] == [("quorum", "ignored"), ("force a new cluster", "ok")], status
+    assert status[:2] == [("managers left", "ok"), ("force a new cluster", "ok")], status
+    assert out["steps"][1]["results"][0]["message"].startswith("forced a new cluster")  # `when: not quorum` held
+    assert out["steps"][3]["results"][0]["message"].startswith("no raft member any more")  # demoted by the new cluster
     assert out["unreachable"] == {"node2": "not connected: the runbook's connect: pattern leaves it out"}
     nodes = sorted(node_sh(name, "node1", look).split("\n"))
     assert [n.strip() for n in nodes if n.strip()] == ["node1 Leader", "node3 Reachable"], nodes

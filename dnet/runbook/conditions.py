@@ -164,3 +164,17 @@ def _services(rc: RunContext, h: str, command: str | None) -> tuple[bool, str]:
     short = [f"{n} {counts.get(n, (0, 0))[0]}/{want}" for n, want in desired.items()
              if not want.isdigit() or counts.get(n, (0, 0)) != (int(want), int(want))]
     return not short, ", ".join(short) if short else f"{len(lines)} services run every replica"
+
+
+@condition("quorum", swarm_wide=True)
+def _quorum(rc: RunContext, h: str, command: str | None) -> tuple[bool, str]:
+    """Most of the swarm's managers are reachable, so raft can commit changes (`not quorum`: a lost quorum, where
+    the managers still answer reads but change nothing)."""
+    mgr = rc.manager()
+    got = rc.read(mgr, "docker node ls --filter role=manager --format '{{.Hostname}} {{.ManagerStatus}}'",
+                  check=False)
+    if not got.ok:
+        return False, f"{mgr} cannot list the managers: {got.stderr.strip()[-200:]}"
+    rows = [line.split() for line in got.stdout.splitlines() if line.strip()]
+    up = [r[0] for r in rows if r[1:] and r[1] in ("Leader", "Reachable")]
+    return len(up) * 2 > len(rows), f"{len(up)} of {len(rows)} managers reachable ({', '.join(up) or 'none'})"

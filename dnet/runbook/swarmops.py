@@ -58,7 +58,13 @@ def role(rc: RunContext, targets: list[str], verb: str) -> list[Outcome]:
             managers = [n for n in rc.facts[mgr].nodes if n.role == "manager"]
             if [n.id for n in managers] == [nid]:
                 raise RunError(f"{h} is the swarm's only manager; promote another node first")
-        rc.run(mgr, f"docker node {verb} {quote(nid)} >/dev/null")
+        done = rc.run(mgr, f"docker node {verb} {quote(nid)} >/dev/null", check=False)
+        if not done.ok and verb == "demote" and "raft memberlist" in done.stderr:
+            out.append((h, "ok", "no raft member any more (a forced new cluster dropped it); its node is removed "
+                                 "next"))
+            continue
+        if not done.ok:
+            raise RunError(f"docker node {verb} {h} on {mgr}: {done.stderr.strip()[-300:]}")
         out.append((h, "ok", f"{verb}d (on {mgr})"))
     return out
 
