@@ -189,7 +189,8 @@ def test_validate_and_show_json_match_the_docs(tmp_path: Path) -> None:
     bad.write_text("version: 1\nhosts: {a: {port: 0}}\n")
     jsondoc.check("validate", json.loads(dnet("validate", "--json", "-i", str(bad)).stdout))
     assert set(jsondoc.examples()) == {"validate", "plan", "plan-show-commands", "apply", "destroy", "verify", "run",
-                                       "doctor", "trace", "lab-status", "show", "exec", "run-list"}
+                                       "doctor", "trace", "lab-status", "show", "exec", "run-list",
+                                       "plan-target", "apply-refused"}
 
 
 def test_verbose_shows_every_command_and_quiet_hides_progress(tmp_path: Path) -> None:

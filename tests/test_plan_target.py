@@ -103,3 +103,26 @@ def test_a_saved_plan_names_what_drifted(tmp_path: Path) -> None:
     out.write_text(json.dumps({"format": "other"}))
     with pytest.raises(DnetError, match="not a dnet plan file"):
         saved.read(str(out))
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--set", "services.web.replicas=$(reboot)"),
+     "error: set services.web.replicas: the inventory would not be valid: services.web.replicas: Input should be a "
+     "valid integer\n"),
+    (("--set", "services.web.replicas"), "Error: --set services.web.replicas: write --set PATH=VALUE, e.g. "
+                                          "services.web.replicas=2"),
+    (("--target", "service.web;reboot"), "error: --target service.web;reboot: the inventory declares no service "
+                                         "'web;reboot' (services: web)\n"),
+])
+def test_hostile_set_and_target_values_are_refused_before_anything_changes(tmp_path: Path, args: tuple[str, ...],
+                                                                          says: str) -> None:
+    import subprocess
+    import sys
+
+    inv = tmp_path / "inv.yml"
+    inv.write_text("version: 1\nhosts:\n  me: {address: local, roles: [manager]}\nservices:\n  web: {image: x, "
+                   "replicas: 2}\n")
+    r = subprocess.run([sys.executable, "-m", "dnet", "plan", "-i", str(inv), "-q", *args], capture_output=True,
+                       text=True, cwd=ROOT, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode in (1, 2) and "Traceback" not in r.stderr
+    assert says in r.stderr, r.stderr

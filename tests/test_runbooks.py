@@ -252,6 +252,7 @@ def test_pause_promote_activate_demote_act_on_the_node(lab: tuple[str, Path, Pat
     name = lab[0]
     there = tmp_path / "there.yml"
     there.write_text("name: there\nsteps:\n  - {name: pause, action: pause, hosts: node3}\n"
+                     "  - {name: on the leader, shell: 'true', hosts: 'leader:!node3'}\n"
                      "  - {name: promote, action: promote, hosts: node3}\n"
                      "  - {name: member, action: wait-until, hosts: node3, with: {condition: in-swarm, timeout: 30}}\n"
                      "  - {name: up, action: fail-if, hosts: node3, with: {condition: node-down}}\n"
@@ -262,6 +263,7 @@ def test_pause_promote_activate_demote_act_on_the_node(lab: tuple[str, Path, Pat
     look = "docker node inspect node3 --format '{{.Spec.Availability}} {{.Spec.Role}}'"
     code, out, err = run(lab, str(there), "--yes")
     assert code == 0, (out, err[-2000:])
+    assert out["steps"][1]["targets"] == ["node1"]  # type: ignore[index]
     assert node_sh(name, "node1", look).strip() == "pause manager"
     code, out, err = run(lab, str(back), "--yes")
     assert code == 0, (out, err[-2000:])
@@ -304,10 +306,17 @@ def test_a_saved_targeted_plan_leaves_engines_alone_and_refuses_after_drift(lab:
     assert code == 0, (out, err[-2000:])
     assert [(c["host"], c["kind"], c["name"]) for c in out["changes"]] == [("node1", "service", "web")]
     assert sorted((c["host"], c["kind"]) for c in out["not_targeted"]) == [(n, "daemon") for n in NODES]
+    jsondoc.check("plan-target", out, ("unreachable",))
     node_sh(name, "node2", "docker network create drifted >/dev/null")  # the hosts change after the review
+    book = tmp_path / "saved.yml"
+    book.write_text(f"name: saved\nsteps:\n  - {{name: the reviewed plan, action: apply, with: {{plan: {saved}}}}}\n")
     try:
         code, out, err = run_on(engine, audit, "apply", "--plan", str(saved), "--yes")
         assert code == 1 and out["drift"] == ["node2: its networks changed since the plan was saved"], (out, err)
+        jsondoc.check("apply-refused", out)
+        code, out, err = run_on(engine, audit, "run", str(book), "--yes")
+        assert code == 1 and out["reason"] == ("the saved plan no longer holds; nothing was changed: node2: its "
+                                               "networks changed since the plan was saved"), (out, err)
     finally:
         node_sh(name, "node2", "docker network rm drifted >/dev/null")
     assert replicas(name) == "web 2/2"  # refused: nothing changed
