@@ -98,7 +98,7 @@ def test_every_problem_of_a_runbook_comes_in_one_run_steps_counted_from_one(tmp_
         "(params: node)",
         f"{bad}:6:53: step 2.with.condition: unknown condition 'services-converge'; did you mean "
         "'services-converged'?; conditions: no-tasks, in-swarm, not-in-swarm, shell, node-ready, node-down, "
-        "node-absent, last-manager, services-converged",
+        "node-absent, last-manager, services-converged, quorum",
         f"{bad}:7:30: unknown key 'timeot' in step 3; did you mean 'timeout'?"]
 
 

@@ -131,11 +131,10 @@ def force_new_cluster(rc: RunContext, targets: list[str]) -> list[Outcome]:
     if len(targets) != 1:
         raise RunError(f"force-new-cluster acts on exactly one surviving manager (got {', '.join(targets) or 'none'})")
     host = targets[0]
-    state = rc.read(host, "docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'",
-                    check=False).stdout.split()
-    if state[:2] != ["active", "true"]:
-        raise RunError(f"{host} is no swarm manager (swarm state {' '.join(state) or 'unknown'}): only a surviving "
-                       "manager keeps the swarm's state")
+    f = rc.facts.get(host)
+    if f is None or f.swarm_state != "active" or not f.is_manager:
+        raise RunError(f"{host} is no swarm manager (swarm state {f.swarm_state if f else 'unknown'}): only a "
+                       "surviving manager keeps the swarm's state")
     if rc.dry_run:
         return [(host, "ok", "would run docker swarm init --force-new-cluster (after asking)")]
     if rc.ask is not None:
