@@ -140,10 +140,13 @@ def _change(c: Any) -> Change:
 
 
 def plan(inv: Inventory, limit: str | list[str] | None = None, *, prune_nodes: bool = False,
-         accept_new_host_keys: bool = False, log: Log = _quiet) -> PlanResult:
-    """What apply would change (touches nothing)."""
+         accept_new_host_keys: bool = False, log: Log = _quiet, target: list[str] | None = None) -> PlanResult:
+    """What apply would change (touches nothing); with `target` (KIND.NAME values), only those resources' changes
+    and what they need."""
+    from dnet.plan.target import parse
+
     with _session(inv, limit, log, accept_new_host_keys) as s:
-        p = converge.make_plan(s, prune_nodes)
+        p = converge.make_plan(s, prune_nodes, parse(target or [], s.loaded.model))
         return PlanResult([Change(c.host, c.kind, c.name, str(c.action), c.detail) for c in p.ordered()],
                           p.errors, p.warnings, dict(s.host_errors))
 
@@ -152,13 +155,17 @@ Guard = Callable[[Change], str | None]  # a reason to refuse one planned change,
 
 
 def apply(inv: Inventory, limit: str | list[str] | None = None, *, serial: int = 1, prune_nodes: bool = False,
-          accept_new_host_keys: bool = False, log: Log = _quiet, guard: Guard | None = None) -> ApplyResult:
+          accept_new_host_keys: bool = False, log: Log = _quiet, guard: Guard | None = None,
+          target: list[str] | None = None) -> ApplyResult:
     """Make the hosts match the inventory (no confirmation); wait until services run every replica.
 
-    With `guard`, nothing is applied when it refuses any planned change (its reasons are the errors)."""
+    With `guard`, nothing is applied when it refuses any planned change (its reasons are the errors); with
+    `target` (KIND.NAME values), only those resources' changes and what they need."""
+    from dnet.plan.target import parse
+
     lock = Lock("dnet.api.apply")
     with _session(inv, limit, log, accept_new_host_keys, lock) as s, hosts_locked(s.transports, lock, log):
-        plan = converge.make_plan(s, prune_nodes)
+        plan = converge.make_plan(s, prune_nodes, parse(target or [], s.loaded.model))
         return _result(execute(s, plan, log, serial=serial, refuse=_refuse(guard)))
 
 

@@ -186,3 +186,46 @@ def test_docker_go_templates_in_shell_text_pass_through() -> None:
     text = "docker ps --format '{{.Names}} {{json .Labels}}' | grep {{ name }} && echo ${#x} {{ n * 2 }}"
     assert render(text, {"name": "a b", "n": 2}, shell=True) == (
         "docker ps --format '{{.Names}} {{json .Labels}}' | grep 'a b' && echo ${#x} 4")
+
+
+def test_pause_at_a_terminal_waits_for_enter(tmp_path: Path) -> None:
+    """The real prompt, on a pseudo-terminal: the run waits at the pause until Enter comes."""
+    import os
+    import pty
+    import select
+    import time
+
+    inv = tmp_path / "inv.yml"
+    inv.write_text("version: 1\nhosts:\n  a: {address: local}\n")
+    book = tmp_path / "book.yml"
+    book.write_text(f"name: p\nsteps:\n  - {{name: look, pause: check the dashboard}}\n"
+                    f"  - {{name: after, hosts: a, shell: 'touch {tmp_path}/after'}}\n")
+    main, sub = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "dnet", "run", str(book), "-i", str(inv), "--audit-log",
+                             str(tmp_path / "audit.log")], stdin=sub, stdout=sub, stderr=sub, cwd=ROOT)
+    os.close(sub)
+    seen = b""
+
+    def wait_for(text: bytes, timeout: float = 30) -> None:
+        nonlocal seen
+        end = time.monotonic() + timeout
+        while text not in seen and time.monotonic() < end:
+            if select.select([main], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(main, 4096)
+                except OSError:
+                    break
+        assert text in seen, seen[-2000:]
+
+    try:
+        wait_for(b"run runbook p (2 steps)?")
+        os.write(main, b"y\n")
+        wait_for(b"check the dashboard [Enter to go on, Ctrl-C to stop]")
+        time.sleep(0.5)
+        assert not (tmp_path / "after").exists()  # still waiting
+        os.write(main, b"\n")
+        wait_for(b"runbook p: 2 steps done")
+        assert proc.wait(timeout=30) == 0 and (tmp_path / "after").exists()
+    finally:
+        proc.kill()
+        os.close(main)

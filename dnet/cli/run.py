@@ -32,7 +32,7 @@ from dnet.output import row, show, table
 from dnet.runbook import LoadedRunbook, RunContext, bind, execute, find, load, parse_params, template
 from dnet.runbook.actions import Actions
 from dnet.runbook.audit import Audit, default_path
-from dnet.runbook.load import first_manager, pattern_hosts, read_param_file
+from dnet.runbook.load import first_manager, pattern_hosts, read_param_file, walk
 from dnet.runbook.model import python_file, substitute
 from dnet.runbook.run import resume_command, start_index
 from dnet.session import open_session
@@ -228,9 +228,16 @@ def _describe(lr: LoadedRunbook, path: Path) -> None:
         row(t, name, p.type + (" secret" if p.secret else ""), default, p.description or "-")
     show(out, t)
     t = table(out, "steps", "#", "name", "does", "hosts")
-    for i, st in enumerate(lr.book.steps, 1):
-        does = f"action {st.action}" if st.action else "shell" if st.shell is not None else f"python {st.python}"
-        row(t, str(i), st.name, does, st.hosts or "-")
+    for where, st in walk(lr.book):
+        label = str(where[1] + 1) if where[0] == "steps" and len(where) == 2 else (
+            f"{where[1] + 1}.{where[2]}.{where[3] + 1}" if len(where) == 4 else f"{where[0]}.{where[1] + 1}")
+        does = {"action": f"action {st.action}", "shell": "shell", "python": f"python {st.python}",
+                "pause": "pause"}[st.kind]
+        extra = [f"when: {st.when}"] if st.when is not None else []
+        extra += [k.replace("_", " ") for k in ("run_once", "ignore_errors") if getattr(st, k)]
+        extra += [f"retries {st.retries}"] if st.retries else []
+        extra += [f"register {st.register_as}"] if st.register_as else []
+        row(t, label, st.name, does + (f" ({', '.join(extra)})" if extra else ""), st.hosts or "-")
     show(out, t)
 
 

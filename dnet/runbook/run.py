@@ -229,6 +229,7 @@ class _Runner:
         try:
             bs = self.bind(given)
         except (RunError, DnetError) as exc:
+            self.say(head, "bold")
             return self.report(rec, given, head, [("", "failed", f"cannot bind the step: {exc}")], t0)
         rec.targets = bs.targets
         skip = self.skip(bs)
@@ -286,8 +287,9 @@ class _Runner:
         per: dict[str, Any] = {}
         for h in bs.targets:
             got = captured.get(h) if outcomes is not None else None
-            if got is None:
-                got = {"rc": None, "stdout": "", "stderr": "", "skipped": outcomes is None,
+            if got is None:  # skipped, or a dry run: a dry run shows where the value will go
+                shown = f"<{name}.{h}.stdout>" if outcomes is not None and self.rc.dry_run else ""
+                got = {"rc": None, "stdout": shown, "stderr": "", "skipped": outcomes is None,
                        "dry_run": outcomes is not None and self.rc.dry_run}
             per[h] = got
         codes = [v["rc"] for v in per.values() if v["rc"] is not None]
