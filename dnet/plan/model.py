@@ -842,11 +842,10 @@ class Plan:
 
     def public(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
-        if self.targets:
+        if self.targets or self.overrides:  # a plan narrowed or overridden says so, in the same three keys
             extra = {"targets": self.targets,
-                     "not_targeted": [c.public() for c in sorted(self.untargeted, key=lambda c: c.phase)]}
-        if self.overrides:
-            extra["overrides"] = self.overrides
+                     "not_targeted": [c.public() for c in sorted(self.untargeted, key=lambda c: c.phase)],
+                     "overrides": self.overrides}
         return {"changes": [c.public() for c in self.ordered()], "errors": self.errors, "warnings": self.warnings,
                 **extra, "summary": {"changes": len(self.changes), "errors": len(self.errors),
                                      "adopt": len(self.changes) - len(self.pending)}}
