@@ -229,3 +229,22 @@ def test_pause_at_a_terminal_waits_for_enter(tmp_path: Path) -> None:
     finally:
         proc.kill()
         os.close(main)
+
+
+def test_a_verify_baseline_file_is_read_by_check_identity(tmp_path: Path) -> None:
+    from dnet.runbook.actions import _baseline
+    from dnet.runbook.context import RunContext, RunError
+    from dnet.runbook.model import VerifyArgs
+
+    rc = RunContext.__new__(RunContext)
+    rc.runbook, rc.baseline = str(tmp_path / "book.yml"), None
+    (tmp_path / "before.json").write_text(json.dumps({"format_version": 1, "checks": [
+        {"scope": "3 across hosts", "from": "node1", "to": "node2", "check": "tcp 80", "ok": False},
+        {"scope": "4 out", "from": "node1", "to": "internet", "check": "dns", "ok": True}]}))
+    got = _baseline(rc, VerifyArgs(scope=None, baseline="before.json", limit=None))
+    assert got == {("3 across hosts", "node1", "node2", "tcp 80"): False, ("4 out", "node1", "internet", "dns"): True}
+    (tmp_path / "bad.json").write_text("[]")
+    with pytest.raises(RunError, match=r"bad\.json: not a verify --json file"):
+        _baseline(rc, VerifyArgs(scope=None, baseline="bad.json", limit=None))
+    with pytest.raises(RunError, match="baseline: start needs the verify taken when the run starts"):
+        _baseline(rc, VerifyArgs(scope=None, baseline="start", limit=None))
