@@ -333,8 +333,8 @@ class _Runner:
 def _step(lr: LoadedRunbook, bs: BoundStep, rc: RunContext) -> list[tuple[str, str, str]]:
     """One step's outcomes; any failure in it is an outcome (Ctrl-C propagates)."""
     rc.hosts = []
-    if bs.index > 1 and not rc.dry_run:
-        rc.refresh()  # the step before may have changed what the hosts report
+    if (bs.index > 1 or bs.where != ("steps", 0)) and not rc.dry_run:
+        rc.refresh()  # the step before (or the step a rescue follows) may have changed what the hosts report
     down = [h for h in bs.targets if h in rc.session.host_errors] if needs_target(bs) else []
     if down:
         return [(h, "failed", f"unreachable: {rc.session.host_errors[h]}") for h in down] + [
