@@ -110,6 +110,10 @@ ENVIRONMENT = {
     "DNET_BUILD_DIR": "Where the lab node image's root file system is built (default: the system temp folder).",
     "DNET_VM_MEMORY": "MiB of memory per VM of a `--provider qemu` lab (default 1536).",
     "DNET_VM_CPUS": "Virtual CPUs per VM of a `--provider qemu` lab (default 2).",
+    "DNET_PERSIST": "Seconds the connection holder keeps an idle SSH connection open for later runs (default 300); "
+                    "0 turns it off (every run then connects by itself).",
+    "DNET_RUNTIME_DIR": "The private folder (mode 0700) of the holder's socket (default `$XDG_RUNTIME_DIR/dnet`, "
+                        "else `/tmp/dnet-UID`).",
     "DNET_DEBUG": "Set to 1 for a traceback on an internal error.",
     "NO_COLOR": "Any value turns colour off (https://no-color.org).",
 }
@@ -128,6 +132,8 @@ FILES = {
                                     "recipe",
     "$DNET_HOME/audit.log (or DNET_AUDIT_LOG, --audit-log)": "appended by dnet run (mode 0600)",
     "runbooks and their Python files": "read by dnet run",
+    "$DNET_RUNTIME_DIR/holder.sock, holder.lock": "the connection holder's socket (mode 0600, in a folder of mode "
+                                                  "0700) and its one-per-user lock; the socket is removed when the holder stops",
     "on hosts: /etc/docker/daemon.json": "rewritten through a temporary file and a rename; the previous one kept as "
                                          "daemon.json.dnet-backup",
     "on hosts: /run/dnet.lock/": "made and removed by apply, destroy and run (one changing run per host)",

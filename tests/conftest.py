@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,18 @@ SHARED_EXAMPLE = ROOT.parent / "shared" / "inventory-example.yml"
 @pytest.fixture
 def example_text() -> str:
     return EXAMPLE.read_text()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The run gets a connection holder of its own (dnet commands the tests start share it), stopped at the end."""
+    os.environ["DNET_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="dnet-run-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from dnet.transport import held
+
+    held.close()
+    shutil.rmtree(os.environ["DNET_RUNTIME_DIR"], ignore_errors=True)
 
 
 def _engine_answers() -> bool:

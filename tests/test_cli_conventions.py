@@ -155,8 +155,12 @@ def test_ssh_config_include_is_honoured(tmp_path: Path, monkeypatch: pytest.Monk
     cfg.write_text("Include conf.d/*.conf\nHost other\n  HostName 127.0.0.6\n")
     assert "HostName 127.0.0.5" in expand_includes(cfg)
     monkeypatch.setenv("DNET_SSH_CONFIG", str(cfg))
-    found = ssh_config().lookup("web")
+    parsed = ssh_config()
+    assert parsed is not None
+    found = parsed.lookup("web")
     assert (found["hostname"], found["port"], found["user"]) == ("127.0.0.5", "2201", "ops")
+    monkeypatch.setenv("DNET_SSH_CONFIG", str(tmp_path / "none"))
+    assert ssh_config() is None  # no file: no paramiko import for it, every host as the inventory says
 
 
 def test_lab_inventory_keeps_the_example_comments_and_ends_with_a_newline(tmp_path: Path,

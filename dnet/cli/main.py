@@ -55,6 +55,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              'Run RUNBOOK (a file, or the name of one in ./playbooks or shipped with dnet) step by step.'),
     "schema": ("dnet.cli.schema", "command",
              "Print the inventory's JSON Schema (for the YAML language server: see docs/schema.md)."),
+    "ssh-close": ("dnet.cli.sshclose", "command",
+                  "Close the SSH connections kept open between runs (DNET_PERSIST) and stop their holder."),
     "tunnel": ("dnet.cli.tunnel", "command",
              'Forward 127.0.0.1:PORT here to TARGET over SSH, published or not; hold until Ctrl-C.'),
 }

@@ -16,8 +16,9 @@ from dnet.cli.common import accept_option, inventory_option, load_inventory, log
 from dnet.errors import DnetError
 from dnet.images import PROBE_IMAGE, ensure_probe
 from dnet.session import open_session
-from dnet.transport import SSHTransport
 from dnet.transport.base import quote
+from dnet.transport.held import HeldTransport
+from dnet.transport.ssh import SSHTransport
 from dnet.tunnel import Stream, resolve, serve
 
 if TYPE_CHECKING:
@@ -59,7 +60,9 @@ def command(inventory: str, target: str, local_port: int, accept_new_host_keys: 
         t = resolve(loaded.model, s.facts, target)
         if t.host not in s.transports:
             raise DnetError(f"{t.host} is unreachable: {s.host_errors.get(t.host, 'not connected')}")
-        transport = s.transports[t.host]  # no -v wrapper here: the SSH transport itself
+        held = s.transports[t.host]  # no -v wrapper here: the SSH transport itself
+        # channels need a connection of this process's own
+        transport = held.direct() if isinstance(held, HeldTransport) else held
 
         if t.container:
             ensure_probe(transport)

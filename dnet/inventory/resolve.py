@@ -44,14 +44,15 @@ class HostSpec:
         return "manager" in self.roles
 
 
-def ssh_config(path: str | None = None) -> paramiko.SSHConfig:
-    """Read the user's ssh_config (empty when there is none), with its Include directives expanded."""
+def ssh_config(path: str | None = None) -> paramiko.SSHConfig | None:
+    """Read the user's ssh_config, with its Include directives expanded; None when there is none (and then paramiko
+    is not imported at all: a run through the connection holder needs it nowhere else)."""
+    cfg_path = Path(path or os.environ.get("DNET_SSH_CONFIG", "~/.ssh/config")).expanduser()
+    if not cfg_path.is_file():
+        return None
     import paramiko
 
-    cfg_path = Path(path or os.environ.get("DNET_SSH_CONFIG", "~/.ssh/config")).expanduser()
-    if cfg_path.is_file():
-        return paramiko.SSHConfig.from_text(expand_includes(cfg_path))
-    return paramiko.SSHConfig()
+    return paramiko.SSHConfig.from_text(expand_includes(cfg_path))
 
 
 INCLUDE = re.compile(r"^\s*include\s*(?:=\s*)?(?P<args>.+?)\s*$", re.IGNORECASE)
@@ -97,7 +98,7 @@ def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str,
     out: dict[str, HostSpec] = {}
     d = inv.defaults
     for name, h in inv.hosts.items():
-        sc = config.lookup(h.address or name) if config else {}
+        sc = config.lookup(h.address or name) if config is not None else {}
         sources: dict[str, str] = {}
         pick = partial(_pick, sources)
         ident = pick("identity_file", ("host", h.identity_file), ("defaults", d.identity_file),

@@ -12,6 +12,7 @@ import shlex
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -76,15 +77,23 @@ def _known_hosts(path: str) -> paramiko.HostKeys | None:
         return _parsed[key]
 
 
+def known_keys(extra: str | None, host: str, port: int) -> dict[str, paramiko.PKey]:
+    """The keys ~/.ssh/known_hosts and the inventory's file hold for a host, by key type."""
+    name = host if port == 22 else f"[{host}]:{port}"  # how known_hosts and paramiko name it
+    out: dict[str, paramiko.PKey] = {}
+    for path in (os.path.expanduser("~/.ssh/known_hosts"), extra):
+        parsed = _known_hosts(path) if path else None
+        out.update((parsed.lookup(name) if parsed else None) or {})
+    return out
+
+
 def _verify_keys(client: paramiko.SSHClient, extra: str | None, accept_new: bool, host: str, port: int) -> None:
     """Check host keys against ~/.ssh/known_hosts and the inventory's file (Fabric alone accepts any key)."""
-    known = os.path.expanduser("~/.ssh/known_hosts")
-    name = host if port == 22 else f"[{host}]:{port}"  # how known_hosts and paramiko name it
+    name = host if port == 22 else f"[{host}]:{port}"
     mine = client.get_host_keys()
-    for path in (known, extra):
-        parsed = _known_hosts(path) if path else None
-        for kind, k in ((parsed.lookup(name) if parsed else None) or {}).items():
-            mine.add(name, kind, k)
+    for kind, k in known_keys(extra, host, port).items():
+        mine.add(name, kind, k)
+    known = os.path.expanduser("~/.ssh/known_hosts")
     client.set_missing_host_key_policy(AcceptNewPolicy(extra or known) if accept_new else UnknownHostKey())
 
 
@@ -114,7 +123,7 @@ def _jump(spec: Any, kwargs: dict[str, Any], timeout: int, accept_new: bool) -> 
     for hop in [h.strip() for h in spec.proxy_jump.split(",") if h.strip()]:
         user, _, hostport = hop.rpartition("@")
         host, _, port = hostport.partition(":")
-        cfg = config.lookup(host)
+        cfg = config.lookup(host) if config is not None else {}
         jump_kwargs = dict(kwargs)
         if cfg.get("identityfile"):
             jump_kwargs["key_filename"] = [os.path.expanduser(cfg["identityfile"][0])]
@@ -185,34 +194,44 @@ class SSHTransport:
             _opened += 1
 
     def run(self, command: str, *, check: bool = True, stdin: bytes | None = None, timeout: float | None = None,
-            secrets: tuple[str, ...] = ()) -> Result:
+            secrets: tuple[str, ...] = (), abandoned: Callable[[], bool] | None = None) -> Result:
         chan = self._session()
         chan.exec_command(self.prefix + "sh -c " + shlex.quote(command))
         if stdin is not None:
             chan.sendall(stdin)
         chan.shutdown_write()
-        return self._finish(chan, command, check, secrets, timeout or command_timeout())
+        return self._finish(chan, command, check, secrets, timeout or command_timeout(), abandoned)
 
-    def stream_in(self, command: str, source: IO[bytes], *, secrets: tuple[str, ...] = ()) -> Result:
+    def stream_in(self, command: str, source: IO[bytes], *, secrets: tuple[str, ...] = (),
+                  check: bool = True) -> Result:
         chan = self._session()
         chan.exec_command(self.prefix + "sh -c " + shlex.quote(command))
         while chunk := source.read(1 << 16):
             chan.sendall(chunk)
         chan.shutdown_write()
-        return self._finish(chan, command, True, secrets)
+        return self._finish(chan, command, check, secrets)
 
-    def _session(self) -> paramiko.Channel:
+    def alive(self, timeout: float) -> bool:
+        """Whether the connection still answers: one channel opened and closed (a held connection's host may have
+        gone since, and then only this short wait tells)."""
+        try:
+            self._session(timeout).close()
+            return True
+        except DnetError:
+            return False
+
+    def _session(self, timeout: float | None = None) -> paramiko.Channel:
         transport = self.conn.client.get_transport()
         if transport is None or not transport.is_active():
             raise DnetError(f"{self.name}: the SSH connection was lost")
         try:
-            chan = transport.open_session()
+            chan = transport.open_session(timeout=timeout)
         except (paramiko.SSHException, OSError) as exc:
             raise DnetError(f"{self.name}: the SSH connection was lost ({exc})") from None
         return chan  # type: ignore[no-any-return]
 
     def _finish(self, chan: paramiko.Channel, command: str, check: bool, secrets: tuple[str, ...],
-                timeout: float | None = None) -> Result:
+                timeout: float | None = None, abandoned: Callable[[], bool] | None = None) -> Result:
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout if timeout else None
         code = -1
@@ -233,6 +252,8 @@ class SSHTransport:
                 if deadline and time.monotonic() > deadline:
                     code, err = 124, err + f"\n(timed out after {timeout:.0f}s)".encode()
                     break
+                if abandoned is not None and abandoned():  # the holder's client went away (interrupted)
+                    raise DnetError(f"{self.name}: abandoned: the run that asked for it ended")
                 select.select([chan], [], [], 0.05)
         finally:
             chan.close()

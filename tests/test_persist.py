@@ -1,0 +1,174 @@
+"""Connections that outlive a run: the holder on a real 2-node lab (handshakes, trust, close, interrupt, refusal)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dnet.transport import held, wire
+from tests.conftest import ROOT
+from tests.lablib import dnet, node_sh
+
+pytestmark = pytest.mark.lab
+SUBNET = "192.168.102.0/24"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    name = "ph" + uuid.uuid4().hex[:6]
+    inv = tmp_path_factory.mktemp("persist") / "lab.yml"
+    r = dnet("lab", "up", "--name", name, "--nodes", "2", "--subnet", SUBNET, "-o", str(inv))
+    assert r.returncode == 0, r.stderr
+    try:
+        yield name, inv
+    finally:
+        dnet("lab", "down", "--name", name)
+
+
+@pytest.fixture
+def own_holder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A holder of this test's own (counts start at zero), stopped after it."""
+    runtime = tmp_path / "run"
+    monkeypatch.setenv("DNET_RUNTIME_DIR", str(runtime))
+    yield runtime
+    held.close()
+
+
+def sessions(lab: str, node: str) -> int:
+    """Established SSH connections the node's sshd serves (its per-connection processes)."""
+    out = node_sh(lab, node, "ss -Htn state established '( sport = :22 )' | wc -l")
+    return int(out.strip())
+
+
+def test_a_second_run_opens_no_new_connection(lab: tuple[str, Path], own_holder: Path) -> None:
+    name, inv = lab
+    before = {n: sessions(name, n) for n in ("node1", "node2")}
+    for _ in range(3):
+        r = dnet("plan", "-i", str(inv), "-q")
+        assert r.returncode == 0, r.stderr
+    stats = held.stats()
+    assert stats is not None and stats["opened"] == 2 and stats["held"] == 2, stats
+    assert {n: sessions(name, n) - before[n] for n in ("node1", "node2")} == {"node1": 1, "node2": 1}
+    assert (own_holder / "holder.sock").is_socket()
+    assert oct(os.stat(own_holder).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(own_holder / "holder.sock").st_mode & 0o777) == "0o600"
+
+    r = dnet("ssh-close", "--json")
+    assert json.loads(r.stdout) == {"closed": 2, "running": True}
+    assert not (own_holder / "holder.sock").exists()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(sessions(name, n) != before[n] for n in ("node1", "node2")):
+        time.sleep(0.1)
+    assert {n: sessions(name, n) for n in ("node1", "node2")} == before
+    assert json.loads(dnet("ssh-close", "--json").stdout) == {"closed": 0, "running": False}
+    assert dnet("ssh-close").stdout.strip() == "no connection holder was running"
+
+
+def test_persist_zero_connects_directly(lab: tuple[str, Path], own_holder: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DNET_PERSIST", "0")
+    r = dnet("plan", "-i", str(lab[1]), "-q")
+    assert r.returncode == 0, r.stderr
+    assert not (own_holder / "holder.sock").exists()
+    monkeypatch.setenv("DNET_PERSIST", "soon")
+    r = dnet("plan", "-i", str(lab[1]), "-q")
+    assert r.returncode == 1
+    assert "DNET_PERSIST='soon' is not a number of seconds" in r.stderr
+
+
+def test_a_held_connection_is_dropped_when_its_host_key_is_no_longer_trusted(
+        lab: tuple[str, Path], own_holder: Path, tmp_path: Path) -> None:
+    """Held connections were verified when opened; a known_hosts that no longer vouches for the key ends them."""
+    name, inv = lab
+    assert dnet("plan", "-i", str(inv), "-q").returncode == 0
+    known = Path(os.environ.get("DNET_HOME", os.path.expanduser("~/.local/share/dnet"))) / "labs" / name / \
+        "known_hosts"
+    saved = known.read_text()
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    fake = other.with_suffix(".pub").read_text().split()[1]
+    lines = [(f"{ln.split()[0]} ssh-ed25519 {fake}" if ln.split()[1] == "ssh-ed25519" else ln)
+             for ln in saved.splitlines() if ln.strip()]
+    try:
+        known.write_text("\n".join(lines) + "\n")
+        r = dnet("plan", "-i", str(inv), "-q")
+        assert r.returncode == 1
+        out = r.stdout + r.stderr
+        assert "node1 (root@192.168.102." in out and "the host key CHANGED (got ssh-ed25519 SHA256:" in out, out
+        assert "refusing to connect" in out
+    finally:
+        known.write_text(saved)
+    assert dnet("plan", "-i", str(inv), "-q").returncode == 0
+
+
+def test_a_host_that_restarted_is_reached_again(lab: tuple[str, Path], own_holder: Path) -> None:
+    name, inv = lab
+    assert dnet("plan", "-i", str(inv), "-q").returncode == 0
+    node = f"dnet-lab-{name}-node2"  # every session ends; a new daemon listens
+    subprocess.run(["docker", "exec", node, "pkill", "-x", "sshd"], check=True)
+    subprocess.run(["docker", "exec", node, "/usr/sbin/sshd", "-o", "HostKey=/etc/ssh/ssh_host_ed25519_key"],
+                   check=True)
+    r = dnet("exec", "-i", str(inv), "--json", "--", "hostname")
+    assert r.returncode == 0, r.stderr
+    assert {h: v["rc"] for h, v in json.loads(r.stdout)["hosts"].items()} == {"node1": 0, "node2": 0}
+    stats = held.stats()
+    assert stats is not None and stats["opened"] == 3, stats  # node2 once more, node1 reused
+
+
+def test_an_interrupted_run_closes_its_commands_channel(lab: tuple[str, Path], own_holder: Path) -> None:
+    name, inv = lab
+    marker = f"sleep 3{uuid.uuid4().int % 1000 + 100}"
+    proc = subprocess.Popen([sys.executable, "-m", "dnet", "exec", "-i", str(inv), "--limit", "node1", "--", marker],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and marker not in node_sh(name, "node1", "ps -eo args", check=False):
+        time.sleep(0.2)
+    chans = sessions(name, "node1")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 or "interrupted" in err, err
+    # the holder closed the channel: the next run on the same held connection still works at once
+    r = dnet("exec", "-i", str(inv), "--limit", "node1", "--", "true")
+    assert r.returncode == 0, r.stderr
+    assert sessions(name, "node1") == chans
+    node_sh(name, "node1", f"pkill -f '{marker}' || true", check=False)
+
+
+def test_another_user_cannot_reach_the_holder(lab: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the holder's own folder (mode 0700) stands between another user and the socket here: the folder
+    around it is open to all."""
+    parent = Path(tempfile.mkdtemp(prefix="dnet-open-"))
+    parent.chmod(0o755)
+    runtime = parent / "run"
+    monkeypatch.setenv("DNET_RUNTIME_DIR", str(runtime))
+    try:
+        assert dnet("plan", "-i", str(lab[1]), "-q").returncode == 0
+        probe = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n s.connect(sys.argv[1]); "
+                 "print('connected')\nexcept OSError as e: print(e.errno)")
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
+                            probe, str(runtime / "holder.sock")], capture_output=True, text=True, check=True)
+        assert r.stdout.strip() == "13"  # EACCES
+        assert held.stats() is not None  # the owner still reaches it
+    finally:
+        held.close()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_a_runtime_folder_others_can_enter_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    monkeypatch.setenv("DNET_RUNTIME_DIR", str(shared))
+    with pytest.raises(Exception, match=r"is not a private directory of this user \(owner uid 0, mode 755\); "
+                                        r"remove it so dnet can make its own"):
+        wire.socket_path()
