@@ -133,7 +133,7 @@ FILES = {
     "$DNET_HOME/audit.log (or DNET_AUDIT_LOG, --audit-log)": "appended by dnet run (mode 0600)",
     "runbooks and their Python files": "read by dnet run",
     "$DNET_RUNTIME_DIR/holder.sock, holder.lock": "the connection holder's socket (mode 0600, in a folder of mode "
-                                                  "0700) and its one-per-user lock; the socket is removed when the holder stops",
+                                                  "0700; removed when the holder stops) and its one-per-user lock",
     "on hosts: /etc/docker/daemon.json": "rewritten through a temporary file and a rename; the previous one kept as "
                                          "daemon.json.dnet-backup",
     "on hosts: /run/dnet.lock/": "made and removed by apply, destroy and run (one changing run per host)",
