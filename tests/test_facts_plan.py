@@ -305,3 +305,45 @@ def test_a_node_joining_anew_gets_its_declared_availability_in_the_same_apply() 
     plan = diff(world("fresh", text))
     av = [c for c in plan.changes if isinstance(c, NodeAvailability)]
     assert len(av) == 1 and av[0].availability == "drain", plan.changes
+
+
+PROC_ROUTE = """Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth0\t00000000\t0100A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
+eth0\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
+*\t0000000A\t00000000\t0201\t0\t0\t0\t000000FF\t0\t0\t0
+"""
+
+
+def test_routes_read_from_proc_read_as_ip_route_starts_them() -> None:
+    from dnet.facts import routes
+
+    assert routes(PROC_ROUTE) == ["default via 192.168.0.1 dev eth0", "192.168.0.0/24 dev eth0",
+                                  "172.17.0.0/16 dev docker0"]
+    # a big-endian host writes its words the other way round: its masks say so
+    big = PROC_ROUTE.replace("0100A8C0", "C0A80001").replace("0000A8C0", "C0A80000").replace(
+        "00FFFFFF", "FFFFFF00").replace("000011AC", "AC110000").replace("0000FFFF", "FFFF0000")
+    assert routes(big) == routes(PROC_ROUTE)
+    assert routes("default via 10.0.0.1 dev eth0 \n") == ["default via 10.0.0.1 dev eth0 "]  # recorded `ip route`
+
+
+def test_rules_from_iptables_save_read_as_iptables_s() -> None:
+    from dnet.facts import rules
+
+    text = ("*nat\n:DNET-FWD - [0:0]\n-A PREROUTING -m addrtype --dst-type LOCAL -j DNET-FWD\n"
+            "-A DNET-FWD -p tcp -m tcp --dport 8080 -m comment --comment dnet -j DNAT --to-destination 10.0.0.2:80\n"
+            "*mangle\n*filter\n:DNET-ALLOW - [0:0]\n-A FORWARD -j DNET-ALLOW\n")
+    assert rules(text) == {
+        "nat": ["-N DNET-FWD", "-A PREROUTING -m addrtype --dst-type LOCAL -j DNET-FWD",
+                "-A DNET-FWD -p tcp -m tcp --dport 8080 -m comment --comment dnet -j DNAT --to-destination "
+                "10.0.0.2:80"],
+        "filter": ["-N DNET-ALLOW", "-A FORWARD -j DNET-ALLOW"]}
+    f = parse("h", f"@@dnet:rules\n{text}@@dnet:end\n")
+    assert f.nat_rules[0] == "-N DNET-FWD" and f.filter_rules == ["-N DNET-ALLOW", "-A FORWARD -j DNET-ALLOW"]
+
+
+def test_mtus_read_from_sys_class_net() -> None:
+    from dnet.facts import links
+
+    assert links("/sys/class/net/eth0 1450\n/sys/class/net/lo 65536\n") == {"eth0": 1450, "lo": 65536}
+    assert links("2: eth0@if9: <BROADCAST> mtu 1500 qdisc noqueue\n") == {"eth0": 1500}

@@ -172,3 +172,29 @@ def test_a_runtime_folder_others_can_enter_is_refused(tmp_path: Path, monkeypatc
     with pytest.raises(Exception, match=r"is not a private directory of this user \(owner uid 0, mode 755\); "
                                         r"remove it so dnet can make its own"):
         wire.socket_path()
+
+
+def test_facts_of_a_host_whose_engine_is_stopped_start_no_docker_process(lab: tuple[str, Path]) -> None:
+    """Each docker CLI run costs the host ~40 ms of CPU (and a Go runtime's threads): with the engine stopped, the
+    facts read used to start a dozen of them (107 new pids here); it now asks `docker version` at most, and not even
+    that when the socket is gone."""
+    from dnet.facts import parse, script
+
+    name, _ = lab
+    node_sh(name, "node2", "service docker stop >/dev/null 2>&1; while [ -S /var/run/docker.sock ]; do sleep 0.1; "
+                           "done")
+    try:
+        # the pid namespace is the node's own, and with dockerd stopped nothing else in it starts processes
+        counted = ("read -r a b c d p </proc/loadavg; (run() {\n" + script(["dnet/probe:latest"]) +
+                   "\n}; run) >/tmp/facts.out 2>&1; read -r a b c d q </proc/loadavg; echo $((q - p))")
+        pids = int(node_sh(name, "node2", counted).strip())
+        out = node_sh(name, "node2", "cat /tmp/facts.out")
+        f = parse("node2", out)
+        assert f.engine is None
+        assert f.engine_error == ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker "
+                                  "daemon running?")
+        assert f.mtus.get("eth0") and any(r.startswith(SUBNET) for r in f.routes), (f.mtus, f.routes)
+        assert pids <= 20, pids
+    finally:
+        node_sh(name, "node2", "service docker start >/dev/null 2>&1; for i in $(seq 100); do docker info "
+                               ">/dev/null 2>&1 && break; sleep 0.2; done")

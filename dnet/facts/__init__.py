@@ -1,6 +1,7 @@
 """Read a host's actual state in one round trip: one shell script, then a pure parse() into typed views."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -56,7 +57,9 @@ def tasks_path(service: str, running_only: bool = False) -> str:
 
 # name, how the CLI reads it (or the whole command for facts outside the engine), the Engine API path ("" if none)
 SECTIONS: list[tuple[str, str, str]] = [
-    ("os", '(. /etc/os-release 2>/dev/null; echo "${ID:-unknown}")', ""),
+    # shell builtins only (no process): /etc/os-release, /proc and /sys read with `read`
+    ("os", 'while IFS== read -r k v; do [ "$k" = ID ] && { v=${v#\\"}; echo "${v%\\"}"; }; done '
+           '</etc/os-release', ""),
     ("init", "[ -d /run/systemd/system ] && echo systemd || echo sysv", ""),
     ("docker", "if ! command -v docker >/dev/null 2>&1; then echo MISSING; "
                "else docker version --format '{{.Server.Version}} {{.Server.Arch}}' 2>&1 | head -1; fi", "/version"),
@@ -75,20 +78,24 @@ SECTIONS: list[tuple[str, str, str]] = [
                 "'{{json .ID}} {{json .Spec.Name}} {{json .Spec.Labels}}' 2>/dev/null", "/configs"),
     ("volumes", "docker volume ls -q 2>/dev/null | xargs -r docker volume inspect 2>/dev/null", "/volumes"),
     ("images", "", ""),  # per run: the inventory's images
-    ("nat", "iptables -w -t nat -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'", ""),
-    ("filter", "iptables -w -S 2>/dev/null | grep -E -- '^-[AN] DNET-|-j DNET-'", ""),
-    ("routes", "ip -4 -o route 2>/dev/null", ""),
+    # dnet's chains in the nat and filter tables, from one iptables-save (two iptables runs where it is missing)
+    ("rules", "if command -v iptables-save >/dev/null 2>&1; then iptables-save 2>/dev/null; else echo '*nat'; "
+              "iptables -w -t nat -S 2>/dev/null; echo '*filter'; iptables -w -S 2>/dev/null; fi | "
+              "grep -E -- '^[*]|^:DNET-|^-[AN] DNET-|-j DNET-'", ""),
+    ("routes", 'while IFS= read -r l; do echo "$l"; done </proc/net/route', ""),
     ("ipvs", "[ -e /proc/net/ip_vs ] && echo yes || echo no", ""),
     # the engine's packages: name, version, dpkg status ("hold ok installed" when held)
     ("packages", "dpkg-query -W -f '${Package} ${Version} ${Status}\\n' docker.io docker-ce 2>/dev/null", ""),
-    ("links", "ip -o link 2>/dev/null", ""),
+    ("links", 'for l in /sys/class/net/*/mtu; do read -r m <"$l" && echo "${l%/mtu}" "$m"; done', ""),
     ("addrs", "ip -o -4 addr 2>/dev/null", ""),
     # who listens on swarm's gossip port: outside a swarm, an engine that still does cannot start a new swarm's
-    # (the kernel's table first, one grep; ss, which names the owner, only when something listens)
-    ("gossip", "grep -qiE '^ *[0-9]+: [0-9A-F]+:1F0A [0-9A-F]+:0+ 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null && "
-               "{ ss -Hltnp 'sport = :7946' 2>/dev/null | grep . || echo 'listening (owner unknown)'; } | head -1",
-     ""),
+    # (read only when no engine answers or it is in no swarm; ss names the owner)
+    ("gossip", "if command -v ss >/dev/null 2>&1; then ss -Hltnp 'sport = :7946' 2>/dev/null | "
+               "{ read -r l && echo \"$l\"; }; else grep -qiE '^ *[0-9]+: [0-9A-F]+:1F0A [0-9A-F]+:0+ 0A' "
+               "/proc/net/tcp /proc/net/tcp6 2>/dev/null && echo 'listening (owner unknown)'; fi", ""),
 ]
+# sections that start no process: they run in the script's own shell, one after another, with no fork
+INLINE = {"os", "init", "routes", "ipvs", "links"}
 _INDEX = {name: i for i, (name, _, _) in enumerate(SECTIONS)}
 
 
@@ -102,14 +109,30 @@ def _first_id(var: str) -> str:
     return f'{var}=${{{var}#*\\"Id\\":\\"}}; {var}=${{{var}%%\\"*}}'
 
 
+def _cli(images: list[str]) -> str:
+    """Shell: the engine sections through the docker CLI, a command each, but only once `docker version` shows that
+    an engine answers (on a host whose engine is stopped each would start, fail and cost ~40 ms of CPU)."""
+    f = {name: f'"$d/{i}"' for name, i in _INDEX.items()}
+    rest = [(i, cli) for i, (name, cli, path) in enumerate(SECTIONS) if path and name != "docker"]
+    if images:
+        rest.append((_INDEX["images"], _images_cli(images)))
+    background = " ".join(f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null &' for i, cmd in rest)
+    down = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+    return (f'if ! command -v docker >/dev/null 2>&1; then echo MISSING >{f["docker"]}; '
+            f'elif [ ! -S {SOCK} ] && [ -z "${{DOCKER_HOST:-}}" ]; then echo {shlex.quote(down)} >{f["docker"]}; '
+            f'else {{ {SECTIONS[_INDEX["docker"]][1]}; }} >{f["docker"]} 2>/dev/null; read -r j <{f["docker"]}; '
+            f'case $j in [0-9]*) {background} wait;; esac; fi')
+
+
 def _api(images: list[str]) -> str:
     """Shell: every engine fact from one curl, then the containers' inspects from a second; writes the sections'
-    files as the CLI commands would."""
+    files as the CLI commands would. When the socket does not answer (a stopped engine's leftover socket): the CLI."""
     f = {name: f'"$d/{i}"' for name, i in _INDEX.items()}
     gets = [f"-o {f[name]} 'http://d{path}'" for name, _, path in SECTIONS if path and name != "containers"]
     gets.append("-o \"$d/clist\" 'http://d/containers/json?all=1'")
     gets += [f"-o \"$d/img{k}\" {shlex.quote(f'http://d/images/{i}/json')}" for k, i in enumerate(images)]
     lines = [f"{API} {' '.join(gets)}",
+             f"if [ $? = 7 ]; then {_cli(images)}; {{ {SECTIONS[_INDEX['gossip']][1]}; }} >{f['gossip']}; exit; fi",
              f"command -v docker >/dev/null 2>&1 || echo MISSING >{f['docker']}",
              # the list's top-level "Id"s (nested keys are "NetworkID", "EndpointID", ...), inspected in one run
              'u=; j=; read -r j <"$d/clist"',
@@ -119,32 +142,33 @@ def _api(images: list[str]) -> str:
     for k, i in enumerate(images):
         lines.append(f'j=; [ -s "$d/img{k}" ] && read -r j <"$d/img{k}" && {{ {_first_id("j")}; '
                      f'echo {shlex.quote(i)} "$j"; }} >>{f["images"]}')
+    # gossip matters only outside a swarm (the /info answer is one line)
+    lines.append(f'j=; read -r j <{f["swarm"]}; case $j in *\'"LocalNodeState":"inactive"\'*|"") '
+                 f'{{ {SECTIONS[_INDEX["gossip"]][1]}; }} >{f["gossip"]} 2>/dev/null;; esac')
     return "; ".join(lines)
 
 
 def script(images: list[str], first: str = "") -> str:
     """The one command that prints every fact, section by section.
 
-    The sections run at the same time on the host (each into its own file, printed in order afterwards): one
-    round trip, and as long as the slowest section rather than the sum of all. `first` runs before them, its
-    output in section "first" (a changing run takes its lock there, so its facts are read under the lock).
+    The sections that start processes run at the same time on the host (each into its own file, printed in order
+    afterwards); those that need none run first in the script's own shell. One round trip, as long as the slowest
+    section rather than the sum of all, and as few processes as the facts allow (each costs the host CPU: a host
+    with a stopped engine used to spend 0.35 s on a read). `first` runs before them, its output in section "first"
+    (a changing run takes its lock there, so its facts are read under the lock).
     """
     # a private directory or nothing: a guessable /tmp path could be made a link by another user beforehand
     lines = ['d=$(mktemp -d) || { echo "dnet: mktemp -d failed on this host (is /tmp writable?)" >&2; exit 1; }; '
-             'trap \'rm -rf "$d"\' EXIT',
-             API_PROBE]
+             'trap \'rm -rf "$d"\' EXIT']
     if first:
         lines.append(f'{{ {first}; }} >"$d/first" 2>/dev/null')
-    engine = [(i, cli) for i, (name, cli, path) in enumerate(SECTIONS) if path]
-    if images:
-        engine.append((_INDEX["images"], _images_cli(images)))
-    cli = " ".join(f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null &' for i, cmd in engine)
-    # no engine at all (a bare host): none of its sections runs
-    lines.append(f'if [ -n "$A" ]; then {{ {_api(images)}; }} 2>/dev/null & '
-                 f'elif command -v docker >/dev/null 2>&1; then {cli} else echo MISSING >"$d/{_INDEX["docker"]}"; fi')
+    # the Engine API when its socket is there and curl is; else the CLI; a bare host runs none of them
+    lines.append(f'if [ -S {SOCK} ] && command -v curl >/dev/null 2>&1; then {{ {_api(images)}; }} 2>/dev/null & '
+                 f'else {{ {_cli(images)}; {{ {SECTIONS[_INDEX["gossip"]][1]}; }} >"$d/{_INDEX["gossip"]}"; }} '
+                 '2>/dev/null & fi')
     for i, (name, cmd, path) in enumerate(SECTIONS):
-        if not path and name != "images":
-            lines.append(f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null &')
+        if not path and name not in ("images", "gossip"):
+            lines.append(f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null' + ("" if name in INLINE else " &"))
     lines.append("wait")
     # each section after its mark, printed by one cat (the marks are files too: printf is a builtin, cat is not)
     files = [(name, str(i)) for i, (name, _, _) in enumerate(SECTIONS)] + ([("first", "first")] if first else [])
@@ -403,9 +427,13 @@ def parse(host: str, text: str) -> HostFacts:
         if " " in line.strip():
             ref, iid = line.strip().rsplit(" ", 1)
             f.images[ref] = iid
-    f.nat_rules = [ln for ln in sec.get("nat", "").splitlines() if ln.strip()]
-    f.filter_rules = [ln for ln in sec.get("filter", "").splitlines() if ln.strip()]
-    f.routes = [ln for ln in sec.get("routes", "").splitlines() if ln.strip()]
+    if "rules" in sec:
+        tables = rules(sec["rules"])
+        f.nat_rules, f.filter_rules = tables.get("nat", []), tables.get("filter", [])
+    else:  # recorded before one iptables-save read both
+        f.nat_rules = [ln for ln in sec.get("nat", "").splitlines() if ln.strip()]
+        f.filter_rules = [ln for ln in sec.get("filter", "").splitlines() if ln.strip()]
+    f.routes = routes(sec.get("routes", ""))
     f.ipvs = sec.get("ipvs", "").strip() == "yes"
     for line in sec.get("packages", "").splitlines():
         parts = line.split()
@@ -433,11 +461,59 @@ def genuine_tasks(facts: dict[str, HostFacts]) -> Callable[[ContainerFact], bool
 
 
 def links(text: str) -> dict[str, int]:
-    """`ip -o link` -> interface -> MTU ("2: eth0@if9: <...> mtu 1500 qdisc ...")."""
+    """interface -> MTU, from "/sys/class/net/eth0 1500" lines (or, as recorded before, `ip -o link`:
+    "2: eth0@if9: <...> mtu 1500 qdisc ...")."""
     out: dict[str, int] = {}
+    for m in re.finditer(r"^/sys/class/net/(\S+) (\d+)$", text, re.M):
+        out[m[1]] = int(m[2])
     for m in re.finditer(r"^\d+: ([^:@\s]+)(?:@\S+)?: .*? mtu (\d+)", text, re.M):
         out[m[1]] = int(m[2])
     return out
+
+
+def rules(text: str) -> dict[str, list[str]]:
+    """iptables-save's lines of dnet's chains -> table -> rules as `iptables -S` prints them (a chain's ":NAME - [0:0]"
+    as "-N NAME")."""
+    out: dict[str, list[str]] = {}
+    table = ""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif line.startswith(":DNET-") and table:
+            out.setdefault(table, []).append("-N " + line[1:].split()[0])
+        elif line.strip() and table:
+            out.setdefault(table, []).append(line)
+    return out
+
+
+def _ipv4(hexword: str, little: bool) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(int.from_bytes(bytes.fromhex(hexword), "little" if little else "big"))
+
+
+def routes(text: str) -> list[str]:
+    """The main table's IPv4 routes as `ip -4 -o route` starts them ("10.0.0.0/24 dev eth0", "default via GW dev
+    eth0"), from /proc/net/route (hex in the host's byte order; the masks tell which) or as recorded before."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines or not lines[0].startswith("Iface"):
+        return lines
+    rows = [ln.split() for ln in lines[1:] if len(ln.split()) >= 8]
+    # a netmask is ones then zeros: read in the wrong byte order, a mask like ffffff00 is not
+    little = all(_contiguous(_ipv4(r[7], True)) for r in rows)
+    out = []
+    for r in rows:
+        iface, dest, gw, flags, mask = r[0], _ipv4(r[1], little), _ipv4(r[2], little), int(r[3], 16), r[7]
+        if not flags & 1 or iface == "*":  # not up, or unreachable/blackhole
+            continue
+        net = ipaddress.IPv4Network(f"{dest}/{_ipv4(mask, little)}", strict=False)
+        where = "default" if net.prefixlen == 0 else str(net)
+        out.append(f"{where} via {gw} dev {iface}" if flags & 2 else f"{where} dev {iface}")
+    return out
+
+
+def _contiguous(mask: ipaddress.IPv4Address) -> bool:
+    bits = int(mask)
+    inverted = ~bits & 0xFFFFFFFF
+    return inverted & (inverted + 1) == 0
 
 
 def addrs(text: str) -> dict[str, list[str]]:
