@@ -345,7 +345,7 @@ class Stack(Model):
 
 
 class Check(Model):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     from_: str = Field(alias="from")
     to: str
