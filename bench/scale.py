@@ -7,7 +7,12 @@ nothing in a container and cost ~30 ms of CPU per session). The machine-busy col
 everything together used. Per size and --forks: wall time, CPU time (user + system) and peak memory of the dnet
 process, medians of --runs runs. Prints a table and writes bench/results/scale.json. Asserts nothing.
 
-Run: .venv/bin/python bench/scale.py [--sizes 10,100,300] [--forks 16,64] [--runs 3] [--out FILE]
+Per --transports: `direct` (DNET_PERSIST=0: each run opens its own connections), `held` (a fresh connection holder:
+the first run after `dnet ssh-close`) and `again` (the same command right after, within the persist time: no
+handshake). The holder's CPU is counted apart (holder-cpu) and with dnet's in the operator's total.
+
+Run: .venv/bin/python bench/scale.py [--sizes 10,100,300] [--forks 16,64] [--runs 3] [--transports direct,held]
+     [--out FILE]
 """
 from __future__ import annotations
 
@@ -89,10 +94,22 @@ def busy() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(args: list[str], forks: int) -> tuple[float, float, float, int, float]:
+def holder_cpu() -> tuple[float, int]:
+    """CPU seconds the running connection holder has used and connections it opened since it started (0 when none
+    runs)."""
+    from dnet.transport import held
+
+    stats = held.stats()
+    if not stats:
+        return 0.0, 0
+    fields = Path(f"/proc/{stats['pid']}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(stats["opened"])
+
+
+def measure(args: list[str], forks: int, persist: bool = False) -> tuple[float, float, float, int, float]:
     """Wall seconds, CPU seconds and peak RSS (MB) of one dnet process, its exit code, and the CPU seconds the
     whole machine was busy meanwhile (with the hosts on this machine: are the CPUs what limits)."""
-    env = {**os.environ, "DNET_FORKS": str(forks)}
+    env = {**os.environ, "DNET_FORKS": str(forks), "DNET_PERSIST": "300" if persist else "0"}
     b0 = busy()
     t0 = time.monotonic()
     p = subprocess.Popen([sys.executable, "-m", "dnet", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -104,16 +121,39 @@ def measure(args: list[str], forks: int) -> tuple[float, float, float, int, floa
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, busy() - b0
 
 
+def close_holder() -> None:
+    from dnet.transport import held
+
+    held.close()
+
+
+def row(n: int, forks: int, name: str, mode: str, got: list[tuple[float, float, float, int, float, float, int]]
+        ) -> dict[str, object]:
+    """One line of the table (medians of the runs) and its JSON."""
+    wall, cpu, rss = (statistics.median(x[i] for x in got) for i in range(3))
+    code = max(x[3] for x in got)
+    machine, holder = statistics.median(x[4] for x in got), statistics.median(x[5] for x in got)
+    opened = max(x[6] for x in got)
+    print(f"{n:4}  {forks:5}  {name:7}  {mode:9}  {wall:6.2f}  {cpu:5.2f}  {holder:12.2f}  {opened:9}  {rss:7.0f}  "
+          f"{code:4}  {machine:6.2f}", flush=True)
+    return {"hosts": n, "forks": forks, "command": name, "transport": mode, "wall_s": round(wall, 2),
+            "cpu_s": round(cpu, 2), "holder_cpu_s": round(holder, 2), "handshakes": opened, "peak_mb": round(rss),
+            "exit": code, "machine_busy_s": round(machine, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10,100,300")
     ap.add_argument("--forks", default="16,64")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--transports", default="direct,held")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
     a = ap.parse_args()
     sizes = [int(x) for x in a.sizes.split(",")]
     forks = [int(x) for x in a.forks.split(",")]
+    transports = a.transports.split(",")
     work = Path(tempfile.mkdtemp(prefix="dnet-scale-"))
+    os.environ["DNET_RUNTIME_DIR"] = str(work / "run")  # a holder of the benchmark's own
     keys = work / "keys"
     keys.mkdir()
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "id")], check=True)
@@ -129,8 +169,8 @@ def main() -> None:
                                    "steps:\n  - name: uptime\n    shell: cat /proc/uptime\n    hosts: all\n")
     results = []
     try:
-        print(f"size  forks  command  wall-s  cpu-s  peak-MB  exit  machine-busy-s (of {os.cpu_count()} CPUs x wall)",
-              flush=True)
+        print(f"size  forks  command  transport  wall-s  cpu-s  holder-cpu-s  holder-ssh  peak-MB  exit  "
+              f"machine-busy-s (of {os.cpu_count()} CPUs x wall)", flush=True)
         for n in sizes:
             inv = work / f"inv{n}.yml"
             inv.write_text(f"version: 1\ndefaults:\n  identity_file: {work / 'id'}\n  known_hosts: "
@@ -139,16 +179,18 @@ def main() -> None:
             for f in forks:
                 for name, args in (("plan", ["plan", "-i", str(inv)]),
                                    ("run", ["run", str(work / "noop.yml"), "-i", str(inv), "--yes"])):
-                    got = [measure(args, f) for _ in range(a.runs)]
-                    wall, cpu, rss = (statistics.median(x[i] for x in got) for i in range(3))
-                    code = max(x[3] for x in got)
-                    machine = statistics.median(x[4] for x in got)
-                    results.append({"hosts": n, "forks": f, "command": name, "wall_s": round(wall, 2),
-                                    "cpu_s": round(cpu, 2), "peak_mb": round(rss), "exit": code,
-                                    "machine_busy_s": round(machine, 2)})
-                    print(f"{n:4}  {f:5}  {name:7}  {wall:6.2f}  {cpu:5.2f}  {rss:7.0f}  {code:4}  {machine:6.2f}",
-                          flush=True)
+                    for mode in [m for t in transports for m in (["held", "again"] if t == "held" else [t])]:
+                        got = []
+                        for _ in range(a.runs):
+                            if mode == "held":
+                                close_holder()
+                            cpu0, opened0 = holder_cpu()
+                            m = measure(args, f, persist=mode != "direct")
+                            cpu1, opened1 = holder_cpu() if mode != "direct" else (cpu0, opened0)
+                            got.append((*m, cpu1 - cpu0, opened1 - opened0))
+                        results.append(row(n, f, name, mode, got))
     finally:
+        close_holder()
         hosts_down()
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

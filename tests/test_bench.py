@@ -20,7 +20,9 @@ def test_scale_bench_runs_plan_and_a_runbook_on_sshd_hosts(tmp_path: Path) -> No
                         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     rows = json.loads(out.read_text())["results"]
-    assert [(x["hosts"], x["command"], x["exit"]) for x in rows] == [(3, "plan", 0), (3, "run", 0)], rows
+    assert [(x["hosts"], x["command"], x["transport"], x["exit"]) for x in rows] == [
+        (3, cmd, mode, 0) for cmd in ("plan", "run") for mode in ("direct", "held", "again")], rows
+    assert all(x["holder_cpu_s"] == 0 for x in rows if x["transport"] == "direct"), rows
 
 
 def test_soak_runs_a_round_and_reports_no_failure() -> None:

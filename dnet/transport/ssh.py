@@ -254,7 +254,12 @@ class SSHTransport:
                     break
                 if abandoned is not None and abandoned():  # the holder's client went away (interrupted)
                     raise DnetError(f"{self.name}: abandoned: the run that asked for it ended")
-                select.select([chan], [], [], 0.05)
+                if chan.eof_received or chan.closed:
+                    # no more output can come, and the channel's fd stays readable from now on: waiting on it would
+                    # spin (and starve the thread that reads the exit status) until the status arrives
+                    chan.status_event.wait(0.05)
+                else:
+                    select.select([chan], [], [], 0.05)
         finally:
             chan.close()
         r = Result(self.name, command, code, out.decode(errors="replace"), err.decode(errors="replace"))
