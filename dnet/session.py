@@ -15,7 +15,7 @@ from dnet.inventory.semantic import image_sources
 from dnet.lock import Lock
 from dnet.plan.world import leader
 from dnet.runner import HostResult, parallel
-from dnet.transport import Transport, connect
+from dnet.transport import Transport, connect, transport_kind
 from dnet.transport.wire import persist_seconds
 
 Log = Callable[[str], None]
@@ -66,7 +66,8 @@ def open_session(loaded: Loaded, accept_new_host_keys: bool, log: Log,
     plus the first reachable manager when limited swarm hosts need one and none is in the limit. With `lock`,
     each host's lock is taken in the same round trip as its facts (hosts_locked then only reads the answers).
     """
-    persist_seconds()  # a bad DNET_PERSIST is one clear error, not one per host
+    persist_seconds()  # a bad DNET_PERSIST or DNET_TRANSPORT is one clear error, not one per host
+    transport_kind()
     s = Session(loaded, hosts(loaded.model), limit=limit)
     targets = [sp for sp in s.specs.values() if limit is None or sp.name in limit]
     images = images_of(loaded)

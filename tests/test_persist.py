@@ -44,6 +44,15 @@ def own_holder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     held.close()
 
 
+def lab_known_hosts(lab: str, tmp_path: Path) -> tuple[Path, str, str]:
+    """The lab's known_hosts file, its text, and the base64 of an ed25519 key no node has."""
+    known = Path(os.environ.get("DNET_HOME", os.path.expanduser("~/.local/share/dnet"))) / "labs" / lab / \
+        "known_hosts"
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    return known, known.read_text(), other.with_suffix(".pub").read_text().split()[1]
+
+
 def sessions(lab: str, node: str) -> int:
     """Established SSH connections the node's sshd serves (its per-connection processes)."""
     out = node_sh(lab, node, "ss -Htn state established '( sport = :22 )' | wc -l")
@@ -64,13 +73,13 @@ def test_a_second_run_opens_no_new_connection(lab: tuple[str, Path], own_holder:
     assert oct(os.stat(own_holder / "holder.sock").st_mode & 0o777) == "0o600"
 
     r = dnet("ssh-close", "--json")
-    assert json.loads(r.stdout) == {"closed": 2, "running": True}
+    assert json.loads(r.stdout) == {"closed": 2, "running": True, "openssh_masters": 0}
     assert not (own_holder / "holder.sock").exists()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(sessions(name, n) != before[n] for n in ("node1", "node2")):
         time.sleep(0.1)
     assert {n: sessions(name, n) for n in ("node1", "node2")} == before
-    assert json.loads(dnet("ssh-close", "--json").stdout) == {"closed": 0, "running": False}
+    assert json.loads(dnet("ssh-close", "--json").stdout) == {"closed": 0, "running": False, "openssh_masters": 0}
     assert dnet("ssh-close").stdout.strip() == "no connection holder was running"
 
 
@@ -91,12 +100,7 @@ def test_a_held_connection_is_dropped_when_its_host_key_is_no_longer_trusted(
     """Held connections were verified when opened; a known_hosts that no longer vouches for the key ends them."""
     name, inv = lab
     assert dnet("plan", "-i", str(inv), "-q").returncode == 0
-    known = Path(os.environ.get("DNET_HOME", os.path.expanduser("~/.local/share/dnet"))) / "labs" / name / \
-        "known_hosts"
-    saved = known.read_text()
-    other = tmp_path / "other"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
-    fake = other.with_suffix(".pub").read_text().split()[1]
+    known, saved, fake = lab_known_hosts(name, tmp_path)
     lines = [(f"{ln.split()[0]} ssh-ed25519 {fake}" if ln.split()[1] == "ssh-ed25519" else ln)
              for ln in saved.splitlines() if ln.strip()]
     try:
@@ -198,3 +202,67 @@ def test_facts_of_a_host_whose_engine_is_stopped_start_no_docker_process(lab: tu
     finally:
         node_sh(name, "node2", "service docker start >/dev/null 2>&1; for i in $(seq 100); do docker info "
                                ">/dev/null 2>&1 && break; sleep 0.2; done")
+
+
+@pytest.fixture
+def openssh(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """DNET_TRANSPORT=openssh with a runtime folder short enough for ssh's control sockets."""
+    runtime = Path(tempfile.mkdtemp(prefix="dnet-o"))
+    monkeypatch.setenv("DNET_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("DNET_TRANSPORT", "openssh")
+    yield runtime / "ssh"
+    dnet("ssh-close")
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_openssh_transport_applies_and_keeps_one_master_per_host(lab: tuple[str, Path], openssh: Path) -> None:
+    """The same job through `ssh` with ControlPersist: a swarm formed (join tokens on stdin), a no-op after, and
+    one master connection per host serving every later run."""
+    name, inv = lab
+    before = {n: sessions(name, n) for n in ("node1", "node2")}
+    r = dnet("apply", "-i", str(inv), "--yes", "--json")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    token_free = r.stdout + r.stderr
+    assert "SWMTKN" not in token_free
+    for _ in range(2):
+        r = dnet("plan", "-i", str(inv), "--detailed-exitcode", "-q")
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert len([p for p in openssh.iterdir() if p.is_socket()]) == 2
+    assert {n: sessions(name, n) - before[n] for n in ("node1", "node2")} == {"node1": 1, "node2": 1}
+    r = dnet("exec", "-i", str(inv), "--json", "--", "docker info --format '{{.Swarm.LocalNodeState}}'")
+    assert {h: v["stdout"] for h, v in json.loads(r.stdout)["hosts"].items()} == {"node1": "active\n",
+                                                                                   "node2": "active\n"}
+    monkeypatch_env = {**os.environ, "DNET_TRANSPORT": "paramiko"}
+    r = subprocess.run([sys.executable, "-m", "dnet", "plan", "-i", str(inv), "--detailed-exitcode", "-q"],
+                       capture_output=True, text=True, cwd=ROOT, env=monkeypatch_env)
+    assert r.returncode == 0, r.stdout + r.stderr  # both transports read the same hosts the same way
+    assert json.loads(dnet("ssh-close", "--json").stdout)["openssh_masters"] == 2
+    assert not [p for p in openssh.iterdir() if p.is_socket()]
+
+
+def test_openssh_transport_verifies_host_keys(lab: tuple[str, Path], openssh: Path, tmp_path: Path) -> None:
+    name, inv = lab
+    known, saved, fake = lab_known_hosts(name, tmp_path)
+    try:
+        known.write_text("".join(f"{ln.split()[0]} ssh-ed25519 {fake}\n" for ln in saved.splitlines()
+                                 if ln.strip() and ln.split()[1] == "ssh-ed25519"))
+        r = dnet("plan", "-i", str(inv), "-q")
+        out = r.stdout + r.stderr
+        assert r.returncode == 1 and "node1 (root@192.168.102." in out, out
+        assert "cannot connect: the host key CHANGED; refusing to connect" in out, out
+        known.write_text("")
+        r = dnet("plan", "-i", str(inv), "-q")
+        out = r.stdout + r.stderr
+        assert r.returncode == 1 and "its host key is not in known_hosts" in out, out
+        r = dnet("plan", "-i", str(inv), "-q", "--accept-new-host-keys")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert len(known.read_text().splitlines()) >= 2  # recorded, as OpenSSH's accept-new does
+    finally:
+        known.write_text(saved)
+
+
+def test_a_bad_transport_name_is_one_clear_error(lab: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DNET_TRANSPORT", "telnet")
+    r = dnet("plan", "-i", str(lab[1]), "-q")
+    assert r.returncode == 1
+    assert "DNET_TRANSPORT='telnet' is not a transport; use paramiko (the default) or openssh" in r.stderr

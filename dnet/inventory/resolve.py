@@ -38,6 +38,7 @@ class HostSpec:
     known_hosts: str | None = None
     local: bool = False
     sources: dict[str, str] = field(default_factory=dict, hash=False)  # setting -> host|defaults|ssh_config|built-in
+    alias: str = ""  # the name ssh_config was asked about (the address, else the host's name)
 
     @property
     def is_manager(self) -> bool:
@@ -126,6 +127,7 @@ def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str,
             known_hosts=os.path.expanduser(d.known_hosts) if d.known_hosts else None,
             local=(h.address or name) == "local",
             sources=sources,
+            alias=h.address or name,
         )
     return out
 

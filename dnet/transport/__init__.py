@@ -12,6 +12,21 @@ if TYPE_CHECKING:
 __all__ = ["LocalTransport", "Result", "Transport", "connect", "connections_opened"]
 
 
+KINDS = ("paramiko", "openssh")
+
+
+def transport_kind() -> str:
+    """DNET_TRANSPORT: paramiko (the default: Fabric, and the connection holder) or openssh (the ssh command)."""
+    import os
+
+    from dnet.errors import DnetError
+
+    kind = os.environ.get("DNET_TRANSPORT", "").strip() or "paramiko"
+    if kind not in KINDS:
+        raise DnetError(f"DNET_TRANSPORT={kind!r} is not a transport; use paramiko (the default) or openssh")
+    return kind
+
+
 def connections_opened() -> int:
     """SSH connections this process opened itself, plus those the holder opened since it started (benchmarks)."""
     import sys
@@ -28,6 +43,10 @@ def connect(spec: HostSpec, accept_new_host_keys: bool = False) -> Transport:
     """Open the transport a host needs (local for address 'local', else SSH)."""
     if spec.local:
         return LocalTransport(spec.name)
+    if transport_kind() == "openssh":
+        from dnet.transport.openssh import OpenSSHTransport
+
+        return OpenSSHTransport(spec, accept_new_host_keys)
     from dnet.transport import held
 
     t = held.connect(spec, accept_new_host_keys)

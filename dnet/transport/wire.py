@@ -36,11 +36,15 @@ def private_dir() -> Path:
         path.mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise DnetError(f"cannot make {path}: {exc.strerror}") from None
+    check_private(path)
+    return path
+
+
+def check_private(path: Path) -> None:
     st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise DnetError(f"{path} is not a private directory of this user (owner uid {st.st_uid}, mode "
                         f"{stat.S_IMODE(st.st_mode):o}); remove it so dnet can make its own")
-    return path
 
 
 def socket_path() -> Path:
