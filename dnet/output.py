@@ -4,19 +4,20 @@ In a pipe there is no box drawing and no escape code; a table row is one line (g
 wide as its values need, which for most tables is under 80 columns.
 
 Remote text and inventory values are never read as rich markup: cells and messages go through Text.
+rich itself (25 ms to import) loads only when something needs it: a plain message to a pipe is written as is.
 """
 from __future__ import annotations
 
 import os
 import sys
-from typing import IO
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from dnet.errors import clean
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 PIPE_WIDTH = 4096  # plain output: no wrapping inside values; tables as wide as their content
 
@@ -28,6 +29,8 @@ def no_color() -> bool:
 
 def console(stream: IO[str], stderr: bool = False) -> Console:
     """A console for one stream: styled on a terminal, plain (no escape codes, 80 columns) otherwise."""
+    from rich.console import Console
+
     tty = stream.isatty()
     return Console(stderr=stderr, highlight=False, emoji=False, soft_wrap=True, width=None if tty else PIPE_WIDTH,
                    color_system=None if (no_color() or not tty) else "auto", force_terminal=tty,
@@ -36,6 +39,9 @@ def console(stream: IO[str], stderr: bool = False) -> Console:
 
 def table(con: Console, title: str, *columns: str) -> Table:
     """A table: boxed on a terminal, plain columns (no box drawing) in a pipe."""
+    from rich import box
+    from rich.table import Table
+
     tty = con.is_terminal
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if tty else None,
               show_edge=tty, pad_edge=False, collapse_padding=not tty, safe_box=True)
@@ -51,17 +57,47 @@ def show(con: Console, t: Table) -> None:
 
 def row(t: Table, *cells: str | Text) -> None:
     """Add a row whose plain strings are shown as they are (never parsed as markup)."""
+    from rich.text import Text
+
     t.add_row(*(c if isinstance(c, Text) else Text(clean(str(c))) for c in cells))
 
 
 def styled(text: str, style: str) -> Text:
+    from rich.text import Text
+
     return Text(clean(text), style=style)
 
 
 def say(con: Console, *parts: str | Text) -> None:
     """Print one message made of plain strings and styled pieces (no markup parsing, no control characters)."""
+    if isinstance(con, _Lazy) and all(isinstance(p, str) for p in parts) and con.plain():
+        stream = con.stream()
+        stream.write(clean("".join(cast("list[str]", parts))) + "\n")
+        stream.flush()
+        return
+    from rich.text import Text
+
     con.print(Text.assemble(*(p if isinstance(p, Text) else Text(clean(p)) for p in parts)))
 
 
-out = console(sys.stdout)
-err = console(sys.stderr, stderr=True)
+class _Lazy:
+    """out and err: the rich Console is made on first use; until then a plain message to a pipe needs no rich."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Any = None
+
+    def stream(self) -> IO[str]:
+        return sys.stderr if self._stderr else sys.stdout
+
+    def plain(self) -> bool:
+        return self._console is None and not self.stream().isatty()
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            self._console = console(self.stream(), stderr=self._stderr)
+        return getattr(self._console, name)
+
+
+out = cast("Console", _Lazy(stderr=False))
+err = cast("Console", _Lazy(stderr=True))

@@ -274,3 +274,13 @@ def test_show_in_a_pipe_is_one_record_per_line_with_no_space_inside_a_field() ->
             assert len(line.split()) == len(header.split()), (block.split("\n")[0], line)
     hosts_rows = blocks[0].split("\n")[2:]
     assert hosts_rows[0].split()[-1] == "identity_file=defaults,port=defaults,user=defaults,hostname=host"
+
+
+def test_validate_imports_no_ssh_library_and_in_a_pipe_no_rich() -> None:
+    code = ("import sys\nfrom dnet.cli.main import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('paramiko', 'fabric', 'invoke', "
+            "'rich'))}), file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code, "validate", "-i", str(EXAMPLE)], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.stdout.startswith(f"{EXAMPLE}: valid (") and r.stderr.splitlines()[-1] == "[]", r.stdout + r.stderr
