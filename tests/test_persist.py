@@ -266,3 +266,18 @@ def test_a_bad_transport_name_is_one_clear_error(lab: tuple[str, Path], monkeypa
     r = dnet("plan", "-i", str(lab[1]), "-q")
     assert r.returncode == 1
     assert "DNET_TRANSPORT='telnet' is not a transport; use paramiko (the default) or openssh" in r.stderr
+
+
+def test_a_run_through_the_holder_imports_no_ssh_library(lab: tuple[str, Path], own_holder: Path,
+                                                        tmp_path: Path) -> None:
+    code = ("import sys\nfrom dnet.cli.main import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('paramiko', 'fabric', 'invoke'))}),"
+            " file=sys.stderr)")
+    env = {**os.environ, "DNET_SSH_CONFIG": str(tmp_path / "none")}  # an ssh_config would need paramiko to read
+    for _ in range(2):  # the first starts the holder; both leave the handshakes to it
+        r = subprocess.run([sys.executable, "-c", code, "plan", "-i", str(lab[1]), "-q"], capture_output=True,
+                           text=True, cwd=ROOT, env=env)
+        assert r.stderr.splitlines()[-1] == "[]", r.stdout + r.stderr
+    stats = held.stats()
+    assert stats is not None and stats["opened"] == 2

@@ -28,10 +28,12 @@ _Fast: type[Any] = type("_Fast", (yaml.CSafeLoader,), {}) if getattr(yaml, "__wi
 
 
 def _compose(text: str) -> yaml.Node | None:
-    for cls in dict.fromkeys((_Fast, _Loader)):
+    loaders: list[type[Any]] = [_Loader] if _Fast is _Loader else [_Fast, _Loader]
+    for cls in loaders:
         loader = cls(text)
         try:
-            return loader.get_single_node()  # type: ignore[no-any-return]
+            node: yaml.Node | None = loader.get_single_node()
+            return node
         except yaml.YAMLError:
             if cls is _Loader:
                 raise
