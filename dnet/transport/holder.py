@@ -21,9 +21,15 @@ from typing import IO, Any
 
 from dnet.errors import DnetError
 from dnet.transport import wire
+from dnet.transport.ssh import NotStarted
 
-# a held connection must answer a channel request this fast, else it is replaced by a fresh one
+# a held connection idle for longer than ALIVE_AFTER must answer a channel request within ALIVE_TIMEOUT, else it is
+# replaced by a fresh one (one used a moment ago answered then: the check would cost a round trip per host and run)
 ALIVE_TIMEOUT = 3.0
+ALIVE_AFTER = 10.0
+# a channel on a held connection that takes longer than this to open counts as a dead connection (tried once more
+# on a fresh one), instead of paramiko's hour
+OPEN_TIMEOUT = 30.0
 SPEC_FIELDS = ("name", "hostname", "port", "user", "identity_file", "proxy_jump", "known_hosts")
 
 
@@ -50,7 +56,7 @@ class Holder:
         with self.lock:
             return self.held.setdefault(key, Held())
 
-    def get(self, req: dict[str, Any], check_alive: bool) -> Any:
+    def get(self, req: dict[str, Any], check_alive: bool, fresh: bool = False) -> Any:
         """The open connection for the request's host: the held one if it is still trusted and answers, else new."""
         from dnet.transport.ssh import SSHTransport
 
@@ -58,13 +64,16 @@ class Holder:
         h = self.entry(spec)
         with h.lock:
             t = h.transport
-            good = t is not None and self.trusted(t, spec, accept_new) and (not check_alive or t.alive(ALIVE_TIMEOUT))
+            probe = check_alive and time.monotonic() - h.used > ALIVE_AFTER
+            good = not fresh and t is not None and self.trusted(t, spec, accept_new) and \
+                (not probe or t.alive(ALIVE_TIMEOUT))
             if t is not None and not good:
                 t.close()
                 h.transport = t = None
             if t is None:
                 t = SSHTransport(SimpleNamespace(**{f: spec.get(f) for f in SPEC_FIELDS}),
                                  accept_new_host_keys=accept_new)
+                t.open_timeout = OPEN_TIMEOUT
                 h.transport, h.accept_new = t, accept_new
                 with self.lock:
                     self.opened += 1
@@ -123,14 +132,22 @@ class Holder:
             h.busy += 1
         try:
             secrets = tuple(req.get("secrets") or ())
-            if op == "run":
-                stdin = wire.recv(conn) if req.get("has_stdin") else None
-                r = t.run(req["command"], check=False, stdin=stdin, timeout=req.get("timeout"), secrets=secrets,
-                          abandoned=lambda: gone(conn))
-            elif op == "stream":
-                r = t.stream_in(req["command"], Frames(conn), secrets=secrets, check=False)
-            else:
-                return {"error": f"unknown request {op!r}"}
+            stdin = wire.recv(conn) if op == "run" and req.get("has_stdin") else None
+            for attempt in (1, 2):
+                try:
+                    if op == "run":
+                        r = t.run(req["command"], check=False, stdin=stdin, timeout=req.get("timeout"),
+                                  secrets=secrets, abandoned=lambda: gone(conn))
+                    elif op == "stream":
+                        r = t.stream_in(req["command"], Frames(conn), secrets=secrets, check=False)
+                    else:
+                        return {"error": f"unknown request {op!r}"}
+                    break
+                except NotStarted:
+                    if attempt == 2:
+                        raise
+                    # the held connection died since its last use and nothing ran: once more on a fresh one
+                    t = self.get(req, check_alive=False, fresh=True)
         except DnetError as exc:
             return {"error": str(exc)}
         finally:

@@ -154,8 +154,14 @@ def advice(exc: BaseException, host: str, port: int) -> str:
     return f"{exc.strerror if isinstance(exc, OSError) and exc.strerror else exc or type(exc).__name__}"
 
 
+class NotStarted(DnetError):
+    """The connection failed before a command started (no channel): trying again elsewhere is safe."""
+
+
 class SSHTransport:
     """Runs commands over one Fabric connection; `sudo -n` for non-root users."""
+
+    open_timeout: float | None = None  # seconds a channel may take to open (paramiko's default: an hour)
 
     def __init__(self, spec: Any, accept_new_host_keys: bool = False, connect_timeout: float = 10) -> None:
         self.name = spec.name
@@ -223,11 +229,11 @@ class SSHTransport:
     def _session(self, timeout: float | None = None) -> paramiko.Channel:
         transport = self.conn.client.get_transport()
         if transport is None or not transport.is_active():
-            raise DnetError(f"{self.name}: the SSH connection was lost")
+            raise NotStarted(f"{self.name}: the SSH connection was lost")
         try:
-            chan = transport.open_session(timeout=timeout)
+            chan = transport.open_session(timeout=timeout or self.open_timeout)
         except (paramiko.SSHException, OSError) as exc:
-            raise DnetError(f"{self.name}: the SSH connection was lost ({exc})") from None
+            raise NotStarted(f"{self.name}: the SSH connection was lost ({exc})") from None
         return chan  # type: ignore[no-any-return]
 
     def _finish(self, chan: paramiko.Channel, command: str, check: bool, secrets: tuple[str, ...],
