@@ -281,3 +281,37 @@ def test_a_run_through_the_holder_imports_no_ssh_library(lab: tuple[str, Path], 
         assert r.stderr.splitlines()[-1] == "[]", r.stdout + r.stderr
     stats = held.stats()
     assert stats is not None and stats["opened"] == 2
+
+
+def test_a_held_connection_that_cannot_open_a_channel_is_replaced_and_the_command_runs_once(
+        lab: tuple[str, Path]) -> None:
+    """The channel fails before anything runs (a host that died since the last use): the holder connects afresh
+    and runs the command there, once."""
+    import socket as so
+
+    from dnet.lab.state import LabState, host_spec
+    from dnet.transport import holder
+    from dnet.transport.ssh import NotStarted
+
+    name, _ = lab
+    state = LabState.load(name)
+    spec = host_spec(state, state.nodes[0])
+    h = holder.Holder(60)
+    req = {"op": "run", "spec": {f: getattr(spec, f) for f in holder.SPEC_FIELDS}, "accept_new": False,
+           "command": "echo ran >> /tmp/ran-once; cat /tmp/ran-once | wc -l", "timeout": 30,
+           "env": {k: os.environ.get(k) for k in ("HOME", "SSH_AUTH_SOCK")}}
+    first = h.get(req, check_alive=True)
+    calls: list[int] = []
+
+    def broken(timeout: float | None = None) -> object:
+        calls.append(1)
+        raise NotStarted("node1: the SSH connection was lost")
+
+    first._session = broken  # this connection can no longer open a channel
+    node_sh(name, "node1", "rm -f /tmp/ran-once")
+    a, b = so.socketpair()
+    with a, b:
+        reply = h.answer(req, a)
+    assert calls == [1] and reply["code"] == 0 and reply["stdout"].strip() == "1", reply
+    assert h.opened == 2 and h.get(req, check_alive=False) is not first
+    h.close_all()
