@@ -299,7 +299,7 @@ def test_a_held_connection_that_cannot_open_a_channel_is_replaced_and_the_comman
     h = holder.Holder(60)
     req = {"op": "run", "spec": {f: getattr(spec, f) for f in holder.SPEC_FIELDS}, "accept_new": False,
            "command": "echo ran >> /tmp/ran-once; cat /tmp/ran-once | wc -l", "timeout": 30,
-           "env": {k: os.environ.get(k) for k in ("HOME", "SSH_AUTH_SOCK")}}
+           "env": {k: os.environ.get(k) for k in wire.ENV_KEYS}}
     first = h.get(req, check_alive=True)
     calls: list[int] = []
 

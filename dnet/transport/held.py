@@ -21,9 +21,6 @@ if TYPE_CHECKING:
     from dnet.transport.ssh import SSHTransport
 
 _start_lock = threading.Lock()
-# what decides how the holder authenticates and which known_hosts it reads: a holder started in another environment
-# would connect differently, so it refuses and this run connects directly
-ENV_KEYS = ("HOME", "SSH_AUTH_SOCK")
 
 
 class NoHolder(DnetError):
@@ -95,7 +92,7 @@ class HeldTransport:
     def _call(self, req: dict[str, Any], stdin: bytes | None = None, source: IO[bytes] | None = None
               ) -> dict[str, Any]:
         req = {**req, "spec": self._spec, "accept_new": self.accept_new,
-               "env": {k: os.environ.get(k) for k in ENV_KEYS}}
+               "env": {k: os.environ.get(k) for k in wire.ENV_KEYS}}
         try:
             reply = request(req, stdin, source)
         except (ConnectionError, OSError) as exc:

@@ -36,7 +36,6 @@ SPEC_FIELDS = ("name", "hostname", "port", "user", "identity_file", "proxy_jump"
 @dataclass
 class Held:
     transport: Any = None
-    accept_new: bool = False
     used: float = field(default_factory=time.monotonic)
     busy: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -74,7 +73,7 @@ class Holder:
                 t = SSHTransport(SimpleNamespace(**{f: spec.get(f) for f in SPEC_FIELDS}),
                                  accept_new_host_keys=accept_new)
                 t.open_timeout = OPEN_TIMEOUT
-                h.transport, h.accept_new = t, accept_new
+                h.transport = t
                 with self.lock:
                     self.opened += 1
             h.used = time.monotonic()
@@ -119,7 +118,7 @@ class Holder:
             self.stop.set()
             return {"closed": True}
         env = req.get("env") or {}
-        if any(env.get(k) != os.environ.get(k) for k in ("HOME", "SSH_AUTH_SOCK")):
+        if any(env.get(k) != os.environ.get(k) for k in wire.ENV_KEYS):
             return {"other_env": True}
         try:
             t = self.get(req, check_alive=op == "open")

@@ -12,6 +12,9 @@ from typing import Any
 from dnet.errors import DnetError
 
 DEFAULT_PERSIST = 300.0
+# what decides how the holder authenticates and which known_hosts it reads: a holder started in another environment
+# would connect differently, so it refuses and the run connects directly
+ENV_KEYS = ("HOME", "SSH_AUTH_SOCK")
 
 
 def persist_seconds() -> float:
