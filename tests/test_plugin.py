@@ -9,9 +9,15 @@ from collections.abc import Iterator
 
 import pytest
 
+import dnet.lab.dind
+import dnet.lab.tls
+import dnet.transport.ssh  # noqa: F401
 from dnet import api
 
 pytestmark = pytest.mark.lab
+# pytester drops every module first imported while one of its tests runs; cryptography's classes imported again
+# then no longer match its native code ("curve must be an EllipticCurve instance"). Since runs stopped importing
+# paramiko (the connection holder does the SSH), nothing imported what lab_up needs before: this module does, above.
 pytest_plugins = ["pytester"]
 
 
