@@ -108,8 +108,8 @@ ENVIRONMENT = {
     "DNET_UNLOCK_KEY": "The unlock key of an autolocked swarm, when `swarm.unlock_key_file` does not hold it.",
     "DNET_DEBIAN_MIRROR": "The Debian mirror the lab node image is built from (default: the one apt uses here).",
     "DNET_BUILD_DIR": "Where the lab node image's root file system is built (default: the system temp folder).",
-    "DNET_VM_MEMORY": "MiB of memory per VM of a `--provider qemu` lab (default 1536).",
-    "DNET_VM_CPUS": "Virtual CPUs per VM of a `--provider qemu` lab (default 2).",
+    "DNET_VM_MEMORY": "MiB of memory per VM of a `--provider qemu` or `libvirt` lab (default 1536).",
+    "DNET_VM_CPUS": "Virtual CPUs per VM of a `--provider qemu` or `libvirt` lab (default 2).",
     "DNET_PERSIST": "Seconds the connection holder keeps an idle SSH connection open for later runs (default 300); "
                     "0 turns it off (every run then connects by itself).",
     "DNET_TRANSPORT": "`paramiko` (the default: Fabric connections and the connection holder) or `openssh` (the "
@@ -129,9 +129,15 @@ FILES = {
     "swarm.unlock_key_file": "written (mode 0600) when apply makes an autolocked swarm; read to unlock managers",
     "$DNET_HOME/labs/NAME/": "lab state: lab.json (written atomically), id_ed25519 key, known_hosts, inventory.yml, "
                              "vagrant.log; for qemu labs one folder per VM (its disk overlay, seed disk, "
-                             "console.log, qemu.pid)",
-    "$DNET_HOME/vm-images/RECIPE/": "the qemu labs' VM image (vmlinuz, initrd.img, root.img), built once per "
+                             "console.log, qemu.pid); for libvirt labs vagrant/ (Vagrant's machine state) and "
+                             "consoles/NODE.log",
+    "$DNET_HOME/vm-images/RECIPE/": "the VM labs' image (vmlinuz, initrd.img, root.img), built once per "
                                     "recipe",
+    "~/.vagrant.d/boxes/dnet-VAGRANTSLASH-vm-RECIPE/": "libvirt labs: the VM image as a Vagrant box, added once per "
+                                                        "recipe",
+    "libvirt's default pool (/var/lib/libvirt/images)": "libvirt labs: each VM's disk overlay and seed disk "
+                                                        "(dnet-lab-LAB-NODE*, removed by lab down), the image's "
+                                                        "kernel and initramfs (dnet-vm-RECIPE-*)",
     "$DNET_HOME/audit.log (or DNET_AUDIT_LOG, --audit-log)": "appended by dnet run (mode 0600)",
     "runbooks and their Python files": "read by dnet run",
     "$DNET_RUNTIME_DIR/holder.sock, holder.lock": "the connection holder's socket (mode 0600, in a folder of mode "

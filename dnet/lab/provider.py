@@ -20,6 +20,7 @@ PROVIDERS: dict[str, str] = {
     "docker": "dnet.lab.dind",
     "vagrant": "dnet.lab.vagrant",
     "qemu": "dnet.lab.qemu",
+    "libvirt": "dnet.lab.libvirt",
 }
 
 
@@ -53,7 +54,8 @@ def get(name: str) -> Provider:
 def no_accel(provider: str, accel: str) -> None:
     """Providers that do not run VMs themselves take no --accel."""
     if accel != "auto":
-        raise DnetError(f"--accel is for VM labs (--provider qemu); the {provider} provider does not take it")
+        raise DnetError(f"--accel is for VM labs (--provider qemu or libvirt); the {provider} provider does not "
+                        "take it")
 
 
 def of(state: LabState | None) -> Provider:

@@ -34,6 +34,7 @@ QEMU = "qemu-system-x86_64"
 MEMORY = os.environ.get("DNET_VM_MEMORY", "1536")  # MiB per VM
 CPUS = os.environ.get("DNET_VM_CPUS", "2")
 ACCELS = ("auto", "kvm", "tcg")
+CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 init=/usr/local/sbin/dnet-vm-init"
 
 
 def bridge_name(lab: str) -> str:
@@ -122,14 +123,15 @@ def _up(c: DockerClient, name: str, nodes: int, net: ipaddress.IPv4Network | ipa
     try:
         dind.wait_all(state, False, log, timeout=120 if accel == "kvm" else 420)
     except DnetError as exc:  # the consoles are gone with the lab: say what they last printed
-        tails = [f"{n.name}'s console ends: " + " | ".join(_console_tail(state.dir / n.name)) for n in state.nodes]
+        tails = [f"{n.name}'s console ends: " + " | ".join(console_tail(state.dir / n.name / "console.log"))
+                 for n in state.nodes]
         raise DnetError(f"{exc}; " + "; ".join(tails)) from None
     return state
 
 
-def _console_tail(vm: Path, lines: int = 6) -> list[str]:
+def console_tail(path: Path, lines: int = 6) -> list[str]:
     try:
-        text = (vm / "console.log").read_text(errors="replace")
+        text = path.read_text(errors="replace")
     except OSError:
         return ["(no console output)"]
     return [ln.strip() for ln in text.splitlines() if ln.strip()][-lines:]
@@ -142,29 +144,43 @@ def _run(cmd: list[str], what: str) -> str:
     return r.stdout
 
 
-def _start_vm(state: LabState, i: int, n: Node, bridge: str, pub: str, ca: str, accel: str) -> str:
-    """Start one VM; return its SSH host key line ("ssh-ed25519 AAAA...")."""
-    vm = state.dir / n.name
-    seed = vm / "seed"
+def lab_mac(n: Node) -> str:
+    """The MAC of a VM's lab NIC, from its address (unique within the lab's subnet)."""
+    return "52:54:00:" + ":".join(f"{int(o):02x}" for o in n.address.split(".")[1:])
+
+
+def make_seed(state: LabState, n: Node, pub: str, ca: str, image: Path, extra: dict[str, str] | None = None) -> str:
+    """Write a VM's seed disk (its address, SSH host key, the lab's key and CA) to `image`; return its SSH host key
+    line ("ssh-ed25519 AAAA...")."""
+    seed = state.dir / n.name / "seed"
     seed.mkdir(parents=True, mode=0o700)  # it holds the VM's SSH host key
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{n.name}.{state.name}", "-f",
           str(seed / "ssh_host_ed25519_key")], "ssh-keygen")
     net = ipaddress.ip_network(state.subnet)
     files = {"hostname": n.name, "address": f"{n.address}/{net.prefixlen}", "gateway": str(next(net.hosts())),
-             "dns": state.upstream.address if state.upstream else "", "authorized_keys": pub, "ca.crt": ca}
+             "dns": state.upstream.address if state.upstream else "", "authorized_keys": pub, "ca.crt": ca,
+             **(extra or {})}
     for fname, text in files.items():
         (seed / fname).write_text(text.strip() + "\n")
-    (vm / "seed.img").touch(mode=0o600)
-    _run(["mkfs.ext4", "-q", "-F", "-d", str(seed), str(vm / "seed.img"), "4M"], "mkfs.ext4 (seed disk)")
+    image.touch(mode=0o600)
+    _run(["mkfs.ext4", "-q", "-F", "-d", str(seed), str(image), "4M"], "mkfs.ext4 (seed disk)")
+    kind, key = (seed / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+    return f"{kind} {key}"
+
+
+def _start_vm(state: LabState, i: int, n: Node, bridge: str, pub: str, ca: str, accel: str) -> str:
+    """Start one VM; return its SSH host key line ("ssh-ed25519 AAAA...")."""
+    vm = state.dir / n.name
+    hostkey = make_seed(state, n, pub, ca, vm / "seed.img")
     base = vmimage.image_dir()
     _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base / "root.img"), str(vm / "disk.qcow2")],
          "qemu-img create")
     tap = f"{bridge}-{i}"
-    mac = "52:54:00:" + ":".join(f"{int(o):02x}" for o in n.address.split(".")[1:])
+    mac = lab_mac(n)
     cmd = [QEMU, "-name", f"dnet-lab-{state.name}-{n.name}", "-nodefaults", "-display", "none", "-vga", "none",
            "-accel", "kvm" if accel == "kvm" else "tcg,thread=multi", "-cpu", "host" if accel == "kvm" else "max",
            "-smp", CPUS, "-m", MEMORY, "-kernel", str(base / "vmlinuz"), "-initrd", str(base / "initrd.img"),
-           "-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 init=/usr/local/sbin/dnet-vm-init",
+           "-append", CMDLINE,
            "-drive", f"file={vm / 'disk.qcow2'},if=virtio,format=qcow2",
            "-drive", f"file={vm / 'seed.img'},if=virtio,format=raw,readonly=on",
            "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
@@ -174,8 +190,7 @@ def _start_vm(state: LabState, i: int, n: Node, bridge: str, pub: str, ca: str, 
     _run(cmd, f"starting VM {n.name} ({QEMU})")
     _run(["ip", "link", "set", tap, "master", bridge, "up"], f"attaching {tap} to {bridge}")
     n.container = f"dnet-lab-{state.name}-{n.name}"
-    kind, key = (seed / "ssh_host_ed25519_key.pub").read_text().split()[:2]
-    return f"{kind} {key}"
+    return hostkey
 
 
 def _pid(vm: Path) -> int | None:
