@@ -245,7 +245,8 @@ def lab_up(name: str, nodes: int = 3, provider: str = "docker", example: bool | 
            subnet: str | None = None, output: str | os.PathLike[str] | None = None, log: Log = _quiet,
            accel: str = "auto") -> Lab:
     """Start a lab (Docker-in-Docker nodes, Vagrant machines with provider="vagrant", or VMs under QEMU with
-    provider="qemu", accel "auto", "kvm" or "tcg") and write its inventory.
+    provider="qemu" or made by Vagrant on libvirt with provider="libvirt", accel "auto", "kvm" or "tcg") and write
+    its inventory.
 
     With example=True the inventory is the example's networks and workloads on the lab's hosts (example=PATH: that
     inventory's). The subnet

@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(docker.io iptables iproute2 iputils-ping debootstrap busybox-static openssh-client python3-venv vagrant git graphviz)
-# the tests also open dnet's HTML report in a headless browser, and boot VM labs (--provider qemu)
-[ "${DNET_SETUP_TESTS:-}" = 1 ] && pkgs+=(chromium qemu-system-x86 qemu-utils)
+# the tests also open dnet's HTML report in a headless browser, and boot VM labs (--provider qemu, and libvirt:
+# Vagrant with vagrant-libvirt, libvirtd, and dnsmasq for its management network's DHCP)
+[ "${DNET_SETUP_TESTS:-}" = 1 ] && pkgs+=(chromium qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
+                                          vagrant-libvirt dnsmasq-base)
 need=()
 for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
@@ -28,6 +30,18 @@ if ! docker info >/dev/null 2>&1; then
   fi
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/dnet-dockerd.log" >&2; exit 1; }
+fi
+
+if [ "${DNET_SETUP_TESTS:-}" = 1 ] && ! virsh -q -c qemu:///system uri >/dev/null 2>&1; then
+  echo "setup: starting libvirtd"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if [ -d /run/systemd/system ]; then
+    $SUDO systemctl start libvirtd
+  else
+    $SUDO sh -c 'pgrep -x virtlogd >/dev/null || virtlogd -d; pgrep -x libvirtd >/dev/null || libvirtd -d'
+  fi
+  for _ in $(seq 30); do virsh -q -c qemu:///system uri >/dev/null 2>&1 && break; sleep 1; done
+  virsh -q -c qemu:///system uri >/dev/null || { echo "setup: libvirtd did not start" >&2; exit 1; }
 fi
 
 if [ ! -x .venv/bin/dnet ] || [ setup.cfg -nt .venv/.installed ]; then

@@ -2,6 +2,9 @@
 refusals, the routing mesh's IPVS table as trace reads it, and the overlay packet sizes doctor expects."""
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -9,9 +12,11 @@ import pytest
 
 from dnet.doctor import _vxlan_size
 from dnet.errors import DnetError
-from dnet.lab import provider, qemu
+from dnet.lab import libvirt, provider, qemu
 from dnet.trace import _ipvs
 from tests.lablib import dnet
+
+ROOT = Path(__file__).resolve().parents[1]
 
 IP_VS = """IP Virtual Server version 1.2.1 (size=4096)
 Prot LocalAddress:Port Scheduler Flags
@@ -64,9 +69,37 @@ def test_qemu_is_a_lab_provider_and_accel_is_checked() -> None:
 def test_accel_is_refused_for_providers_that_run_no_vms() -> None:
     r = dnet("lab", "up", "--name", "x", "--accel", "tcg")
     assert r.returncode == 1
-    assert r.stderr == "error: --accel is for VM labs (--provider qemu); the docker provider does not take it\n"
+    assert r.stderr == ("error: --accel is for VM labs (--provider qemu or libvirt); the docker provider does not "
+                        "take it\n")
 
 
 def test_bare_vm_labs_are_refused_before_anything_starts() -> None:
     with pytest.raises(DnetError, match="--bare is for container labs: VM nodes always have an engine"):
         qemu.up("x", 2, "192.168.120.0/24", True, print)
+
+
+def test_libvirt_is_a_lab_provider_and_its_vagrantfile_ships_unchanged() -> None:
+    assert provider.get("libvirt").name == "libvirt"
+    shipped = Path(libvirt.__file__).parents[1] / "files" / "vagrant"
+    for rel in ("Vagrantfile", "libvirt/Vagrantfile"):  # the package carries a copy of vagrant/
+        assert (shipped / rel).read_text() == (ROOT / "vagrant" / rel).read_text(), rel
+    with pytest.raises(DnetError, match="--bare is for container labs: VM nodes always have an engine"):
+        libvirt.up("x", 2, "192.168.120.0/24", True, print)
+
+
+def test_the_libvirt_vagrantfile_passes_vagrant_validate_with_dnets_settings(tmp_path: Path) -> None:
+    """vagrant-libvirt checks every setting dnet passes (and that the bridge exists): a real `vagrant validate`."""
+    key = tmp_path / "id_ed25519"
+    key.write_text("not a key\n")
+    skip = ("lo", "docker", "virbr", "vnet", "macvtap", "veth")
+    dev = sorted(p.name for p in Path("/sys/class/net").iterdir() if not p.name.startswith(skip))[0]
+    env = {**os.environ, "VAGRANT_CWD": str(libvirt.VAGRANT_DIR), "VAGRANT_DEFAULT_PROVIDER": "libvirt",
+           "VAGRANT_DOTFILE_PATH": str(tmp_path / "vagrant"), "DNET_LAB_NAME": "t",
+           "DNET_VM_NODES": "node1=52:54:00:a8:67:0b,node2=52:54:00:a8:67:0c", "DNET_VM_BOX": "dnet/vm-test",
+           "DNET_VM_KERNEL": "/k", "DNET_VM_INITRD": "/i", "DNET_VM_CMDLINE": qemu.CMDLINE, "DNET_VM_BRIDGE": dev,
+           "DNET_LAB_KEY": str(key), "DNET_VM_CONSOLES": str(tmp_path)}
+    r = subprocess.run(["vagrant", "validate"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    env["DNET_VM_BRIDGE"] = "no-such-br"
+    r = subprocess.run(["vagrant", "validate"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "referencing host device 'no-such-br' which does not exist" in r.stderr

@@ -36,7 +36,8 @@ def group() -> None:
                    "provider here); qemu: VMs with their own kernel under QEMU (routing mesh, encrypted overlays, "
                    "netem); libvirt: the same VMs made by Vagrant with vagrant-libvirt.")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True,
-              help="How qemu and libvirt VMs run: KVM where a probe shows it runs natively, else QEMU's emulator (TCG).")
+              help="How qemu and libvirt VMs run: KVM where a probe shows it runs natively, else QEMU's emulator "
+                   "(TCG).")
 @click.option("--bare", is_flag=True, help="Nodes without a Docker engine (to test engine installation).")
 @click.option("--subnet", default="192.168.77.0/24", show_default=True,
               help="Lab network (upstream at .2, nodes from .11).")
