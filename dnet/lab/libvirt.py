@@ -100,7 +100,25 @@ def ensure_box(log: Log) -> float:
                                                        "virtual_size": size}))
         _cmd(["tar", "-C", str(box), "-cf", str(box / "dnet.box"), "metadata.json", "box.img"], "tar (box)", 600)
         _cmd(["vagrant", "box", "add", "--force", "--name", name, str(box / "dnet.box")], "vagrant box add", 900)
+    _drop_old_boxes(log)
     return time.monotonic() - start
+
+
+def _drop_old_boxes(log: Log) -> None:
+    """Remove the boxes, pool volumes and kernel files of earlier image recipes (about 2 GB each), unless some dnet
+    VM still exists: its disk is an overlay of its box's volume."""
+    if any(d.startswith("dnet-lab-") for d in virsh("list", "--all", "--name").split()):
+        return
+    for line in _cmd(["vagrant", "box", "list"], "vagrant box list").splitlines():
+        old = line.split()[0] if line.split() else ""
+        if old.startswith("dnet/vm-") and old != box_name():
+            _cmd(["vagrant", "box", "remove", "--force", "--all", old], "vagrant box remove")
+            log(f"removed the Vagrant box {old} of an earlier VM image")
+    pool, recipe = pool_dir(), vmimage.recipe()
+    for f in [*pool.glob("dnet-VAGRANTSLASH-vm-*"), *pool.glob("dnet-vm-*")]:
+        if recipe not in f.name:
+            f.unlink()
+    virsh("pool-refresh", POOL)
 
 
 def _boot_files(pool: Path) -> tuple[Path, Path]:
@@ -130,7 +148,7 @@ def _env(state: LabState, accel: str = "tcg") -> dict[str, str]:
     pool = pool_dir()
     kernel, initrd = (pool / f"dnet-vm-{vmimage.recipe()}-{f}" for f in ("vmlinuz", "initrd.img"))
     return {**os.environ, "VAGRANT_CWD": str(VAGRANT_DIR), "VAGRANT_DOTFILE_PATH": str(state.dir / "vagrant"),
-            "VAGRANT_DEFAULT_PROVIDER": "libvirt", "DNET_LAB_NAME": state.name,
+            "VAGRANT_DEFAULT_PROVIDER": "libvirt", "VAGRANT_CHECKPOINT_DISABLE": "1", "DNET_LAB_NAME": state.name,
             "DNET_VM_NODES": ",".join(f"{n.name}={qemu.lab_mac(n)}" for n in state.nodes),
             "DNET_VM_BOX": box_name(), "DNET_VM_KERNEL": str(kernel), "DNET_VM_INITRD": str(initrd),
             "DNET_VM_CMDLINE": qemu.CMDLINE, "DNET_VM_BRIDGE": qemu.bridge_name(state.name),

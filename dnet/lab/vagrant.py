@@ -48,6 +48,7 @@ def _env(state: LabState, nodes: int, bare: bool) -> dict[str, str]:
     ports = state.dir / "ssh-ports"
     return {**os.environ, "DNET_SSH_PORTS": ports.read_text().strip() if ports.exists() else "",
             "VAGRANT_CWD": str(VAGRANT_DIR), "VAGRANT_DOTFILE_PATH": str(state.dir / "vagrant"),
+            "VAGRANT_CHECKPOINT_DISABLE": "1",  # no version check with HashiCorp: labs talk only to their hosts
             "DNET_NODES": str(nodes), "DNET_SUBNET_PREFIX": prefix, "DNET_LAB_NAME": state.name,
             "DNET_NODE_IMAGE": node_image_tag(bare), "DNET_LAB_KEY": str(state.key), "DNET_BARE": "1" if bare else "0",
             "DNET_LAB_PUBKEY": (state.dir / "id_ed25519.pub").read_text().strip()}
