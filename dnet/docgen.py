@@ -150,7 +150,9 @@ FILES = {
 # Set by dnet itself for lab nodes, the Vagrantfile and its own shell scripts: not for users.
 INTERNAL = {"DNET_AUTHORIZED_KEY", "DNET_BARE", "DNET_DNS", "DNET_DNS_FORWARD", "DNET_DNS_RECORDS", "DNET_LAB_KEY",
             "DNET_LAB_NAME", "DNET_LAB_PUBKEY", "DNET_NODES", "DNET_NODE_IMAGE", "DNET_ROLE", "DNET_RULES",
-            "DNET_SSH_PORTS", "DNET_SUBNET_PREFIX", "DNET_UPSTREAM_IP", "DNET_LAB_CA", "DNET_TLS_CERT", "DNET_TLS_KEY"}
+            "DNET_SSH_PORTS", "DNET_SUBNET_PREFIX", "DNET_UPSTREAM_IP", "DNET_LAB_CA", "DNET_TLS_CERT", "DNET_TLS_KEY",
+            "DNET_VM_NODES", "DNET_VM_BOX", "DNET_VM_KERNEL", "DNET_VM_INITRD", "DNET_VM_CMDLINE", "DNET_VM_BRIDGE",
+            "DNET_VM_DRIVER", "DNET_VM_CONSOLES"}
 
 
 def cli_reference() -> str:
