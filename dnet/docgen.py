@@ -113,7 +113,8 @@ ENVIRONMENT = {
     "DNET_PERSIST": "Seconds the connection holder keeps an idle SSH connection open for later runs (default 300); "
                     "0 turns it off (every run then connects by itself).",
     "DNET_TRANSPORT": "`paramiko` (the default: Fabric connections and the connection holder) or `openssh` (the "
-                      "`ssh` command with ControlPersist, for certificates, FIDO keys, Match blocks, ProxyCommand).",
+                      "`ssh` command with ControlPersist, for certificates, FIDO keys, Match blocks, ProxyCommand), "
+                      "for hosts whose inventory sets no `transport:`.",
     "DNET_RUNTIME_DIR": "The private folder (mode 0700) of the holder's socket (default `$XDG_RUNTIME_DIR/dnet`, "
                         "else `/tmp/dnet-UID`).",
     "DNET_DEBUG": "Set to 1 for a traceback on an internal error.",

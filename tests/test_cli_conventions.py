@@ -273,7 +273,8 @@ def test_show_in_a_pipe_is_one_record_per_line_with_no_space_inside_a_field() ->
         for line in rows:
             assert len(line.split()) == len(header.split()), (block.split("\n")[0], line)
     hosts_rows = blocks[0].split("\n")[2:]
-    assert hosts_rows[0].split()[-1] == "identity_file=defaults,port=defaults,user=defaults,hostname=host"
+    assert hosts_rows[0].split()[-1] == ("identity_file=defaults,port=defaults,user=defaults,transport=built-in,"
+                                         "hostname=host")
 
 
 def test_validate_imports_no_ssh_library_and_in_a_pipe_no_rich() -> None:

@@ -110,7 +110,23 @@ def test_the_inventory_beats_ssh_config_host_star_and_show_says_where_each_setti
     a, b = hosts(inv, cfg)["a"], hosts(inv, cfg)["b"]
     assert (a.user, a.port, a.hostname) == ("admin", 2222, "10.1.1.1")
     assert a.identity_file and a.identity_file.endswith("/.ssh/work")
-    assert a.sources == {"identity_file": "ssh_config", "port": "ssh_config", "user": "defaults", "hostname": "host"}
+    assert a.sources == {"identity_file": "ssh_config", "port": "ssh_config", "user": "defaults",
+                         "transport": "built-in", "hostname": "host"}
     assert (b.user, b.port) == ("ops", 22) and b.sources["user"] == b.sources["port"] == "host"
     bare = hosts(loads("version: 1\nhosts:\n  c: {roles: [manager]}\n").model, paramiko.SSHConfig())["c"]
-    assert bare.sources == {"port": "built-in", "user": "built-in", "hostname": "name"}
+    assert bare.sources == {"port": "built-in", "user": "built-in", "transport": "built-in", "hostname": "name"}
+
+
+def test_the_transport_comes_from_the_host_then_defaults_then_dnet_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = ("version: 1\ndefaults: {transport: openssh}\nhosts:\n  a: {address: 10.1.1.1, transport: paramiko}\n"
+            "  b: {address: 10.1.1.2}\n")
+    monkeypatch.setenv("DNET_TRANSPORT", "paramiko")
+    got = hosts(loads(text).model, paramiko.SSHConfig())
+    assert (got["a"].transport, got["a"].sources["transport"]) == ("paramiko", "host")
+    assert (got["b"].transport, got["b"].sources["transport"]) == ("openssh", "defaults")
+    monkeypatch.setenv("DNET_TRANSPORT", "openssh")
+    c = hosts(loads("version: 1\nhosts:\n  c: {address: 10.1.1.3}\n").model, paramiko.SSHConfig())["c"]
+    assert (c.transport, c.sources["transport"]) == ("openssh", "env")
+    monkeypatch.delenv("DNET_TRANSPORT")
+    c = hosts(loads("version: 1\nhosts:\n  c: {address: 10.1.1.3}\n").model, paramiko.SSHConfig())["c"]
+    assert (c.transport, c.sources["transport"]) == ("paramiko", "built-in")

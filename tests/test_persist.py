@@ -240,6 +240,33 @@ def test_openssh_transport_applies_and_keeps_one_master_per_host(lab: tuple[str,
     assert not [p for p in openssh.iterdir() if p.is_socket()]
 
 
+def test_the_inventory_can_ask_for_openssh_per_host(lab: tuple[str, Path], openssh: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`transport:` in the inventory beats DNET_TRANSPORT: node1 says openssh, defaults say paramiko."""
+    _, inv = lab
+    monkeypatch.delenv("DNET_TRANSPORT")
+    text = inv.read_text()
+    assert "defaults:\n" in text
+    mixed = tmp_path / "mixed.yml"
+    mixed.write_text(text.replace("defaults:\n", "defaults:\n  transport: paramiko\n", 1))
+    r = dnet("show", "-i", str(mixed), "--json")
+    node1_text = mixed.read_text()
+    show = json.loads(r.stdout)["hosts"]
+    assert {h: (v["transport"], v["sources"]["transport"]) for h, v in show.items()} == {
+        "node1": ("paramiko", "defaults"), "node2": ("paramiko", "defaults")}
+    # node1 alone on openssh: one master socket, for node1's address
+    lines = node1_text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.strip().startswith("node1:"))
+    indent = len(lines[at + 1]) - len(lines[at + 1].lstrip())
+    lines.insert(at + 1, " " * indent + "transport: openssh")
+    mixed.write_text("\n".join(lines) + "\n")
+    r = dnet("plan", "-i", str(mixed), "--detailed-exitcode", "-q")
+    assert r.returncode in (0, 2), r.stdout + r.stderr
+    masters = [p for p in openssh.iterdir() if p.is_socket()]
+    assert len(masters) == 1, masters
+    assert json.loads(dnet("ssh-close", "--json").stdout)["openssh_masters"] == 1
+
+
 def test_openssh_transport_verifies_host_keys(lab: tuple[str, Path], openssh: Path, tmp_path: Path) -> None:
     name, inv = lab
     known, saved, fake = lab_known_hosts(name, tmp_path)

@@ -22,6 +22,10 @@ DESCRIPTIONS: dict[str, str] = {
  "Defaults.identity_file": ("SSH private key for hosts that set none; must exist when a command connects; beats "
                             "~/.ssh/config."),
  "Defaults.known_hosts": "Extra known_hosts file checked besides ~/.ssh/known_hosts.",
+ "Defaults.transport": ("How dnet reaches hosts that set none: `paramiko` (Fabric connections, kept open between "
+                        "runs by the connection holder) or `openssh` (the `ssh` command with ControlPersist: "
+                        "certificates, FIDO keys, Match blocks, ProxyCommand). Beats DNET_TRANSPORT, which gives "
+                        "the default when the inventory says nothing (else paramiko)."),
  "Defaults.docker": "Engine settings every host inherits.",
  "Defaults.image_source": ("How hosts get workload images: `auto` (the default) streams an image from this "
                            "machine's engine when it has the tag for the host's architecture, else the host pulls "
@@ -32,6 +36,7 @@ DESCRIPTIONS: dict[str, str] = {
  "Host.port": "SSH port (overrides defaults and ~/.ssh/config).",
  "Host.user": "SSH user (overrides defaults and ~/.ssh/config).",
  "Host.identity_file": "SSH private key (overrides defaults and ~/.ssh/config).",
+ "Host.transport": "`paramiko` or `openssh` for this host (overrides defaults and DNET_TRANSPORT).",
  "Host.roles": "[manager] or [worker]; hosts without a role stay out of the swarm.",
  "Host.labels": "Swarm node labels set on this host's node.",
  "Host.advertise_addr": "Swarm advertise and data-path address for this host.",

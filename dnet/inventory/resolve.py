@@ -39,6 +39,7 @@ class HostSpec:
     local: bool = False
     sources: dict[str, str] = field(default_factory=dict, hash=False)  # setting -> host|defaults|ssh_config|built-in
     alias: str = ""  # the name ssh_config was asked about (the address, else the host's name)
+    transport: str = "paramiko"  # or openssh
 
     @property
     def is_manager(self) -> bool:
@@ -98,6 +99,7 @@ def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str,
     config = config if config is not None else ssh_config()
     out: dict[str, HostSpec] = {}
     d = inv.defaults
+    env_transport = os.environ.get("DNET_TRANSPORT", "").strip() or None  # checked by transport_kind()
     for name, h in inv.hosts.items():
         sc = config.lookup(h.address or name) if config is not None else {}
         sources: dict[str, str] = {}
@@ -108,6 +110,8 @@ def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str,
         port = pick("port", ("host", h.port), ("defaults", d.port), ("ssh_config", sc_port), ("built-in", 22))
         user = pick("user", ("host", h.user), ("defaults", d.user), ("ssh_config", sc.get("user")),
                     ("built-in", "root"))
+        transport = pick("transport", ("host", h.transport), ("defaults", d.transport), ("env", env_transport),
+                         ("built-in", "paramiko"))
         sc_host = sc.get("hostname") if sc.get("hostname") != (h.address or name) else None  # paramiko fills it in
         hostname = pick("hostname", ("ssh_config", sc_host), ("host", h.address), ("name", name))
         # the host's own values as they are (model_dump would turn address pools into plain dicts)
@@ -128,6 +132,7 @@ def hosts(inv: Inventory, config: paramiko.SSHConfig | None = None) -> dict[str,
             local=(h.address or name) == "local",
             sources=sources,
             alias=h.address or name,
+            transport=str(transport),
         )
     return out
 

@@ -129,11 +129,15 @@ class DockerEngine(Model):
         return self
 
 
+Transport = Literal["paramiko", "openssh"]
+
+
 class Defaults(Model):
     user: str | None = None
     port: Port | None = None
     identity_file: str | None = None
     known_hosts: str | None = None
+    transport: Transport | None = None
     docker: DockerEngine = DockerEngine()
     image_source: ImageSource = "auto"
 
@@ -143,6 +147,7 @@ class Host(Model):
     port: Port | None = None
     user: str | None = None
     identity_file: str | None = None
+    transport: Transport | None = None
     roles: list[Literal["manager", "worker"]] = []
     labels: Labels = {}
     advertise_addr: IP | None = None

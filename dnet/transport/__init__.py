@@ -43,7 +43,7 @@ def connect(spec: HostSpec, accept_new_host_keys: bool = False) -> Transport:
     """Open the transport a host needs (local for address 'local', else SSH)."""
     if spec.local:
         return LocalTransport(spec.name)
-    if transport_kind() == "openssh":
+    if spec.transport == "openssh":
         from dnet.transport.openssh import OpenSSHTransport
 
         return OpenSSHTransport(spec, accept_new_host_keys)
