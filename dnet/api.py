@@ -226,6 +226,7 @@ def free_subnet() -> str:
     c = dind.client()
     used = [ipaddress.ip_network(cfg["Subnet"], strict=False) for n in c.networks.list()
             for cfg in (n.attrs.get("IPAM") or {}).get("Config") or [] if cfg.get("Subnet")]
+    used.append(ipaddress.ip_network("192.168.121.0/24"))  # vagrant-libvirt's management network, up or not
     routes = Path("/proc/net/route").read_text().splitlines()[1:] if Path("/proc/net/route").exists() else []
     for line in routes:
         parts = line.split()

@@ -85,6 +85,9 @@ def test_libvirt_is_a_lab_provider_and_its_vagrantfile_ships_unchanged() -> None
         assert (shipped / rel).read_text() == (ROOT / "vagrant" / rel).read_text(), rel
     with pytest.raises(DnetError, match="--bare is for container labs: VM nodes always have an engine"):
         libvirt.up("x", 2, "192.168.120.0/24", True, print)
+    with pytest.raises(DnetError, match=r"^--subnet 192.168.121.0/25 overlaps vagrant-libvirt's management network "
+                                        r"192.168.121.0/24; pick another$"):
+        libvirt.up("x", 2, "192.168.121.0/25", False, print)
 
 
 def test_the_libvirt_vagrantfile_passes_vagrant_validate_with_dnets_settings(tmp_path: Path) -> None:

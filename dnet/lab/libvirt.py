@@ -32,6 +32,7 @@ Log = Callable[[str], None]
 VAGRANT_DIR = Path(__file__).resolve().parents[1] / "files" / "vagrant" / "libvirt"  # a copy of vagrant/libvirt
 URI = "qemu:///system"
 POOL = "default"  # vagrant-libvirt's storage pool (it makes it at /var/lib/libvirt/images when missing)
+MGMT = ipaddress.ip_network("192.168.121.0/24")  # vagrant-libvirt's management network (made on the first up)
 
 
 def _cmd(args: list[str], what: str, timeout: float = 120) -> str:
@@ -182,6 +183,8 @@ def up(name: str, nodes: int, subnet: str, bare: bool, log: Log, accel: str = "a
     net = dind.lab_subnet(subnet, nodes, 16)
     if net.version != 4:
         raise DnetError(f"--subnet {subnet}: VM labs need an IPv4 subnet")
+    if net.overlaps(MGMT):
+        raise DnetError(f"--subnet {subnet} overlaps vagrant-libvirt's management network {MGMT}; pick another")
     c = dind.client()
     dind._check_free(c, name, net)
     if (labs_dir() / name / "lab.json").exists():
