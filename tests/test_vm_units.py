@@ -106,3 +106,11 @@ def test_the_libvirt_vagrantfile_passes_vagrant_validate_with_dnets_settings(tmp
     env["DNET_VM_BRIDGE"] = "no-such-br"
     r = subprocess.run(["vagrant", "validate"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "referencing host device 'no-such-br' which does not exist" in r.stderr
+
+
+def test_libvirt_down_removes_only_its_own_labs_domains_and_disks() -> None:
+    assert libvirt.owned("web", "dnet-lab-web-node1") and libvirt.owned("web", "dnet-lab-web-node12-seed.img")
+    assert libvirt.owned("web", "dnet-lab-web-node2.img")
+    for other in ("dnet-lab-web-2-node1", "dnet-lab-web-node1-node1", "dnet-lab-webx-node1", "dnet-lab-web-upstream",
+                  "dnet-vm-abc-vmlinuz", "dnet-lab-web-node1.img.bak"):
+        assert not libvirt.owned("web", other), other

@@ -11,6 +11,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -231,6 +232,11 @@ def _up(c: DockerClient, name: str, nodes: int, net: ipaddress.IPv4Network | ipa
     return state
 
 
+def owned(lab: str, thing: str) -> bool:
+    """Whether a libvirt domain or pool file belongs to this lab (lab `a`'s, never lab `a-2`'s)."""
+    return re.fullmatch(rf"dnet-lab-{re.escape(lab)}-node\d+(?:\.img|-seed\.img)?", thing) is not None
+
+
 def down(name: str, log: Log) -> None:
     """`vagrant destroy -f` the lab's VMs; remove any domain, overlay or seed disk that is left (a run killed
     half-way), then the network, upstream host and files."""
@@ -241,22 +247,28 @@ def down(name: str, log: Log) -> None:
     if state and (state_dir / "vagrant").exists() and shutil.which("vagrant"):
         with contextlib.suppress(DnetError):
             _vagrant(["destroy", "-f"], _env(state), None, state_dir / "vagrant.log")
-    removed = 0
-    if shutil.which("virsh"):
-        with contextlib.suppress(DnetError):
-            for dom in virsh("list", "--all", "--name").split():
-                if dom.startswith(f"dnet-lab-{name}-"):
-                    with contextlib.suppress(DnetError):
-                        virsh("destroy", dom)
-                    virsh("undefine", dom)
-                    removed += 1
-            pool = pool_dir()
-            for vol in pool.glob(f"dnet-lab-{name}-*"):
-                vol.unlink()
+    removed, failed = 0, ""
+    try:
+        for dom in virsh("list", "--all", "--name").split() if shutil.which("virsh") else []:
+            if owned(name, dom):
+                with contextlib.suppress(DnetError):
+                    virsh("destroy", dom)  # fails when it is not running
+                virsh("undefine", dom)
+                removed += 1
+        if shutil.which("virsh") and POOL in virsh("pool-list", "--all", "--name").split():
+            for vol in pool_dir().iterdir():
+                if owned(name, vol.name):
+                    vol.unlink()
             virsh("pool-refresh", POOL)
+    except (DnetError, OSError) as exc:
+        failed = str(exc)
     if removed:
         log(f"lab '{name}': removed {removed} VMs that Vagrant left")
-    log(f"lab '{name}': VMs destroyed")
+    if failed:
+        log(f"lab '{name}': could not check libvirt for what is left ({failed}); look for dnet-lab-{name}-node* "
+            "with virsh list --all and virsh vol-list default")
+    else:
+        log(f"lab '{name}': VMs destroyed")
     dind.down(name, log)
 
 
