@@ -114,3 +114,16 @@ def test_libvirt_down_removes_only_its_own_labs_domains_and_disks() -> None:
     for other in ("dnet-lab-web-2-node1", "dnet-lab-web-node1-node1", "dnet-lab-webx-node1", "dnet-lab-web-upstream",
                   "dnet-vm-abc-vmlinuz", "dnet-lab-web-node1.img.bak"):
         assert not libvirt.owned("web", other), other
+
+
+def test_the_vagrant_provider_never_picks_libvirt_by_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vagrant's libvirt provider would fetch its box from Vagrant Cloud: `--provider vagrant` takes docker unless
+    told (VAGRANT_DEFAULT_PROVIDER) or VirtualBox is there; `--provider libvirt` is dnet's own image."""
+    from dnet.lab import vagrant
+
+    monkeypatch.delenv("VAGRANT_DEFAULT_PROVIDER", raising=False)
+    monkeypatch.setattr("dnet.lab.vagrant.shutil.which",
+                        lambda tool: f"/usr/bin/{tool}" if tool != "VBoxManage" else None)
+    assert vagrant.provider() == "docker"
+    monkeypatch.setenv("VAGRANT_DEFAULT_PROVIDER", "libvirt")
+    assert vagrant.provider() == "libvirt"

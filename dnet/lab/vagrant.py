@@ -19,13 +19,13 @@ Log = Callable[[str], None]
 
 
 def provider() -> str:
-    """The Vagrant provider to use: VAGRANT_DEFAULT_PROVIDER, else a VM one if present, else docker."""
+    """The Vagrant provider to use: VAGRANT_DEFAULT_PROVIDER, else virtualbox if present, else docker. Never libvirt
+    by itself: its box comes from Vagrant Cloud, and `dnet lab up --provider libvirt` makes VMs from dnet's own image
+    with no download."""
     if os.environ.get("VAGRANT_DEFAULT_PROVIDER"):
         return os.environ["VAGRANT_DEFAULT_PROVIDER"]
     if shutil.which("VBoxManage"):
         return "virtualbox"
-    if shutil.which("virsh"):
-        return "libvirt"
     return "docker"
 
 
