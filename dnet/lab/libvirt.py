@@ -178,24 +178,15 @@ def _vagrant(args: list[str], env: dict[str, str], log: Log | None, logfile: Pat
 def up(name: str, nodes: int, subnet: str, bare: bool, log: Log, accel: str = "auto") -> LabState:
     """`vagrant up` the VMs (with the upstream host as a container), trust their host keys, wait for sshd and
     dockerd."""
-    if bare:
-        raise DnetError("--bare is for container labs: VM nodes always have an engine")
-    _tools()
-    net = dind.lab_subnet(subnet, nodes, 16)
-    if net.version != 4:
-        raise DnetError(f"--subnet {subnet}: VM labs need an IPv4 subnet")
-    if net.overlaps(MGMT):
-        raise DnetError(f"--subnet {subnet} overlaps vagrant-libvirt's management network {MGMT}; pick another")
-    c = dind.client()
-    dind._check_free(c, name, net)
-    if (labs_dir() / name / "lab.json").exists():
-        raise dind.LabExists(f"a lab named '{name}' exists already; remove it with dnet lab down --name {name}")
-    how = qemu.choose_accel(accel, log)
+    def off_mgmt(net: qemu.Net) -> None:
+        if net.overlaps(MGMT):
+            raise DnetError(f"--subnet {subnet} overlaps vagrant-libvirt's management network {MGMT}; pick another")
+
+    c, net, how = qemu.start_checks(name, nodes, subnet, bare, accel, log, _tools, off_mgmt)
     return dind.or_remove(name, log, lambda: _up(c, name, nodes, net, how, log), down)
 
 
-def _up(c: DockerClient, name: str, nodes: int, net: ipaddress.IPv4Network | ipaddress.IPv6Network, accel: str,
-        log: Log) -> LabState:
+def _up(c: DockerClient, name: str, nodes: int, net: qemu.Net, accel: str, log: Log) -> LabState:
     t = vmimage.build(log=log)
     log(f"VM image {vmimage.recipe()}: " + (f"built in {t:.1f}s" if t else "cached"))
     t = ensure_box(log)

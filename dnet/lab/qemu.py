@@ -85,23 +85,34 @@ def choose_accel(accel: str, log: Log) -> str:
     return accel
 
 
-def up(name: str, nodes: int, subnet: str, bare: bool, log: Log, accel: str = "auto") -> LabState:
-    """Start the VMs and the upstream host; wait until every VM answers on SSH with its engine and probe ready."""
+Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def start_checks(name: str, nodes: int, subnet: str, bare: bool, accel: str, log: Log, tools: Callable[[], None],
+                 net_check: Callable[[Net], None] | None = None) -> tuple[DockerClient, Net, str]:
+    """What every VM lab checks before it makes anything (its tools, subnet, name, acceleration); returns the
+    engine client, the lab's subnet and how the VMs run (kvm or tcg)."""
     if bare:
         raise DnetError("--bare is for container labs: VM nodes always have an engine")
-    _tools()
+    tools()
     net = dind.lab_subnet(subnet, nodes, 16)
     if net.version != 4:
         raise DnetError(f"--subnet {subnet}: VM labs need an IPv4 subnet")
+    if net_check:
+        net_check(net)
     c = dind.client()
     dind._check_free(c, name, net)
     if (labs_dir() / name / "lab.json").exists():
         raise dind.LabExists(f"a lab named '{name}' exists already; remove it with dnet lab down --name {name}")
-    how = choose_accel(accel, log)
+    return c, net, choose_accel(accel, log)
+
+
+def up(name: str, nodes: int, subnet: str, bare: bool, log: Log, accel: str = "auto") -> LabState:
+    """Start the VMs and the upstream host; wait until every VM answers on SSH with its engine and probe ready."""
+    c, net, how = start_checks(name, nodes, subnet, bare, accel, log, _tools)
     return dind.or_remove(name, log, lambda: _up(c, name, nodes, net, how, log), down)
 
-def _up(c: DockerClient, name: str, nodes: int, net: ipaddress.IPv4Network | ipaddress.IPv6Network,
-        accel: str, log: Log) -> LabState:
+def _up(c: DockerClient, name: str, nodes: int, net: Net, accel: str, log: Log) -> LabState:
     t = vmimage.build(log=log)
     log(f"VM image {vmimage.recipe()}: " + (f"built in {t:.1f}s" if t else "cached"))
     t = build_node_image(log=log)  # the upstream host is a container, as in container labs
