@@ -222,11 +222,12 @@ class Lab:
 def free_subnet() -> str:
     """A /24 in 192.168.100-199 that no Docker network and no route here uses."""
     from dnet.lab import dind
+    from dnet.lab.libvirt import MGMT
 
     c = dind.client()
     used = [ipaddress.ip_network(cfg["Subnet"], strict=False) for n in c.networks.list()
             for cfg in (n.attrs.get("IPAM") or {}).get("Config") or [] if cfg.get("Subnet")]
-    used.append(ipaddress.ip_network("192.168.121.0/24"))  # vagrant-libvirt's management network, up or not
+    used.append(MGMT)  # vagrant-libvirt's management network, up or not
     routes = Path("/proc/net/route").read_text().splitlines()[1:] if Path("/proc/net/route").exists() else []
     for line in routes:
         parts = line.split()

@@ -123,18 +123,19 @@ def _drop_old_boxes(log: Log) -> None:
     virsh("pool-refresh", POOL)
 
 
-def _boot_files(pool: Path) -> tuple[Path, Path]:
-    """The image's kernel and initramfs, where the VMs' QEMU (libvirt's user) can read them."""
-    out = []
+def _boot_file(pool: Path, fname: str) -> Path:
+    """Where the image's kernel (vmlinuz) or initramfs (initrd.img) is copied for the VMs' QEMU (libvirt's user)."""
+    return pool / f"dnet-vm-{vmimage.recipe()}-{fname}"
+
+
+def _copy_boot_files(pool: Path) -> None:
     for fname in ("vmlinuz", "initrd.img"):
-        dest = pool / f"dnet-vm-{vmimage.recipe()}-{fname}"
+        dest = _boot_file(pool, fname)
         if not dest.exists():
             tmp = dest.with_suffix(".tmp")
             shutil.copy(vmimage.image_dir() / fname, tmp)
             tmp.chmod(0o644)
             tmp.replace(dest)
-        out.append(dest)
-    return out[0], out[1]
 
 
 def domain(lab: str, node: str) -> str:
@@ -148,7 +149,7 @@ def _seed(pool: Path, lab: str, node: str) -> Path:
 
 def _env(state: LabState, accel: str = "tcg") -> dict[str, str]:
     pool = pool_dir()
-    kernel, initrd = (pool / f"dnet-vm-{vmimage.recipe()}-{f}" for f in ("vmlinuz", "initrd.img"))
+    kernel, initrd = _boot_file(pool, "vmlinuz"), _boot_file(pool, "initrd.img")
     return {**os.environ, "VAGRANT_CWD": str(VAGRANT_DIR), "VAGRANT_DOTFILE_PATH": str(state.dir / "vagrant"),
             "VAGRANT_DEFAULT_PROVIDER": "libvirt", "VAGRANT_CHECKPOINT_DISABLE": "1", "DNET_LAB_NAME": state.name,
             "DNET_VM_NODES": ",".join(f"{n.name}={qemu.lab_mac(n)}" for n in state.nodes),
@@ -198,7 +199,7 @@ def _up(c: DockerClient, name: str, nodes: int, net: qemu.Net, accel: str, log: 
     pub = state.make_key()
     state.save()
     pool = pool_dir()
-    _boot_files(pool)
+    _copy_boot_files(pool)
     netname = dind.make_network(c, name, net, qemu.bridge_name(name))
     ca = dind.start_upstream(dind._Starter(c, name, netname, log), state, pub, node_image_tag())
     keys = [qemu.make_seed(state, n, pub, ca, _seed(pool, name, n.name), {"lab-mac": qemu.lab_mac(n)})
@@ -266,13 +267,15 @@ def down(name: str, log: Log) -> None:
 def status(name: str, state: LabState | None) -> list[dict[str, str]]:
     """The upstream container's row, and one row per VM with its libvirt state."""
     rows = [r for r in dind.status(name) if r["role"] == "upstream"]
+    states: dict[str, str] = {}
+    with contextlib.suppress(DnetError):  # libvirtd not answering: every VM shows "not created"
+        for line in virsh("list", "--all").splitlines():  # one call: " Id   Name   State" rows
+            parts = line.split(None, 2)
+            if len(parts) == 3:
+                states[parts[1]] = parts[2].strip()
     for n in state.nodes if state else []:
-        try:
-            how = virsh("domstate", domain(name, n.name)).strip() or "unknown"
-        except DnetError:
-            how = "not created"
-        rows.append({"lab": name, "node": n.name, "role": n.role, "address": n.address, "state": how,
-                     "container": domain(name, n.name)})
+        rows.append({"lab": name, "node": n.name, "role": n.role, "address": n.address,
+                     "state": states.get(domain(name, n.name), "not created"), "container": domain(name, n.name)})
     return rows
 
 
