@@ -45,7 +45,8 @@ class Model(BaseModel):
                         None)
             if text and info.description != text:
                 info.description, changed = text, True
-        if changed:
+        if changed and cls.__pydantic_complete__:
+            # deferred models read the descriptions when first built; only a built one needs building again
             cls.model_rebuild(force=True)
 
 

@@ -138,7 +138,7 @@ class Defaults(Model):
     identity_file: str | None = None
     known_hosts: str | None = None
     transport: Transport | None = None
-    docker: DockerEngine = DockerEngine()
+    docker: DockerEngine = DockerEngine.model_construct()  # not DockerEngine(): that builds validators at import
     image_source: ImageSource = "auto"
 
 
@@ -380,7 +380,7 @@ class Check(Model):
 class Inventory(Model):
     version: Annotated[Literal[1], BeforeValidator(_not_bool)]
     cluster: Name = "default"
-    defaults: Defaults = Defaults()
+    defaults: Defaults = Defaults.model_construct()
     hosts: dict[Name, Host] = Field(min_length=1)
     groups: dict[Name, list[str]] = {}
     swarm: Swarm | None = None

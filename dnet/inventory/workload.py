@@ -143,8 +143,8 @@ class Resources(Model):
 
 
 class ResourceSpec(Model):
-    limits: Resources = Resources()
-    reservations: Resources = Resources()
+    limits: Resources = Resources.model_construct()  # not Resources(): that builds the validator at import
+    reservations: Resources = Resources.model_construct()
 
 
 class Spread(Model):

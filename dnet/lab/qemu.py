@@ -94,12 +94,12 @@ def start_checks(name: str, nodes: int, subnet: str, bare: bool, accel: str, log
     engine client, the lab's subnet and how the VMs run (kvm or tcg)."""
     if bare:
         raise DnetError("--bare is for container labs: VM nodes always have an engine")
-    tools()
     net = dind.lab_subnet(subnet, nodes, 16)
     if net.version != 4:
         raise DnetError(f"--subnet {subnet}: VM labs need an IPv4 subnet")
     if net_check:
         net_check(net)
+    tools()  # after the input checks: a wrong flag is answered even where the tools are missing
     c = dind.client()
     dind._check_free(c, name, net)
     if (labs_dir() / name / "lab.json").exists():
