@@ -9,10 +9,15 @@ process, medians of --runs runs. Prints a table and writes bench/results/scale.j
 
 Per --transports: `direct` (DNET_PERSIST=0: each run opens its own connections), `held` (a fresh connection holder:
 the first run after `dnet ssh-close`) and `again` (the same command right after, within the persist time: no
-handshake). The holder's CPU is counted apart (holder-cpu) and with dnet's in the operator's total.
+handshake); `openssh` and `openssh-again` are the same two with DNET_TRANSPORT=openssh (ssh's own ControlPersist
+masters instead of the holder). What outlives the run (the holder, or the ssh masters) is counted apart (keeper-cpu)
+and with dnet's in the operator's total (operator-cpu).
 
-Run: .venv/bin/python bench/scale.py [--sizes 10,100,300] [--forks 16,64] [--runs 3] [--transports direct,held]
-     [--out FILE]
+`pyinfra` (when installed, as bench/compare.py installs it) runs its one-command `exec -- cat /proc/uptime` on the
+same hosts with `--parallel` set to the forks: the yardstick for the operator's CPU.
+
+Run: .venv/bin/python bench/scale.py [--sizes 10,100,300] [--forks 16,64] [--runs 3]
+     [--transports direct,held,openssh,pyinfra] [--out FILE]
 """
 from __future__ import annotations
 
@@ -106,14 +111,39 @@ def holder_cpu() -> tuple[float, int]:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(stats["opened"])
 
 
-def measure(args: list[str], forks: int, persist: bool = False) -> tuple[float, float, float, int, float]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one dnet process, its exit code, and the CPU seconds the
-    whole machine was busy meanwhile (with the hosts on this machine: are the CPUs what limits)."""
-    env = {**os.environ, "DNET_FORKS": str(forks), "DNET_PERSIST": "300" if persist else "0"}
+def masters() -> dict[int, float]:
+    """CPU seconds of each running ssh master of dnet's OpenSSH transport (they outlive the run, as the holder does,
+    so the run's own rusage misses them)."""
+    from dnet.transport.openssh import control_dir
+
+    where, tick, found = str(control_dir()), os.sysconf("SC_CLK_TCK"), {}
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and where.encode() in (proc / "cmdline").read_bytes():
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                found[int(proc.name)] = (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return found
+
+
+def keeper(mode: str) -> tuple[float, int]:
+    """CPU seconds used so far by what keeps connections between runs, and how many connections it opened."""
+    if mode.startswith("openssh"):
+        m = masters()
+        return sum(m.values()), len(m)
+    return holder_cpu() if mode in ("held", "again") else (0.0, 0)
+
+
+def measure(args: list[str], forks: int, mode: str = "direct") -> tuple[float, float, float, int, float]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one dnet process (or pyinfra's), its exit code, and the CPU
+    seconds the whole machine was busy meanwhile (with the hosts on this machine: are the CPUs what limits)."""
+    env = {**os.environ, "DNET_FORKS": str(forks), "DNET_PERSIST": "0" if mode == "direct" else "300",
+           "DNET_TRANSPORT": "openssh" if mode.startswith("openssh") else "paramiko"}
+    argv = args if mode == "pyinfra" else [sys.executable, "-m", "dnet", *args]
     b0 = busy()
     t0 = time.monotonic()
-    p = subprocess.Popen([sys.executable, "-m", "dnet", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
+    p = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.monotonic() - t0
     code = os.waitstatus_to_exitcode(status)
@@ -122,9 +152,10 @@ def measure(args: list[str], forks: int, persist: bool = False) -> tuple[float, 
 
 
 def close_holder() -> None:
-    from dnet.transport import held
+    from dnet.transport import held, openssh
 
     held.close()
+    openssh.close_all()
 
 
 def row(n: int, forks: int, name: str, mode: str, got: list[tuple[float, float, float, int, float, float, int]]
@@ -133,12 +164,13 @@ def row(n: int, forks: int, name: str, mode: str, got: list[tuple[float, float, 
     wall, cpu, rss = (statistics.median(x[i] for x in got) for i in range(3))
     code = max(x[3] for x in got)
     machine, holder = statistics.median(x[4] for x in got), statistics.median(x[5] for x in got)
+    operator = statistics.median(x[1] + x[5] for x in got)
     opened = max(x[6] for x in got)
-    print(f"{n:4}  {forks:5}  {name:7}  {mode:9}  {wall:6.2f}  {cpu:5.2f}  {holder:12.2f}  {opened:9}  {rss:7.0f}  "
-          f"{code:4}  {machine:6.2f}", flush=True)
+    print(f"{n:4}  {forks:5}  {name:7}  {mode:13}  {wall:6.2f}  {cpu:5.2f}  {holder:10.2f}  {operator:12.2f}  "
+          f"{opened:10}  {rss:7.0f}  {code:4}  {machine:6.2f}", flush=True)
     return {"hosts": n, "forks": forks, "command": name, "transport": mode, "wall_s": round(wall, 2),
-            "cpu_s": round(cpu, 2), "holder_cpu_s": round(holder, 2), "handshakes": opened, "peak_mb": round(rss),
-            "exit": code, "machine_busy_s": round(machine, 2)}
+            "cpu_s": round(cpu, 2), "keeper_cpu_s": round(holder, 2), "operator_cpu_s": round(operator, 2),
+            "keeper_handshakes": opened, "peak_mb": round(rss), "exit": code, "machine_busy_s": round(machine, 2)}
 
 
 def main() -> None:
@@ -149,6 +181,7 @@ def main() -> None:
     ap.add_argument("--transports", default="direct,held")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
     a = ap.parse_args()
+    pyinfra = Path(os.environ.get("DNET_BENCH_TOOLS", "/var/cache/dnet-bench/tools")) / "bin" / "pyinfra"
     sizes = [int(x) for x in a.sizes.split(",")]
     forks = [int(x) for x in a.forks.split(",")]
     transports = a.transports.split(",")
@@ -169,24 +202,35 @@ def main() -> None:
                                    "steps:\n  - name: uptime\n    shell: cat /proc/uptime\n    hosts: all\n")
     results = []
     try:
-        print(f"size  forks  command  transport  wall-s  cpu-s  holder-cpu-s  holder-ssh  peak-MB  exit  "
-              f"machine-busy-s (of {os.cpu_count()} CPUs x wall)", flush=True)
+        print(f"size  forks  command  transport      wall-s  cpu-s  keeper-cpu  operator-cpu  keeper-ssh  peak-MB  "
+              f"exit  machine-busy-s (of {os.cpu_count()} CPUs x wall)", flush=True)
         for n in sizes:
             inv = work / f"inv{n}.yml"
             inv.write_text(f"version: 1\ndefaults:\n  identity_file: {work / 'id'}\n  known_hosts: "
                            f"{work / 'known_hosts'}\nhosts:\n" +
                            "".join(f"  h{i}: {{address: {x}}}\n" for i, x in enumerate(addrs[:n])))
+            (work / f"pyinfra{n}.py").write_text("hosts = [" + ", ".join(
+                f"({x!r}, {{'ssh_user': 'root', 'ssh_key': {str(work / 'id')!r}, 'ssh_known_hosts_file': "
+                f"{str(work / 'known_hosts')!r}, 'ssh_strict_host_key_checking': 'yes'}})" for x in addrs[:n]) + "]\n")
             for f in forks:
-                for name, args in (("plan", ["plan", "-i", str(inv)]),
-                                   ("run", ["run", str(work / "noop.yml"), "-i", str(inv), "--yes"])):
-                    for mode in [m for t in transports for m in (["held", "again"] if t == "held" else [t])]:
+                jobs = [("plan", ["plan", "-i", str(inv)]),
+                        ("run", ["run", str(work / "noop.yml"), "-i", str(inv), "--yes"])]
+                if "pyinfra" in transports and pyinfra.exists():
+                    jobs.append(("exec", [str(pyinfra), "-y", "--parallel", str(f), str(work / f"pyinfra{n}.py"),
+                                          "exec", "--", "cat", "/proc/uptime"]))
+                for name, args in jobs:
+                    modes = ["pyinfra"] if name == "exec" else \
+                        [m for t in transports if t != "pyinfra" for m in (["held", "again"] if t == "held" else
+                                                                            ["openssh", "openssh-again"]
+                                                                            if t == "openssh" else [t])]
+                    for mode in modes:
                         got = []
                         for _ in range(a.runs):
-                            if mode == "held":
+                            if mode in ("held", "openssh"):
                                 close_holder()
-                            cpu0, opened0 = holder_cpu()
-                            m = measure(args, f, persist=mode != "direct")
-                            cpu1, opened1 = holder_cpu() if mode != "direct" else (cpu0, opened0)
+                            cpu0, opened0 = keeper(mode)
+                            m = measure(args, f, mode)
+                            cpu1, opened1 = keeper(mode)
                             got.append((*m, cpu1 - cpu0, opened1 - opened0))
                         results.append(row(n, f, name, mode, got))
     finally:

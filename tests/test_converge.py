@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dnet.facts import parse, script
 from tests import jsondoc
 from tests.lablib import dnet, dnet_json, example_lab, http_get, node_sh, write
 
@@ -320,6 +321,9 @@ containers:
         assert code == 0, json.dumps(out)[-3000:]
         assert http_get("http://192.168.99.11:8088/").strip() == "dnet probe ok"
         assert json.loads(node_sh(name, "node1", "cat /etc/docker/daemon.json"))["mtu"] == 1400
+        # the sections a host without an engine skips are read again once there is one
+        f = parse("solo", node_sh(name, "node1", script([])))
+        assert "docker.io" in f.packages and f.daemon.get("mtu") == 1400 and f.engine, (f.packages, f.daemon)
         assert dnet("plan", "-i", inv, "--detailed-exitcode", "-q").returncode == 0
     finally:
         dind.down(name, lambda m: None)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from dnet.errors import DnetError
+from dnet.facts import parse, script
 from dnet.images import PROBE_IMAGE, ensure_probe
 from dnet.inventory import load
 from dnet.lab import dind
@@ -233,6 +234,16 @@ def test_bare_nodes_have_no_engine() -> None:
         try:
             assert t.run("command -v dockerd", check=False).code != 0
             assert t.run("command -v apt-get").ok
+            # a host without an engine reads its facts with a handful of processes: no engine sections, no dpkg
+            # (nothing installed), no daemon.json, no gossip check (only an answering engine can be listening)
+            counted = ("read -r a b c d p </proc/loadavg; (run() {\n" + script(["dnet/probe:latest"]) +
+                       "\n}; run) >/tmp/facts.out 2>&1; read -r a b c d q </proc/loadavg; echo $((q - p))")
+            pids = int(t.run(counted).stdout.strip())
+            f = parse("node1", t.run("cat /tmp/facts.out").stdout)
+            got = (f.engine, f.engine_error, f.packages, f.daemon_raw.strip(), f.gossip_listener)
+            assert got == (None, "MISSING", {}, "", ""), f
+            assert f.addresses.get("eth0") == ["192.168.93.11"] and f.mtus.get("eth0"), (f.addresses, f.mtus)
+            assert pids <= 9, pids
         finally:
             t.close()
     finally:

@@ -96,6 +96,16 @@ SECTIONS: list[tuple[str, str, str]] = [
 ]
 # sections that start no process: they run in the script's own shell, one after another, with no fork
 INLINE = {"os", "init", "routes", "ipvs", "links"}
+# sections that start a process only when a builtin test says there is something to read (an engine-less host reads
+# neither; dpkg knows a package as installed only with its file list)
+GUARDS = {
+    "daemon": "[ -e /etc/docker/daemon.json ]",
+    "rules": "{ command -v iptables-save || command -v iptables; } >/dev/null 2>&1",
+    "addrs": "command -v ip >/dev/null 2>&1",
+    "packages": '{ p=; for f in /var/lib/dpkg/info/docker.io.list /var/lib/dpkg/info/docker.io:*.list '
+                '/var/lib/dpkg/info/docker-ce.list /var/lib/dpkg/info/docker-ce:*.list; do [ -e "$f" ] && p=1; '
+                'done; [ -n "$p" ]; }',
+}
 _INDEX = {name: i for i, (name, _, _) in enumerate(SECTIONS)}
 
 
@@ -116,6 +126,8 @@ def _cli(images: list[str]) -> str:
     rest = [(i, cli) for i, (name, cli, path) in enumerate(SECTIONS) if path and name != "docker"]
     if images:
         rest.append((_INDEX["images"], _images_cli(images)))
+    # a stale gossip listener is an answering engine's (a stopped or missing engine listens on nothing)
+    rest.append((_INDEX["gossip"], SECTIONS[_INDEX["gossip"]][1]))
     background = " ".join(f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null &' for i, cmd in rest)
     down = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
     return (f'if ! command -v docker >/dev/null 2>&1; then echo MISSING >{f["docker"]}; '
@@ -132,7 +144,7 @@ def _api(images: list[str]) -> str:
     gets.append("-o \"$d/clist\" 'http://d/containers/json?all=1'")
     gets += [f"-o \"$d/img{k}\" {shlex.quote(f'http://d/images/{i}/json')}" for k, i in enumerate(images)]
     lines = [f"{API} {' '.join(gets)}",
-             f"if [ $? = 7 ]; then {_cli(images)}; {{ {SECTIONS[_INDEX['gossip']][1]}; }} >{f['gossip']}; exit; fi",
+             f"if [ $? = 7 ]; then {_cli(images)}; exit; fi",
              f"command -v docker >/dev/null 2>&1 || echo MISSING >{f['docker']}",
              # the list's top-level "Id"s (nested keys are "NetworkID", "EndpointID", ...), inspected in one run
              'u=; j=; read -r j <"$d/clist"',
@@ -164,11 +176,12 @@ def script(images: list[str], first: str = "") -> str:
         lines.append(f'{{ {first}; }} >"$d/first" 2>/dev/null')
     # the Engine API when its socket is there and curl is; else the CLI; a bare host runs none of them
     lines.append(f'if [ -S {SOCK} ] && command -v curl >/dev/null 2>&1; then {{ {_api(images)}; }} 2>/dev/null & '
-                 f'else {{ {_cli(images)}; {{ {SECTIONS[_INDEX["gossip"]][1]}; }} >"$d/{_INDEX["gossip"]}"; }} '
-                 '2>/dev/null & fi')
+                 f'elif ! command -v docker >/dev/null 2>&1; then echo MISSING >"$d/{_INDEX["docker"]}"; '
+                 f'else {{ {_cli(images)}; }} 2>/dev/null & fi')
     for i, (name, cmd, path) in enumerate(SECTIONS):
         if not path and name not in ("images", "gossip"):
-            lines.append(f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null' + ("" if name in INLINE else " &"))
+            line = f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null' + ("" if name in INLINE else " &")
+            lines.append(f"if {GUARDS[name]}; then {line} fi" if name in GUARDS else line)
     lines.append("wait")
     # each section after its mark, printed by one cat (the marks are files too: printf is a builtin, cat is not)
     files = [(name, str(i)) for i, (name, _, _) in enumerate(SECTIONS)] + ([("first", "first")] if first else [])

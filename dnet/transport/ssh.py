@@ -60,10 +60,24 @@ class UnknownHostKey(paramiko.MissingHostKeyPolicy):
                         "check it and add it (ssh-keyscan), or run with --accept-new-host-keys")
 
 
-_parsed: dict[tuple[str, int, int], paramiko.HostKeys] = {}
+class _Known:
+    """One parse of a known_hosts file, and the keys it holds per host name, each looked up once: paramiko's lookup
+    walks every entry, and its HostKeys' len() (a plain `if parsed`) compares every name with every other."""
+
+    def __init__(self, path: str) -> None:
+        self.parsed = paramiko.HostKeys(path)
+        self.found: dict[str, dict[str, paramiko.PKey]] = {}
+
+    def keys_for(self, name: str) -> dict[str, paramiko.PKey]:
+        if name not in self.found:
+            self.found[name] = dict(self.parsed.lookup(name) or {})
+        return self.found[name]
 
 
-def _known_hosts(path: str) -> paramiko.HostKeys | None:
+_parsed: dict[tuple[str, int, int], _Known] = {}
+
+
+def _known_hosts(path: str) -> _Known | None:
     """A known_hosts file parsed once per process (and again only when it changes): parsing it for each of N
     connections costs N x N key parses."""
     try:
@@ -73,7 +87,7 @@ def _known_hosts(path: str) -> paramiko.HostKeys | None:
     key = (path, st.st_mtime_ns, st.st_size)
     with _lock:
         if key not in _parsed:
-            _parsed[key] = paramiko.HostKeys(path)
+            _parsed[key] = _Known(path)
         return _parsed[key]
 
 
@@ -82,8 +96,10 @@ def known_keys(extra: str | None, host: str, port: int) -> dict[str, paramiko.PK
     name = host if port == 22 else f"[{host}]:{port}"  # how known_hosts and paramiko name it
     out: dict[str, paramiko.PKey] = {}
     for path in (os.path.expanduser("~/.ssh/known_hosts"), extra):
-        parsed = _known_hosts(path) if path else None
-        out.update((parsed.lookup(name) if parsed else None) or {})
+        known = _known_hosts(path) if path else None
+        if known is not None:
+            with _lock:
+                out.update(known.keys_for(name))
     return out
 
 
@@ -163,8 +179,12 @@ class SSHTransport:
 
     open_timeout: float | None = None  # seconds a channel may take to open (paramiko's default: an hour)
 
-    def __init__(self, spec: Any, accept_new_host_keys: bool = False, connect_timeout: float = 10) -> None:
+    def __init__(self, spec: Any, accept_new_host_keys: bool = False, connect_timeout: float = 10,
+                 poll: float | None = None) -> None:
+        """`poll`: how often paramiko's reader thread wakes to see whether it was closed (None: paramiko's 0.1 s).
+        Longer saves CPU on connections that live long, but a closed one keeps its socket until the thread wakes."""
         self.name = spec.name
+        self.poll = poll
         self.spec = spec
         kwargs: dict[str, Any] = {"allow_agent": True, "look_for_keys": spec.identity_file is None,
                                   "banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
@@ -196,6 +216,8 @@ class SSHTransport:
         transport = self.conn.client.get_transport()
         if transport is not None:
             transport.set_keepalive(15)  # keeps NAT and firewall state alive on long waits
+            if self.poll:
+                transport.sock.settimeout(self.poll)
         with _lock:
             _opened += 1
 
