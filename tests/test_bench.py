@@ -17,12 +17,16 @@ pytestmark = pytest.mark.lab
 def test_scale_bench_runs_plan_and_a_runbook_on_sshd_hosts(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
     r = subprocess.run([sys.executable, "bench/scale.py", "--sizes", "3", "--forks", "2", "--runs", "1",
-                        "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+                        "--transports", "direct,held,openssh", "--out", str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     rows = json.loads(out.read_text())["results"]
+    modes = ("direct", "held", "again", "openssh", "openssh-again")
     assert [(x["hosts"], x["command"], x["transport"], x["exit"]) for x in rows] == [
-        (3, cmd, mode, 0) for cmd in ("plan", "run") for mode in ("direct", "held", "again")], rows
-    assert all(x["holder_cpu_s"] == 0 for x in rows if x["transport"] == "direct"), rows
+        (3, cmd, mode, 0) for cmd in ("plan", "run") for mode in modes], rows
+    # what keeps connections between runs opened one per host on a first run, none on the next
+    assert [x["keeper_handshakes"] for x in rows[:5]] == [0, 3, 0, 3, 0], rows
+    assert all(x["keeper_cpu_s"] == 0 for x in rows if x["transport"] == "direct"), rows
 
 
 def test_soak_runs_a_round_and_reports_no_failure() -> None:
