@@ -10,8 +10,9 @@ process, medians of --runs runs. Prints a table and writes bench/results/scale.j
 Per --transports: `direct` (DNET_PERSIST=0: each run opens its own connections), `held` (a fresh connection holder:
 the first run after `dnet ssh-close`) and `again` (the same command right after, within the persist time: no
 handshake); `openssh` and `openssh-again` are the same two with DNET_TRANSPORT=openssh (ssh's own ControlPersist
-masters instead of the holder). What outlives the run (the holder, or the ssh masters) is counted apart (keeper-cpu)
-and with dnet's in the operator's total (operator-cpu).
+masters instead of the holder). What outlives the run (the holder, or the ssh masters) is counted apart (keeper-cpu,
+keeper-MB: the holder's peak resident size, or the masters' proportional set size together) and with dnet's in the
+operator's CPU total (operator-cpu).
 
 `pyinfra` (when installed, as bench/compare.py installs it) runs its one-command `exec -- cat /proc/uptime` on the
 same hosts with `--parallel` set to the forks: the yardstick for the operator's CPU.
@@ -135,6 +136,28 @@ def keeper(mode: str) -> tuple[float, int]:
     return holder_cpu() if mode in ("held", "again") else (0.0, 0)
 
 
+def keeper_mb(mode: str) -> float:
+    """Memory of what keeps connections between runs, MB: the holder's peak resident size, or the ssh masters'
+    proportional set size summed (each master's shared libraries counted once across them)."""
+    pids: list[int] = []
+    if mode.startswith("openssh"):
+        pids = list(masters())
+    elif mode in ("held", "again"):
+        from dnet.transport import held
+
+        stats = held.stats()
+        if stats:
+            status = Path(f"/proc/{stats['pid']}/status").read_text()
+            return int(status.split("VmHWM:")[1].split()[0]) / 1024
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/smaps_rollup").read_text().split("Pss:")[1].split()[0])
+        except (OSError, IndexError):
+            continue
+    return total / 1024
+
+
 def measure(args: list[str], forks: int, mode: str = "direct") -> tuple[float, float, float, int, float]:
     """Wall seconds, CPU seconds and peak RSS (MB) of one dnet process (or pyinfra's), its exit code, and the CPU
     seconds the whole machine was busy meanwhile (with the hosts on this machine: are the CPUs what limits)."""
@@ -158,19 +181,21 @@ def close_holder() -> None:
     openssh.close_all()
 
 
-def row(n: int, forks: int, name: str, mode: str, got: list[tuple[float, float, float, int, float, float, int]]
-        ) -> dict[str, object]:
+def row(n: int, forks: int, name: str, mode: str,
+        got: list[tuple[float, float, float, int, float, float, int, float]]) -> dict[str, object]:
     """One line of the table (medians of the runs) and its JSON."""
     wall, cpu, rss = (statistics.median(x[i] for x in got) for i in range(3))
     code = max(x[3] for x in got)
     machine, holder = statistics.median(x[4] for x in got), statistics.median(x[5] for x in got)
     operator = statistics.median(x[1] + x[5] for x in got)
     opened = max(x[6] for x in got)
+    kept = max(x[7] for x in got)
     print(f"{n:4}  {forks:5}  {name:7}  {mode:13}  {wall:6.2f}  {cpu:5.2f}  {holder:10.2f}  {operator:12.2f}  "
-          f"{opened:10}  {rss:7.0f}  {code:4}  {machine:6.2f}", flush=True)
+          f"{opened:10}  {rss:7.0f}  {kept:9.0f}  {code:4}  {machine:6.2f}", flush=True)
     return {"hosts": n, "forks": forks, "command": name, "transport": mode, "wall_s": round(wall, 2),
             "cpu_s": round(cpu, 2), "keeper_cpu_s": round(holder, 2), "operator_cpu_s": round(operator, 2),
-            "keeper_handshakes": opened, "peak_mb": round(rss), "exit": code, "machine_busy_s": round(machine, 2)}
+            "keeper_handshakes": opened, "peak_mb": round(rss), "keeper_mb": round(kept),
+            "exit": code, "machine_busy_s": round(machine, 2)}
 
 
 def main() -> None:
@@ -203,7 +228,7 @@ def main() -> None:
     results = []
     try:
         print(f"size  forks  command  transport      wall-s  cpu-s  keeper-cpu  operator-cpu  keeper-ssh  peak-MB  "
-              f"exit  machine-busy-s (of {os.cpu_count()} CPUs x wall)", flush=True)
+              f"keeper-MB  exit  machine-busy-s (of {os.cpu_count()} CPUs x wall)", flush=True)
         for n in sizes:
             inv = work / f"inv{n}.yml"
             inv.write_text(f"version: 1\ndefaults:\n  identity_file: {work / 'id'}\n  known_hosts: "
@@ -231,7 +256,7 @@ def main() -> None:
                             cpu0, opened0 = keeper(mode)
                             m = measure(args, f, mode)
                             cpu1, opened1 = keeper(mode)
-                            got.append((*m, cpu1 - cpu0, opened1 - opened0))
+                            got.append((*m, cpu1 - cpu0, opened1 - opened0, keeper_mb(mode)))
                         results.append(row(n, f, name, mode, got))
     finally:
         close_holder()
