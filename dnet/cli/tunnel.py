@@ -18,6 +18,7 @@ from dnet.images import PROBE_IMAGE, ensure_probe
 from dnet.session import open_session
 from dnet.transport.base import quote
 from dnet.transport.held import HeldTransport
+from dnet.transport.openssh import OpenSSHTransport
 from dnet.transport.ssh import SSHTransport
 from dnet.tunnel import Stream, resolve, serve
 
@@ -61,8 +62,8 @@ def command(inventory: str, target: str, local_port: int, accept_new_host_keys: 
         if t.host not in s.transports:
             raise DnetError(f"{t.host} is unreachable: {s.host_errors.get(t.host, 'not connected')}")
         held = s.transports[t.host]  # no -v wrapper here: the SSH transport itself
-        # channels need a connection of this process's own
-        transport = held.direct() if isinstance(held, HeldTransport) else held
+        # channels need a paramiko connection of this process's own (the holder's and ssh's carry none)
+        transport = held.direct() if isinstance(held, (HeldTransport, OpenSSHTransport)) else held
 
         if t.container:
             ensure_probe(transport)

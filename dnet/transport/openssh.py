@@ -19,6 +19,7 @@ from dnet.transport.base import Result, command_timeout
 
 if TYPE_CHECKING:
     from dnet.inventory.resolve import HostSpec
+    from dnet.transport.ssh import SSHTransport
 
 CONNECT_TIMEOUT = 10
 
@@ -71,7 +72,7 @@ class OpenSSHTransport:
         if r.returncode != 0:
             raise DnetError(f"{self.name} ({spec.user}@{spec.hostname}:{spec.port}): cannot connect: "
                             f"{advice(r.stderr, spec.port)}")
-        self._direct: Any = None
+        self._direct: SSHTransport | None = None
 
     def _ssh(self, command: str, stdin: bytes | None, timeout: float | None) -> subprocess.CompletedProcess[bytes]:
         try:
@@ -110,14 +111,19 @@ class OpenSSHTransport:
         if p.returncode == 255 and ("ssh:" in text or "Connection" in text or "closed by remote host" in text):
             raise DnetError(f"{self.name}: the SSH connection was lost ({text.strip().splitlines()[-1]})")
 
-    @property
-    def conn(self) -> Any:
-        """A Fabric connection for runbook Python steps (paramiko's own, opened on first use)."""
+    def direct(self) -> SSHTransport:
+        """A paramiko connection of this process's own, for what `ssh` commands cannot carry (a runbook's Fabric
+        connection, a tunnel's channels); opened on first use."""
         if self._direct is None:
             from dnet.transport.ssh import SSHTransport
 
             self._direct = SSHTransport(self.spec, accept_new_host_keys=self.accept_new)
-        return self._direct.conn
+        return self._direct
+
+    @property
+    def conn(self) -> Any:
+        """A Fabric connection for runbook Python steps."""
+        return self.direct().conn
 
     def close(self) -> None:
         if self._direct is not None:
