@@ -1,11 +1,13 @@
 """Verify without a lab: derivation from recorded facts, probe output parsing, hints."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import paramiko
 
 from dnet.inventory import hosts, loads
+from dnet.transport.base import Result
 from dnet.verify import explain, probe
 from dnet.verify.derive import derive, instances
 from dnet.verify.findings import Finding
@@ -203,9 +205,60 @@ def test_must_not_reach_checks_wait_less_but_still_cover_a_lost_packet() -> None
               Check("c3", Scope(3), "edge", "web", "tcp", ["tcp", "web", "80"], expect=False)]
     lines = probe.script(checks).splitlines()
     assert "(T=3; http c1 http://upstream.lab/) &" in lines
-    assert "http c2 http://upstream.lab/ &" in lines and "tcp c3 web 80 &" in lines
+    assert "http c2 http://upstream.lab/ &" in lines and "(T=2; tcp c3 web 80) &" in lines
     lib = probe.script([])
     assert 'timeout "${T:-5}" wget' in lib and 'nc -w "${T:-2}"' in lib
+
+
+def test_a_check_repeated_in_one_source_runs_once_and_both_get_its_answer() -> None:
+    """The example's db has a derived and a declared must-not-reach check to the same URL: one wget, two results."""
+    w = Where("ctr", "node3", "db1")
+    cs = [Check("c1", Scope(4), "db", "u", "http", ["http", "http://upstream.lab/"], False, where=w),
+          Check("c2", Scope(5), "db", "u", "http", ["http", "http://upstream.lab/"], False, where=w),
+          Check("c3", Scope(4), "db", "u", "http", ["http", "http://upstream.lab/"], True, where=w)]
+    lines = probe.script(cs).splitlines()
+    assert "(T=3; http c1 http://upstream.lab/) &" in lines and not any(" c2 " in ln for ln in lines)
+    assert "http c3 http://upstream.lab/ &" in lines  # must reach: a different wait, so its own run
+    probe.parse("@@ c1 timeout no answer within 3s\n@@ c3 ok hi\n", cs)
+    assert [(c.result, c.ok) for c in cs] == [("timeout", True), ("timeout", True), ("ok", True)]
+
+
+class _Recorder:
+    """A transport that records what is sent and answers a probe with every check's id as ok."""
+
+    def __init__(self, name: str, sent: list[tuple[str, str]]) -> None:
+        self.name, self.sent = name, sent
+        self.logs: dict[str, list[str]] = {}
+
+    def run(self, command: str, **_: object) -> Result:
+        self.sent.append((self.name, command))
+        if command == "sh -s":  # the probe image is there
+            return Result(self.name, command, 0, "present\n", "")
+        ids = re.findall(r"\b(c\d+)\b", command)
+        name = re.search(r"dnet-probe-\w+-\d+", command)
+        if command.startswith("docker run -d ") and name:  # started: its answers come with docker logs
+            self.logs[name[0]] = ids
+            return Result(self.name, command, 0, "0123abcd\n", "")
+        if command.startswith("docker logs") and name:
+            ids = self.logs.pop(name[0])
+        return Result(self.name, command, 0, "".join(f"@@ {i} ok fine\n" for i in ids), "")
+
+
+def test_a_source_that_waits_out_silence_starts_before_every_other_source() -> None:
+    """Its wait is verify's critical path: it starts detached (docker run -d) before any other probe is sent, and
+    its output is collected with docker logs while the others run."""
+    sent: list[tuple[str, str]] = []
+    ts = {h: _Recorder(h, sent) for h in ("node1", "node3")}
+    quick = [Check(f"c{i}", Scope(2), "web", "x", "tcp", ["tcp", "10.0.0.9", "80"], where=Where("ctr", "node1", "w1"))
+             for i in (1, 2)]
+    slow = [Check("c3", Scope(4), "db", "u", "http", ["http", "http://upstream.lab/"], False,
+                  where=Where("ctr", "node3", "db1"))]
+    probe.run(quick + slow, ts, lambda m: None)  # type: ignore[arg-type]
+    runs = [(h, c) for h, c in sent if "docker run" in c or "docker logs" in c]
+    assert runs[0][0] == "node3" and "docker run -d --log-driver json-file" in runs[0][1] and " c3 " in runs[0][1]
+    assert [h for h, c in runs[1:] if "docker run --rm" in c] == ["node1"]
+    assert any(h == "node3" and c.startswith("docker logs -f dnet-probe-") for h, c in runs[1:])
+    assert [c.result for c in quick + slow] == ["ok", "ok", "ok"]
 
 
 def test_an_engine_whose_overlay_gossip_lags_is_the_finding_for_its_overlay_paths() -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from dnet.images import PROBE_IMAGE, ensure_probe
 from dnet.runner import forks, parallel
-from dnet.transport.base import Transport, quote
+from dnet.transport.base import Result, Transport, quote
 from dnet.verify.model import Check, Where
 
 # What every verb shares inside the probe: r prints "@@ ID RESULT DETAIL", cls names a failure from its message.
@@ -93,7 +93,7 @@ tls() { command -v openssl >/dev/null || { r "$1" error "tls: the probe has no o
 VERBS: dict[str, Verb] = {v.name: v for v in [
     Verb("tcp", "connect to ADDRESS PORT", r"""
 tcp() { o=$(nc -w "${T:-2}" "$2" "$3" </dev/null 2>&1) && r "$1" ok "connected" || cls "$1" "$o"; }""",
-         operator=_connect_args),
+         operator=_connect_args, negative_wait=2),
     Verb("dns", "resolve NAME, optionally to one of EXPECTED (comma-separated)", r"""
 dns() { o=$(timeout "${T:-4}" nslookup "$2" 2>&1)
   ips=$(printf '%s\n' "$o" | sed -n 's/^Address: \([0-9.]*\)$/\1/p' | tr '\n' ' ')
@@ -134,10 +134,24 @@ NEGATIVE_WAIT = {v.name: v.negative_wait for v in VERBS.values() if v.negative_w
 Log = Callable[[str], None]
 
 
+def _silence(c: Check) -> float:
+    """How long a check waits when it passes: a must-not-reach check passes on silence."""
+    return 0.0 if c.expect else float(NEGATIVE_WAIT.get(str(c.action[0]), 0))
+
+
+def _twins(checks: list[Check]) -> dict[str, str]:
+    """Each check's id -> the id of the first check in the list that does exactly the same (it runs once)."""
+    first: dict[tuple[str, ...], str] = {}
+    return {c.id: first.setdefault((*map(str, c.action), str(_silence(c))), c.id) for c in checks}
+
+
 def script(checks: list[Check]) -> str:
-    """The probe script for one source."""
+    """The probe script for one source: every check in the background at once, a repeated one only once."""
     lines = [LIB]
+    twins = _twins(checks)
     for c in checks:
+        if twins[c.id] != c.id:
+            continue
         line = " ".join([shlex.quote(c.action[0]), c.id, *map(shlex.quote, c.action[1:])])
         wait = None if c.expect else NEGATIVE_WAIT.get(c.action[0])
         lines.append(f"(T={wait}; {line}) &" if wait else line + " &")
@@ -152,20 +166,43 @@ def parse(output: str, checks: list[Check]) -> None:
         parts = line.split(" ", 3)
         if len(parts) >= 3 and parts[0] == "@@":
             seen[parts[1]] = (parts[2], parts[3] if len(parts) > 3 else "")
+    twins = _twins(checks)
     for c in checks:
-        c.result, c.detail = seen.get(c.id, ("error", "the probe printed no result"))
+        c.result, c.detail = seen.get(twins[c.id], ("error", "the probe printed no result"))
 
 
-def _run_remote(t: Transport, where: Where, checks: list[Check], run_id: str, n: int) -> None:
+def _probe(where: Where, checks: list[Check], run_id: str, n: int, detach: bool) -> str:
     net = f"container:{where.container}" if where.kind == "ctr" else "host"
-    cmd = quote("docker", "run", "--rm", "--name", f"dnet-probe-{run_id}-{n}", "--label", "dnet.managed=true",
-                "--label", f"dnet.probe={run_id}", "--network", net, "--entrypoint", "sh", PROBE_IMAGE,
-                "-c", script(checks))
-    r = t.run(cmd, check=False, timeout=60)
+    # detached, its output is read back with docker logs: json-file can always be read, whatever the host's default
+    how = ["-d", "--log-driver", "json-file"] if detach else ["--rm"]
+    return quote("docker", "run", *how, "--name", f"dnet-probe-{run_id}-{n}", "--label", "dnet.managed=true",
+                 "--label", f"dnet.probe={run_id}", "--network", net, "--entrypoint", "sh", PROBE_IMAGE,
+                 "-c", script(checks))
+
+
+def _failed(t: Transport, checks: list[Check], r: Result) -> None:
+    for c in checks:
+        c.result, c.detail = "error", f"probe failed on {t.name}: {(r.stderr or '').strip()[-200:]}"
+
+
+def _run_remote(t: Transport, where: Where, checks: list[Check], run_id: str, n: int, started: bool) -> None:
+    """Probe from one source; `started`: its container runs already (detached), so only its output is collected."""
+    if started:
+        name = f"dnet-probe-{run_id}-{n}"
+        r = t.run(f"docker logs -f {quote(name)}; docker rm -f {quote(name)} >/dev/null 2>&1", check=False, timeout=60)
+    else:
+        r = t.run(_probe(where, checks, run_id, n, False), check=False, timeout=60)
     parse(r.stdout, checks)
     if not r.ok and not r.stdout.strip():
-        for c in checks:
-            c.result, c.detail = "error", f"probe failed on {t.name}: {(r.stderr or '').strip()[-200:]}"
+        _failed(t, checks, r)
+
+
+def _start(t: Transport, where: Where, checks: list[Check], run_id: str, n: int) -> bool:
+    """Start a source's probe detached; False (its checks failed) when it could not start."""
+    r = t.run(_probe(where, checks, run_id, n, True), check=False, timeout=60)
+    if not r.ok:
+        _failed(t, checks, r)
+    return r.ok
 
 
 def operator(c: Check) -> None:
@@ -230,18 +267,28 @@ def run(checks: list[Check], transports: dict[str, Transport], log: Log) -> None
                         c.result, c.detail = "error", f"probe image unavailable on {r.host}: {r.error}"
     todo = [(w, cs) for w, cs in groups.items() if all(c.result == "pending" for c in cs)]
     done = [0]
+    # A source that waits out silence is verify's critical path: its probe starts first, on engines nobody else
+    # loads yet, and the other sources run during its wait.
+    slow = [(n, (w, cs)) for n, (w, cs) in enumerate(todo) if w.remote and max(map(_silence, cs)) > 1]
+    started: set[int] = set()
+
+    def start(item: tuple[int, tuple[Where, list[Check]]]) -> None:
+        n, (where, cs) = item
+        if _start(transports[where.host], where, cs, run_id, n):
+            started.add(n)
 
     def work(item: tuple[int, tuple[Where, list[Check]]]) -> None:
         n, (where, cs) = item
         if where.kind == "operator":
             parallel(cs, operator, name=lambda c: c.id, wait_on_interrupt=True)
-        else:
-            _run_remote(transports[where.host], where, cs, run_id, n)
+        elif n in started or all(c.result == "pending" for c in cs):
+            _run_remote(transports[where.host], where, cs, run_id, n, n in started)
         done[0] += 1
         src = where.container[:12] if where.kind == "ctr" else where.host or where.kind
         log(f"probed {done[0]}/{len(todo)} sources ({len(cs)} checks from {src})")
 
     try:
+        parallel(slow, start, workers=forks(24), wait_on_interrupt=True)
         parallel(list(enumerate(todo)), work, workers=forks(24), wait_on_interrupt=True)  # cleanup must see them all
     finally:
         cleanup = f"docker ps -aq --filter label=dnet.probe={run_id} | xargs -r docker rm -f >/dev/null 2>&1; true"
