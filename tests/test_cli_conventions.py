@@ -278,10 +278,11 @@ def test_show_in_a_pipe_is_one_record_per_line_with_no_space_inside_a_field() ->
 
 
 def test_validate_imports_no_ssh_library_and_in_a_pipe_no_rich() -> None:
+    """Nor tarfile (only apply bundles a stack's files): validate's time is mostly imports."""
     code = ("import sys\nfrom dnet.cli.main import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('paramiko', 'fabric', 'invoke', "
-            "'rich'))}), file=sys.stderr)")
+            "'rich', 'tarfile'))}), file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code, "validate", "-i", str(EXAMPLE)], capture_output=True, text=True,
                        cwd=ROOT)
     assert r.stdout.startswith(f"{EXAMPLE}: valid (") and r.stderr.splitlines()[-1] == "[]", r.stdout + r.stderr

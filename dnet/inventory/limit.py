@@ -3,7 +3,6 @@
 As Ansible does, unions apply first, then intersections, then exclusions; with none, exclusions start from all."""
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 
@@ -31,6 +30,8 @@ def _one(inv: Inventory, token: str) -> set[str]:
     elif any(ch in token for ch in "*?["):
         names = [n for n in [*inv.hosts, *inv.groups] if fnmatch.fnmatchcase(n, token)]
     else:
+        import difflib  # only a wrong name needs it
+
         near = difflib.get_close_matches(token, [*inv.hosts, *inv.groups, *ROLES, "all"], n=1, cutoff=0.6)
         raise DnetError(f"--limit: '{token}' is no host, group or role of this inventory"
                         + (f"; did you mean '{near[0]}'?" if near else "") + " (hosts: "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import typing
 from collections.abc import Callable
@@ -144,6 +143,8 @@ def validation_problem(e: Any, keys: Positions, values: Positions, filename: str
         key = loc[-1]
         parent = _clean(loc[:-1], values)
         known = _fields_at(model, parent)
+        import difflib  # only a wrong key needs it: validate stays quick
+
         near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
         hint = f"; did you mean '{near[0]}'?" if near else (f"; known keys: {', '.join(known)}" if known else "")
         line, col = keys.get((*parent, key), values.get(parent, (1, 1)))

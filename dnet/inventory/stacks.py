@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -32,6 +31,8 @@ class Compose:
 
     def bundle(self) -> bytes:
         """A tar of the compose file and the files it names, as the manager unpacks it."""
+        import tarfile  # only apply sends one: validate stays quick
+
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for name, data in sorted(self.files.items()):
