@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import uuid
@@ -82,6 +83,20 @@ def test_every_node_answers_over_ssh_with_its_own_engine(lab: tuple[str, str]) -
         finally:
             t.close()
     assert len(seen) == 3  # three distinct engines
+
+
+def test_a_connection_sends_each_packet_at_once(lab: tuple[str, str]) -> None:
+    """TCP_NODELAY: with Nagle's algorithm a command's end of input waited for the host's delayed ACK (40 ms per
+    command, seen as 47 ms for `true` against 6 ms with it)."""
+    state = LabState.load(lab[0])
+    t = SSHTransport(host_spec(state, state.nodes[0]))
+    try:
+        transport = t.conn.client.get_transport()
+        assert transport is not None
+        assert transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert t.run("true").ok
+    finally:
+        t.close()
 
 
 def test_upstream_resolves_and_serves_from_node_and_container(lab: tuple[str, str]) -> None:
