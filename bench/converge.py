@@ -82,15 +82,16 @@ def plain_ssh(name: str) -> float:
     run("node2", "docker network create -d bridge --subnet 172.30.0.0/24 localnet")
     run("node2", "docker run -d --name edge --network localnet -p 9090:80 dnet/probe:latest httpd -f -p 80 -h /www")
     run("node3", "docker run -d --name db --network backnet dnet/probe:latest httpd -f -p 5432 -h /www")
-    image = run("node1", "docker image inspect -f '{{.Id}}' dnet/probe:latest").strip()
-    run("node1", f"docker service create --detach --name web --replicas 3 --endpoint-mode dnsrr --network appnet "
-                 f"--network backnet --publish published=8080,target=80,mode=host --no-resolve-image {image} "
-                 "httpd -f -p 80 -h /www")
+    # by tag: each node assembles its own probe image, so node1's image ID is unknown on the others
+    run("node1", "docker service create --detach --name web --replicas 3 --endpoint-mode dnsrr --network appnet "
+                 "--network backnet --publish published=8080,target=80,mode=host --no-resolve-image "
+                 "dnet/probe:latest httpd -f -p 80 -h /www")
     run("node1", "iptables -t nat -N DNET-FWD; iptables -t nat -I PREROUTING -m addrtype --dst-type LOCAL -j DNET-FWD; "
                  f"iptables -t nat -A DNET-FWD -p tcp --dport 8443 -j DNAT --to-destination {ip['node2']}:9090; "
                  f"iptables -t nat -A POSTROUTING -p tcp -d {ip['node2']} --dport 9090 -j MASQUERADE; "
                  f"iptables -I FORWARD -p tcp -d {ip['node2']} --dport 9090 -j ACCEPT")
-    run("node1", "until docker service ls --format '{{.Replicas}}' | grep -q '^3/3'; do sleep 0.5; done")
+    run("node1", "for i in $(seq 240); do docker service ls --format '{{.Replicas}}' | grep -q '^3/3' && exit 0; "
+                 "sleep 0.5; done; docker service ps --no-trunc web >&2; exit 1")
     return time.monotonic() - t0
 
 
