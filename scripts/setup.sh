@@ -37,10 +37,14 @@ if [ "${DNET_SETUP_TESTS:-}" = 1 ] && ! virsh -q -c qemu:///system uri >/dev/nul
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   if [ -d /run/systemd/system ]; then
     $SUDO systemctl start libvirtd
-  else
-    $SUDO sh -c 'pgrep -x virtlogd >/dev/null || virtlogd -d; pgrep -x libvirtd >/dev/null || libvirtd -d'
   fi
-  for _ in $(seq 30); do virsh -q -c qemu:///system uri >/dev/null 2>&1 && break; sleep 1; done
+  for _ in $(seq 30); do
+    virsh -q -c qemu:///system uri >/dev/null 2>&1 && break
+    # started again on each try: one that was still shutting down when first asked counts as running, then goes
+    [ -d /run/systemd/system ] || $SUDO sh -c 'pgrep -x virtlogd >/dev/null || virtlogd -d
+      pgrep -x libvirtd >/dev/null || libvirtd -d'
+    sleep 1
+  done
   virsh -q -c qemu:///system uri >/dev/null || { echo "setup: libvirtd did not start" >&2; exit 1; }
 fi
 
