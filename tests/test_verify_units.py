@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from collections import Counter
 
 import paramiko
@@ -229,6 +230,7 @@ class _Recorder:
     def __init__(self, name: str, sent: list[tuple[str, str]]) -> None:
         self.name, self.sent = name, sent
         self.logs: dict[str, list[str]] = {}
+        self.lost = False  # the detached probe's container is gone when its output is read
 
     def run(self, command: str, **_: object) -> Result:
         self.sent.append((self.name, command))
@@ -241,6 +243,10 @@ class _Recorder:
             return Result(self.name, command, 0, "0123abcd\n", "")
         if command.startswith("docker logs") and name:
             ids = self.logs.pop(name[0])
+            if self.lost:  # the command itself, in a real shell, with a docker whose logs fail and rm works
+                fake = 'docker() { if [ "$1" = logs ]; then echo "Error: No such container: $3" >&2; return 1; fi; }'
+                p = subprocess.run(["sh", "-c", f"{fake}\n{command}"], capture_output=True, text=True)
+                return Result(self.name, command, p.returncode, p.stdout, p.stderr)
         return Result(self.name, command, 0, "".join(f"@@ {i} ok fine\n" for i in ids), "")
 
 
@@ -357,3 +363,13 @@ def test_without_ipvs_the_mesh_finding_says_the_kernel_lacks_it() -> None:
     causes = [f.cause for f in found]
     assert ("no IPVS (ip_vs) in the kernel of node2: the routing mesh cannot work there, so service web's port 8080 "
             "answers only where a task runs") in causes
+
+
+def test_a_detached_probe_whose_output_cannot_be_read_says_why() -> None:
+    sent: list[tuple[str, str]] = []
+    t = _Recorder("node3", sent)
+    t.lost = True
+    slow = [Check("c3", Scope(4), "db", "u", "http", ["http", "http://upstream.lab/"], False,
+                  where=Where("ctr", "node3", "db1"))]
+    probe.run(slow, {"node3": t}, lambda m: None)  # type: ignore[dict-item]
+    assert slow[0].result == "error" and slow[0].detail.startswith("probe failed on node3: Error: No such container")

@@ -189,7 +189,9 @@ def _run_remote(t: Transport, where: Where, checks: list[Check], run_id: str, n:
     """Probe from one source; `started`: its container runs already (detached), so only its output is collected."""
     if started:
         name = f"dnet-probe-{run_id}-{n}"
-        r = t.run(f"docker logs -f {quote(name)}; docker rm -f {quote(name)} >/dev/null 2>&1", check=False, timeout=60)
+        # logs' own status: when it cannot read them, its error is what the checks report
+        r = t.run(f"docker logs -f {quote(name)}; s=$?; docker rm -f {quote(name)} >/dev/null 2>&1; exit $s",
+                  check=False, timeout=60)
     else:
         r = t.run(_probe(where, checks, run_id, n, False), check=False, timeout=60)
     parse(r.stdout, checks)
