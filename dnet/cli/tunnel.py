@@ -17,8 +17,7 @@ from dnet.errors import DnetError
 from dnet.images import PROBE_IMAGE, ensure_probe
 from dnet.session import open_session
 from dnet.transport.base import quote
-from dnet.transport.held import HeldTransport
-from dnet.transport.openssh import OpenSSHTransport
+from dnet.transport.direct import DirectOnDemand
 from dnet.transport.ssh import SSHTransport
 from dnet.tunnel import Stream, resolve, serve
 
@@ -63,7 +62,7 @@ def command(inventory: str, target: str, local_port: int, accept_new_host_keys: 
             raise DnetError(f"{t.host} is unreachable: {s.host_errors.get(t.host, 'not connected')}")
         held = s.transports[t.host]  # no -v wrapper here: the SSH transport itself
         # channels need a paramiko connection of this process's own (the holder's and ssh's carry none)
-        transport = held.direct() if isinstance(held, (HeldTransport, OpenSSHTransport)) else held
+        transport = held.direct() if isinstance(held, DirectOnDemand) else held
 
         if t.container:
             ensure_probe(transport)

@@ -15,10 +15,10 @@ from typing import IO, TYPE_CHECKING, Any
 from dnet.errors import DnetError
 from dnet.transport import wire
 from dnet.transport.base import Result, command_timeout
+from dnet.transport.direct import DirectOnDemand
 
 if TYPE_CHECKING:
     from dnet.inventory.resolve import HostSpec
-    from dnet.transport.ssh import SSHTransport
 
 _start_lock = threading.Lock()
 
@@ -77,7 +77,7 @@ def request(req: dict[str, Any], stdin: bytes | None = None, source: IO[bytes] |
         return wire.recv_json(sock)
 
 
-class HeldTransport:
+class HeldTransport(DirectOnDemand):
     """Runs commands through the holder's connection to one host."""
 
     def __init__(self, spec: HostSpec, accept_new_host_keys: bool = False) -> None:
@@ -86,7 +86,6 @@ class HeldTransport:
         self._spec = {"name": spec.name, "hostname": spec.hostname, "port": spec.port, "user": spec.user,
                       "identity_file": spec.identity_file, "proxy_jump": spec.proxy_jump,
                       "known_hosts": spec.known_hosts}
-        self._direct: SSHTransport | None = None
         self._call({"op": "open"})
 
     def _call(self, req: dict[str, Any], stdin: bytes | None = None, source: IO[bytes] | None = None
@@ -115,23 +114,6 @@ class HeldTransport:
         reply = self._call({"op": "stream", "command": command, "secrets": list(secrets)}, source=source)
         return Result(self.name, command, int(reply["code"]), str(reply["stdout"]), str(reply["stderr"])
                       ).check(secrets)
-
-    def direct(self) -> SSHTransport:
-        """A connection of this process's own, for what the holder cannot carry (a runbook's Fabric connection, a
-        tunnel's channels); opened on first use."""
-        if self._direct is None:
-            from dnet.transport.ssh import SSHTransport
-
-            self._direct = SSHTransport(self.spec, accept_new_host_keys=self.accept_new)
-        return self._direct
-
-    @property
-    def conn(self) -> Any:
-        return self.direct().conn
-
-    def close(self) -> None:
-        if self._direct is not None:
-            self._direct.close()
 
 
 def connect(spec: HostSpec, accept_new_host_keys: bool) -> HeldTransport | None:

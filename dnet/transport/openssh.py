@@ -11,15 +11,15 @@ import os
 import shlex
 import subprocess
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from dnet.errors import DnetError
 from dnet.transport import wire
 from dnet.transport.base import Result, command_timeout
+from dnet.transport.direct import DirectOnDemand
 
 if TYPE_CHECKING:
     from dnet.inventory.resolve import HostSpec
-    from dnet.transport.ssh import SSHTransport
 
 CONNECT_TIMEOUT = 10
 
@@ -41,7 +41,7 @@ def _known_files(spec: HostSpec) -> str:
     return " ".join('"' + f.replace('"', "") + '"' for f in files)
 
 
-class OpenSSHTransport:
+class OpenSSHTransport(DirectOnDemand):
     """Runs commands with `ssh`, one master connection per host kept for DNET_PERSIST seconds."""
 
     def __init__(self, spec: HostSpec, accept_new_host_keys: bool = False) -> None:
@@ -72,7 +72,6 @@ class OpenSSHTransport:
         if r.returncode != 0:
             raise DnetError(f"{self.name} ({spec.user}@{spec.hostname}:{spec.port}): cannot connect: "
                             f"{advice(r.stderr, spec.port)}")
-        self._direct: SSHTransport | None = None
 
     def _ssh(self, command: str, stdin: bytes | None, timeout: float | None) -> subprocess.CompletedProcess[bytes]:
         try:
@@ -110,24 +109,6 @@ class OpenSSHTransport:
         text = p.stderr.decode(errors="replace")
         if p.returncode == 255 and ("ssh:" in text or "Connection" in text or "closed by remote host" in text):
             raise DnetError(f"{self.name}: the SSH connection was lost ({text.strip().splitlines()[-1]})")
-
-    def direct(self) -> SSHTransport:
-        """A paramiko connection of this process's own, for what `ssh` commands cannot carry (a runbook's Fabric
-        connection, a tunnel's channels); opened on first use."""
-        if self._direct is None:
-            from dnet.transport.ssh import SSHTransport
-
-            self._direct = SSHTransport(self.spec, accept_new_host_keys=self.accept_new)
-        return self._direct
-
-    @property
-    def conn(self) -> Any:
-        """A Fabric connection for runbook Python steps."""
-        return self.direct().conn
-
-    def close(self) -> None:
-        if self._direct is not None:
-            self._direct.close()
 
 
 def advice(stderr: bytes, port: int) -> str:
