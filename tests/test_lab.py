@@ -250,7 +250,8 @@ def test_bare_nodes_have_no_engine() -> None:
             assert t.run("command -v dockerd", check=False).code != 0
             assert t.run("command -v apt-get").ok
             # a host without an engine reads its facts with a handful of processes: no engine sections, no dpkg
-            # (nothing installed), no daemon.json, no gossip check (only an answering engine can be listening)
+            # (nothing installed), no daemon.json, no gossip check (only an answering engine can be listening), and
+            # no temp dir (mktemp, cat, rm): a subshell, iptables-save, grep and ip (8 before the temp dir went)
             counted = ("read -r a b c d p </proc/loadavg; (run() {\n" + script(["dnet/probe:latest"]) +
                        "\n}; run) >/tmp/facts.out 2>&1; read -r a b c d q </proc/loadavg; echo $((q - p))")
             pids = int(t.run(counted).stdout.strip())
@@ -258,7 +259,7 @@ def test_bare_nodes_have_no_engine() -> None:
             got = (f.engine, f.engine_error, f.packages, f.daemon_raw.strip(), f.gossip_listener)
             assert got == (None, "MISSING", {}, "", ""), f
             assert f.addresses.get("eth0") == ["192.168.93.11"] and f.mtus.get("eth0"), (f.addresses, f.mtus)
-            assert pids <= 9, pids
+            assert pids <= 5, pids
         finally:
             t.close()
     finally:

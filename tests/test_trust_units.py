@@ -32,7 +32,7 @@ def test_trace_quotes_a_network_id_a_host_reported() -> None:
 
 
 def test_the_facts_script_uses_a_private_temp_dir_or_stops(tmp_path: Path) -> None:
-    first = script([]).splitlines()[0]
+    first = script([]).splitlines()[0] + "\nmk"  # defines mk; the engine's sections call it before they start
     assert "mktemp -d" in first and "/tmp/dnet-facts" not in script([])
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -67,3 +67,19 @@ def test_a_partition_that_fails_on_its_second_node_is_undone_on_the_first() -> N
     undone = [c for n, c in sent if n == "node1" and "-D DNET-FAULT" in c]
     assert undone == ["iptables -t raw -D DNET-FAULT -s 192.168.9.12 -j DROP 2>/dev/null || true",
                       "iptables -t raw -D DNET-FAULT -d 192.168.9.12 -j DROP 2>/dev/null || true"]
+
+
+def test_a_host_without_an_engine_reads_its_facts_without_a_temp_dir(tmp_path: Path) -> None:
+    """Only the engine's sections need files; a bare host's facts print straight to stdout (each file made on a
+    container's overlay filesystem costs the host CPU, and a bare host's read made about forty)."""
+    from dnet.facts import parse
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "mktemp").write_text(f"#!/bin/sh\ntouch {tmp_path}/called\nexit 1\n")
+    (fake / "mktemp").chmod(0o755)
+    r = subprocess.run(["/bin/sh", "-c", script(["dnet/probe:latest"])], capture_output=True, text=True,
+                       env={"PATH": str(fake)})  # no docker, no curl
+    f = parse("bare", r.stdout)
+    assert (r.returncode, f.engine, f.engine_error) == (0, None, "MISSING")
+    assert not (tmp_path / "called").exists() and r.stdout.endswith("@@dnet:end\n") and f.mtus.get("lo")

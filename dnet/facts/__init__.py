@@ -94,8 +94,6 @@ SECTIONS: list[tuple[str, str, str]] = [
                "{ read -r l && echo \"$l\"; }; else grep -qiE '^ *[0-9]+: [0-9A-F]+:1F0A [0-9A-F]+:0+ 0A' "
                "/proc/net/tcp /proc/net/tcp6 2>/dev/null && echo 'listening (owner unknown)'; fi", ""),
 ]
-# sections that start no process: they run in the script's own shell, one after another, with no fork
-INLINE = {"os", "init", "routes", "ipvs", "links"}
 # sections that start a process only when a builtin test says there is something to read (an engine-less host reads
 # neither; dpkg knows a package as installed only with its file list)
 GUARDS = {
@@ -163,30 +161,33 @@ def _api(images: list[str]) -> str:
 def script(images: list[str], first: str = "") -> str:
     """The one command that prints every fact, section by section.
 
-    The sections that start processes run at the same time on the host (each into its own file, printed in order
-    afterwards); those that need none run first in the script's own shell. One round trip, as long as the slowest
-    section rather than the sum of all, and as few processes as the facts allow (each costs the host CPU: a host
-    with a stopped engine used to spend 0.35 s on a read). `first` runs before them, its output in section "first"
-    (a changing run takes its lock there, so its facts are read under the lock).
+    The engine's sections (many reads, the slow part) run in the background, each into a file of a private temp
+    directory, printed after the rest; every other section prints straight to stdout meanwhile. A host without an
+    engine gets no temp directory at all: each file made on a container's overlay filesystem costs its CPU, and
+    the files, their marks and the mktemp, cat and rm around them were half of a bare host's facts read. `first`
+    runs before everything, its output in section "first" (a changing run takes its lock there, so its facts are
+    read under the lock).
     """
+    mark = f"printf '\\n{MARK}%s\\n'"
     # a private directory or nothing: a guessable /tmp path could be made a link by another user beforehand
-    lines = ['d=$(mktemp -d) || { echo "dnet: mktemp -d failed on this host (is /tmp writable?)" >&2; exit 1; }; '
-             'trap \'rm -rf "$d"\' EXIT']
+    lines = ['mk() { d=$(mktemp -d) || { echo "dnet: mktemp -d failed on this host (is /tmp writable?)" >&2; '
+             'exit 1; }; trap \'rm -rf "$d"\' EXIT; }; d=']
     if first:
-        lines.append(f'{{ {first}; }} >"$d/first" 2>/dev/null')
+        lines.append(f"{mark} first; {{ {first}; }} 2>/dev/null")
     # the Engine API when its socket is there and curl is; else the CLI; a bare host runs none of them
-    lines.append(f'if [ -S {SOCK} ] && command -v curl >/dev/null 2>&1; then {{ {_api(images)}; }} 2>/dev/null & '
-                 f'elif ! command -v docker >/dev/null 2>&1; then echo MISSING >"$d/{_INDEX["docker"]}"; '
-                 f'else {{ {_cli(images)}; }} 2>/dev/null & fi')
-    for i, (name, cmd, path) in enumerate(SECTIONS):
+    lines.append(f'if [ -S {SOCK} ] && command -v curl >/dev/null 2>&1; then mk; {{ {_api(images)}; }} '
+                 f'>/dev/null 2>&1 & elif ! command -v docker >/dev/null 2>&1; then {mark} docker; echo MISSING; '
+                 f'else mk; {{ {_cli(images)}; }} >/dev/null 2>&1 & fi')
+    engine = [(name, str(i)) for i, (name, _, path) in enumerate(SECTIONS) if path or name in ("images", "gossip")]
+    for name, cmd, path in SECTIONS:
         if not path and name not in ("images", "gossip"):
-            line = f'{{ {cmd}; }} >"$d/{i}" 2>/dev/null' + ("" if name in INLINE else " &")
-            lines.append(f"if {GUARDS[name]}; then {line} fi" if name in GUARDS else line)
+            cmd = f"{{ {cmd}; }} 2>/dev/null"
+            lines.append(f"{mark} {name}; " + (f"if {GUARDS[name]}; then {cmd}; fi" if name in GUARDS else cmd))
     lines.append("wait")
-    # each section after its mark, printed by one cat (the marks are files too: printf is a builtin, cat is not)
-    files = [(name, str(i)) for i, (name, _, _) in enumerate(SECTIONS)] + ([("first", "first")] if first else [])
-    lines += [f"printf '\\n{MARK}%s\\n' {name} >\"$d/m{i}\"" for name, i in [*files, ("end", "end")]]
-    lines.append("cat " + " ".join(f'"$d/m{i}" "$d/{i}"' for _, i in files) + ' "$d/mend" 2>/dev/null || :')
+    # the engine's sections, each after its mark, printed by one cat (printf is a builtin, cat is not)
+    lines.append('if [ -n "$d" ]; then ' + " ".join(f"{mark} {name} >\"$d/m{i}\";" for name, i in engine) +
+                 " cat " + " ".join(f'"$d/m{i}" "$d/{i}"' for _, i in engine) + " 2>/dev/null; fi")
+    lines.append(f"{mark} end")
     return "\n".join(lines) + "\n"
 
 
