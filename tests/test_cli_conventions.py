@@ -202,7 +202,7 @@ def test_verbose_shows_every_command_and_quiet_hides_progress(tmp_path: Path) ->
     inv.write_text("version: 1\nhosts:\n  me: {address: local}\n")
     r = dnet("plan", "-v", "-i", str(inv))
     assert r.returncode == 0, r.stderr
-    assert "me$ d=$(mktemp -d" in r.stderr and "me: facts read" in r.stderr
+    assert "me$ mk() { d=$(mktemp -d)" in r.stderr and "me: facts read" in r.stderr
     r = dnet("plan", "-q", "-i", str(inv))
     assert r.returncode == 0 and r.stderr == "" and "No changes" in r.stdout
 
