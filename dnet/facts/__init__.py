@@ -179,8 +179,9 @@ def script(images: list[str], first: str = "") -> str:
                  f'>/dev/null 2>&1 & elif ! command -v docker >/dev/null 2>&1; then {mark} docker; echo MISSING; '
                  f'else mk; {{ {_cli(images)}; }} >/dev/null 2>&1 & fi')
     engine = [(name, str(i)) for i, (name, _, path) in enumerate(SECTIONS) if path or name in ("images", "gossip")]
-    for name, cmd, path in SECTIONS:
-        if not path and name not in ("images", "gossip"):
+    in_files = {name for name, _ in engine}
+    for name, cmd, _ in SECTIONS:
+        if name not in in_files:
             cmd = f"{{ {cmd}; }} 2>/dev/null"
             lines.append(f"{mark} {name}; " + (f"if {GUARDS[name]}; then {cmd}; fi" if name in GUARDS else cmd))
     lines.append("wait")
